@@ -1,0 +1,279 @@
+"""The control channel between the app and the worker: a small SQLite database in WAL mode.
+
+It holds Sync now requests (with their progress and final report) and the worker's heartbeat.
+It is deliberately not the DuckDB file: the app may write here while the worker writes insights.
+Connections are short-lived and per call, so any thread (Streamlit's included) can use it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from insights_core.models import SyncReport, SyncRequest
+
+HEARTBEAT_SECONDS = 2.0
+STALE_AFTER_SECONDS = 15.0
+"""A heartbeat older than this means the worker is not running (or is stuck)."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sync_requests (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at   TEXT NOT NULL,
+    requested_by TEXT,
+    params       TEXT NOT NULL,
+    params_key   TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'running', 'succeeded', 'failed', 'cancelled')),
+    claimed_at   TEXT,
+    finished_at  TEXT,
+    sync_id      TEXT,
+    progress     TEXT,
+    report       TEXT,
+    error        TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS one_open_request_per_params
+    ON sync_requests (params_key) WHERE status IN ('pending', 'running');
+CREATE TABLE IF NOT EXISTS worker_status (
+    id               INTEGER PRIMARY KEY CHECK (id = 1),
+    pid              INTEGER NOT NULL,
+    hostname         TEXT NOT NULL,
+    mode             TEXT NOT NULL,
+    started_at       TEXT NOT NULL,
+    heartbeat_at     TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    interval_minutes INTEGER,
+    sync_enabled     INTEGER,
+    next_run_at      TEXT,
+    current_sync_id  TEXT,
+    progress         TEXT,
+    last_report      TEXT
+);
+"""
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    pid: int
+    hostname: str
+    mode: str
+    started_at: dt.datetime
+    heartbeat_at: dt.datetime
+    state: str
+    interval_minutes: int | None
+    sync_enabled: bool
+    next_run_at: dt.datetime | None
+    current_sync_id: str | None
+    progress: dict | None
+    last_report: dict | None
+
+    def is_alive(self, now: dt.datetime | None = None) -> bool:
+        """False once the heartbeat is stale or the worker said it stopped."""
+        now = now or _utcnow()
+        return self.state != "stopped" and (now - self.heartbeat_at).total_seconds() <= STALE_AFTER_SECONDS
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    id: int
+    created_at: dt.datetime
+    requested_by: str | None
+    params: dict
+    status: str
+    claimed_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    sync_id: str | None
+    progress: dict | None
+    report: dict | None
+    error: str | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("pending", "running")
+
+
+class ControlChannel:
+    """Sync requests and the worker heartbeat, in `path` (created on first use)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        con.row_factory = sqlite3.Row
+        try:
+            con.execute("PRAGMA busy_timeout=10000")
+            yield con
+        finally:
+            con.close()
+
+    def save_request(self, request: SyncRequest) -> tuple[int, bool]:
+        """Queue a Sync now request; return (request id, created).
+
+        The same request while an equal one is pending or running returns that one's id with
+        created=False, so a double click never starts two syncs.
+        """
+        params = _request_params(request)
+        key = json.dumps(params, sort_keys=True)
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            existing = con.execute(
+                "SELECT id FROM sync_requests WHERE params_key = ? AND status IN ('pending', 'running')", [key]
+            ).fetchone()
+            if existing:
+                con.execute("COMMIT")
+                return int(existing["id"]), False
+            cur = con.execute(
+                "INSERT INTO sync_requests (created_at, requested_by, params, params_key, status)"
+                " VALUES (?, ?, ?, ?, 'pending')",
+                [_iso(_utcnow()), request.requested_by, json.dumps(params), key],
+            )
+            con.execute("COMMIT")
+            return int(cur.lastrowid or 0), True
+
+    def claim_next_request(self) -> tuple[int, dict, str | None] | None:
+        """Atomically mark the oldest pending request running; return (id, params, requested_by)."""
+        with self._connect() as con:
+            row = con.execute(
+                """
+                UPDATE sync_requests SET status = 'running', claimed_at = ?
+                WHERE id = (SELECT id FROM sync_requests WHERE status = 'pending' ORDER BY id LIMIT 1)
+                RETURNING id, params, requested_by
+                """,
+                [_iso(_utcnow())],
+            ).fetchone()
+        if row is None:
+            return None
+        return int(row["id"]), json.loads(row["params"]), row["requested_by"]
+
+    def save_request_progress(self, request_id: int, sync_id: str, progress: dict) -> None:
+        with self._connect() as con:
+            con.execute(
+                "UPDATE sync_requests SET sync_id = ?, progress = ? WHERE id = ?",
+                [sync_id, json.dumps(progress), request_id],
+            )
+
+    def finish_request(self, request_id: int, report: SyncReport | None, error: str | None = None) -> None:
+        """Record the outcome: succeeded/failed/cancelled from the report, or failed with `error`."""
+        status = report.status if report is not None and report.status != "running" else "failed"
+        with self._connect() as con:
+            con.execute(
+                "UPDATE sync_requests SET status = ?, finished_at = ?, report = ?, error = ?, sync_id = ?"
+                " WHERE id = ?",
+                [status, _iso(_utcnow()), json.dumps(report.to_dict()) if report else None,
+                 error, report.sync_id if report else None, request_id],
+            )
+
+    def fail_orphaned_requests(self) -> int:
+        """Requests left 'running' by a worker that died: nothing of them was committed."""
+        with self._connect() as con:
+            cur = con.execute(
+                "UPDATE sync_requests SET status = 'failed', finished_at = ?,"
+                " error = 'the worker stopped before this sync finished; nothing of it was committed'"
+                " WHERE status = 'running'",
+                [_iso(_utcnow())],
+            )
+            return cur.rowcount
+
+    def fetch_request(self, request_id: int) -> RequestRecord | None:
+        with self._connect() as con:
+            row = con.execute("SELECT * FROM sync_requests WHERE id = ?", [request_id]).fetchone()
+        return _request_record(row) if row else None
+
+    def fetch_recent_requests(self, limit: int = 20) -> list[RequestRecord]:
+        with self._connect() as con:
+            rows = con.execute("SELECT * FROM sync_requests ORDER BY id DESC LIMIT ?", [limit]).fetchall()
+        return [_request_record(row) for row in rows]
+
+    def save_heartbeat(
+        self,
+        *,
+        mode: str,
+        state: str,
+        started_at: dt.datetime,
+        interval_minutes: int | None,
+        sync_enabled: bool,
+        next_run_at: dt.datetime | None = None,
+        current_sync_id: str | None = None,
+        progress: dict | None = None,
+        last_report: SyncReport | None = None,
+    ) -> None:
+        """Upsert the worker's single status row (fields left None keep no stale progress)."""
+        with self._connect() as con:
+            con.execute(
+                """
+                INSERT INTO worker_status (id, pid, hostname, mode, started_at, heartbeat_at, state,
+                    interval_minutes, sync_enabled, next_run_at, current_sync_id, progress, last_report)
+                VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, hostname = excluded.hostname,
+                    mode = excluded.mode, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
+                    state = excluded.state, interval_minutes = excluded.interval_minutes,
+                    sync_enabled = excluded.sync_enabled, next_run_at = excluded.next_run_at,
+                    current_sync_id = excluded.current_sync_id, progress = excluded.progress,
+                    last_report = coalesce(excluded.last_report, worker_status.last_report)
+                """,
+                [os.getpid(), socket.gethostname(), mode, _iso(started_at), _iso(_utcnow()), state,
+                 interval_minutes, int(sync_enabled), _iso(next_run_at) if next_run_at else None,
+                 current_sync_id, json.dumps(progress) if progress else None,
+                 json.dumps(last_report.to_dict()) if last_report else None],
+            )
+
+    def fetch_worker_status(self) -> WorkerStatus | None:
+        with self._connect() as con:
+            row = con.execute("SELECT * FROM worker_status WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        return WorkerStatus(
+            pid=row["pid"], hostname=row["hostname"], mode=row["mode"],
+            started_at=_parse(row["started_at"]), heartbeat_at=_parse(row["heartbeat_at"]),
+            state=row["state"], interval_minutes=row["interval_minutes"],
+            sync_enabled=bool(row["sync_enabled"]), next_run_at=_parse_opt(row["next_run_at"]),
+            current_sync_id=row["current_sync_id"], progress=_json_opt(row["progress"]),
+            last_report=_json_opt(row["last_report"]),
+        )
+
+
+def _request_params(request: SyncRequest) -> dict[str, Any]:
+    return {"days_back": request.days_back, "entity_type": request.entity_type,
+            "entity_ids": list(request.entity_ids), "force": request.force}
+
+
+def _request_record(row: sqlite3.Row) -> RequestRecord:
+    return RequestRecord(
+        id=row["id"], created_at=_parse(row["created_at"]), requested_by=row["requested_by"],
+        params=json.loads(row["params"]), status=row["status"], claimed_at=_parse_opt(row["claimed_at"]),
+        finished_at=_parse_opt(row["finished_at"]), sync_id=row["sync_id"],
+        progress=_json_opt(row["progress"]), report=_json_opt(row["report"]), error=row["error"],
+    )
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _parse(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+def _parse_opt(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
+
+
+def _json_opt(text: str | None) -> dict | None:
+    return json.loads(text) if text else None

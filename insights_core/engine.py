@@ -1,0 +1,239 @@
+"""The sync engine: fetch from a source, write one transaction, report.
+
+`plan_window` and `resolve_scope` are pure. `run_sync` chains the source and the warehouse; it
+never publishes (the caller does, after the commit) and never knows which source it talks to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from insights_core.errors import FatalSyncError, InputError, InsightsError, SyncCancelledError
+from insights_core.logs import redact
+from insights_core.models import (
+    LEVEL_PLURAL,
+    LEVELS,
+    DateWindow,
+    EntityTree,
+    Level,
+    Scope,
+    SyncReport,
+    SyncRequest,
+)
+from insights_core.settings import Settings
+from insights_core.sources import InsightsSource
+from insights_core.store.warehouse import Warehouse
+
+log = logging.getLogger("meta_insights.sync")
+
+ProgressSink = Callable[[dict], None]
+MAX_ERRORS_LISTED = 50
+"""The report lists this many entity errors one by one and sums up the rest in one line."""
+
+
+def resolve_scope(tree: EntityTree, request: SyncRequest) -> tuple[Scope, set[str]]:
+    """The entities a request covers in one account, and the requested ids not found in it.
+
+    A campaign brings its ad sets and ads, an ad set its ads (the seed's cascade); an ad is itself.
+    """
+    campaigns = set(tree.campaigns["campaign_id"])
+    adsets = set(tree.adsets["adset_id"])
+    ads = set(tree.ads["ad_id"])
+    if request.entity_type is None:
+        return Scope(frozenset(campaigns), frozenset(adsets), frozenset(ads), is_full=True), set()
+    wanted = set(request.entity_ids)
+    if request.entity_type == "campaign":
+        c = wanted & campaigns
+        a = set(tree.adsets.loc[tree.adsets["campaign_id"].isin(c), "adset_id"])
+        d = set(tree.ads.loc[tree.ads["campaign_id"].isin(c), "ad_id"])
+        missing = wanted - campaigns
+    elif request.entity_type == "adset":
+        c, a = set(), wanted & adsets
+        d = set(tree.ads.loc[tree.ads["adset_id"].isin(a), "ad_id"])
+        missing = wanted - adsets
+    else:
+        c, a, d = set(), set(), wanted & ads
+        missing = wanted - ads
+    return Scope(frozenset(c), frozenset(a), frozenset(d), is_full=False), missing
+
+
+def plan_window(request: SyncRequest, today: dt.date, synced_days: set[dt.date], settings: Settings) -> DateWindow:
+    """The days to read, ending today (the account's calendar day).
+
+    - With days_back: that many days. Unless `force`, a full-account sync skips the settled days
+      (older than the lookback, which Meta no longer restates) that an earlier sync already stored.
+    - Without days_back (scheduled): the lookback, reaching back further to fill any day missing
+      in the backfill horizon; a first sync therefore backfills INSIGHTS_BACKFILL_DAYS days.
+    `synced_days` are the days every level of this account has stored.
+    """
+    settled_before = today - dt.timedelta(days=settings.lookback_days - 1)
+    if request.days_back is not None:
+        horizon = today - dt.timedelta(days=request.days_back - 1)
+    elif request.entity_type is not None:
+        return DateWindow(min(settled_before, today), today)
+    else:
+        horizon = today - dt.timedelta(days=settings.backfill_days - 1)
+    if request.force or request.entity_type is not None or horizon >= settled_before:
+        return DateWindow(horizon, today)
+    day = horizon
+    while day < settled_before and day in synced_days:
+        day += dt.timedelta(days=1)
+    return DateWindow(day, today)
+
+
+@dataclass
+class _Tally:
+    """Running counts of one sync, per level."""
+
+    processed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LEVELS, 0))
+    done: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LEVELS, 0))
+    failures: dict[str, dict[str, str]] = field(default_factory=lambda: {lvl: {} for lvl in LEVELS})
+    rows: int = 0
+
+
+def run_sync(
+    request: SyncRequest,
+    *,
+    source: InsightsSource,
+    warehouse: Warehouse,
+    settings: Settings,
+    now: dt.datetime | None = None,
+    on_progress: ProgressSink | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> SyncReport:
+    """Run one sync and store its report in `sync_runs`; return the report.
+
+    Insights, entities and coverage of the whole sync commit in one transaction, or not at all.
+    Entity errors are counted and the sync goes on; a fatal error or a stop request rolls back
+    and the report says why. Unknown entity ids raise InputError before anything is written.
+    """
+    now = now or dt.datetime.now(dt.timezone.utc)
+    started = time.monotonic()
+    secrets = settings.secret_values()
+    report = SyncReport(
+        sync_id=str(uuid.uuid4()), sync_timestamp=now.isoformat(), sync_type=request.sync_type, mode=source.mode,
+        days_back=request.days_back, entity_type=request.entity_type, entity_ids=list(request.entity_ids),
+        force=request.force, request_id=request.request_id,
+    )
+    stats_before = (source.stats.api_requests, source.stats.rate_limit_hits)
+    tally = _Tally()
+    progress = _ProgressReporter(report, tally, on_progress)
+
+    def check_stop() -> None:
+        if should_stop is not None and should_stop():
+            raise SyncCancelledError()
+
+    try:
+        progress.emit("reading accounts and entities")
+        trees = [source.fetch_entities(account) for account in source.fetch_accounts()]
+        scopes = _resolve_scopes(trees, request)
+        check_stop()
+        with warehouse.transaction():
+            for tree, scope in zip(trees, scopes):
+                _sync_account(tree, scope, request, now, report, tally, source, warehouse, settings,
+                              progress, check_stop)
+            _finish_report(report, tally, source, stats_before, started, secrets, status="succeeded")
+            warehouse.save_sync_run(report)
+    except InputError:
+        raise
+    except SyncCancelledError as exc:
+        _finish_report(report, tally, source, stats_before, started, secrets, status="cancelled", fatal=str(exc))
+        warehouse.save_sync_run(report)
+    except InsightsError as exc:
+        reason = str(exc) if isinstance(exc, FatalSyncError) else f"sync failed: {exc}"
+        _finish_report(report, tally, source, stats_before, started, secrets, status="failed", fatal=reason)
+        warehouse.save_sync_run(report)
+    except Exception as exc:  # the report must still say what happened
+        log.exception("sync %s crashed", report.sync_id)
+        _finish_report(report, tally, source, stats_before, started, secrets, status="failed",
+                       fatal=f"unexpected error: {type(exc).__name__}: {exc}")
+        warehouse.save_sync_run(report)
+    progress.emit("done")
+    return report
+
+
+def _resolve_scopes(trees: list[EntityTree], request: SyncRequest) -> list[Scope]:
+    scopes, missing = [], set(request.entity_ids)
+    for tree in trees:
+        scope, not_here = resolve_scope(tree, request)
+        scopes.append(scope)
+        missing &= not_here
+    if missing:
+        shown = ", ".join(sorted(missing)[:5]) + (" ..." if len(missing) > 5 else "")
+        raise InputError(f"unknown {request.entity_type} id{'s' if len(missing) > 1 else ''}: {shown}")
+    return scopes
+
+
+def _sync_account(tree: EntityTree, scope: Scope, request: SyncRequest, now: dt.datetime, report: SyncReport,
+                  tally: _Tally, source: InsightsSource, warehouse: Warehouse, settings: Settings,
+                  progress: "_ProgressReporter", check_stop: Callable[[], None]) -> None:
+    account = tree.account
+    report.accounts.append(account.account_id)
+    for level in LEVELS:
+        tally.processed[level] += len(scope.ids(level))
+    warehouse.upsert_entities(tree, now)
+    synced = set.intersection(*(warehouse.fetch_synced_days(account.account_id, lvl) for lvl in LEVELS))
+    window = plan_window(request, account.today(now), synced, settings)
+    report.since = min(report.since or window.since.isoformat(), window.since.isoformat())
+    report.until = max(report.until or window.until.isoformat(), window.until.isoformat())
+    progress.emit(f"{account.account_id}: reading {window.since}..{window.until}")
+
+    failed_here: dict[str, set[str]] = {lvl: set() for lvl in LEVELS}
+    for batch in source.fetch_insights(account, window, scope, report.sync_id, on_status=progress.emit):
+        check_stop()
+        tally.rows += warehouse.upsert_insights(batch.rows, report.sync_id, now)
+        tally.failures[batch.level].update(batch.failures)
+        failed_here[batch.level].update(batch.failures)
+        tally.done[batch.level] += batch.entities_done
+        progress.emit(f"{LEVEL_PLURAL[batch.level]} of {account.account_id}")
+
+    check_stop()
+    for level in LEVELS:
+        read_ok = None if scope.is_full and not failed_here[level] else scope.ids(level) - failed_here[level]
+        warehouse.delete_stale_insights(account.account_id, level, window.since, window.until, report.sync_id, read_ok)
+        if scope.is_full and not failed_here[level]:
+            warehouse.save_synced_days(account.account_id, level, window.dates(), now)
+
+
+def _finish_report(report: SyncReport, tally: _Tally, source: InsightsSource, stats_before: tuple[int, int],
+                   started: float, secrets: list[str], status: str, fatal: str | None = None) -> None:
+    for level in LEVELS:
+        counts = report.counts(level)
+        counts.processed = tally.processed[level]
+        counts.errors = len(tally.failures[level])
+        counts.success = counts.processed - counts.errors
+    errors = [f"{level.capitalize()} {entity_id}: {reason}"
+              for level in LEVELS for entity_id, reason in sorted(tally.failures[level].items())]
+    if len(errors) > MAX_ERRORS_LISTED:
+        errors = errors[:MAX_ERRORS_LISTED] + [f"... and {len(errors) - MAX_ERRORS_LISTED} more entity errors"]
+    if fatal:
+        errors.insert(0, fatal)
+    report.errors = [redact(e, secrets) for e in errors]
+    report.rows_written = tally.rows if status == "succeeded" else 0
+    report.api_requests = source.stats.api_requests - stats_before[0]
+    report.rate_limit_hits = source.stats.rate_limit_hits - stats_before[1]
+    report.status = status  # type: ignore[assignment]
+    report.success = status == "succeeded"
+    report.total_duration_seconds = round(time.monotonic() - started, 3)
+
+
+class _ProgressReporter:
+    """Turns running counts into the progress dict the control channel stores."""
+
+    def __init__(self, report: SyncReport, tally: _Tally, sink: ProgressSink | None) -> None:
+        self.report, self.tally, self.sink = report, tally, sink
+
+    def emit(self, message: str) -> None:
+        if self.sink is None:
+            return
+        self.sink({
+            "sync_id": self.report.sync_id,
+            "message": message,
+            "levels": {lvl: {"done": self.tally.done[lvl], "total": self.tally.processed[lvl]} for lvl in LEVELS},
+            "rows_written": self.tally.rows,
+        })

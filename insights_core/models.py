@@ -1,0 +1,169 @@
+"""Plain data shapes shared by sources, the sync engine, the store and the pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Literal, get_args
+
+import pandas as pd
+
+Level = Literal["campaign", "adset", "ad"]
+LEVELS: tuple[Level, ...] = get_args(Level)
+SyncType = Literal["scheduled", "manual"]
+
+LEVEL_PLURAL: dict[Level, str] = {"campaign": "campaigns", "adset": "adsets", "ad": "ads"}
+
+INSIGHT_KEY_COLUMNS = ("entity_type", "entity_id", "date_start")
+INSIGHT_ID_COLUMNS = ("account_id", "entity_type", "entity_id", "campaign_id", "adset_id", "ad_id",
+                      "date_start", "date_end")
+ADDITIVE_METRICS = ("spend", "impressions", "clicks", "conversions", "revenue")
+"""Metrics whose campaign value equals the sum of its ad sets' and of its ads'."""
+NON_ADDITIVE_METRICS = ("reach", "unique_clicks", "frequency")
+"""Reported per entity and day; summing them across days or children overstates them."""
+INSIGHT_SOURCE_COLUMNS = INSIGHT_ID_COLUMNS + ADDITIVE_METRICS + ("reach", "unique_clicks", "frequency")
+"""The columns a source yields in every `InsightBatch.rows` frame (ratios are derived later)."""
+
+
+@dataclass(frozen=True)
+class Account:
+    account_id: str
+    name: str
+    currency: str
+    timezone_name: str
+    account_status: str = "ACTIVE"
+
+    def today(self, now: dt.datetime) -> dt.date:
+        """The account's calendar day at `now` (an aware datetime): Meta's days are account days."""
+        from zoneinfo import ZoneInfo
+
+        return now.astimezone(ZoneInfo(self.timezone_name)).date()
+
+
+@dataclass(frozen=True)
+class DateWindow:
+    """Inclusive on both ends, like Meta's `time_range`."""
+
+    since: dt.date
+    until: dt.date
+
+    def __post_init__(self) -> None:
+        if self.since > self.until:
+            raise ValueError(f"window starts {self.since} after it ends {self.until}")
+
+    @property
+    def days(self) -> int:
+        return (self.until - self.since).days + 1
+
+    def dates(self) -> list[dt.date]:
+        return [self.since + dt.timedelta(days=i) for i in range(self.days)]
+
+
+@dataclass
+class EntityTree:
+    """One ad account's objects. Frames use the entity tables' columns (see store.migrations)."""
+
+    account: Account
+    campaigns: pd.DataFrame
+    adsets: pd.DataFrame
+    ads: pd.DataFrame
+
+    def frame(self, level: Level) -> pd.DataFrame:
+        return {"campaign": self.campaigns, "adset": self.adsets, "ad": self.ads}[level]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which entities a sync reads, per level. The engine resolves it from a request."""
+
+    campaign_ids: frozenset[str]
+    adset_ids: frozenset[str]
+    ad_ids: frozenset[str]
+    is_full: bool
+    """True when the scope is the whole account (no entity filter)."""
+
+    def ids(self, level: Level) -> frozenset[str]:
+        return {"campaign": self.campaign_ids, "adset": self.adset_ids, "ad": self.ad_ids}[level]
+
+
+@dataclass
+class InsightBatch:
+    """Rows a source fetched for one level, plus the entities of that level it failed to fetch."""
+
+    level: Level
+    rows: pd.DataFrame
+    failures: dict[str, str] = field(default_factory=dict)
+    """entity id -> one-line reason; those entities' rows are not in `rows`."""
+    entities_done: int = 0
+    """How many scope entities of this level this batch completes (for progress)."""
+
+
+@dataclass
+class SourceStats:
+    api_requests: int = 0
+    rate_limit_hits: int = 0
+    retries: int = 0
+    throttle_wait_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    """What to sync. Build it with `insights_core.requests.parse_sync_request` to validate input."""
+
+    sync_type: SyncType = "manual"
+    days_back: int | None = None
+    """None: the scheduled window (lookback, or a backfill when nothing is stored)."""
+    entity_type: Level | None = None
+    entity_ids: tuple[str, ...] = ()
+    force: bool = False
+    request_id: int | None = None
+    requested_by: str | None = None
+
+
+@dataclass
+class LevelCounts:
+    processed: int = 0
+    success: int = 0
+    errors: int = 0
+
+
+@dataclass
+class SyncReport:
+    """The seed's sync report, plus what an operator needs to trust it."""
+
+    sync_id: str
+    sync_timestamp: str
+    sync_type: SyncType
+    mode: str
+    campaigns: LevelCounts = field(default_factory=LevelCounts)
+    adsets: LevelCounts = field(default_factory=LevelCounts)
+    ads: LevelCounts = field(default_factory=LevelCounts)
+    total_duration_seconds: float = 0.0
+    success: bool = False
+    errors: list[str] = field(default_factory=list)
+    status: Literal["running", "succeeded", "failed", "cancelled"] = "running"
+    since: str | None = None
+    until: str | None = None
+    days_back: int | None = None
+    entity_type: str | None = None
+    entity_ids: list[str] = field(default_factory=list)
+    force: bool = False
+    accounts: list[str] = field(default_factory=list)
+    rows_written: int = 0
+    api_requests: int = 0
+    rate_limit_hits: int = 0
+    request_id: int | None = None
+
+    def counts(self, level: Level) -> LevelCounts:
+        return getattr(self, LEVEL_PLURAL[level])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SyncReport":
+        values = dict(data)
+        for plural in LEVEL_PLURAL.values():
+            values[plural] = LevelCounts(**values.get(plural, {}))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in values.items() if k in known})

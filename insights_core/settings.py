@@ -1,0 +1,192 @@
+"""Every setting of Meta Insights, declared once: type, default, description, environment name.
+
+Values come from the process environment and a `.env` file in the working directory (the
+environment wins). `load_settings()` turns any bad value into one `ConfigError` line that names
+the variable and what is allowed, so start-up fails before anything is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+from insights_core.errors import ConfigError
+
+DEFAULT_CONVERSION_ACTION_TYPES = ("offsite_conversion.fb_pixel_purchase",)
+"""One purchase type, not the family: `purchase`, `omni_purchase` and the pixel type report the
+same purchases, so counting more than one of them double counts (see design, correctness rules)."""
+
+
+class Settings(BaseSettings):
+    """The product's configuration. Field aliases are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    mode: Literal["stub", "live"] = Field(
+        "stub", alias="META_INSIGHTS_MODE", description="`stub` (demo account) or `live` (Marketing API)"
+    )
+    data_dir: Path = Field(
+        Path("data"), alias="INSIGHTS_DATA_DIR", description="DuckDB file, snapshots, control db and logs"
+    )
+    sync_interval_minutes: int = Field(
+        30, alias="INSIGHTS_SYNC_INTERVAL_MINUTES", ge=1, le=1440, description="scheduled sync period"
+    )
+    sync_enabled: bool = Field(
+        True, alias="INSIGHTS_SYNC_ENABLED", description="false: the worker only serves Sync now requests"
+    )
+    rate_limit_retry_delay: float = Field(
+        60, alias="META_API_RATE_LIMIT_RETRY_DELAY", ge=0, le=3600,
+        description="base seconds to wait on a throttling error",
+    )
+    max_retries: int = Field(
+        3, alias="META_API_MAX_RETRIES", ge=0, le=20,
+        description="retries per request before the entity counts as an error",
+    )
+    max_days_back: int = Field(
+        365, alias="INSIGHTS_MAX_DAYS_BACK", ge=1, le=1131,
+        description="upper bound for days_back (Meta keeps 37 months of insights)",
+    )
+    default_batch_size: int = Field(
+        5, alias="INSIGHTS_DEFAULT_BATCH_SIZE", ge=1, le=100, description="parallelism where work is per entity"
+    )
+    lookback_days: int = Field(
+        28, alias="INSIGHTS_LOOKBACK_DAYS", ge=1, le=90,
+        description="scheduled syncs re-read this many recent days (Meta restates them)",
+    )
+    backfill_days: int = Field(
+        90, alias="INSIGHTS_BACKFILL_DAYS", ge=1,
+        description="days a first scheduled sync reads when nothing is stored yet",
+    )
+    access_token: SecretStr | None = Field(None, alias="META_ACCESS_TOKEN", description="live: access token")
+    app_id: str | None = Field(None, alias="META_APP_ID", description="live: app id")
+    app_secret: SecretStr | None = Field(None, alias="META_APP_SECRET", description="live: app secret")
+    ad_account_ids: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), alias="META_AD_ACCOUNT_IDS", description="live: comma-separated act_... ids"
+    )
+    graph_url: str = Field(
+        "https://graph.facebook.com", alias="META_GRAPH_URL",
+        description="base URL the SDK talks to (a proxy, or the local emulator in tests)",
+    )
+    api_version: str | None = Field(None, alias="META_API_VERSION", description="Graph API version, e.g. v23.0")
+    conversion_action_types: Annotated[tuple[str, ...], NoDecode] = Field(
+        DEFAULT_CONVERSION_ACTION_TYPES, alias="META_CONVERSION_ACTION_TYPES",
+        description="comma-separated action types counted as conversions; revenue from the same action_values",
+    )
+    stub_campaigns: int = Field(100, alias="INSIGHTS_STUB_CAMPAIGNS", ge=1, le=100_000,
+                                description="stub: campaigns in the demo account")
+    stub_adsets_per_campaign: int = Field(5, alias="INSIGHTS_STUB_ADSETS_PER_CAMPAIGN", ge=1, le=1000,
+                                          description="stub: ad sets per campaign")
+    stub_ads_per_adset: int = Field(3, alias="INSIGHTS_STUB_ADS_PER_ADSET", ge=1, le=1000,
+                                    description="stub: ads per ad set")
+    stub_error_rate: float = Field(
+        0.0, alias="INSIGHTS_STUB_ERROR_RATE", ge=0, le=1,
+        description="stub: share of entities whose fetch fails in a sync, to demo error handling and alerts",
+    )
+
+    @field_validator("ad_account_ids", "conversion_action_types", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("ad_account_ids")
+    @classmethod
+    def _check_account_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for account_id in value:
+            digits = account_id.removeprefix("act_")
+            if not digits.isdigit():
+                raise ValueError(f"ad account ids look like act_1234567890, got {account_id!r}")
+        return tuple(a if a.startswith("act_") else f"act_{a}" for a in value)
+
+    @field_validator("conversion_action_types")
+    @classmethod
+    def _check_action_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one action type is needed")
+        return value
+
+    @field_validator("graph_url")
+    @classmethod
+    def _check_graph_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_cross_field(self) -> "Settings":
+        if self.backfill_days > self.max_days_back:
+            raise ValueError(
+                f"INSIGHTS_BACKFILL_DAYS ({self.backfill_days}) must not exceed "
+                f"INSIGHTS_MAX_DAYS_BACK ({self.max_days_back})"
+            )
+        return self
+
+    def require_live_credentials(self) -> None:
+        """Raise ConfigError naming what is missing before a live sync touches the network."""
+        missing = [name for name, value in (
+            ("META_ACCESS_TOKEN", self.access_token),
+            ("META_AD_ACCOUNT_IDS", self.ad_account_ids),
+        ) if not value]
+        if missing:
+            raise ConfigError(f"live mode needs {' and '.join(missing)} (set them in the environment or .env)")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "insights.duckdb"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.data_dir / "snapshots"
+
+    @property
+    def current_snapshot_link(self) -> Path:
+        return self.data_dir / "current.duckdb"
+
+    @property
+    def control_db_path(self) -> Path:
+        return self.data_dir / "control.sqlite"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / "meta_insights.log"
+
+    def secret_values(self) -> list[str]:
+        """Values that must never appear in a log line, a report or a page."""
+        return [s.get_secret_value() for s in (self.access_token, self.app_secret) if s and s.get_secret_value()]
+
+
+def _describe_error(error: dict) -> str:
+    field_name = error["loc"][0] if error["loc"] else None
+    field = Settings.model_fields.get(str(field_name)) if field_name else None
+    env_name = (field.alias if field else None) or (str(field_name) if field_name else "settings")
+    allowed = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    got_text = f" (got {got!r})" if isinstance(got, (str, int, float)) and env_name not in _SECRET_ENV else ""
+    return f"{env_name}: {allowed}{got_text}"
+
+
+_SECRET_ENV = {"META_ACCESS_TOKEN", "META_APP_SECRET"}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment and `.env`; raise ConfigError with one line on bad input."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"invalid setting {_describe_error(first)}") from None

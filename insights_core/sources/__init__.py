@@ -1,0 +1,59 @@
+"""Where insights come from. Stub, live and the emulator sit behind one interface; the sync
+engine never knows which one it talks to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+from insights_core.models import Account, DateWindow, EntityTree, InsightBatch, Scope, SourceStats
+from insights_core.settings import Settings
+
+StatusCallback = Callable[[str], None]
+"""Receives short phrases such as "ad report 40% (2026-10-01..2026-10-30)" while a level is slow."""
+
+
+class InsightsSource(Protocol):
+    mode: str
+    stats: SourceStats
+
+    def fetch_accounts(self) -> list[Account]:
+        """The ad accounts this source reads."""
+        ...
+
+    def fetch_entities(self, account: Account) -> EntityTree:
+        """Every campaign, ad set (with targeting) and ad of the account, paused and archived included."""
+        ...
+
+    def fetch_insights(
+        self,
+        account: Account,
+        window: DateWindow,
+        scope: Scope,
+        sync_id: str,
+        on_status: StatusCallback | None = None,
+    ) -> Iterator[InsightBatch]:
+        """Daily rows for the scope's entities over the window, one batch per level and chunk.
+
+        A failure that concerns some entities goes into `InsightBatch.failures`; a failure that
+        makes the whole sync pointless (bad token, missing permission) raises FatalSyncError.
+        """
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def open_source(settings: Settings) -> InsightsSource:
+    """The source the settings ask for. Live credentials are checked here, before any network call."""
+    if settings.mode == "stub":
+        from insights_core.sources.stub import StubSource
+
+        return StubSource.from_settings(settings)
+    from insights_core.sources.live import LiveSource
+
+    settings.require_live_credentials()
+    return LiveSource.from_settings(settings)
+
+
+__all__ = ["InsightsSource", "StatusCallback", "open_source"]

@@ -1,0 +1,165 @@
+"""Numbered schema migrations. Each runs in one transaction with its bookkeeping row.
+
+Append new migrations at the end; never edit one that has shipped. SQL stays close to the standard
+so the same statements run on DuckLake (see design, "Where it goes past one machine").
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "entities and insights",
+        """
+        CREATE TABLE ad_accounts (
+            account_id      VARCHAR PRIMARY KEY,
+            name            VARCHAR NOT NULL,
+            currency        VARCHAR NOT NULL,
+            timezone_name   VARCHAR NOT NULL,
+            account_status  VARCHAR,
+            updated_at      TIMESTAMP NOT NULL
+        );
+        CREATE TABLE campaigns (
+            campaign_id      VARCHAR PRIMARY KEY,
+            account_id       VARCHAR NOT NULL,
+            name             VARCHAR NOT NULL,
+            status           VARCHAR,
+            effective_status VARCHAR,
+            objective        VARCHAR,
+            daily_budget     DECIMAL(18, 2),
+            lifetime_budget  DECIMAL(18, 2),
+            created_time     TIMESTAMP,
+            updated_at       TIMESTAMP NOT NULL
+        );
+        CREATE TABLE adsets (
+            adset_id          VARCHAR PRIMARY KEY,
+            account_id        VARCHAR NOT NULL,
+            campaign_id       VARCHAR NOT NULL,
+            name              VARCHAR NOT NULL,
+            status            VARCHAR,
+            effective_status  VARCHAR,
+            optimization_goal VARCHAR,
+            billing_event     VARCHAR,
+            daily_budget      DECIMAL(18, 2),
+            lifetime_budget   DECIMAL(18, 2),
+            age_min           INTEGER,
+            age_max           INTEGER,
+            genders           VARCHAR,
+            countries         VARCHAR,
+            placements        VARCHAR,
+            targeting_json    VARCHAR,
+            created_time      TIMESTAMP,
+            updated_at        TIMESTAMP NOT NULL
+        );
+        CREATE TABLE ads (
+            ad_id            VARCHAR PRIMARY KEY,
+            account_id       VARCHAR NOT NULL,
+            campaign_id      VARCHAR NOT NULL,
+            adset_id         VARCHAR NOT NULL,
+            name             VARCHAR NOT NULL,
+            status           VARCHAR,
+            effective_status VARCHAR,
+            creative_id      VARCHAR,
+            created_time     TIMESTAMP,
+            updated_at       TIMESTAMP NOT NULL
+        );
+        CREATE TABLE meta_ad_insights (
+            id                  VARCHAR(36) NOT NULL,
+            account_id          VARCHAR NOT NULL,
+            entity_type         VARCHAR NOT NULL CHECK (entity_type IN ('campaign', 'adset', 'ad')),
+            entity_id           VARCHAR NOT NULL,
+            campaign_id         VARCHAR,
+            adset_id            VARCHAR,
+            ad_id               VARCHAR,
+            date_start          DATE NOT NULL,
+            date_end            DATE NOT NULL,
+            spend               DECIMAL(18, 2) NOT NULL,
+            impressions         BIGINT NOT NULL,
+            clicks              BIGINT NOT NULL,
+            conversions         DECIMAL(18, 2) NOT NULL,
+            revenue             DECIMAL(18, 2) NOT NULL,
+            ctr                 DOUBLE,
+            cpc                 DOUBLE,
+            cpm                 DOUBLE,
+            roas                DOUBLE,
+            frequency           DOUBLE,
+            reach               BIGINT,
+            unique_clicks       BIGINT,
+            cost_per_conversion DOUBLE,
+            last_sync_id        VARCHAR NOT NULL,
+            created_at          TIMESTAMP NOT NULL,
+            updated_at          TIMESTAMP NOT NULL,
+            PRIMARY KEY (entity_type, entity_id, date_start)
+        );
+        CREATE TABLE synced_days (
+            account_id VARCHAR NOT NULL,
+            level      VARCHAR NOT NULL,
+            day        DATE NOT NULL,
+            synced_at  TIMESTAMP NOT NULL,
+            PRIMARY KEY (account_id, level, day)
+        );
+        CREATE TABLE sync_runs (
+            sync_id                VARCHAR PRIMARY KEY,
+            sync_timestamp         TIMESTAMP NOT NULL,
+            sync_type              VARCHAR NOT NULL,
+            mode                   VARCHAR NOT NULL,
+            status                 VARCHAR NOT NULL,
+            success                BOOLEAN NOT NULL,
+            since                  DATE,
+            until                  DATE,
+            days_back              INTEGER,
+            entity_type            VARCHAR,
+            entity_ids             VARCHAR,
+            force                  BOOLEAN NOT NULL,
+            campaigns_processed    INTEGER NOT NULL,
+            campaigns_success      INTEGER NOT NULL,
+            campaigns_errors       INTEGER NOT NULL,
+            adsets_processed       INTEGER NOT NULL,
+            adsets_success         INTEGER NOT NULL,
+            adsets_errors          INTEGER NOT NULL,
+            ads_processed          INTEGER NOT NULL,
+            ads_success            INTEGER NOT NULL,
+            ads_errors             INTEGER NOT NULL,
+            total_duration_seconds DOUBLE NOT NULL,
+            rows_written           BIGINT NOT NULL,
+            api_requests           BIGINT NOT NULL,
+            rate_limit_hits        INTEGER NOT NULL,
+            error_count            INTEGER NOT NULL,
+            request_id             BIGINT,
+            report_json            VARCHAR NOT NULL
+        );
+        """,
+    ),
+]
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply every migration not yet applied, each in its own transaction; return the versions applied."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+    )
+    done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    applied: list[int] = []
+    for version, name, sql in MIGRATIONS:
+        if version in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, current_timestamp::TIMESTAMP)", [version, name]
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)

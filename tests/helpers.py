@@ -1,0 +1,32 @@
+"""Helpers shared by test modules (import as `from helpers import ...`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from insights_core.settings import Settings  # noqa: E402
+
+FIXED_NOW = dt.datetime(2026, 11, 20, 15, 0, tzinfo=dt.timezone.utc)
+"""A fixed 'now' for engine tests: 2026-11-20 10:00 in the stub account's New York time."""
+SMALL_SHAPE = dict(stub_campaigns=6, stub_adsets_per_campaign=3, stub_ads_per_adset=2)
+PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings for tests: no .env, the given data dir, and any field overrides (by field name)."""
+    return Settings(_env_file=None, data_dir=data_dir, **overrides)  # type: ignore[call-arg]
+
+
+def subprocess_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for a child process (worker, app) on `data_dir`, with the repo importable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("META_", "INSIGHTS_"))}
+    env.update({"INSIGHTS_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
