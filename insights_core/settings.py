@@ -16,9 +16,10 @@ from typing_extensions import Annotated
 
 from insights_core.errors import ConfigError
 
-DEFAULT_CONVERSION_ACTION_TYPES = ("offsite_conversion.fb_pixel_purchase",)
-"""One purchase type, not the family: `purchase`, `omni_purchase` and the pixel type report the
-same purchases, so counting more than one of them double counts (see design, correctness rules)."""
+DEFAULT_CONVERSION_ACTION_TYPES = ("omni_purchase", "purchase", "offsite_conversion.fb_pixel_purchase")
+"""The purchase family in order of preference. `omni_purchase`, `purchase` and the pixel type report
+the same purchases, so they are never summed: in each row the first listed type present counts,
+and revenue comes from that same type in `action_values` (see design, correctness rules)."""
 
 
 class Settings(BaseSettings):
@@ -80,7 +81,8 @@ class Settings(BaseSettings):
     api_version: str | None = Field(None, alias="META_API_VERSION", description="Graph API version, e.g. v23.0")
     conversion_action_types: Annotated[tuple[str, ...], NoDecode] = Field(
         DEFAULT_CONVERSION_ACTION_TYPES, alias="META_CONVERSION_ACTION_TYPES",
-        description="comma-separated action types counted as conversions; revenue from the same action_values",
+        description="comma-separated action types in order of preference: per row the first present counts "
+        "as conversions (never a sum of them); revenue from the same type in action_values",
     )
     stub_campaigns: int = Field(100, alias="INSIGHTS_STUB_CAMPAIGNS", ge=1, le=100_000,
                                 description="stub: campaigns in the demo account")
