@@ -79,6 +79,18 @@ class Settings(BaseSettings):
         description="base URL the SDK talks to (a proxy, or the local emulator in tests)",
     )
     api_version: str | None = Field(None, alias="META_API_VERSION", description="Graph API version, e.g. v23.0")
+    report_poll_seconds: float = Field(
+        5, alias="META_REPORT_POLL_SECONDS", ge=0.001, le=300,
+        description="live: longest wait between two status checks of an async report run (checks start at 1 s)",
+    )
+    report_max_days: int = Field(
+        31, alias="META_REPORT_MAX_DAYS", ge=1, le=1131,
+        description="live: days per async report run; longer windows are cut into runs of this many days",
+    )
+    insights_page_size: int = Field(
+        500, alias="META_INSIGHTS_PAGE_SIZE", ge=1, le=5000,
+        description="live: rows per page when reading report results and entity lists",
+    )
     conversion_action_types: Annotated[tuple[str, ...], NoDecode] = Field(
         DEFAULT_CONVERSION_ACTION_TYPES, alias="META_CONVERSION_ACTION_TYPES",
         description="comma-separated action types in order of preference: per row the first present counts "

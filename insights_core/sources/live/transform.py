@@ -1,0 +1,356 @@
+"""Pure transforms from Graph API JSON to the frames the store takes. No I/O, no SDK objects.
+
+Meta sends every number as a string and leaves a field out when it has nothing to report. Each
+value here either becomes a well-defined number (no `actions` list means no conversions; no
+`reach` stays unknown, never 0) or its entity is reported as failed with the field, the value
+and the day, so a malformed payload never turns into a silently wrong number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+
+from insights_core.errors import MalformedPayloadError
+from insights_core.models import INSIGHT_SOURCE_COLUMNS, Account, DateWindow, Level
+
+ZERO_DECIMAL_CURRENCIES = frozenset({"CLP", "COP", "CRC", "HUF", "ISK", "IDR", "JPY", "KRW", "PYG", "TWD", "VND"})
+"""Currencies whose budgets Meta gives in whole units (offset 1); all others are in cents (offset 100)."""
+ACCOUNT_STATUSES = {1: "ACTIVE", 2: "DISABLED", 3: "UNSETTLED", 7: "PENDING_RISK_REVIEW",
+                    8: "PENDING_SETTLEMENT", 9: "IN_GRACE_PERIOD", 100: "PENDING_CLOSURE", 101: "CLOSED",
+                    201: "ANY_ACTIVE", 202: "ANY_CLOSED"}
+PARENT_ID_FIELDS: dict[Level, tuple[str, ...]] = {
+    "campaign": (), "adset": ("campaign_id",), "ad": ("campaign_id", "adset_id"),
+}
+REQUIRED_COUNTS = ("impressions", "clicks")
+OPTIONAL_COUNTS = ("reach", "unique_clicks")
+
+
+class RowError(ValueError):
+    """One field of one insights row is not a valid value; the message names field and value."""
+
+
+@dataclass
+class ParsedRows:
+    """Insight rows of one report, the entities whose rows were malformed, and rows naming no entity."""
+
+    rows: pd.DataFrame
+    failures: dict[str, str] = field(default_factory=dict)
+    unattributed: list[str] = field(default_factory=list)
+
+
+def account_from_json(data: Mapping, requested_id: str) -> Account:
+    """The ad account's identity; its timezone decides which calendar day a row belongs to."""
+    missing = [name for name in ("name", "currency", "timezone_name") if not isinstance(data.get(name), str)]
+    if missing:
+        raise MalformedPayloadError(f"ad account {requested_id}: Meta returned no {', '.join(missing)}")
+    try:
+        ZoneInfo(data["timezone_name"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise MalformedPayloadError(
+            f"ad account {requested_id}: unknown timezone_name {data['timezone_name']!r}") from None
+    status = data.get("account_status")
+    return Account(
+        account_id=requested_id,
+        name=data["name"],
+        currency=data["currency"],
+        timezone_name=data["timezone_name"],
+        account_status=ACCOUNT_STATUSES.get(status, str(status)) if status is not None else "UNKNOWN",
+    )
+
+
+def campaigns_frame(records: Iterable[Mapping], account: Account) -> pd.DataFrame:
+    rows = [{
+        "campaign_id": str(r["id"]), "account_id": account.account_id, "name": _name(r),
+        "status": r.get("status"), "effective_status": r.get("effective_status"), "objective": r.get("objective"),
+        "daily_budget": budget_amount(r.get("daily_budget"), account.currency),
+        "lifetime_budget": budget_amount(r.get("lifetime_budget"), account.currency),
+        "created_time": parse_time(r.get("created_time")),
+    } for r in records if r.get("id")]
+    return _entity_frame(rows, ("campaign_id", "account_id", "name", "status", "effective_status", "objective",
+                                "daily_budget", "lifetime_budget", "created_time"))
+
+
+def adsets_frame(records: Iterable[Mapping], account: Account) -> pd.DataFrame:
+    rows = [{
+        "adset_id": str(r["id"]), "account_id": account.account_id, "campaign_id": _str(r.get("campaign_id")),
+        "name": _name(r), "status": r.get("status"), "effective_status": r.get("effective_status"),
+        "optimization_goal": r.get("optimization_goal"), "billing_event": r.get("billing_event"),
+        "daily_budget": budget_amount(r.get("daily_budget"), account.currency),
+        "lifetime_budget": budget_amount(r.get("lifetime_budget"), account.currency),
+        **targeting_columns(r.get("targeting")),
+        "created_time": parse_time(r.get("created_time")),
+    } for r in records if r.get("id")]
+    return _entity_frame(rows, ("adset_id", "account_id", "campaign_id", "name", "status", "effective_status",
+                                "optimization_goal", "billing_event", "daily_budget", "lifetime_budget", "age_min",
+                                "age_max", "genders", "countries", "placements", "targeting_json", "created_time"))
+
+
+def ads_frame(records: Iterable[Mapping], account: Account) -> pd.DataFrame:
+    rows = [{
+        "ad_id": str(r["id"]), "account_id": account.account_id, "campaign_id": _str(r.get("campaign_id")),
+        "adset_id": _str(r.get("adset_id")), "name": _name(r), "status": r.get("status"),
+        "effective_status": r.get("effective_status"),
+        "creative_id": _str((r.get("creative") or {}).get("id")) if isinstance(r.get("creative"), Mapping) else None,
+        "created_time": parse_time(r.get("created_time")),
+    } for r in records if r.get("id")]
+    return _entity_frame(rows, ("ad_id", "account_id", "campaign_id", "adset_id", "name", "status",
+                                "effective_status", "creative_id", "created_time"))
+
+
+def targeting_columns(targeting: Mapping | None) -> dict:
+    """The ad set columns derived from Meta's `targeting` spec, plus the spec itself as JSON.
+
+    Placements read `<platform>_<position>` (e.g. `instagram_story`) for platforms with explicit
+    positions, the bare platform otherwise, and `automatic` when no platform is set (Advantage+).
+    """
+    if not isinstance(targeting, Mapping):
+        return {"age_min": None, "age_max": None, "genders": None, "countries": None, "placements": None,
+                "targeting_json": None}
+    genders = targeting.get("genders") or []
+    gender = {(1,): "male", (2,): "female"}.get(tuple(sorted(set(genders))), "all")
+    geo = targeting.get("geo_locations")
+    countries = geo.get("countries") if isinstance(geo, Mapping) else None
+    placements: list[str] = []
+    for platform in targeting.get("publisher_platforms") or []:
+        positions = targeting.get(f"{platform}_positions") or []
+        if positions:
+            placements.extend(f"{platform}_{position}" for position in positions)
+        else:
+            placements.append(platform)
+    return {
+        "age_min": _int_or_none(targeting.get("age_min")),
+        "age_max": _int_or_none(targeting.get("age_max")),
+        "genders": gender,
+        "countries": ",".join(countries) if countries else None,
+        "placements": ",".join(placements) if placements else "automatic",
+        "targeting_json": json.dumps(targeting, sort_keys=True),
+    }
+
+
+def budget_amount(value: object, currency: str) -> float:
+    """Budgets arrive in the currency's minor unit (cents, or whole yen): NaN when absent or unreadable."""
+    try:
+        amount = float(str(value))
+    except (TypeError, ValueError):
+        return math.nan
+    if not math.isfinite(amount) or amount < 0:
+        return math.nan
+    return amount if currency.upper() in ZERO_DECIMAL_CURRENCIES else amount / 100
+
+
+def parse_time(value: object) -> pd.Timestamp | None:
+    """Meta's `2025-01-06T09:00:00+0000` as naive UTC (the store's TIMESTAMP convention)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+    except ValueError:
+        return None
+    return pd.Timestamp(moment.astimezone(dt.timezone.utc).replace(tzinfo=None))
+
+
+def parse_number(value: object, name: str, *, whole: bool) -> Decimal:
+    """A non-negative number from Meta's string (or JSON number); RowError names what is wrong."""
+    if value is None:
+        raise RowError(f"{name} is null")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise RowError(f"{name} is {value!r}, not a number")
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else str(value))
+    except InvalidOperation:
+        raise RowError(f"{name} is {value!r}, not a number") from None
+    if not number.is_finite():
+        raise RowError(f"{name} is {value!r}, not a finite number")
+    if number < 0:
+        raise RowError(f"{name} is {value!r}, a negative number")
+    if whole and number != number.to_integral_value():
+        raise RowError(f"{name} is {value!r}, not a whole number")
+    return number
+
+
+def conversions_of(record: Mapping, preference: Sequence[str]) -> tuple[Decimal, Decimal]:
+    """(conversions, revenue) from the first preferred action type the row reports.
+
+    Overlapping types (`omni_purchase`, `purchase`, the pixel purchase) count the same
+    purchases, so they are never summed. Revenue comes from the same type in `action_values`.
+    No `actions` at all means nothing happened (Meta omits the field); `actions: null`, an entry
+    without a type, a type listed twice or an unreadable value of a counted type is an error.
+    """
+    actions = _action_map(record, "actions")
+    values = _action_map(record, "action_values")
+    chosen = next((t for t in preference if t in actions), None)
+    if chosen is None:
+        stray = next((t for t in preference if t in values), None)
+        if stray is not None:
+            raise RowError(f"action_values reports {stray} but actions has no conversion type")
+        return Decimal(0), Decimal(0)
+    conversions = parse_number(actions[chosen], f"actions[{chosen}]", whole=False)
+    revenue = parse_number(values[chosen], f"action_values[{chosen}]", whole=False) if chosen in values else Decimal(0)
+    return conversions, revenue
+
+
+def insight_rows(records: Iterable[Mapping], level: Level, account_id: str, window: DateWindow,
+                 preference: Sequence[str]) -> ParsedRows:
+    """Daily rows of one level from a report's result pages.
+
+    An entity with any malformed row is left out entirely and listed in `failures` (its other
+    days would otherwise be stored as if complete). Rows that name no entity cannot be charged
+    to anyone and are listed in `unattributed` for the caller to fail the whole report chunk.
+    """
+    parsed: list[dict] = []
+    failures: dict[str, str] = {}
+    unattributed: list[str] = []
+    seen: set[tuple[str, dt.date]] = set()
+    id_field = f"{level}_id"
+    for record in records:
+        entity_id = _str(record.get(id_field)) if isinstance(record, Mapping) else None
+        if not entity_id:
+            unattributed.append(f"a row without {id_field} (date {_day_text(record)})")
+            continue
+        if entity_id in failures:
+            continue
+        try:
+            row = _parse_row(record, level, entity_id, account_id, window, preference)
+        except RowError as exc:
+            failures[entity_id] = f"malformed insights row for {_day_text(record)}: {exc}"
+            continue
+        key = (entity_id, row["date_start"])
+        if key in seen:
+            failures[entity_id] = f"Meta returned two rows for {row['date_start']}"
+            continue
+        seen.add(key)
+        parsed.append(row)
+    kept = [row for row in parsed if row["entity_id"] not in failures]
+    return ParsedRows(insight_frame(kept), failures, unattributed)
+
+
+def insight_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows in INSIGHT_SOURCE_COLUMNS with nullable types: an unknown reach stays NULL, never 0."""
+    frame = pd.DataFrame(rows, columns=list(INSIGHT_SOURCE_COLUMNS))
+    for column in ("date_start", "date_end"):
+        frame[column] = pd.to_datetime(frame[column])
+    for column in ("spend", "conversions", "revenue"):
+        frame[column] = frame[column].astype("float64")
+    for column in ("impressions", "clicks"):
+        frame[column] = frame[column].astype("int64")
+    for column in OPTIONAL_COUNTS:
+        frame[column] = frame[column].astype("Int64")
+    frame["frequency"] = frame["frequency"].astype("Float64")
+    for column in ("account_id", "entity_type", "entity_id", "campaign_id", "adset_id", "ad_id"):
+        frame[column] = frame[column].astype("object")
+    return frame
+
+
+def _parse_row(record: Mapping, level: Level, entity_id: str, account_id: str, window: DateWindow,
+               preference: Sequence[str]) -> dict:
+    day = _parse_day(record, "date_start")
+    if _parse_day(record, "date_stop") != day:
+        raise RowError(f"date_stop {record.get('date_stop')!r} differs from date_start (expected daily rows)")
+    if not window.since <= day <= window.until:
+        raise RowError(f"date {day} is outside the requested {window.since}..{window.until}")
+    parents = {}
+    for name in PARENT_ID_FIELDS[level]:
+        parents[name] = _str(record.get(name))
+        if not parents[name]:
+            raise RowError(f"{name} is missing")
+    conversions, revenue = conversions_of(record, preference)
+    values = {"spend": _required(record, "spend", whole=False)}
+    values.update({name: _required(record, name, whole=True) for name in REQUIRED_COUNTS})
+    values.update({name: _optional(record, name, whole=True) for name in OPTIONAL_COUNTS})
+    frequency = _optional(record, "frequency", whole=False)
+    return {
+        "account_id": account_id, "entity_type": level, "entity_id": entity_id,
+        "campaign_id": entity_id if level == "campaign" else parents["campaign_id"],
+        "adset_id": {"campaign": None, "adset": entity_id, "ad": parents.get("adset_id")}[level],
+        "ad_id": entity_id if level == "ad" else None,
+        "date_start": day, "date_end": day,
+        "spend": float(values["spend"]), "impressions": int(values["impressions"]), "clicks": int(values["clicks"]),
+        "conversions": float(conversions), "revenue": float(revenue),
+        "reach": None if values["reach"] is None else int(values["reach"]),
+        "unique_clicks": None if values["unique_clicks"] is None else int(values["unique_clicks"]),
+        "frequency": None if frequency is None else float(frequency),
+    }
+
+
+def _required(record: Mapping, name: str, *, whole: bool) -> Decimal:
+    if name not in record:
+        raise RowError(f"{name} is missing")
+    return parse_number(record[name], name, whole=whole)
+
+
+def _optional(record: Mapping, name: str, *, whole: bool) -> Decimal | None:
+    """Reach, unique clicks, frequency: absent or null means not reported, stored as NULL (never 0)."""
+    value = record.get(name)
+    return None if value is None else parse_number(value, name, whole=whole)
+
+
+def _action_map(record: Mapping, name: str) -> dict[str, object]:
+    if name not in record:
+        return {}
+    entries = record[name]
+    if entries is None:
+        raise RowError(f"{name} is null (Meta leaves the field out when there is nothing to report)")
+    if not isinstance(entries, list):
+        raise RowError(f"{name} is {entries!r}, not a list")
+    found: dict[str, object] = {}
+    for entry in entries:
+        action_type = entry.get("action_type") if isinstance(entry, Mapping) else None
+        if not isinstance(action_type, str) or not action_type:
+            raise RowError(f"{name} has an entry without action_type: {entry!r}")
+        if action_type in found:
+            raise RowError(f"{name} lists {action_type} twice")
+        found[action_type] = entry.get("value")
+    return found
+
+
+def _parse_day(record: Mapping, name: str) -> dt.date:
+    value = record.get(name)
+    if not isinstance(value, str):
+        raise RowError(f"{name} is {'missing' if value is None else repr(value)}")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise RowError(f"{name} is {value!r}, not a date") from None
+
+
+def _day_text(record: object) -> str:
+    value = record.get("date_start") if isinstance(record, Mapping) else None
+    return value if isinstance(value, str) else "an unknown day"
+
+
+def _entity_frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(columns))
+    for column in ("age_min", "age_max"):
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")
+    if "created_time" in frame:
+        frame["created_time"] = pd.to_datetime(frame["created_time"])
+    return frame
+
+
+def _name(record: Mapping) -> str:
+    name = record.get("name")
+    return name if isinstance(name, str) else ""
+
+
+def _str(value: object) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (str, int)):
+        return str(value) or None
+    return None
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
