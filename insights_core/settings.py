@@ -96,6 +96,10 @@ class Settings(BaseSettings):
         description="comma-separated action types in order of preference: per row the first present counts "
         "as conversions (never a sum of them); revenue from the same type in action_values",
     )
+    duckdb_memory_limit: str = Field(
+        "512MB", alias="INSIGHTS_DUCKDB_MEMORY_LIMIT", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="memory DuckDB may use in the worker before it spills to <data dir>/tmp (e.g. 512MB, 2GB)",
+    )
     stub_campaigns: int = Field(100, alias="INSIGHTS_STUB_CAMPAIGNS", ge=1, le=100_000,
                                 description="stub: campaigns in the demo account")
     stub_adsets_per_campaign: int = Field(5, alias="INSIGHTS_STUB_ADSETS_PER_CAMPAIGN", ge=1, le=1000,
@@ -105,6 +109,31 @@ class Settings(BaseSettings):
     stub_error_rate: float = Field(
         0.0, alias="INSIGHTS_STUB_ERROR_RATE", ge=0, le=1,
         description="stub: share of entities whose fetch fails in a sync, to demo error handling and alerts",
+    )
+    auth_config: Path | None = Field(
+        None, alias="INSIGHTS_AUTH_CONFIG",
+        description="dashboard users and roles (YAML, bcrypt hashes); default <data dir>/auth.yaml",
+    )
+    cookie_key: SecretStr | None = Field(
+        None, alias="INSIGHTS_COOKIE_KEY",
+        description="secret that signs the dashboard's re-login cookie (32+ characters); stub mode generates "
+        "one in the data dir when unset",
+    )
+    cookie_name: str = Field(
+        "meta_insights_auth", alias="INSIGHTS_COOKIE_NAME", pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="name of the dashboard's re-login cookie",
+    )
+    cookie_expiry_days: float = Field(
+        7.0, alias="INSIGHTS_COOKIE_EXPIRY_DAYS", ge=0, le=90,
+        description="days a login is remembered in the browser; 0: log in on every visit",
+    )
+    login_max_attempts: int = Field(
+        5, alias="INSIGHTS_LOGIN_MAX_ATTEMPTS", ge=1, le=100,
+        description="failed dashboard logins per user before the user is locked out for a while",
+    )
+    login_lockout_minutes: float = Field(
+        15.0, alias="INSIGHTS_LOGIN_LOCKOUT_MINUTES", gt=0, le=1440,
+        description="how long a user stays locked out after too many failed logins",
     )
 
     @field_validator("ad_account_ids", "conversion_action_types", mode="before")
@@ -170,6 +199,10 @@ class Settings(BaseSettings):
     @property
     def control_db_path(self) -> Path:
         return self.data_dir / "control.sqlite"
+
+    @property
+    def auth_config_path(self) -> Path:
+        return self.auth_config or self.data_dir / "auth.yaml"
 
     @property
     def log_dir(self) -> Path:
