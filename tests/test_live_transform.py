@@ -84,9 +84,10 @@ def test_every_malformed_row_fails_its_entity_with_the_field_and_the_day() -> No
     for ad_id, reason in expected.items():
         assert reason in parsed.failures[ad_id], (ad_id, parsed.failures[ad_id])
     assert "2026-11-02" in parsed.failures["114"]  # the bad day is named, not the good one before it
-    # the one good row (numbers as JSON numbers, reach null) is kept; 114's good day is not
-    assert parsed.rows["entity_id"].tolist() == ["199"]
-    kept = parsed.rows.iloc[0]
+    # well-formed rows are kept: 114's good day, and 199 (numbers as JSON numbers, reach null)
+    assert list(zip(parsed.rows["entity_id"], parsed.rows["date_start"].dt.date)) == [
+        ("114", dt.date(2026, 11, 1)), ("199", dt.date(2026, 11, 1))]
+    kept = parsed.rows.iloc[1]
     assert (kept.spend, kept.impressions, kept.clicks, kept.conversions) == (7.5, 300, 6, 0)
     assert pd.isna(kept["reach"])
 
@@ -217,3 +218,17 @@ def test_account_status_and_timezone_come_from_the_account_object() -> None:
         account_from_json({**load("account.json"), "timezone_name": "Mars/Olympus"}, "act_5550001")
     with pytest.raises(MalformedPayloadError, match="no currency"):
         account_from_json({"name": "x", "timezone_name": "UTC"}, "act_1")
+
+
+def test_a_day_reported_twice_or_more_is_dropped_and_reasons_are_counted() -> None:
+    row = {"campaign_id": "1", "date_start": "2026-11-01", "date_stop": "2026-11-01", "spend": "1", "impressions": "5",
+           "clicks": "0"}
+    records = [row, {**row, "spend": "2"}, {**row, "spend": "3"}, {**row, "date_start": "2026-11-02",
+                                                                    "date_stop": "2026-11-02"},
+               {**row, "campaign_id": "2", "spend": None}, {**row, "campaign_id": "2", "date_start": "x"}]
+    parsed = insight_rows(records, "campaign", ACCOUNT.account_id, NOVEMBER, DEFAULT_CONVERSION_ACTION_TYPES)
+    assert list(zip(parsed.rows["entity_id"], parsed.rows["date_start"].dt.date)) == [("1", dt.date(2026, 11, 2))]
+    assert parsed.failures == {
+        "1": "Meta returned two rows for 2026-11-01",
+        "2": "malformed insights row for 2026-11-01: spend is null (and 1 more malformed rows)",
+    }

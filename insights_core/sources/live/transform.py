@@ -201,35 +201,39 @@ def insight_rows(records: Iterable[Mapping], level: Level, account_id: str, wind
                  preference: Sequence[str]) -> ParsedRows:
     """Daily rows of one level from a report's result pages.
 
-    An entity with any malformed row is left out entirely and listed in `failures` (its other
-    days would otherwise be stored as if complete). Rows that name no entity cannot be charged
-    to anyone and are listed in `unattributed` for the caller to fail the whole report chunk.
+    A malformed row is left out and its entity listed in `failures` with the day, the field and
+    the value; the entity's well-formed days are kept, so the outcome does not depend on how the
+    window was cut into reports (the engine keeps a failed entity's stored rows in the window, so
+    the bad day keeps its last good value). Two rows for one entity and day are both left out:
+    neither can be trusted. Rows that name no entity cannot be charged to anyone and are listed
+    in `unattributed`, for the caller to fail the whole report.
     """
-    parsed: list[dict] = []
-    failures: dict[str, str] = {}
+    parsed: dict[tuple[str, dt.date], dict] = {}
+    problems: dict[str, list[str]] = {}
     unattributed: list[str] = []
-    seen: set[tuple[str, dt.date]] = set()
+    duplicated: set[tuple[str, dt.date]] = set()
     id_field = f"{level}_id"
     for record in records:
         entity_id = _str(record.get(id_field)) if isinstance(record, Mapping) else None
         if not entity_id:
             unattributed.append(f"a row without {id_field} (date {_day_text(record)})")
             continue
-        if entity_id in failures:
-            continue
         try:
             row = _parse_row(record, level, entity_id, account_id, window, preference)
         except RowError as exc:
-            failures[entity_id] = f"malformed insights row for {_day_text(record)}: {exc}"
+            problems.setdefault(entity_id, []).append(f"malformed insights row for {_day_text(record)}: {exc}")
             continue
         key = (entity_id, row["date_start"])
-        if key in seen:
-            failures[entity_id] = f"Meta returned two rows for {row['date_start']}"
+        if key in parsed or key in duplicated:
+            parsed.pop(key, None)
+            if key not in duplicated:
+                problems.setdefault(entity_id, []).append(f"Meta returned two rows for {row['date_start']}")
+            duplicated.add(key)
             continue
-        seen.add(key)
-        parsed.append(row)
-    kept = [row for row in parsed if row["entity_id"] not in failures]
-    return ParsedRows(insight_frame(kept), failures, unattributed)
+        parsed[key] = row
+    failures = {entity_id: reasons[0] + (f" (and {len(reasons) - 1} more malformed rows)" if len(reasons) > 1 else "")
+                for entity_id, reasons in problems.items()}
+    return ParsedRows(insight_frame(list(parsed.values())), failures, unattributed)
 
 
 def insight_frame(rows: list[dict]) -> pd.DataFrame:

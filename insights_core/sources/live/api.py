@@ -1,0 +1,135 @@
+"""The facebook-business SDK, pointed at META_GRAPH_URL, with every request paced and retried.
+
+Every SDK request — node reads, edges, cursor pages, report runs — goes through
+`FacebookAdsApi.call`, so `GraphApi` overrides that one method to run it under the retry policy.
+Functions here are the only ones that talk HTTP (`fetch_*`, `start_*`); they return plain JSON
+dicts so the transforms stay pure and testable on recorded payloads.
+
+The access token travels as a query parameter on every URL: nothing here logs a URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from facebook_business.adobjects.ad import Ad
+from facebook_business.adobjects.adaccount import AdAccount
+from facebook_business.adobjects.adreportrun import AdReportRun
+from facebook_business.adobjects.adset import AdSet
+from facebook_business.adobjects.adsinsights import AdsInsights
+from facebook_business.adobjects.campaign import Campaign
+from facebook_business.adobjects.objectparser import ObjectParser
+from facebook_business.api import Cursor, FacebookAdsApi
+
+from insights_core.errors import EntityError
+from insights_core.models import Level
+from insights_core.settings import Settings
+from insights_core.sources.live.throttle import RetryPolicy
+
+REQUEST_TIMEOUT_SECONDS = 120
+ACCOUNT_FIELDS = ("id", "account_id", "name", "currency", "timezone_name", "account_status")
+ENTITY_FIELDS: dict[Level, tuple[str, ...]] = {
+    "campaign": ("id", "account_id", "name", "status", "effective_status", "objective", "daily_budget",
+                 "lifetime_budget", "created_time"),
+    "adset": ("id", "account_id", "campaign_id", "name", "status", "effective_status", "optimization_goal",
+              "billing_event", "daily_budget", "lifetime_budget", "targeting", "created_time"),
+    "ad": ("id", "account_id", "campaign_id", "adset_id", "name", "status", "effective_status", "creative",
+           "created_time"),
+}
+_ENTITY_CLASS = {"campaign": Campaign, "adset": AdSet, "ad": Ad}
+
+
+def effective_statuses(level: Level) -> list[str]:
+    """Every effective status the SDK knows for the level. Graph leaves ARCHIVED and DELETED
+    objects out of edges and account-level insights unless a filter names them."""
+    statuses = _ENTITY_CLASS[level].EffectiveStatus
+    return sorted(v for k, v in vars(statuses).items() if not k.startswith("_") and isinstance(v, str))
+
+
+class GraphApi(FacebookAdsApi):
+    """FacebookAdsApi whose every call runs under a RetryPolicy (pacing, counting, retries)."""
+
+    policy: RetryPolicy | None = None
+
+    def call(self, method, path, params=None, headers=None, files=None, url_override=None,  # type: ignore[override]
+             api_version=None):
+        def send():  # type: ignore[no-untyped-def]
+            return super(GraphApi, self).call(method, path, params=params, headers=headers, files=files,
+                                              url_override=url_override, api_version=api_version)
+
+        return self.policy.run(send) if self.policy is not None else send()
+
+
+def connect_api(settings: Settings, policy: RetryPolicy) -> GraphApi:
+    """An SDK session on META_GRAPH_URL. `crash_log=False`: the SDK's default excepthook would post
+    crash reports (with request details) to Meta."""
+    api = GraphApi.init(
+        app_id=settings.app_id,
+        app_secret=settings.app_secret.get_secret_value() if settings.app_secret else None,
+        access_token=settings.access_token.get_secret_value() if settings.access_token else None,
+        api_version=settings.api_version,
+        timeout=REQUEST_TIMEOUT_SECONDS,
+        crash_log=False,
+    )
+    api._session.GRAPH = settings.graph_url  # every URL, pages included, is built from this
+    api.policy = policy
+    return api
+
+
+def fetch_account_json(api: GraphApi, account_id: str) -> dict:
+    account = AdAccount(account_id, api=api).api_get(fields=list(ACCOUNT_FIELDS))
+    return account.export_all_data()
+
+
+def fetch_entities_json(api: GraphApi, account_id: str, level: Level, page_size: int) -> list[dict]:
+    """Every object of the level in the account, paused, archived and deleted ones included."""
+    account = AdAccount(account_id, api=api)
+    edge = {"campaign": account.get_campaigns, "adset": account.get_ad_sets, "ad": account.get_ads}[level]
+    cursor = edge(fields=list(ENTITY_FIELDS[level]),
+                  params={"limit": page_size, "effective_status": effective_statuses(level)})
+    return [item.export_all_data() for item in cursor]
+
+
+def start_report_run(api: GraphApi, account_id: str, params: dict) -> str:
+    """POST act_<id>/insights: Meta queues the report and answers with its run id."""
+    run = AdAccount(account_id, api=api).get_insights(params=params, is_async=True)
+    run_id = run.get("report_run_id") or run.get("id")
+    if not run_id:
+        raise EntityError("Meta queued no report run (its answer has no report_run_id)")
+    return str(run_id)
+
+
+def fetch_report_status(api: GraphApi, report_run_id: str) -> tuple[str, int]:
+    """(async_status, async_percent_completion) of a report run."""
+    run = AdReportRun(report_run_id, api=api).api_get(
+        fields=[AdReportRun.Field.async_status, AdReportRun.Field.async_percent_completion])
+    status = str(run.get(AdReportRun.Field.async_status) or "")
+    try:
+        percent = int(run.get(AdReportRun.Field.async_percent_completion) or 0)
+    except (TypeError, ValueError):
+        percent = 0
+    return status, percent
+
+
+def fetch_report_rows(api: GraphApi, report_run_id: str, page_size: int) -> Iterator[dict]:
+    """The result rows of a finished report run, page by page (`after` cursors), as raw JSON.
+
+    Raw dicts rather than AdsInsights objects: the SDK's objects drop null values, and a null
+    spend must be told apart from a missing one.
+    """
+    cursor = Cursor(
+        target_objects_class=AdsInsights, params={"limit": page_size}, fields=[], include_summary=False,
+        api=api, node_id=report_run_id, endpoint="insights",
+        object_parser=ObjectParser(custom_parse_method=lambda data, _api: data),
+    )
+    yield from cursor
+
+
+def fetch_entity_insights_json(api: GraphApi, entity_id: str, params: dict, fields: Sequence[str]) -> list[dict]:
+    """GET /<entity id>/insights: one entity's rows, synchronously (the per-entity approach)."""
+    cursor = Cursor(
+        target_objects_class=AdsInsights, params=dict(params), fields=list(fields), include_summary=False,
+        api=api, node_id=entity_id, endpoint="insights",
+        object_parser=ObjectParser(custom_parse_method=lambda data, _api: data),
+    )
+    return list(cursor)
