@@ -1,0 +1,14 @@
+"""A local Graph API emulator for live mode: tests, the benchmark and demos run the real
+facebook-business SDK against it, with no network and no token.
+
+    with GraphEmulator(AccountShape(4, 3, 2), faults=Faults(...)) as emulator:
+        ... META_GRAPH_URL=emulator.url ...
+        truth = emulator.ground_truth("ad", since, until)
+"""
+
+from graph_emulator.account import ACCOUNT_ID, AccountShape, SeededAccount
+from graph_emulator.faults import HARMLESS_MALFORMATIONS, MALFORMATIONS, FaultRule, Faults, Malformation
+from graph_emulator.server import GraphEmulator, ReportRun
+
+__all__ = ["ACCOUNT_ID", "AccountShape", "FaultRule", "Faults", "GraphEmulator", "HARMLESS_MALFORMATIONS",
+           "MALFORMATIONS", "Malformation", "ReportRun", "SeededAccount"]

@@ -1,0 +1,193 @@
+"""The emulator's seeded ad account: Meta-shaped entities and the daily truth behind its insights.
+
+Ads' daily numbers come from the stub's pure generator (`generate_ad_days`), so they are a
+function of (ad id, date) alone; ad sets and campaigns add up their children for the additive
+metrics and take their own, overlapping reach and unique clicks. Ids use their own ranges, so an
+emulated account never collides with the stub account in one data directory.
+
+Every account has entities in each status a collector must not lose: paused, archived and
+deleted campaigns, ad sets and ads, which still have history on the days they delivered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from insights_core.models import LEVELS, Level
+from insights_core.sources.stub import generate_ad_days, hash_ids, uniforms
+
+ACCOUNT_ID = "act_5550001"
+ADDITIVE = ("spend", "impressions", "clicks", "conversions", "revenue")
+_BASES = {"campaign": 238_510_000_000_000_000, "adset": 238_520_000_000_000_000, "ad": 238_530_000_000_000_000}
+_CREATIVE_BASE = 238_540_000_000_000_000
+_EPOCH = dt.date(1970, 1, 1)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_OBJECTIVES = ("OUTCOME_SALES", "OUTCOME_SALES", "OUTCOME_TRAFFIC", "OUTCOME_AWARENESS", "OUTCOME_LEADS")
+_TARGETING = (
+    {"age_min": 18, "age_max": 65, "geo_locations": {"countries": ["US"]}},
+    {"age_min": 25, "age_max": 44, "genders": [2], "geo_locations": {"countries": ["US", "CA"]},
+     "publisher_platforms": ["facebook", "instagram"], "facebook_positions": ["feed"],
+     "instagram_positions": ["stream", "story"]},
+    {"age_min": 18, "age_max": 34, "genders": [1], "geo_locations": {"countries": ["GB", "IE"]},
+     "publisher_platforms": ["instagram"], "instagram_positions": ["reels"]},
+    {"age_min": 35, "age_max": 65, "geo_locations": {"countries": ["ES", "MX"]},
+     "publisher_platforms": ["facebook", "audience_network"], "facebook_positions": ["feed", "marketplace"]},
+)
+
+
+@dataclass(frozen=True)
+class AccountShape:
+    campaigns: int = 4
+    adsets_per_campaign: int = 3
+    ads_per_adset: int = 2
+
+
+class SeededAccount:
+    """Entities as Graph returns them, and `daily(level, since, until)`: the truth per entity and day."""
+
+    def __init__(self, shape: AccountShape = AccountShape(), account_id: str = ACCOUNT_ID,
+                 timezone_name: str = "America/Los_Angeles", currency: str = "USD") -> None:
+        self.shape = shape
+        self.account_id = account_id
+        self.timezone_name = timezone_name
+        self.currency = currency
+        s = shape
+        self.ids = {
+            "campaign": [str(_BASES["campaign"] + i + 1) for i in range(s.campaigns)],
+            "adset": [str(_BASES["adset"] + i + 1) for i in range(s.campaigns * s.adsets_per_campaign)],
+            "ad": [str(_BASES["ad"] + i + 1) for i in range(s.campaigns * s.adsets_per_campaign * s.ads_per_adset)],
+        }
+        self.adset_parent = np.repeat(np.arange(s.campaigns), s.adsets_per_campaign)
+        self.ad_parent = np.repeat(np.arange(len(self.ids["adset"])), s.ads_per_adset)
+        self.status = self._statuses()
+        self.entities: dict[Level, list[dict]] = {lvl: self._entity_json(lvl) for lvl in LEVELS}
+        self.by_id: dict[str, tuple[Level, dict]] = {
+            e["id"]: (lvl, e) for lvl in LEVELS for e in self.entities[lvl]}
+
+    def account_json(self) -> dict:
+        return {"id": self.account_id, "account_id": self.account_id.removeprefix("act_"),
+                "name": "Emulated Store", "currency": self.currency, "timezone_name": self.timezone_name,
+                "account_status": 1}
+
+    def campaign_index(self, level: Level) -> np.ndarray:
+        """Each entity's campaign position."""
+        if level == "campaign":
+            return np.arange(self.shape.campaigns)
+        if level == "adset":
+            return self.adset_parent
+        return self.adset_parent[self.ad_parent]
+
+    def daily(self, level: Level, since: dt.date, until: dt.date) -> dict[str, np.ndarray]:
+        """Arrays shaped (entities, days): money in cents, counts as integers. Cached per window."""
+        return _daily(self, level, since, until)
+
+    def ground_truth(self, level: Level, since: dt.date, until: dt.date) -> pd.DataFrame:
+        """What a correct collector stores: one row per entity and day with delivery, money in currency units."""
+        values = self.daily(level, since, until)
+        days = pd.date_range(since, until, freq="D")
+        entity, day = np.nonzero(values["impressions"] > 0)
+        frame = pd.DataFrame({
+            "entity_id": np.array(self.ids[level], dtype=object)[entity],
+            "date_start": [d.date() for d in days[day]],
+            "spend": values["spend"][entity, day] / 100,
+            "impressions": values["impressions"][entity, day],
+            "clicks": values["clicks"][entity, day],
+            "conversions": values["conversions"][entity, day].astype(float),
+            "revenue": values["revenue"][entity, day] / 100,
+            "reach": values["reach"][entity, day],
+            "unique_clicks": values["unique_clicks"][entity, day],
+        })
+        return frame.sort_values(["entity_id", "date_start"]).reset_index(drop=True)
+
+    def _statuses(self) -> dict[Level, list[str]]:
+        """Own statuses: a few paused, archived and deleted at every level, inherited downwards."""
+        c = len(self.ids["campaign"])
+        own_c = ["ACTIVE"] * c
+        for index, status in ((1, "PAUSED"), (2, "ARCHIVED"), (3, "DELETED")):
+            if index < c and c >= 4:
+                own_c[index] = status
+        for i in range(4, c):
+            u = uniforms(hash_ids([self.ids["campaign"][i]]), 1)[0]
+            own_c[i] = "PAUSED" if u < 0.12 else "ARCHIVED" if u < 0.17 else "DELETED" if u < 0.20 else "ACTIVE"
+        adset = [self._inherit(own_c[p], self._own("adset", i)) for i, p in enumerate(self.adset_parent)]
+        ad = [self._inherit(adset[p], self._own("ad", i)) for i, p in enumerate(self.ad_parent)]
+        return {"campaign": own_c, "adset": adset, "ad": ad}
+
+    def _own(self, level: Level, index: int) -> str:
+        per_parent = self.shape.adsets_per_campaign if level == "adset" else self.shape.ads_per_adset
+        if index == per_parent - 1 and per_parent >= 2:
+            return "DELETED" if level == "ad" else "ARCHIVED"  # the first parent's last child
+        u = uniforms(hash_ids([self.ids[level][index]]), 1)[0]
+        return "PAUSED" if u < 0.10 else "ARCHIVED" if u < 0.12 else "ACTIVE"
+
+    @staticmethod
+    def _inherit(parent: str, own: str) -> str:
+        return parent if parent in ("ARCHIVED", "DELETED") else own
+
+    def _effective(self, level: Level, index: int) -> str:
+        own = self.status[level][index]
+        if own != "ACTIVE" or level == "campaign":
+            return own
+        parent = (self.status["campaign"][self.adset_parent[index]] if level == "adset"
+                  else self.status["adset"][self.ad_parent[index]])
+        return own if parent == "ACTIVE" else "CAMPAIGN_PAUSED" if level == "adset" else "ADSET_PAUSED"
+
+    def _entity_json(self, level: Level) -> list[dict]:
+        account = self.account_id.removeprefix("act_")
+        out = []
+        for i, entity_id in enumerate(self.ids[level]):
+            u = uniforms(hash_ids([entity_id]), 2)[0]
+            created = dt.datetime(2025, 1, 6, 9, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=int(u * 400 * 86400))
+            item = {"id": entity_id, "account_id": account, "name": f"{level.title()} {i + 1}",
+                    "status": self.status[level][i], "effective_status": self._effective(level, i),
+                    "created_time": created.strftime("%Y-%m-%dT%H:%M:%S+0000")}
+            if level == "campaign":
+                item["objective"] = _OBJECTIVES[i % len(_OBJECTIVES)]
+                item["daily_budget"] = str(int(5000 + u * 100_000) // 100 * 100)
+            elif level == "adset":
+                item["campaign_id"] = self.ids["campaign"][self.adset_parent[i]]
+                item.update(optimization_goal="OFFSITE_CONVERSIONS", billing_event="IMPRESSIONS",
+                            targeting=_TARGETING[i % len(_TARGETING)])
+            else:
+                parent = self.ad_parent[i]
+                item.update(campaign_id=self.ids["campaign"][self.adset_parent[parent]],
+                            adset_id=self.ids["adset"][parent],
+                            creative={"id": str(_CREATIVE_BASE + i + 1)})
+            out.append(item)
+        return out
+
+
+@lru_cache(maxsize=64)
+def _daily(account: SeededAccount, level: Level, since: dt.date, until: dt.date) -> dict[str, np.ndarray]:
+    days = np.arange((since - _EPOCH).days, (until - _EPOCH).days + 1, dtype=np.int64)
+    active = np.array([s == "ACTIVE" for s in account.status["ad"]])
+    ad = generate_ad_days(hash_ids(account.ids["ad"]), days, active)
+    if level == "ad":
+        return ad
+    adset = _roll_up(ad, account.ad_parent, len(account.ids["adset"]), hash_ids(account.ids["adset"]), days)
+    if level == "adset":
+        return adset
+    return _roll_up(adset, account.adset_parent, len(account.ids["campaign"]), hash_ids(account.ids["campaign"]), days)
+
+
+def _roll_up(children: dict[str, np.ndarray], parent_of: np.ndarray, parents: int, parent_hash: np.ndarray,
+             days: np.ndarray) -> dict[str, np.ndarray]:
+    """Sums for the additive metrics; reach and unique clicks between the largest child and the sum."""
+    out = {}
+    for name, values in children.items():
+        total = np.zeros((parents, values.shape[1]), dtype=values.dtype)
+        np.add.at(total, parent_of, values)
+        out[name] = total
+    with np.errstate(over="ignore"):
+        seed = parent_hash[:, None] ^ (days.astype(np.uint64) * _GOLDEN)[None, :]
+    for name, stream, low in (("reach", 40, 0.72), ("unique_clicks", 41, 0.88)):
+        largest = np.zeros_like(out[name])
+        np.maximum.at(largest, parent_of, children[name])
+        overlap = low + (1 - low) * uniforms(seed.ravel(), stream).reshape(seed.shape)
+        out[name] = np.maximum(largest, np.floor(out[name] * overlap)).astype(np.int64)
+    return out
