@@ -1,0 +1,192 @@
+"""Alerts, as pure functions of stored sync runs and campaign sums (tested with small tables).
+
+The seed's four sync alerts, with the thresholds it names:
+- a sync failed more than twice in a row;
+- the latest sync took more than twice the average of earlier comparable syncs;
+- more than 10 rate-limit hits within one hour (any hour of the last day);
+- entity errors above 5% of the entities the latest sync processed.
+Performance alerts compare each campaign's ratio with the previous period of the same length
+(e.g. ROAS down more than 30%), for campaigns that spent enough in both periods to mean it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from insights_core.metrics import RATIO_FORMULAS, pct_change, ratio, ratio_array
+from insights_core.models import LEVEL_PLURAL, LEVELS
+
+Severity = Literal["error", "warning", "info"]
+
+MAX_CONSECUTIVE_FAILURES = 2
+SLOW_FACTOR = 2.0
+MIN_HISTORY = 3
+"""Earlier comparable syncs needed before a duration can be called slow."""
+MAX_RATE_LIMIT_HITS_PER_HOUR = 10
+RATE_LIMIT_LOOKBACK = dt.timedelta(hours=24)
+MAX_ENTITY_ERROR_SHARE = 0.05
+PERFORMANCE_DROP_PERCENT = 30.0
+MIN_SPEND_FOR_PERFORMANCE = 10.0
+MAX_LISTED = 5
+_FINISHED = ("succeeded", "failed")
+
+
+@dataclass(frozen=True)
+class Alert:
+    severity: Severity
+    code: str
+    message: str
+    campaign_id: str | None = None
+
+
+def _finished_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Succeeded or failed runs, newest first (cancelled runs say nothing about health)."""
+    if runs.empty:
+        return runs
+    done = runs[runs["status"].isin(_FINISHED)]
+    return done.sort_values("sync_timestamp", ascending=False, kind="stable")
+
+
+def consecutive_failures_alert(runs: pd.DataFrame) -> Alert | None:
+    done = _finished_runs(runs)
+    streak = 0
+    for status in done["status"] if not done.empty else []:
+        if status != "failed":
+            break
+        streak += 1
+    if streak <= MAX_CONSECUTIVE_FAILURES:
+        return None
+    return Alert("error", "sync_failing",
+                 f"The last {streak} syncs failed in a row (latest at {_when(done['sync_timestamp'].iloc[0])}). "
+                 "See the Sync page for their errors.")
+
+
+def slow_sync_alert(runs: pd.DataFrame) -> Alert | None:
+    """The latest sync against the average of earlier syncs of the same type and scope."""
+    done = _finished_runs(runs)
+    if done.empty:
+        return None
+    latest = done.iloc[0]
+    scoped = done["entity_type"].notna() & (done["entity_type"].astype(str) != "")
+    same = (done["sync_type"] == latest["sync_type"]) & (scoped == scoped.iloc[0])
+    history = done[same].iloc[1:]
+    if len(history) < MIN_HISTORY:
+        return None
+    average = float(history["total_duration_seconds"].mean())
+    duration = float(latest["total_duration_seconds"])
+    if average <= 0 or duration <= SLOW_FACTOR * average:
+        return None
+    return Alert("warning", "sync_slow",
+                 f"The latest {latest['sync_type']} sync took {duration:.1f} s, more than {SLOW_FACTOR:g}× the "
+                 f"average of the {len(history)} before it ({average:.1f} s).")
+
+
+def peak_rate_limit_hits(runs: pd.DataFrame, now: dt.datetime) -> tuple[int, dt.datetime | None]:
+    """The most rate-limit hits within any one hour ending at a sync of the last day, and that sync's time."""
+    if runs.empty:
+        return 0, None
+    stamps = pd.to_datetime(runs["sync_timestamp"])
+    cutoff = pd.Timestamp(_naive_utc(now) - RATE_LIMIT_LOOKBACK)
+    recent = runs.assign(_t=stamps)[stamps >= cutoff].sort_values("_t")
+    best, best_at = 0, None
+    times = recent["_t"].to_numpy()
+    hits = recent["rate_limit_hits"].fillna(0).to_numpy()
+    for i, end in enumerate(times):
+        window = (times > end - np.timedelta64(1, "h")) & (times <= end)
+        total = int(hits[window].sum())
+        if total > best:
+            best, best_at = total, pd.Timestamp(end).to_pydatetime()
+    return best, best_at
+
+
+def rate_limit_alert(runs: pd.DataFrame, now: dt.datetime) -> Alert | None:
+    peak, at = peak_rate_limit_hits(runs, now)
+    if peak <= MAX_RATE_LIMIT_HITS_PER_HOUR:
+        return None
+    return Alert("warning", "rate_limited",
+                 f"{peak} rate-limit hits within one hour (the hour up to {_when(at)}), above "
+                 f"{MAX_RATE_LIMIT_HITS_PER_HOUR} per hour: syncs are being throttled by Meta.")
+
+
+def entity_error_alert(runs: pd.DataFrame) -> Alert | None:
+    done = _finished_runs(runs)
+    if done.empty:
+        return None
+    latest = done.iloc[0]
+    processed = sum(int(latest[f"{LEVEL_PLURAL[lvl]}_processed"]) for lvl in LEVELS)
+    errors = sum(int(latest[f"{LEVEL_PLURAL[lvl]}_errors"]) for lvl in LEVELS)
+    share = ratio(errors, processed)
+    if share is None or share <= MAX_ENTITY_ERROR_SHARE:
+        return None
+    return Alert("warning", "entity_errors",
+                 f"The latest sync could not read {errors:,} of {processed:,} entities ({share:.1%}), above "
+                 f"{MAX_ENTITY_ERROR_SHARE:.0%}: their numbers may be out of date.")
+
+
+def sync_alerts(runs: pd.DataFrame, now: dt.datetime) -> list[Alert]:
+    """The seed's four sync alerts that fire on `runs` (rows of `sync_runs`)."""
+    found = (consecutive_failures_alert(runs), slow_sync_alert(runs), rate_limit_alert(runs, now),
+             entity_error_alert(runs))
+    return [alert for alert in found if alert is not None]
+
+
+def period_change(campaigns: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """`metric` now (from the period's sums), before (from the `prev_*` sums) and the change in percent."""
+    num, den, scale = RATIO_FORMULAS[metric]
+    current = ratio_array(campaigns[num].to_numpy(), campaigns[den].to_numpy(), scale)
+    previous = ratio_array(campaigns[f"prev_{num}"].to_numpy(), campaigns[f"prev_{den}"].to_numpy(), scale)
+    change = [pct_change(c, p) for c, p in zip(current, previous)]
+    return pd.DataFrame({"current": current, "previous": previous,
+                         "change": np.array([np.nan if c is None else c for c in change], dtype="float64")},
+                        index=campaigns.index)
+
+
+def metric_drops(campaigns: pd.DataFrame, metric: str = "roas", drop_percent: float = PERFORMANCE_DROP_PERCENT,
+                 min_spend: float = MIN_SPEND_FOR_PERFORMANCE) -> pd.DataFrame:
+    """Campaigns whose `metric` fell more than `drop_percent` against the previous period, worst first.
+
+    `campaigns` carries the period's sums and the previous period's as `prev_*` columns. Both
+    periods need at least `min_spend`, so a campaign that barely ran is not flagged.
+    """
+    if campaigns.empty:
+        return campaigns.assign(current=[], previous=[], change=[])
+    out = campaigns.join(period_change(campaigns, metric))
+    spent = (out["spend"] >= min_spend) & (out["prev_spend"] >= min_spend)
+    # a hair of tolerance: 1.4 against 2.0 is a 30% drop, not 30.000000000000004%
+    return out[spent & (out["change"] < -drop_percent - 1e-9)].sort_values("change", kind="stable")
+
+
+def performance_alerts(campaigns: pd.DataFrame, metrics: tuple[str, ...] = ("roas", "ctr"),
+                       drop_percent: float = PERFORMANCE_DROP_PERCENT,
+                       min_spend: float = MIN_SPEND_FOR_PERFORMANCE) -> list[Alert]:
+    alerts: list[Alert] = []
+    for metric in metrics:
+        drops = metric_drops(campaigns, metric, drop_percent, min_spend)
+        label = metric.upper()
+        for row in drops.head(MAX_LISTED).itertuples():
+            alerts.append(Alert(
+                "warning", f"{metric}_drop",
+                f"{row.name}: {label} fell {abs(row.change):.0f}% against the previous period "
+                f"({row.previous:.2f} → {row.current:.2f}).", campaign_id=str(row.campaign_id)))
+        if len(drops) > MAX_LISTED:
+            alerts.append(Alert("info", f"{metric}_drop_more",
+                                f"{len(drops) - MAX_LISTED} more campaigns' {label} fell more than "
+                                f"{drop_percent:.0f}% (sort the campaign table by {label} to see them)."))
+    return alerts
+
+
+def _naive_utc(moment: dt.datetime) -> dt.datetime:
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _when(value: object) -> str:
+    if value is None:
+        return "—"
+    return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M UTC")  # type: ignore[arg-type]

@@ -1,0 +1,141 @@
+"""CSV and Excel exports, safe to open in a spreadsheet, written batch by batch.
+
+Text cells starting with `=`, `+`, `-`, `@` (or a tab or carriage return) are prefixed with `'`
+so a spreadsheet shows them as text instead of running them as formulas: campaign and ad names
+come from Meta and anyone with access to the ad account can type them. Numbers stay numbers.
+
+Writers take an iterable of frames, so a large export flows from DuckDB record batches into a
+temporary file and is never held as a DataFrame and as a file in memory at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import tempfile
+from collections.abc import Callable, Iterable
+from typing import BinaryIO, Literal
+
+import pandas as pd
+import xlsxwriter
+
+ExportFormat = Literal["csv", "xlsx"]
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+EXCEL_MAX_DATA_ROWS = 1_048_575
+"""Rows per worksheet below the header; larger exports continue on another sheet."""
+MIME_TYPES = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def neutralize_formula(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+def neutralize_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells cannot be read as formulas (numbers, dates and missing values untouched)."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            out[column] = values.map(lambda v: neutralize_formula(v) if isinstance(v, str) else v).astype(object)
+    out.columns = [neutralize_formula(str(c)) for c in out.columns]
+    return out
+
+
+def write_csv(frames: Iterable[pd.DataFrame], handle: BinaryIO) -> int:
+    """Write the frames as one UTF-8 CSV (header once); return the data rows written."""
+    text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+    rows, first = 0, True
+    try:
+        for frame in frames:
+            neutralize_frame(frame).to_csv(text, header=first, index=False, na_rep="", date_format="%Y-%m-%d",
+                                           lineterminator="\n")
+            rows += len(frame)
+            first = False
+        if first:
+            text.write("")
+        text.flush()
+    finally:
+        text.detach()
+    return rows
+
+
+def write_xlsx(frames: Iterable[pd.DataFrame], handle: BinaryIO, sheet_name: str = "data") -> int:
+    """Write the frames as one Excel workbook, row by row (xlsxwriter's constant-memory mode)."""
+    workbook = xlsxwriter.Workbook(handle, {"constant_memory": True, "strings_to_formulas": False,
+                                            "strings_to_urls": False, "strings_to_numbers": False})
+    date_format = workbook.add_format({"num_format": "yyyy-mm-dd"})
+    time_format = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    header_format = workbook.add_format({"bold": True})
+    sheet, header, row, rows, sheets = None, None, 0, 0, 0
+    for frame in frames:
+        safe = neutralize_frame(frame)
+        if header is None:
+            header = list(safe.columns)
+        for record in safe.itertuples(index=False, name=None):
+            if sheet is None or row > EXCEL_MAX_DATA_ROWS:
+                sheets += 1
+                sheet = workbook.add_worksheet(sheet_name[:28] + (f" {sheets}" if sheets > 1 else ""))
+                sheet.write_row(0, 0, header, header_format)
+                row = 1
+            for col, value in enumerate(record):
+                _write_cell(sheet, row, col, value, date_format, time_format)
+            row += 1
+            rows += 1
+    if sheet is None:
+        sheet = workbook.add_worksheet(sheet_name[:31])
+        if header:
+            sheet.write_row(0, 0, header, header_format)
+    workbook.close()
+    return rows
+
+
+def _write_cell(sheet: xlsxwriter.worksheet.Worksheet, row: int, col: int, value: object,
+                date_format: object, time_format: object) -> None:
+    if value is None or (isinstance(value, float) and value != value) or value is pd.NaT:
+        return
+    if isinstance(value, bool):
+        sheet.write_boolean(row, col, value)
+    elif isinstance(value, (int, float)):
+        sheet.write_number(row, col, value)
+    elif isinstance(value, pd.Timestamp) or isinstance(value, dt.datetime):
+        moment = pd.Timestamp(value)
+        if moment.tzinfo is not None:
+            moment = moment.tz_convert("UTC").tz_localize(None)
+        sheet.write_datetime(row, col, moment.to_pydatetime(), time_format)
+    elif isinstance(value, dt.date):
+        sheet.write_datetime(row, col, dt.datetime(value.year, value.month, value.day), date_format)
+    elif hasattr(value, "item"):  # numpy scalars
+        _write_cell(sheet, row, col, value.item(), date_format, time_format)  # type: ignore[union-attr]
+    else:
+        sheet.write_string(row, col, str(value))
+
+
+def write_export(frames: Iterable[pd.DataFrame], handle: BinaryIO, fmt: ExportFormat, sheet_name: str = "data") -> int:
+    if fmt == "csv":
+        return write_csv(frames, handle)
+    if fmt == "xlsx":
+        return write_xlsx(frames, handle, sheet_name)
+    raise ValueError(f"unknown export format {fmt!r}")
+
+
+def export_bytes(frame: pd.DataFrame, fmt: ExportFormat, sheet_name: str = "data") -> bytes:
+    """A small table (already on screen) as file bytes."""
+    buffer = io.BytesIO()
+    write_export([frame], buffer, fmt, sheet_name)
+    return buffer.getvalue()
+
+
+def export_to_tempfile(frames: Callable[[], Iterable[pd.DataFrame]], fmt: ExportFormat,
+                       sheet_name: str = "data") -> BinaryIO:
+    """Write a (possibly huge) export to an anonymous temporary file and return it rewound.
+
+    The file disappears when closed; the caller (Streamlit's download) reads it once.
+    """
+    handle = tempfile.TemporaryFile(prefix="meta-insights-export-")
+    try:
+        write_export(frames(), handle, fmt, sheet_name)  # type: ignore[arg-type]
+        handle.seek(0)
+    except BaseException:
+        handle.close()
+        raise
+    return handle  # type: ignore[return-value]

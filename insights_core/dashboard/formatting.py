@@ -1,0 +1,177 @@
+"""Number and date formatting for pages. Pure; a missing value (None, NaN) is always shown as "—"."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+
+import pandas as pd
+
+DASH = "—"
+CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "BRL": "R$", "MXN": "MX$", "AUD": "A$",
+                    "CAD": "CA$"}
+
+
+def is_missing(value: object) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def format_money(value: object, currency: str | None = "USD") -> str:
+    if is_missing(value):
+        return DASH
+    amount = float(value)  # type: ignore[arg-type]
+    symbol = CURRENCY_SYMBOLS.get(currency or "", "")
+    sign = "-" if amount < 0 else ""
+    text = f"{abs(amount):,.2f}"
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency or ''}".rstrip()
+
+
+def format_int(value: object) -> str:
+    return DASH if is_missing(value) else f"{round(float(value)):,}"  # type: ignore[arg-type]
+
+
+def format_number(value: object, decimals: int = 2) -> str:
+    return DASH if is_missing(value) else f"{float(value):,.{decimals}f}"  # type: ignore[arg-type]
+
+
+def format_percent(value: object, decimals: int = 2) -> str:
+    """`value` is already a percentage (CTR = clicks / impressions * 100)."""
+    return DASH if is_missing(value) else f"{float(value):,.{decimals}f}%"  # type: ignore[arg-type]
+
+
+def format_change(value: object) -> str | None:
+    """A change in percent for `st.metric(delta=...)`; None (no delta shown) when there is nothing to compare."""
+    if is_missing(value):
+        return None
+    change = float(value)  # type: ignore[arg-type]
+    return f"{change:+.1f}%"
+
+
+def format_duration(seconds: object) -> str:
+    if is_missing(seconds):
+        return DASH
+    total = float(seconds)  # type: ignore[arg-type]
+    if total < 60:
+        return f"{total:.1f} s"
+    minutes, secs = divmod(round(total), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+def format_timestamp(value: object) -> str:
+    """A UTC timestamp (naive means UTC, as stored) shown as `YYYY-MM-DD HH:MM UTC`."""
+    if is_missing(value):
+        return DASH
+    stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC")
+    return stamp.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def format_age(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(0, round(seconds))} s ago"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min ago"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h ago"
+    return f"{seconds / 86400:.1f} days ago"
+
+
+METRIC_KINDS: dict[str, str] = {
+    "spend": "money", "revenue": "money", "cpc": "money", "cpm": "money", "cost_per_conversion": "money",
+    "prev_spend": "money", "prev_revenue": "money",
+    "impressions": "int", "clicks": "int", "reach": "int", "unique_clicks": "int", "conversions": "number",
+    "ctr": "percent", "conversion_rate": "percent", "roas": "ratio", "frequency": "ratio",
+    "roas_change": "change", "spend_change": "change", "efficiency_score": "score",
+    "date": "date", "date_start": "date", "date_end": "date", "since": "date", "until": "date",
+    "sync_timestamp": "timestamp",
+}
+"""How each known column is shown; columns not listed are shown as they are."""
+
+METRIC_LABELS: dict[str, str] = {
+    "spend": "Spend", "impressions": "Impressions", "clicks": "Clicks", "conversions": "Conversions",
+    "revenue": "Revenue", "ctr": "CTR", "cpc": "CPC", "cpm": "CPM", "roas": "ROAS",
+    "cost_per_conversion": "Cost per conversion", "conversion_rate": "Conversion rate", "reach": "Reach",
+    "unique_clicks": "Unique clicks", "frequency": "Frequency",
+}
+
+
+def format_value(value: object, kind: str, currency: str | None = "USD") -> str:
+    if kind == "money":
+        return format_money(value, currency)
+    if kind == "int":
+        return format_int(value)
+    if kind == "percent":
+        return format_percent(value)
+    if kind == "ratio":
+        return format_number(value, 2)
+    if kind == "number":
+        return format_number(value, 0 if not is_missing(value) and float(value) == int(float(value)) else 2)  # type: ignore[arg-type]
+    if kind == "change":
+        return format_change(value) or DASH
+    if kind == "score":
+        return format_number(value, 1)
+    if kind == "timestamp":
+        return format_timestamp(value)
+    if kind == "date":
+        return DASH if is_missing(value) else pd.Timestamp(value).strftime("%Y-%m-%d")  # type: ignore[arg-type]
+    return DASH if is_missing(value) else str(value)
+
+
+def _guess_kind(values: pd.Series) -> str | None:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return "timestamp"
+    present = values.dropna()
+    if len(present) and isinstance(present.iloc[0], dt.datetime):
+        return "timestamp"
+    if len(present) and isinstance(present.iloc[0], dt.date):
+        return "date"
+    return None
+
+
+def display_frame(frame: pd.DataFrame, currency: str | None = "USD",
+                  kinds: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """A copy of `frame` with every known metric column formatted as text ("—" for missing) and labelled."""
+    kinds = {**METRIC_KINDS, **(kinds or {})}
+    out = pd.DataFrame(index=frame.index)
+    for column in frame.columns:
+        values = frame[column]
+        kind = kinds.get(column) or _guess_kind(values)
+        out[column] = ([format_value(v, kind, currency) for v in values] if kind
+                       else values.map(lambda v: DASH if is_missing(v) else v))
+    return out.rename(columns={**METRIC_LABELS, **(labels or {})})
+
+
+PEER_METRIC_KINDS = {"ctr": "percent", "cpc": "money", "roas": "ratio"}
+
+
+def format_peer_comparison(comparison: pd.DataFrame, currency: str | None = "USD") -> pd.DataFrame:
+    """`scoring.peer_comparison` as text: each row in its metric's format."""
+    rows = []
+    for row in comparison.to_dict("records"):
+        kind = PEER_METRIC_KINDS.get(row["metric"], "ratio")
+        rows.append({
+            "Metric": METRIC_LABELS.get(row["metric"], row["metric"]),
+            "This ad": format_value(row["value"], kind, currency),
+            "Peer median": format_value(row["peer_median"], kind, currency),
+            "vs median": format_value(row["difference"], kind, currency),
+            "vs median (%)": format_value(row["difference_pct"], "change"),
+            "Percentile": format_value(row["percentile"], "score"),
+            "Better than (% of peers)": format_value(row["better_than_pct"], "score"),
+            "Peers": format_int(row["peers"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def finite_or_none(value: object) -> float | None:
+    if is_missing(value):
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return number if math.isfinite(number) else None

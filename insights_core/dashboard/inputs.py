@@ -1,0 +1,40 @@
+"""Validation of what people type into page boxes: one clear `InputError` line, before any query runs."""
+
+from __future__ import annotations
+
+from insights_core.errors import InputError
+from insights_core.models import LEVELS, Level
+from insights_core.sync_requests import parse_entity_ids
+
+LEVEL_LABELS: dict[str, str] = {"campaign": "campaign", "adset": "ad set", "ad": "ad"}
+
+
+def parse_level(raw: object) -> Level:
+    if raw not in LEVELS:
+        raise InputError(f"entity type must be one of {', '.join(LEVELS)}, got {raw!r}")
+    return raw  # type: ignore[return-value]
+
+
+def parse_entity_id(raw: object, level: str = "campaign") -> str:
+    """One Meta object id (digits only); anything else, SQL included, is refused with a message."""
+    text = "" if raw is None else str(raw).strip()
+    if not text:
+        raise InputError(f"enter the {LEVEL_LABELS.get(level, level)} id")
+    ids = parse_entity_ids(text)
+    if len(ids) != 1:
+        raise InputError(f"enter one {LEVEL_LABELS.get(level, level)} id, got {len(ids)}")
+    return ids[0]
+
+
+def parse_days(raw: object, low: int = 1, high: int = 365) -> int:
+    """A whole number of days from `low` to `high`."""
+    message = f"days back must be a whole number from {low} to {high}, got {raw!r}"
+    if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+        raise InputError(message)
+    try:
+        days = int(raw) if isinstance(raw, float) else int(str(raw).strip())
+    except ValueError:
+        raise InputError(message) from None
+    if not low <= days <= high:
+        raise InputError(f"days back must be from {low} to {high}, got {days}")
+    return days

@@ -1,0 +1,74 @@
+"""Sync health figures from stored sync runs: error share per level, coverage, report tables. Pure."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from insights_core.metrics import ratio, ratio_array
+from insights_core.models import LEVEL_PLURAL, LEVELS
+
+
+def error_rates(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per run: the share of processed entities of each level that failed, in percent (NaN when none processed)."""
+    out = pd.DataFrame({"sync_timestamp": runs["sync_timestamp"]})
+    for level in LEVELS:
+        plural = LEVEL_PLURAL[level]
+        out[level] = ratio_array(runs[f"{plural}_errors"].to_numpy(), runs[f"{plural}_processed"].to_numpy(), 100.0)
+    return out
+
+
+def is_full_sync(runs: pd.DataFrame) -> pd.Series:
+    return runs["entity_type"].isna() | (runs["entity_type"].astype(str) == "")
+
+
+def entity_coverage(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per level, the share of entities the latest finished full-account sync read successfully (percent)."""
+    done = runs[runs["status"].isin(("succeeded", "failed")) & is_full_sync(runs)]
+    if done.empty:
+        return pd.DataFrame({"level": list(LEVELS), "processed": 0, "success": 0, "coverage_pct": float("nan")})
+    latest = done.sort_values("sync_timestamp").iloc[-1]
+    rows = []
+    for level in LEVELS:
+        plural = LEVEL_PLURAL[level]
+        processed, success = int(latest[f"{plural}_processed"]), int(latest[f"{plural}_success"])
+        share = ratio(success, processed, 100.0)
+        rows.append({"level": level, "processed": processed, "success": success,
+                     "coverage_pct": float("nan") if share is None else share})
+    return pd.DataFrame(rows)
+
+
+def day_coverage(days: pd.DataFrame, window_days: int) -> pd.DataFrame:
+    """`days` (account_id, level, days_synced) with the share of the window's days stored, in percent."""
+    return days.assign(window_days=window_days,
+                       coverage_pct=ratio_array(days["days_synced"].to_numpy(), [window_days] * len(days), 100.0))
+
+
+def report_counts(report: dict) -> pd.DataFrame:
+    """The seed's per-level counts of a sync report as a table."""
+    rows = []
+    for level in LEVELS:
+        counts = report.get(LEVEL_PLURAL[level]) or {}
+        rows.append({"level": LEVEL_PLURAL[level], "processed": counts.get("processed", 0),
+                     "success": counts.get("success", 0), "errors": counts.get("errors", 0)})
+    return pd.DataFrame(rows)
+
+
+def run_errors(report_json: str | None) -> list[str]:
+    """The error lines of a stored report (`sync_runs.report_json`)."""
+    if not report_json:
+        return []
+    try:
+        return [str(e) for e in json.loads(report_json).get("errors") or []]
+    except (ValueError, AttributeError):
+        return []
+
+
+def history_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The run history as shown and exported: one row per sync, newest first, first error inlined."""
+    out = runs[["sync_timestamp", "sync_type", "mode", "status", "total_duration_seconds", "since", "until",
+                "entity_type", "campaigns_processed", "campaigns_errors", "adsets_processed", "adsets_errors",
+                "ads_processed", "ads_errors", "rows_written", "rate_limit_hits", "sync_id"]].copy()
+    out["first_error"] = [next(iter(run_errors(r)), "") for r in runs["report_json"]]
+    return out

@@ -1,0 +1,272 @@
+"""The dashboard's read side: every SQL statement the pages run, against a published snapshot.
+
+Callers pass a cursor of a read-only snapshot connection (`snapshots.connect_snapshot`), never
+the worker's file. Sums are taken in DuckDB, so only aggregated rows (or one entity's days)
+reach pandas; ratios are computed afterwards from those sums by `insights_core.metrics`.
+Values are always bound parameters. The only text spliced into SQL are this module's constants,
+picked by a level already checked against LEVELS.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from insights_core.errors import InputError
+from insights_core.models import ADDITIVE_METRICS, LEVELS, Level
+
+Con = duckdb.DuckDBPyConnection
+
+ENTITY_TABLES: dict[str, tuple[str, str]] = {"campaign": ("campaigns", "campaign_id"),
+                                             "adset": ("adsets", "adset_id"), "ad": ("ads", "ad_id")}
+_SUMS = ("sum(spend)::DOUBLE AS spend, sum(impressions)::BIGINT AS impressions, sum(clicks)::BIGINT AS clicks, "
+         "sum(conversions)::DOUBLE AS conversions, sum(revenue)::DOUBLE AS revenue")
+_ZEROED = ", ".join(f"coalesce(i.{m}, 0) AS {m}" for m in ADDITIVE_METRICS)
+_MONEY = ("spend", "conversions", "revenue")
+_ACCOUNT = "($account_id IS NULL OR account_id = $account_id)"
+EXPORT_COLUMNS = ("date_start", "date_end", "account_id", "entity_type", "entity_id", "name", "campaign_id",
+                  "adset_id", "ad_id", *ADDITIVE_METRICS, "reach", "unique_clicks", "frequency")
+
+
+def _level(level: str) -> Level:
+    if level not in LEVELS:
+        raise InputError(f"entity type must be one of {', '.join(LEVELS)}, got {level!r}")
+    return level  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class DataBounds:
+    """What the snapshot holds: the first and last day with insights, and the ad accounts."""
+
+    first_day: dt.date | None
+    last_day: dt.date | None
+    accounts: pd.DataFrame
+
+
+def fetch_data_bounds(con: Con) -> DataBounds:
+    first, last = con.execute(
+        "SELECT min(date_start), max(date_start) FROM meta_ad_insights WHERE entity_type = 'campaign'").fetchone()
+    accounts = con.execute(
+        "SELECT account_id, name, currency, timezone_name FROM ad_accounts ORDER BY account_id").df()
+    return DataBounds(first, last, accounts)
+
+
+def fetch_totals(con: Con, since: dt.date, until: dt.date, account_id: str | None = None) -> dict[str, float]:
+    """Additive totals over campaign rows (the account's total: campaigns add up to it)."""
+    row = con.execute(
+        f"SELECT {_SUMS} FROM meta_ad_insights WHERE entity_type = 'campaign'"
+        f" AND date_start BETWEEN $since AND $until AND {_ACCOUNT}",
+        {"since": since, "until": until, "account_id": account_id}).fetchone()
+    return {m: float(v or 0) for m, v in zip(ADDITIVE_METRICS, row)}
+
+
+def fetch_campaign_counts(con: Con, account_id: str | None = None) -> tuple[int, int]:
+    """(all campaigns, campaigns whose effective status is ACTIVE)."""
+    total, active = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE effective_status = 'ACTIVE') FROM campaigns WHERE {_ACCOUNT}",
+        {"account_id": account_id}).fetchone()
+    return int(total), int(active or 0)
+
+
+def fetch_daily_totals(con: Con, since: dt.date, until: dt.date, account_id: str | None = None) -> pd.DataFrame:
+    """One row per day with delivery: the sums of every campaign that day."""
+    return con.execute(
+        f"SELECT date_start AS date, {_SUMS} FROM meta_ad_insights WHERE entity_type = 'campaign'"
+        f" AND date_start BETWEEN $since AND $until AND {_ACCOUNT} GROUP BY date_start ORDER BY date_start",
+        {"since": since, "until": until, "account_id": account_id}).df()
+
+
+def fetch_campaign_summary(con: Con, since: dt.date, until: dt.date, prev_since: dt.date, prev_until: dt.date,
+                           account_id: str | None = None) -> pd.DataFrame:
+    """Per campaign with delivery in either period: sums for the period and `prev_*` sums for the one before."""
+    current = ", ".join(f"sum({m}) FILTER (WHERE date_start >= $since)::DOUBLE AS {m}" for m in ADDITIVE_METRICS)
+    previous = ", ".join(f"coalesce(sum({m}) FILTER (WHERE date_start <= $prev_until), 0)::DOUBLE AS prev_{m}"
+                         for m in ADDITIVE_METRICS)
+    frame = con.execute(
+        f"""
+        SELECT c.campaign_id, c.name, c.status, c.effective_status, c.objective, c.account_id, i.* EXCLUDE (entity_id)
+        FROM (SELECT entity_id, {current}, {previous}
+              FROM meta_ad_insights
+              WHERE entity_type = 'campaign' AND date_start BETWEEN $prev_since AND $until
+                AND (date_start >= $since OR date_start <= $prev_until) AND {_ACCOUNT}
+              GROUP BY entity_id) AS i
+        JOIN campaigns AS c ON c.campaign_id = i.entity_id
+        ORDER BY spend DESC NULLS LAST, c.campaign_id
+        """,
+        {"since": since, "until": until, "prev_since": prev_since, "prev_until": prev_until,
+         "account_id": account_id}).df()
+    frame[list(ADDITIVE_METRICS)] = frame[list(ADDITIVE_METRICS)].fillna(0.0)
+    return frame
+
+
+def search_campaigns(con: Con, text: str, limit: int = 50) -> pd.DataFrame:
+    """Campaigns whose name contains `text` (any case) or whose id is `text`, biggest spenders' names first."""
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return con.execute(
+        "SELECT campaign_id, name, effective_status FROM campaigns"
+        " WHERE campaign_id = $text OR name ILIKE $pattern ESCAPE '\\'"
+        " ORDER BY campaign_id <> $text, name, campaign_id LIMIT $limit",
+        {"text": text.strip(), "pattern": pattern, "limit": limit}).df()
+
+
+_ENTITY_SQL: dict[str, str] = {
+    "campaign": """
+        SELECT e.*, a.currency, a.name AS account_name FROM campaigns AS e
+        LEFT JOIN ad_accounts AS a ON a.account_id = e.account_id WHERE e.campaign_id = $id""",
+    "adset": """
+        SELECT e.*, c.name AS campaign_name, a.currency, a.name AS account_name FROM adsets AS e
+        LEFT JOIN campaigns AS c ON c.campaign_id = e.campaign_id
+        LEFT JOIN ad_accounts AS a ON a.account_id = e.account_id WHERE e.adset_id = $id""",
+    "ad": """
+        SELECT e.*, s.name AS adset_name, c.name AS campaign_name, a.currency, a.name AS account_name FROM ads AS e
+        LEFT JOIN adsets AS s ON s.adset_id = e.adset_id
+        LEFT JOIN campaigns AS c ON c.campaign_id = e.campaign_id
+        LEFT JOIN ad_accounts AS a ON a.account_id = e.account_id WHERE e.ad_id = $id""",
+}
+
+
+def fetch_entity(con: Con, level: str, entity_id: str) -> dict | None:
+    """One campaign, ad set or ad with its parents' names and its account's currency; None if unknown."""
+    frame = con.execute(_ENTITY_SQL[_level(level)], {"id": entity_id}).df()
+    if frame.empty:
+        return None
+    row = frame.iloc[0].to_dict()
+    return {k: (None if _is_missing(v) else v) for k, v in row.items()}
+
+
+def fetch_children(con: Con, child_level: str, parent_level: str, parent_id: str,
+                   since: dt.date, until: dt.date) -> pd.DataFrame:
+    """Every child of one parent (ad sets or ads of a campaign, ads of an ad set) with its sums in the period.
+
+    Children without delivery are listed with zeros, so counts match the entity tables.
+    """
+    child, parent = _level(child_level), _level(parent_level)
+    if LEVELS.index(child) <= LEVELS.index(parent):
+        raise InputError(f"{child} is not a child level of {parent}")
+    table, id_column = ENTITY_TABLES[child]
+    parent_column = ENTITY_TABLES[parent][1]
+    adset = ", e.adset_id" if child == "ad" else ""
+    return con.execute(
+        f"""
+        SELECT e.{id_column} AS entity_id, e.name, e.status, e.effective_status{adset}, {_ZEROED}
+        FROM {table} AS e
+        LEFT JOIN (SELECT entity_id, {_SUMS} FROM meta_ad_insights
+                   WHERE entity_type = $level AND {parent_column} = $parent AND date_start BETWEEN $since AND $until
+                   GROUP BY entity_id) AS i ON i.entity_id = e.{id_column}
+        WHERE e.{parent_column} = $parent
+        ORDER BY spend DESC, e.{id_column}
+        """,
+        {"level": child, "parent": parent_id, "since": since, "until": until}).df()
+
+
+def fetch_existing_ids(con: Con, level: str, ids: list[str]) -> set[str]:
+    """Which of `ids` are stored entities of `level`."""
+    table, id_column = ENTITY_TABLES[_level(level)]
+    rows = con.execute(f"SELECT {id_column} FROM {table} WHERE {id_column} IN (SELECT unnest($ids::VARCHAR[]))",
+                       {"ids": list(ids)}).fetchall()
+    return {row[0] for row in rows}
+
+
+def fetch_entity_daily(con: Con, level: str, entity_id: str, since: dt.date, until: dt.date) -> pd.DataFrame:
+    """One entity's stored days, with reach, unique clicks and frequency as Meta reported them per day."""
+    return con.execute(
+        """
+        SELECT date_start AS date, spend::DOUBLE AS spend, impressions, clicks, conversions::DOUBLE AS conversions,
+               revenue::DOUBLE AS revenue, reach, unique_clicks, frequency
+        FROM meta_ad_insights
+        WHERE entity_type = $level AND entity_id = $id AND date_start BETWEEN $since AND $until
+        ORDER BY date_start
+        """,
+        {"level": _level(level), "id": entity_id, "since": since, "until": until}).df()
+
+
+def fetch_entity_totals(con: Con, level: str, entity_id: str, since: dt.date, until: dt.date) -> dict[str, float]:
+    row = con.execute(
+        f"SELECT {_SUMS} FROM meta_ad_insights WHERE entity_type = $level AND entity_id = $id"
+        " AND date_start BETWEEN $since AND $until",
+        {"level": _level(level), "id": entity_id, "since": since, "until": until}).fetchone()
+    return {m: float(v or 0) for m, v in zip(ADDITIVE_METRICS, row)}
+
+
+def fetch_ad_peers(con: Con, campaign_id: str, since: dt.date, until: dt.date) -> pd.DataFrame:
+    """Every ad of a campaign that delivered in the period, with its ad set and sums (peer comparison)."""
+    return con.execute(
+        f"""
+        SELECT e.ad_id, e.adset_id, e.name, i.* EXCLUDE (entity_id)
+        FROM (SELECT entity_id, {_SUMS} FROM meta_ad_insights
+              WHERE entity_type = 'ad' AND campaign_id = $campaign AND date_start BETWEEN $since AND $until
+              GROUP BY entity_id) AS i
+        JOIN ads AS e ON e.ad_id = i.entity_id
+        ORDER BY e.ad_id
+        """,
+        {"campaign": campaign_id, "since": since, "until": until}).df()
+
+
+def fetch_sync_runs(con: Con, limit: int = 500) -> pd.DataFrame:
+    """The newest sync runs (every report the worker stored), newest first."""
+    return con.execute(
+        """
+        SELECT sync_id, sync_timestamp, sync_type, mode, status, success, since, until, days_back, entity_type,
+               entity_ids, force, campaigns_processed, campaigns_success, campaigns_errors, adsets_processed,
+               adsets_success, adsets_errors, ads_processed, ads_success, ads_errors, total_duration_seconds,
+               rows_written, api_requests, rate_limit_hits, error_count, request_id, report_json
+        FROM sync_runs ORDER BY sync_timestamp DESC LIMIT $limit
+        """,
+        {"limit": limit}).df()
+
+
+def fetch_rate_limit_hits_per_hour(con: Con, since: dt.datetime) -> pd.DataFrame:
+    return con.execute(
+        "SELECT date_trunc('hour', sync_timestamp) AS hour, sum(rate_limit_hits)::BIGINT AS rate_limit_hits,"
+        " count(*) AS syncs FROM sync_runs WHERE sync_timestamp >= $since GROUP BY 1 ORDER BY 1",
+        {"since": since}).df()
+
+
+def fetch_day_coverage(con: Con, since: dt.date, until: dt.date) -> pd.DataFrame:
+    """Per account and level: how many days of [since, until] a full sync has stored."""
+    return con.execute(
+        "SELECT account_id, level, count(DISTINCT day)::BIGINT AS days_synced FROM synced_days"
+        " WHERE day BETWEEN $since AND $until GROUP BY account_id, level ORDER BY account_id, level",
+        {"since": since, "until": until}).df()
+
+
+def count_insight_rows(con: Con, level: str, since: dt.date, until: dt.date, account_id: str | None = None) -> int:
+    row = con.execute(
+        f"SELECT count(*) FROM meta_ad_insights WHERE entity_type = $level AND date_start BETWEEN $since AND $until"
+        f" AND {_ACCOUNT}", {"level": _level(level), "since": since, "until": until, "account_id": account_id}
+    ).fetchone()
+    return int(row[0])
+
+
+def iter_insight_rows(con: Con, level: str, since: dt.date, until: dt.date, account_id: str | None = None,
+                      batch_rows: int = 100_000) -> Iterator[pd.DataFrame]:
+    """Every stored row of one level in the period, oldest day first, in frames of at most `batch_rows`.
+
+    Streams from DuckDB (Arrow record batches), so an export of millions of rows never holds them
+    all in memory at once.
+    """
+    table, id_column = ENTITY_TABLES[_level(level)]
+    columns = ", ".join("e.name" if c == "name" else f"i.{c}::DOUBLE AS {c}" if c in _MONEY else f"i.{c}"
+                        for c in EXPORT_COLUMNS)
+    reader = con.execute(
+        f"""
+        SELECT {columns} FROM meta_ad_insights AS i LEFT JOIN {table} AS e ON e.{id_column} = i.entity_id
+        WHERE i.entity_type = $level AND i.date_start BETWEEN $since AND $until
+          AND ($account_id IS NULL OR i.account_id = $account_id)
+        ORDER BY i.date_start, i.entity_id
+        """,
+        {"level": level, "since": since, "until": until, "account_id": account_id},
+    ).to_arrow_reader(batch_rows)
+    for batch in reader:
+        yield batch.to_pandas()
+
+
+def _is_missing(value: object) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False

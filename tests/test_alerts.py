@@ -1,0 +1,156 @@
+"""Alerts as pure functions, fired and not fired on crafted sync runs and campaign sums."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from insights_core.dashboard import alerts
+
+NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def runs(*rows: dict) -> pd.DataFrame:
+    """Sync runs, oldest first in the arguments; each row: minutes ago plus overrides."""
+    records = []
+    for row in rows:
+        row = dict(row)
+        minutes = row.pop("ago")
+        base = {"sync_timestamp": pd.Timestamp(NOW.replace(tzinfo=None) - dt.timedelta(minutes=minutes)),
+                "sync_type": "scheduled", "entity_type": None, "status": "succeeded", "total_duration_seconds": 10.0,
+                "rate_limit_hits": 0, "campaigns_processed": 100, "campaigns_errors": 0, "adsets_processed": 500,
+                "adsets_errors": 0, "ads_processed": 1400, "ads_errors": 0}
+        records.append({**base, **row})
+    return pd.DataFrame(records).iloc[::-1].reset_index(drop=True)  # newest first, like fetch_sync_runs
+
+
+def codes(found: list[alerts.Alert]) -> list[str]:
+    return [a.code for a in found]
+
+
+@pytest.mark.parametrize(
+    ("statuses", "fires"),
+    [
+        (["failed", "failed", "failed"], True),
+        (["succeeded", "failed", "failed", "failed"], True),
+        (["failed", "failed"], False),
+        (["failed", "failed", "failed", "succeeded"], False),
+        (["failed", "failed", "cancelled", "failed"], True),  # a cancelled run neither breaks nor extends it
+        ([], False),
+    ],
+)
+def test_more_than_two_failures_in_a_row(statuses: list[str], fires: bool) -> None:
+    table = runs(*({"ago": 100 - i, "status": s} for i, s in enumerate(statuses))) if statuses else runs()
+    alert = alerts.consecutive_failures_alert(table) if statuses else None
+    assert (alert is not None) is fires
+    if alert:
+        assert alert.severity == "error" and "in a row" in alert.message
+
+
+@pytest.mark.parametrize(
+    ("history", "latest", "fires"),
+    [
+        ([10, 10, 10], 21, True),
+        ([10, 10, 10], 20, False),  # exactly twice is not more than twice
+        ([10, 10], 100, False),  # too little history to judge
+        ([5, 10, 15], 20, False),
+        ([5, 10, 15], 20.5, True),
+    ],
+)
+def test_duration_above_twice_the_average(history: list[float], latest: float, fires: bool) -> None:
+    table = runs(*({"ago": 100 - i, "total_duration_seconds": d} for i, d in enumerate(history)),
+                 {"ago": 1, "total_duration_seconds": latest})
+    assert (alerts.slow_sync_alert(table) is not None) is fires
+
+
+def test_duration_is_compared_with_syncs_of_the_same_kind() -> None:
+    quick_manual = [{"ago": 100 - i, "sync_type": "manual", "entity_type": "ad", "total_duration_seconds": 1.0}
+                    for i in range(5)]
+    scheduled = [{"ago": 50 - i, "total_duration_seconds": 30.0} for i in range(3)]
+    table = runs(*quick_manual, *scheduled, {"ago": 1, "total_duration_seconds": 40.0})
+    assert alerts.slow_sync_alert(table) is None
+    table = runs(*scheduled, {"ago": 1, "total_duration_seconds": 61.0})
+    assert alerts.slow_sync_alert(table) is not None
+
+
+@pytest.mark.parametrize(
+    ("hits", "fires", "peak"),
+    [
+        ([(50, 6), (20, 5)], True, 11),  # 11 within 30 minutes
+        ([(50, 5), (20, 5)], False, 10),  # exactly 10 is not more than 10
+        ([(130, 6), (20, 5)], False, 6),  # 110 minutes apart: never 11 within one hour
+        ([(60 * 30, 50), (20, 1)], False, 1),  # the big burst was more than a day ago
+        ([(5, 11)], True, 11),
+    ],
+)
+def test_more_than_ten_rate_limit_hits_in_an_hour(hits: list[tuple[int, int]], fires: bool, peak: int) -> None:
+    table = runs(*({"ago": ago, "rate_limit_hits": n} for ago, n in hits))
+    assert alerts.peak_rate_limit_hits(table, NOW)[0] == peak
+    assert (alerts.rate_limit_alert(table, NOW) is not None) is fires
+
+
+@pytest.mark.parametrize(
+    ("errors", "fires"),
+    [((0, 0, 0), False), ((5, 25, 70), False), ((5, 25, 71), True), ((100, 0, 0), False), ((0, 0, 200), True)],
+)
+def test_entity_errors_above_five_percent(errors: tuple[int, int, int], fires: bool) -> None:
+    # 2000 entities processed: 5% is 100
+    c, a, d = errors
+    table = runs({"ago": 30, "ads_errors": 500}, {"ago": 1, "campaigns_errors": c, "adsets_errors": a, "ads_errors": d})
+    assert (alerts.entity_error_alert(table) is not None) is fires
+
+
+def test_healthy_runs_raise_no_alert_and_bad_ones_raise_each() -> None:
+    healthy = runs(*({"ago": 300 - 30 * i} for i in range(8)))
+    assert alerts.sync_alerts(healthy, NOW) == []
+    bad = runs(*({"ago": 300 - 30 * i} for i in range(5)),
+               {"ago": 40, "status": "failed", "rate_limit_hits": 6},
+               {"ago": 20, "status": "failed", "rate_limit_hits": 6},
+               {"ago": 1, "status": "failed", "total_duration_seconds": 99.0, "ads_errors": 300})
+    assert codes(alerts.sync_alerts(bad, NOW)) == ["sync_failing", "sync_slow", "rate_limited", "entity_errors"]
+    assert alerts.sync_alerts(runs(), NOW) == []
+
+
+def campaigns(*rows: tuple[str, float, float, float, float]) -> pd.DataFrame:
+    """(name, spend, revenue, previous spend, previous revenue); clicks and impressions held steady."""
+    return pd.DataFrame([{"campaign_id": str(i), "name": name, "spend": s, "revenue": r, "prev_spend": ps,
+                          "prev_revenue": pr, "impressions": 1000, "clicks": 20, "conversions": 1,
+                          "prev_impressions": 1000, "prev_clicks": 20, "prev_conversions": 1}
+                         for i, (name, s, r, ps, pr) in enumerate(rows)])
+
+
+def test_roas_drop_above_thirty_percent_fires_worst_first() -> None:
+    table = campaigns(
+        ("steady", 100, 200, 100, 200),
+        ("down 30", 100, 140, 100, 200),  # exactly 30% is not more than 30%
+        ("down 40", 100, 120, 100, 200),
+        ("down 75", 100, 50, 100, 200),
+        ("tiny spend", 5, 0, 5, 50),  # below the minimum spend: noise
+        ("new", 100, 10, 0, 0),  # nothing to compare with
+        ("up", 100, 400, 100, 200),
+    )
+    found = alerts.performance_alerts(table, metrics=("roas",))
+    assert [a.campaign_id for a in found] == ["3", "2"]
+    assert "fell 75%" in found[0].message and "(2.00 → 0.50)" in found[0].message
+
+
+def test_ctr_drop_uses_clicks_over_impressions_sums() -> None:
+    table = campaigns(("a", 100, 100, 100, 100)).assign(clicks=10)  # ctr 1% against 2% before
+    assert codes(alerts.performance_alerts(table, metrics=("ctr",))) == ["ctr_drop"]
+    assert alerts.performance_alerts(table.assign(clicks=15), metrics=("ctr",)) == []
+
+
+def test_many_drops_are_summed_up_after_the_first_few() -> None:
+    table = campaigns(*((f"c{i}", 100, 50, 100, 200) for i in range(alerts.MAX_LISTED + 3)))
+    found = alerts.performance_alerts(table, metrics=("roas",))
+    assert len(found) == alerts.MAX_LISTED + 1
+    assert found[-1].severity == "info" and found[-1].message.startswith("3 more")
+
+
+def test_period_change_gives_nan_without_a_previous_value() -> None:
+    table = campaigns(("a", 100, 150, 100, 100), ("b", 100, 100, 0, 0), ("c", 0, 0, 100, 100))
+    change = alerts.period_change(table, "roas")["change"]
+    assert change.iloc[0] == pytest.approx(50.0)
+    assert change.iloc[1:].isna().all()

@@ -1,0 +1,225 @@
+"""Users file, cookie key handling, re-login cookies, the login throttle and the user CLI."""
+
+from __future__ import annotations
+
+import io
+import stat
+import warnings
+from pathlib import Path
+
+import jwt
+import pytest
+import yaml
+
+from helpers import make_settings
+from insights_core import auth
+from insights_core.errors import ConfigError
+
+KEY = "k" * 40
+
+
+def _config(tmp_path: Path, **users: tuple[str, int]) -> auth.AuthConfig:
+    """users: name -> (role, bcrypt rounds) with password 'correct horse'."""
+    return auth.AuthConfig({name: auth.User(name, name.title(), f"{name}@x.test", (role,),
+                                            auth.hash_password("correct horse", rounds=rounds))
+                            for name, (role, rounds) in users.items()})
+
+
+def test_stub_mode_writes_demo_users_with_hashed_demo_password(tmp_path: Path) -> None:
+    path = tmp_path / "auth.yaml"
+    assert auth.ensure_demo_auth_config(path) is True
+    assert auth.ensure_demo_auth_config(path) is False
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    text = path.read_text()
+    assert "demo" not in yaml.safe_load(text)["credentials"]["usernames"]["admin"]["password"]
+    config = auth.load_auth_config(path)
+    assert sorted(config.users) == ["admin", "analyst", "manager", "viewer"]
+    for name, user in config.users.items():
+        assert user.role == name
+        assert auth.check_password("demo", user.password_hash)
+        assert not auth.check_password("wrong", user.password_hash)
+
+
+@pytest.mark.parametrize(
+    ("details", "message"),
+    [
+        ({"password": "demo", "roles": ["admin"]}, "not a bcrypt hash"),
+        ({"password": auth.hash_password("x", rounds=4), "roles": ["owner"]}, "needs roles"),
+        ({"password": auth.hash_password("x", rounds=4), "roles": []}, "needs roles"),
+        ({"password": auth.hash_password("x", rounds=4)}, "needs roles"),
+    ],
+)
+def test_users_file_problems_are_one_line_config_errors(details: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        auth.parse_auth_config({"credentials": {"usernames": {"alice": details}}})
+
+
+def test_bad_user_name_and_missing_sections_are_refused() -> None:
+    with pytest.raises(ConfigError, match="may use only"):
+        auth.parse_auth_config({"credentials": {"usernames": {"bob smith": {}}}})
+    with pytest.raises(ConfigError, match="credentials"):
+        auth.parse_auth_config({"users": []})
+
+
+def test_live_mode_refuses_demo_users_and_weak_hashes(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="demo users"):
+        auth.check_auth_config_for_mode(auth.demo_auth_config(), "live")
+    auth.check_auth_config_for_mode(auth.demo_auth_config(), "stub")
+    with pytest.raises(ConfigError, match="alice"):
+        auth.check_auth_config_for_mode(_config(tmp_path, alice=("admin", 4)), "live")
+    auth.check_auth_config_for_mode(_config(tmp_path, alice=("admin", 10)), "live")
+    # a real cost but the public demo password under a demo name is still refused
+    renamed = auth.AuthConfig({"admin": auth.User("admin", "A", "", ("admin",), auth.hash_password("demo", rounds=10))})
+    with pytest.raises(ConfigError, match="admin"):
+        auth.check_auth_config_for_mode(renamed, "live")
+    with pytest.raises(ConfigError, match="no users"):
+        auth.check_auth_config_for_mode(auth.AuthConfig({}), "stub")
+
+
+@pytest.mark.parametrize("key", ["some_key", " some_key ", "short-key"])
+def test_default_or_short_cookie_key_is_refused_in_any_mode(tmp_path: Path, key: str) -> None:
+    for mode in ("stub", "live"):
+        settings = make_settings(tmp_path / "data", mode=mode, cookie_key=key)
+        with pytest.raises(ConfigError, match="INSIGHTS_COOKIE_KEY"):
+            auth.resolve_cookie_key(settings)
+    with pytest.raises(ConfigError):
+        auth.resolve_cookie_key(make_settings(tmp_path / "data"), secrets_key="some_key")
+
+
+def test_live_mode_needs_a_cookie_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="live mode needs INSIGHTS_COOKIE_KEY"):
+        auth.resolve_cookie_key(make_settings(tmp_path / "data", mode="live"))
+    assert not (tmp_path / "data" / auth.COOKIE_KEY_FILE).exists()
+    assert auth.resolve_cookie_key(make_settings(tmp_path / "data", mode="live"), secrets_key=KEY) == KEY
+    assert auth.resolve_cookie_key(make_settings(tmp_path / "data", mode="live", cookie_key=KEY)) == KEY
+
+
+def test_stub_mode_generates_a_key_once_and_keeps_it_private(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    first = auth.resolve_cookie_key(settings)
+    assert len(first) >= auth.MIN_COOKIE_KEY_LENGTH and first != auth.LIBRARY_DEFAULT_COOKIE_KEY
+    assert auth.resolve_cookie_key(settings) == first
+    path = tmp_path / "data" / auth.COOKIE_KEY_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert auth.resolve_cookie_key(make_settings(tmp_path / "other")) != first
+    # a configured key wins over the generated one
+    assert auth.resolve_cookie_key(make_settings(tmp_path / "data", cookie_key=KEY)) == KEY
+
+
+def test_login_cookie_is_accepted_only_when_genuine_current_and_not_revoked(tmp_path: Path) -> None:
+    config = _config(tmp_path, alice=("analyst", 4))
+    now = 1_800_000_000.0
+    token, expires = auth.mint_login_cookie("alice", KEY, 7, now)
+    assert expires.timestamp() == pytest.approx(now + 7 * 86400)
+    assert auth.read_login_cookie(token, KEY, config, {}, now + 60) == "alice"
+    assert auth.read_login_cookie(token, KEY, config, {}, now + 8 * 86400) is None  # expired
+    assert auth.read_login_cookie(token, "x" * 40, config, {}, now + 60) is None  # other key
+    assert auth.read_login_cookie(token, KEY, auth.AuthConfig({}), {}, now + 60) is None  # user removed
+    assert auth.read_login_cookie(token, KEY, config, {"alice": now + 30}, now + 60) is None  # logged out after
+    assert auth.read_login_cookie(token, KEY, config, {"alice": now - 30}, now + 60) == "alice"
+    assert auth.read_login_cookie(token, KEY, config, {}, now - 3600) is None  # issued in the future
+
+
+def test_forged_and_library_made_cookies_are_refused(tmp_path: Path) -> None:
+    config = _config(tmp_path, admin=("admin", 4))
+    now = 1_800_000_000.0
+    claims = {"username": "admin", "exp_date": now + 86400, "iat": now}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the library's default key is short, which is the point
+        forged = jwt.encode(claims, auth.LIBRARY_DEFAULT_COOKIE_KEY, algorithm="HS256")
+    assert auth.read_login_cookie(forged, KEY, config, {}, now) is None
+    no_iat = jwt.encode({"username": "admin", "exp_date": now + 86400}, KEY, algorithm="HS256")
+    assert auth.read_login_cookie(no_iat, KEY, config, {}, now) is None
+    unsigned = jwt.encode(claims, None, algorithm="none")
+    assert auth.read_login_cookie(unsigned, KEY, config, {}, now) is None
+    assert auth.read_login_cookie("not a jwt", KEY, config, {}, now) is None
+    genuine = jwt.encode(claims, KEY, algorithm="HS256")
+    assert auth.read_login_cookie(genuine, KEY, config, {}, now) == "admin"
+
+
+def test_logouts_are_kept_in_the_data_dir(tmp_path: Path) -> None:
+    assert auth.fetch_logouts(tmp_path) == {}
+    auth.save_logout(tmp_path, "Alice", 100.0)
+    auth.save_logout(tmp_path, "bob", 200.0)
+    assert auth.fetch_logouts(tmp_path) == {"alice": 100.0, "bob": 200.0}
+    (tmp_path / auth.LOGOUTS_FILE).write_text("not json")
+    assert auth.fetch_logouts(tmp_path) == {}
+
+
+def test_throttle_locks_a_user_out_after_max_failures_until_the_window_passes() -> None:
+    throttle = auth.LoginThrottle(max_attempts=3, lockout_seconds=600)
+    for second in (0, 10, 20):
+        assert throttle.locked_for("alice", second) == 0
+        throttle.record_failure("Alice", second)
+    assert throttle.failures("alice", 21) == 3
+    assert throttle.locked_for("alice", 21) == pytest.approx(599)
+    assert throttle.locked_users(21) == {"alice": pytest.approx(599)}
+    assert throttle.locked_for("bob", 21) == 0
+    assert throttle.locked_for("alice", 621) == 0
+    assert throttle.failures("alice", 621) == 0
+    throttle.record_failure("alice", 700)
+    assert throttle.failures("alice", 701) == 1
+    throttle.record_success("alice")
+    assert throttle.failures("alice", 702) == 0
+
+
+def test_credentials_for_the_library_are_a_fresh_dict_each_time(tmp_path: Path) -> None:
+    config = _config(tmp_path, alice=("viewer", 4))
+    first = auth.credentials_for_authenticator(config)
+    first["usernames"]["alice"]["failed_login_attempts"] = 5
+    second = auth.credentials_for_authenticator(config)
+    assert "failed_login_attempts" not in second["usernames"]["alice"]
+    assert second["usernames"]["alice"]["roles"] == ["viewer"]
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], path: Path, *args: str,
+         stdin: str = "") -> tuple[int, str, str]:
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    code = auth.main(["--config", str(path), *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_adds_lists_changes_and_removes_users(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "auth.yaml"
+    code, _, err = _cli(monkeypatch, capsys, path, "add-user", "Alice", "--role", "analyst", "--name", "Alice Smith",
+                        "--password-stdin", stdin="correct horse\n")
+    assert code == 0, err
+    user = auth.load_auth_config(path).users["alice"]
+    assert user.roles == ("analyst",) and user.name == "Alice Smith"
+    assert auth.check_password("correct horse", user.password_hash)
+    assert auth.bcrypt_cost(user.password_hash) >= auth.LIVE_MIN_BCRYPT_COST
+    assert "correct horse" not in path.read_text()
+
+    code, out, _ = _cli(monkeypatch, capsys, path, "list-users")
+    assert code == 0 and out.startswith("alice\tanalyst\tAlice Smith")
+    assert "$2" not in out
+
+    code, _, err = _cli(monkeypatch, capsys, path, "add-user", "alice", "--role", "admin", "--password-stdin",
+                        stdin="another one\n")
+    assert code == 2 and "exists" in err
+    code, _, _ = _cli(monkeypatch, capsys, path, "set-password", "alice", "--password-stdin", stdin="another one\n")
+    assert code == 0
+    assert auth.check_password("another one", auth.load_auth_config(path).users["alice"].password_hash)
+    code, _, _ = _cli(monkeypatch, capsys, path, "remove-user", "alice")
+    assert code == 0 and auth.load_auth_config(path).users == {}
+    code, _, err = _cli(monkeypatch, capsys, path, "remove-user", "alice")
+    assert code == 2 and "no user alice" in err
+
+
+@pytest.mark.parametrize(("password", "message"), [("demo", "at least"), ("Demo    ", "public"),
+                                                    ("short", "at least"), (" padded password", "spaces")])
+def test_cli_refuses_weak_passwords(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str], password: str, message: str) -> None:
+    path = tmp_path / "auth.yaml"
+    code, _, err = _cli(monkeypatch, capsys, path, "add-user", "bob", "--role", "viewer", "--password-stdin",
+                        stdin=password + "\n")
+    assert code == 2 and message in err
+    assert not path.exists()
+
+
+def test_cli_prints_a_usable_cookie_key(capsys: pytest.CaptureFixture[str]) -> None:
+    assert auth.main(["new-cookie-key"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert auth.validate_cookie_key(key) == key
