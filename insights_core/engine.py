@@ -94,6 +94,9 @@ class _Tally:
     done: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LEVELS, 0))
     failures: dict[str, dict[str, str]] = field(default_factory=lambda: {lvl: {} for lvl in LEVELS})
     rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
 
 
 def run_sync(
@@ -184,9 +187,13 @@ def _sync_account(tree: EntityTree, scope: Scope, request: SyncRequest, now: dt.
     progress.emit(f"{account.account_id}: reading {window.since}..{window.until}")
 
     failed_here: dict[str, set[str]] = {lvl: set() for lvl in LEVELS}
+    fresh = {lvl: warehouse.count_insights(account.account_id, lvl, window.since, window.until) == 0 for lvl in LEVELS}
     for batch in source.fetch_insights(account, window, scope, report.sync_id, on_status=progress.emit):
         check_stop()
-        tally.rows += warehouse.upsert_insights(batch.rows, report.sync_id, now)
+        inserted, updated = warehouse.upsert_insights(batch.rows, now, fresh=fresh[batch.level])
+        tally.rows += len(batch.rows)
+        tally.inserted += inserted
+        tally.updated += updated
         tally.failures[batch.level].update(batch.failures)
         failed_here[batch.level].update(batch.failures)
         tally.done[batch.level] += batch.entities_done
@@ -195,7 +202,9 @@ def _sync_account(tree: EntityTree, scope: Scope, request: SyncRequest, now: dt.
     check_stop()
     for level in LEVELS:
         read_ok = None if scope.is_full and not failed_here[level] else scope.ids(level) - failed_here[level]
-        warehouse.delete_stale_insights(account.account_id, level, window.since, window.until, report.sync_id, read_ok)
+        if not fresh[level]:
+            tally.deleted += warehouse.delete_stale_insights(account.account_id, level, window.since, window.until,
+                                                             read_ok)
         if scope.is_full and not failed_here[level]:
             warehouse.save_synced_days(account.account_id, level, window.dates(), now)
 
@@ -214,7 +223,11 @@ def _finish_report(report: SyncReport, tally: _Tally, source: InsightsSource, st
     if fatal:
         errors.insert(0, fatal)
     report.errors = [redact(e, secrets) for e in errors]
-    report.rows_written = tally.rows if status == "succeeded" else 0
+    committed = status == "succeeded"
+    report.rows_written = tally.rows if committed else 0
+    report.rows_inserted = tally.inserted if committed else 0
+    report.rows_updated = tally.updated if committed else 0
+    report.rows_deleted = tally.deleted if committed else 0
     report.api_requests = source.stats.api_requests - stats_before[0]
     report.rate_limit_hits = source.stats.rate_limit_hits - stats_before[1]
     report.status = status  # type: ignore[assignment]

@@ -150,6 +150,12 @@ class SyncReport:
     force: bool = False
     accounts: list[str] = field(default_factory=list)
     rows_written: int = 0
+    """Rows the sync read and stored: inserted, updated, or found unchanged."""
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    """Stored rows whose values changed (Meta restated them)."""
+    rows_deleted: int = 0
+    """Rows in the window Meta no longer returned."""
     api_requests: int = 0
     rate_limit_hits: int = 0
     request_id: int | None = None

@@ -70,7 +70,7 @@ class SyncWorker:
         self.settings = settings
         self.source = source or open_source(settings)
         self.control = ControlChannel(settings.control_db_path)
-        self.warehouse = Warehouse(settings.db_path)
+        self.warehouse = Warehouse(settings.db_path, settings.duckdb_memory_limit)
         self.stop_event = threading.Event()
         self.started_at = dt.datetime.now(dt.timezone.utc)
         self._state = "starting"

@@ -52,12 +52,12 @@ def test_report_has_the_seed_shape_and_counts(settings: Settings, warehouse: War
 
 
 def test_two_syncs_of_one_window_leave_the_same_rows_and_no_duplicates(settings: Settings, warehouse: Warehouse) -> None:
-    sync(settings, warehouse, now=FIXED_NOW)
+    first_report = sync(settings, warehouse, now=FIXED_NOW)
     first = table(warehouse, "SELECT entity_type, count(*) AS n FROM meta_ad_insights GROUP BY 1 ORDER BY 1")
     created = table(warehouse, "SELECT id, entity_type, entity_id, date_start, created_at, updated_at, spend"
                                " FROM meta_ad_insights ORDER BY ALL")
     later = FIXED_NOW + dt.timedelta(minutes=30)
-    sync(settings, warehouse, now=later)
+    second_report = sync(settings, warehouse, now=later)
     second = table(warehouse, "SELECT entity_type, count(*) AS n FROM meta_ad_insights GROUP BY 1 ORDER BY 1")
     after = table(warehouse, "SELECT id, entity_type, entity_id, date_start, created_at, updated_at, spend"
                              " FROM meta_ad_insights ORDER BY ALL")
@@ -66,19 +66,40 @@ def test_two_syncs_of_one_window_leave_the_same_rows_and_no_duplicates(settings:
     assert duplicate_keys(warehouse) == 0
     assert (after["id"] == created["id"]).all(), "a re-synced row keeps its id"
     assert (after["created_at"] == created["created_at"]).all(), "created_at is kept"
-    assert (after["updated_at"] == pd.Timestamp(later.replace(tzinfo=None))).all(), "updated_at moves"
-    assert (after["spend"] == created["spend"]).all()
+    assert (after["updated_at"] == created["updated_at"]).all(), "unchanged rows are not rewritten"
+    assert (first_report.rows_inserted, first_report.rows_updated) == (first_report.rows_written, 0)
+    assert (second_report.rows_inserted, second_report.rows_updated) == (0, 0)
+    assert second_report.rows_written == first_report.rows_written
+
+
+def test_a_restated_row_is_corrected_and_its_updated_at_moves(settings: Settings, warehouse: Warehouse) -> None:
+    sync(settings, warehouse, now=FIXED_NOW)
+    key = table(warehouse, "SELECT entity_type, entity_id, date_start, spend, created_at FROM meta_ad_insights"
+                           " WHERE entity_type = 'ad' ORDER BY entity_id, date_start LIMIT 1").iloc[0]
+    warehouse.con.execute("UPDATE meta_ad_insights SET spend = spend + 1, clicks = clicks + 1"
+                          " WHERE entity_type = ? AND entity_id = ? AND date_start = ?",
+                          [key.entity_type, key.entity_id, key.date_start])
+    later = FIXED_NOW + dt.timedelta(minutes=30)
+    report = sync(settings, warehouse, now=later)
+    assert (report.rows_inserted, report.rows_updated, report.rows_deleted) == (0, 1, 0)
+    row = table(warehouse, "SELECT spend, created_at, updated_at FROM meta_ad_insights"
+                           " WHERE entity_type = ? AND entity_id = ? AND date_start = ?",
+                key.entity_type, key.entity_id, key.date_start).iloc[0]
+    assert row.spend == key.spend and row.created_at == key.created_at
+    assert row.updated_at == pd.Timestamp(later.replace(tzinfo=None))
+    moved = table(warehouse, "SELECT count(*) AS n FROM meta_ad_insights WHERE updated_at > created_at")["n"][0]
+    assert moved == 1
 
 
 def test_campaign_rows_cannot_be_duplicated_by_the_primary_key(warehouse: Warehouse) -> None:
     """The seed's UNIQUE(campaign_id, adset_id, ad_id, ...) let campaign rows repeat (NULLs never collide)."""
-    insert = ("INSERT INTO meta_ad_insights (id, account_id, entity_type, entity_id, campaign_id, date_start, date_end,"
-              " spend, impressions, clicks, conversions, revenue, last_sync_id, created_at, updated_at)"
-              " VALUES (?, 'act_1', 'campaign', '1', '1', DATE '2026-01-01', DATE '2026-01-01', 1, 1, 1, 0, 0, 's',"
+    insert = ("INSERT INTO meta_ad_insights (account_id, entity_type, entity_id, campaign_id, date_start, date_end,"
+              " spend, impressions, clicks, conversions, revenue, created_at, updated_at)"
+              " VALUES ('act_1', 'campaign', '1', '1', DATE '2026-01-01', DATE '2026-01-01', 1, 1, ?, 0, 0,"
               " now(), now())")
-    warehouse.con.execute(insert, ["a"])
+    warehouse.con.execute(insert, [1])
     with pytest.raises(Exception, match="(?i)constraint|duplicate"):
-        warehouse.con.execute(insert, ["b"])
+        warehouse.con.execute(insert, [2])
 
 
 def test_stored_values_equal_the_source_and_ratios_come_from_the_row(settings: Settings, warehouse: Warehouse) -> None:
@@ -90,16 +111,21 @@ def test_stored_values_equal_the_source_and_ratios_come_from_the_row(settings: S
     expected = pd.concat([b.rows for b in source.fetch_insights(
         source.account, DateWindow(dt.date(2026, 11, 11), TODAY), scope, "x")])
     stored = table(warehouse, "SELECT entity_type, entity_id, date_start, spend, impressions, clicks, conversions,"
-                              " revenue, reach, ctr, cpc, roas FROM meta_ad_insights")
+                              " revenue, reach, ctr, cpc, cpm, roas, cost_per_conversion FROM meta_ad_insights")
     stored["date_start"] = pd.to_datetime(stored["date_start"])
     merged = expected.merge(stored, on=["entity_type", "entity_id", "date_start"], suffixes=("", "_db"))
     assert len(merged) == len(expected) == len(stored)
     for metric in ("spend", "impressions", "clicks", "conversions", "revenue", "reach"):
         assert (merged[metric] - merged[f"{metric}_db"]).abs().max() < 1e-9, metric
-    with_clicks = merged[merged["clicks"] > 0]
-    assert ((with_clicks["ctr"] - with_clicks["clicks"] / with_clicks["impressions"] * 100).abs() < 1e-9).all()
-    no_clicks = merged[merged["clicks"] == 0]
-    assert no_clicks["cpc"].isna().all(), "a zero denominator stores no value, not 0"
+    from insights_core import metrics
+
+    for name in ("ctr", "cpc", "cpm", "roas", "cost_per_conversion"):
+        num, den, scale = metrics.RATIO_FORMULAS[name]
+        expected_ratio = merged.apply(lambda r: metrics.ratio(r[num], r[den], scale), axis=1).astype(float)
+        got = merged[f"{name}"].astype(float)
+        assert ((got - expected_ratio).abs().fillna(0) < 1e-9).all(), name
+        assert (got.isna() == expected_ratio.isna()).all(), f"{name}: a zero denominator gives no value, not 0"
+    assert merged["cpc"].isna().any() and merged["cost_per_conversion"].isna().any()
 
 
 def test_entity_errors_are_counted_and_do_not_abort_the_others(tmp_path) -> None:
@@ -186,9 +212,9 @@ def test_a_fatal_error_keeps_what_was_committed_before(settings: Settings, wareh
 
 def test_rows_meta_no_longer_returns_are_removed_from_the_window(settings: Settings, warehouse: Warehouse) -> None:
     sync(settings, warehouse)
-    ghost = ("INSERT INTO meta_ad_insights (id, account_id, entity_type, entity_id, campaign_id, date_start, date_end,"
-             " spend, impressions, clicks, conversions, revenue, last_sync_id, created_at, updated_at)"
-             " VALUES ('g', 'act_1000000000001', 'campaign', ?, ?, ?, ?, 5, 5, 0, 0, 0, 'old', now(), now())")
+    ghost = ("INSERT INTO meta_ad_insights (account_id, entity_type, entity_id, campaign_id, date_start, date_end,"
+             " spend, impressions, clicks, conversions, revenue, created_at, updated_at)"
+             " VALUES ('act_1000000000001', 'campaign', ?, ?, ?, ?, 5, 5, 0, 0, 0, TIMESTAMP '2020-01-01', now())")
     inside, outside = dt.date(2026, 11, 15), dt.date(2026, 10, 1)
     campaign = table(warehouse, "SELECT campaign_id FROM campaigns LIMIT 1")["campaign_id"][0]
     missing_day = table(warehouse, "SELECT d::DATE AS d FROM range(DATE '2026-11-11', DATE '2026-11-21', INTERVAL 1 DAY) t(d)"
@@ -197,9 +223,10 @@ def test_rows_meta_no_longer_returns_are_removed_from_the_window(settings: Setti
     if target is None:  # the campaign delivered every day: use a campaign id that has no rows at all
         campaign, target = "120210000000000099", inside
     warehouse.con.execute(ghost, [campaign, campaign, target, target])
-    warehouse.con.execute(ghost.replace("'g'", "'h'"), [campaign, campaign, outside, outside])
-    sync(settings, warehouse, now=FIXED_NOW + dt.timedelta(hours=1))
-    left = table(warehouse, "SELECT date_start FROM meta_ad_insights WHERE last_sync_id = 'old'")
+    warehouse.con.execute(ghost, [campaign, campaign, outside, outside])
+    report = sync(settings, warehouse, now=FIXED_NOW + dt.timedelta(hours=1))
+    assert report.rows_deleted == 1
+    left = table(warehouse, "SELECT date_start FROM meta_ad_insights WHERE created_at = TIMESTAMP '2020-01-01'")
     assert [d.date() for d in pd.to_datetime(left["date_start"])] == [outside]
 
 

@@ -219,9 +219,10 @@ while not os.path.exists(stop_file):
     try:
         path = os.path.realpath(link)
         con = duckdb.connect(path, read_only=True)
-        sync_id, rows_written = con.execute(
-            "SELECT sync_id, rows_written FROM sync_runs ORDER BY sync_timestamp DESC LIMIT 1").fetchone()
-        from_sync = con.execute("SELECT count(*) FROM meta_ad_insights WHERE last_sync_id = ?", [sync_id]).fetchone()[0]
+        sync_id, since, until, rows_written = con.execute(
+            "SELECT sync_id, since, until, rows_written FROM sync_runs ORDER BY sync_timestamp DESC LIMIT 1").fetchone()
+        from_sync = con.execute("SELECT count(*) FROM meta_ad_insights WHERE date_start BETWEEN ? AND ?",
+                                [since, until]).fetchone()[0]
         levels = con.execute("SELECT entity_type, sum(spend), sum(clicks) FROM meta_ad_insights GROUP BY 1").fetchall()
         con.close()
         totals = {(round(float(s), 2), int(c)) for _, s, c in levels}
@@ -249,8 +250,8 @@ def test_a_reader_never_sees_an_error_or_a_partial_sync_while_the_worker_runs_20
     worker = start_worker(data, env=env)
     control = ControlChannel(data / "control.sqlite")
     try:
-        # full-account syncs of 5..24 days: each one rewrites its whole window, so a reader that
-        # saw half of one would find rows of the newest run short of its rows_written
+        # full-account syncs of 5..24 days: each one reads one day more than the last, so a reader
+        # that saw half of one would find the newest run's window short of its rows_written
         ids = [control.save_request(SyncRequest(days_back=5 + i))[0] for i in range(20)]
         wait_for(lambda: all(not control.fetch_request(i).is_open for i in ids), 120, "20 syncs", interval=0.5)
         statuses = {control.fetch_request(i).status for i in ids}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from insights_core.models import (
     INSIGHT_SOURCE_COLUMNS,
@@ -38,7 +39,7 @@ STUB_ACCOUNT = Account(
     timezone_name="America/New_York",
 )
 ROWS_PER_CHUNK = 250_000
-"""Ad-days generated per chunk: bounds memory for the 3.3M-row account."""
+"""Ad-days generated per chunk: bounds the memory a batch takes (ids as Arrow strings, numpy arrays)."""
 
 _CAMPAIGN_BASE = 120_210_000_000_000_000
 _ADSET_BASE = 120_220_000_000_000_000
@@ -237,7 +238,7 @@ class StubSource:
             "creative_id": (np.arange(s.ads, dtype=np.int64) + 120_240_000_000_000_001).astype(str),
             "created_time": _created_times(d_hash),
         })
-        return EntityTree(self.account, campaigns, adsets, ads)
+        return EntityTree(self.account, *(_arrow_strings(f) for f in (campaigns, adsets, ads)))
 
     def fetch_insights(
         self,
@@ -273,9 +274,8 @@ class StubSource:
         adsets = (campaigns[:, None] * a_per_c + np.arange(a_per_c)[None, :]).ravel()
         ads = (adsets[:, None] * d_per_a + np.arange(d_per_a)[None, :]).ravel()
 
-        c_ids = (campaigns + _CAMPAIGN_BASE + 1).astype(str)
-        a_ids = (adsets + _ADSET_BASE + 1).astype(str)
-        d_ids = (ads + _AD_BASE + 1).astype(str)
+        c_num, a_num, d_num = campaigns + _CAMPAIGN_BASE + 1, adsets + _ADSET_BASE + 1, ads + _AD_BASE + 1
+        c_ids, a_ids, d_ids = c_num.astype(str), a_num.astype(str), d_num.astype(str)
         ad_status = self.fetch_entities(self.account).ads["status"].to_numpy()[ads]
         ad = generate_ad_days(hash_ids(d_ids), days, active=ad_status == "ACTIVE")
 
@@ -285,23 +285,21 @@ class StubSource:
         per_campaign = {k: v.reshape(n_c, a_per_c, n_days) for k, v in adset.items()}
         campaign = _roll_up(per_campaign, hash_ids(c_ids), days)
 
-        parents_of_adset = np.repeat(c_ids, a_per_c)
-        parents_of_ad = np.repeat(a_ids, d_per_a)
-        levels: list[tuple[Level, np.ndarray, dict, np.ndarray, np.ndarray]] = [
-            ("campaign", c_ids, campaign, c_ids, np.full(n_c, None, dtype=object)),
-            ("adset", a_ids, adset, parents_of_adset, a_ids),
-            ("ad", d_ids, ad, np.repeat(parents_of_adset, d_per_a), parents_of_ad),
+        # ids travel as integers (entity, campaign, ad set) and become strings in _frame
+        no_parent = np.zeros(0, dtype=np.int64)
+        levels: list[tuple[Level, np.ndarray, np.ndarray, dict, np.ndarray, np.ndarray]] = [
+            ("campaign", c_ids, c_num, campaign, c_num, no_parent),
+            ("adset", a_ids, a_num, adset, np.repeat(c_num, a_per_c), a_num),
+            ("ad", d_ids, d_num, ad, np.repeat(c_num, a_per_c * d_per_a), np.repeat(a_num, d_per_a)),
         ]
-        for level, ids, values, campaign_col, adset_col in levels:
-            wanted = scope.ids(level)
+        for level, ids, numbers, values, campaign_col, adset_col in levels:
             in_scope = (np.ones(len(ids), dtype=bool) if scope.is_full
-                        else np.isin(ids, np.array(sorted(wanted), dtype=object)))
+                        else np.isin(ids, np.array(sorted(scope.ids(level)), dtype=ids.dtype)))
             if not in_scope.any():
                 continue
             failures = self._failures(ids[in_scope], sync_id)
-            keep = in_scope & ~np.isin(ids, np.array(list(failures), dtype=object))
-            ad_col = ids if level == "ad" else np.full(len(ids), None, dtype=object)
-            rows = _frame(acct, level, ids, campaign_col, adset_col, ad_col, values, dates, keep)
+            keep = in_scope & ~np.isin(ids, np.array(sorted(failures), dtype=ids.dtype))
+            rows = _frame(acct, level, numbers, campaign_col, adset_col, values, dates, keep)
             self.stats.rate_limit_hits += len(failures)
             yield InsightBatch(level, rows, failures, entities_done=int(in_scope.sum()))
 
@@ -370,19 +368,25 @@ def _roll_up(children: dict[str, np.ndarray], parent_hash: np.ndarray, days: np.
 
 
 def _frame(account_id: str, level: Level, ids: np.ndarray, campaign_ids: np.ndarray, adset_ids: np.ndarray,
-           ad_ids: np.ndarray, values: dict[str, np.ndarray], dates: np.ndarray, keep: np.ndarray) -> pd.DataFrame:
-    """Long rows (entity x day) for kept entities with delivery; money back from cents to currency units."""
+           values: dict[str, np.ndarray], dates: np.ndarray, keep: np.ndarray) -> pd.DataFrame:
+    """Long rows (entity x day) for kept entities with delivery; money back from cents to currency units.
+
+    Ids arrive as integers and leave as Arrow-backed strings: DuckDB scans those about three times
+    faster than Python string objects, which matters at millions of rows.
+    """
     mask = keep[:, None] & (values["impressions"] > 0)
     entity_index, day_index = np.nonzero(mask)
+    n = len(entity_index)
     impressions = values["impressions"][mask]
     reach = values["reach"][mask]
+    entity = _id_strings(ids[entity_index])
     frame = pd.DataFrame({
-        "account_id": account_id,
-        "entity_type": level,
-        "entity_id": ids[entity_index],
-        "campaign_id": campaign_ids[entity_index],
-        "adset_id": adset_ids[entity_index],
-        "ad_id": ad_ids[entity_index],
+        "account_id": pd.array(pa.array(np.full(n, account_id)), dtype=_ARROW_STRING),
+        "entity_type": pd.array(pa.array(np.full(n, level)), dtype=_ARROW_STRING),
+        "entity_id": entity,
+        "campaign_id": _id_strings(campaign_ids[entity_index]),
+        "adset_id": _id_strings(adset_ids[entity_index]) if len(adset_ids) else _null_strings(n),
+        "ad_id": entity if level == "ad" else _null_strings(n),
         "date_start": dates[day_index],
         "date_end": dates[day_index],
         "spend": values["spend"][mask] / 100.0,
@@ -395,6 +399,23 @@ def _frame(account_id: str, level: Level, ids: np.ndarray, campaign_ids: np.ndar
         "frequency": impressions / np.maximum(reach, 1),
     })
     return frame[list(INSIGHT_SOURCE_COLUMNS)]
+
+
+_ARROW_STRING = pd.ArrowDtype(pa.string())
+
+
+def _arrow_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as Arrow strings: a third of the memory of Python str objects, and faster to scan."""
+    text = [c for c in frame.columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])]
+    return frame.astype({c: _ARROW_STRING for c in text})
+
+
+def _id_strings(numbers: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    return pd.array(pa.array(numbers).cast(pa.string()), dtype=_ARROW_STRING)
+
+
+def _null_strings(n: int) -> pd.api.extensions.ExtensionArray:
+    return pd.array(pa.nulls(n, pa.string()), dtype=_ARROW_STRING)
 
 
 def _status(hashes: np.ndarray, paused: float, archived: float) -> np.ndarray:

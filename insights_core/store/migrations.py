@@ -66,7 +66,6 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             updated_at       TIMESTAMP NOT NULL
         );
         CREATE TABLE meta_ad_insights (
-            id                  VARCHAR(36) NOT NULL,
             account_id          VARCHAR NOT NULL,
             entity_type         VARCHAR NOT NULL CHECK (entity_type IN ('campaign', 'adset', 'ad')),
             entity_id           VARCHAR NOT NULL,
@@ -80,17 +79,25 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             clicks              BIGINT NOT NULL,
             conversions         DECIMAL(18, 2) NOT NULL,
             revenue             DECIMAL(18, 2) NOT NULL,
-            ctr                 DOUBLE,
-            cpc                 DOUBLE,
-            cpm                 DOUBLE,
-            roas                DOUBLE,
-            frequency           DOUBLE,
             reach               BIGINT,
             unique_clicks       BIGINT,
-            cost_per_conversion DOUBLE,
-            last_sync_id        VARCHAR NOT NULL,
+            frequency           DOUBLE,
             created_at          TIMESTAMP NOT NULL,
             updated_at          TIMESTAMP NOT NULL,
+            -- the seed's per-row ratios and uuid-shaped id, derived from the row and stored nowhere:
+            -- formulas as in insights_core.metrics.RATIO_FORMULAS, NULL for a zero denominator
+            ctr                 DOUBLE GENERATED ALWAYS AS (CAST(clicks AS DOUBLE) / NULLIF(impressions, 0) * 100) VIRTUAL,
+            cpc                 DOUBLE GENERATED ALWAYS AS (CAST(spend AS DOUBLE) / NULLIF(clicks, 0)) VIRTUAL,
+            cpm                 DOUBLE GENERATED ALWAYS AS (CAST(spend AS DOUBLE) / NULLIF(impressions, 0) * 1000) VIRTUAL,
+            roas                DOUBLE GENERATED ALWAYS AS (CAST(revenue AS DOUBLE) / NULLIF(CAST(spend AS DOUBLE), 0)) VIRTUAL,
+            cost_per_conversion DOUBLE GENERATED ALWAYS AS (CAST(spend AS DOUBLE) / NULLIF(CAST(conversions AS DOUBLE), 0)) VIRTUAL,
+            id                  VARCHAR GENERATED ALWAYS AS (
+                substr(md5(entity_type || ':' || entity_id || ':' || CAST(date_start AS VARCHAR)), 1, 8) || '-' ||
+                substr(md5(entity_type || ':' || entity_id || ':' || CAST(date_start AS VARCHAR)), 9, 4) || '-' ||
+                substr(md5(entity_type || ':' || entity_id || ':' || CAST(date_start AS VARCHAR)), 13, 4) || '-' ||
+                substr(md5(entity_type || ':' || entity_id || ':' || CAST(date_start AS VARCHAR)), 17, 4) || '-' ||
+                substr(md5(entity_type || ':' || entity_id || ':' || CAST(date_start AS VARCHAR)), 21, 12)
+            ) VIRTUAL,
             PRIMARY KEY (entity_type, entity_id, date_start)
         );
         CREATE TABLE synced_days (
@@ -124,6 +131,9 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             ads_errors             INTEGER NOT NULL,
             total_duration_seconds DOUBLE NOT NULL,
             rows_written           BIGINT NOT NULL,
+            rows_inserted          BIGINT NOT NULL,
+            rows_updated           BIGINT NOT NULL,
+            rows_deleted           BIGINT NOT NULL,
             api_requests           BIGINT NOT NULL,
             rate_limit_hits        INTEGER NOT NULL,
             error_count            INTEGER NOT NULL,

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from insights_core.errors import StoreError
-from insights_core.metrics import RATIO_FORMULAS, ratio_array
-from insights_core.models import INSIGHT_SOURCE_COLUMNS, Account, EntityTree, Level, SyncReport
+from insights_core.models import ADDITIVE_METRICS, INSIGHT_SOURCE_COLUMNS, Account, EntityTree, Level, SyncReport
 from insights_core.store.migrations import ensure_schema
 from insights_core.store.snapshots import publish_snapshot
 
@@ -31,22 +31,45 @@ ENTITY_COLUMNS: dict[str, tuple[str, ...]] = {
     "ads": ("ad_id", "account_id", "campaign_id", "adset_id", "name", "status", "effective_status",
             "creative_id", "created_time"),
 }
-STORED_RATIOS = ("ctr", "cpc", "cpm", "roas", "cost_per_conversion")
-_INSIGHT_VALUE_COLUMNS = tuple(c for c in INSIGHT_SOURCE_COLUMNS if c not in ("entity_type", "entity_id", "date_start"))
+INSIGHT_METRIC_COLUMNS = ADDITIVE_METRICS + ("reach", "unique_clicks", "frequency")
+"""What a re-sync may change in a stored row; ids and dates of a key never change."""
+_METRIC_TYPES = {"spend": "DECIMAL(18, 2)", "conversions": "DECIMAL(18, 2)", "revenue": "DECIMAL(18, 2)",
+                 "impressions": "BIGINT", "clicks": "BIGINT", "reach": "BIGINT", "unique_clicks": "BIGINT",
+                 "frequency": "DOUBLE"}
+_TYPED_BATCH = ", ".join(
+    f"CAST({c} AS {_METRIC_TYPES.get(c, 'DATE' if c.startswith('date_') else 'VARCHAR')}) AS {c}"
+    for c in INSIGHT_SOURCE_COLUMNS
+)
+_MERGE_BATCH = f"""
+    MERGE INTO meta_ad_insights AS m USING staged_batch AS s
+    ON (m.entity_type = s.entity_type AND m.entity_id = s.entity_id AND m.date_start = s.date_start)
+    WHEN MATCHED AND ({" OR ".join(f"m.{c} IS DISTINCT FROM s.{c}" for c in INSIGHT_METRIC_COLUMNS)})
+        THEN UPDATE SET {", ".join(f"{c} = s.{c}" for c in INSIGHT_METRIC_COLUMNS)}, updated_at = $now
+    WHEN NOT MATCHED THEN INSERT ({", ".join(INSIGHT_SOURCE_COLUMNS)}, created_at, updated_at)
+        VALUES ({", ".join(f"s.{c}" for c in INSIGHT_SOURCE_COLUMNS)}, $now, $now)
+"""
 
 
 class Warehouse:
     """A read-write connection to the worker's DuckDB file with the schema ensured."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, memory_limit: str = "512MB") -> None:
+        """Open (creating if needed) the file and apply pending migrations.
+
+        DuckDB caches table data up to its memory limit, which defaults to 80% of RAM; the worker
+        runs for weeks beside other services, so the limit is set, and work beyond it spills to
+        `<file's dir>/tmp`.
+        """
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.memory_limit = memory_limit
         self._con: duckdb.DuckDBPyConnection | None = None
         self.reopen()
 
     def reopen(self) -> None:
+        config = {"memory_limit": self.memory_limit, "temp_directory": str(self.path.parent / "tmp")}
         try:
-            self._con = duckdb.connect(str(self.path))
+            self._con = duckdb.connect(str(self.path), config=config)
         except duckdb.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         ensure_schema(self._con)
@@ -64,10 +87,17 @@ class Warehouse:
 
     @contextmanager
     def transaction(self) -> Iterator["Warehouse"]:
-        """Everything inside commits together or not at all."""
+        """Everything inside commits together or not at all.
+
+        The keys every `upsert_insights` call stores are remembered in a temporary table for the
+        life of the transaction, so `delete_stale_insights` can find rows this sync did not get back.
+        """
         self.con.execute("BEGIN TRANSACTION")
         try:
+            self.con.execute("CREATE OR REPLACE TEMP TABLE sync_keys"
+                             " (account_id VARCHAR, entity_type VARCHAR, entity_id VARCHAR, date_start DATE)")
             yield self
+            self.con.execute("DROP TABLE sync_keys")
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
@@ -118,57 +148,90 @@ class Warehouse:
             finally:
                 self.con.unregister("staged_entities")
 
-    def upsert_insights(self, rows: pd.DataFrame, sync_id: str, now: dt.datetime) -> int:
-        """Upsert one batch of insight rows (INSIGHT_SOURCE_COLUMNS); `created_at` is kept on re-sync.
+    def count_insights(self, account_id: str, level: Level, since: dt.date, until: dt.date) -> int:
+        row = self.con.execute(
+            "SELECT count(*) FROM meta_ad_insights WHERE account_id = ? AND entity_type = ?"
+            " AND date_start BETWEEN ? AND ?", [account_id, level, since, until]).fetchone()
+        return int(row[0]) if row else 0
 
-        Per-row ratios are stored for the seed's columns; pages recompute them from sums.
+    def upsert_insights(self, rows: pd.DataFrame, now: dt.datetime, fresh: bool = False) -> tuple[int, int]:
+        """Store one batch of insight rows (INSIGHT_SOURCE_COLUMNS); return (inserted, updated).
+
+        Must run inside `transaction()`. New keys are inserted; existing keys are updated only when
+        a metric changed (Meta restates recent days, but most re-read rows are equal), and only
+        their metric columns: rewriting every column of every re-read row cost ~400 bytes of undo
+        memory per row. `created_at` is kept; `updated_at` says when the values last changed.
+        `fresh=True` says no stored row can share a key with this batch (its window held no rows of
+        its level before this sync), so the rows are inserted without the merge's join. Either way a
+        key stored twice violates the primary key and fails the sync.
         """
         if rows.empty:
-            return 0
-        staged = rows.reindex(columns=list(INSIGHT_SOURCE_COLUMNS))
-        for name in STORED_RATIOS:
-            num, den, scale = RATIO_FORMULAS[name]
-            staged[name] = ratio_array(staged[num].to_numpy(), staged[den].to_numpy(), scale)
-        value_columns = _INSIGHT_VALUE_COLUMNS + STORED_RATIOS
-        updates = ", ".join(f"{c} = excluded.{c}" for c in value_columns + ("last_sync_id", "updated_at"))
-        self.con.register("staged_insights", staged)
+            return 0, 0
+        self._stage_batch(rows)
+        columns = ", ".join(INSIGHT_SOURCE_COLUMNS)
+        params = {"now": _naive(now)}
         try:
-            self.con.execute(
-                f"""
-                INSERT INTO meta_ad_insights (id, entity_type, entity_id, date_start, {', '.join(value_columns)},
-                                              last_sync_id, created_at, updated_at)
-                SELECT {_UUID_FROM_HASH}, entity_type, entity_id, date_start, {', '.join(value_columns)},
-                       $sync_id, $now, $now
-                FROM (SELECT *, md5(entity_type || ':' || entity_id || ':' || CAST(date_start AS VARCHAR)) AS h
-                      FROM staged_insights)
-                ON CONFLICT (entity_type, entity_id, date_start) DO UPDATE SET {updates}
-                """,
-                {"sync_id": sync_id, "now": _naive(now)},
-            )
+            if fresh:
+                inserted = _rowcount(self.con.execute(
+                    f"INSERT INTO meta_ad_insights ({columns}, created_at, updated_at)"
+                    f" SELECT {columns}, $now, $now FROM staged_batch", params))
+                updated = 0
+            else:
+                before = self._count_all_insights()
+                affected = _rowcount(self.con.execute(_MERGE_BATCH, params))
+                inserted = self._count_all_insights() - before
+                updated = affected - inserted
+            self.con.execute("INSERT INTO sync_keys SELECT account_id, entity_type, entity_id, date_start FROM staged_batch")
         finally:
-            self.con.unregister("staged_insights")
-        return len(staged)
+            self.con.execute("DROP TABLE IF EXISTS staged_batch")
+        return inserted, updated
+
+    def _stage_batch(self, rows: pd.DataFrame) -> None:
+        """Copy a batch into the temp table `staged_batch`, typed like meta_ad_insights.
+
+        The batch goes in as a one-shot Arrow stream: DuckDB keeps every pandas frame it scans
+        alive until the transaction ends (zero-copy strings), which held ~200 bytes per row of a
+        sync in memory; a consumed stream leaves nothing to hold.
+        """
+        table = pa.Table.from_pandas(rows.reindex(columns=list(INSIGHT_SOURCE_COLUMNS)), preserve_index=False)
+        stream = pa.RecordBatchReader.from_batches(table.schema, iter(table.to_batches()))
+        del table
+        self.con.register("batch_stream", stream)
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE staged_batch AS SELECT {_TYPED_BATCH} FROM batch_stream")
+        finally:
+            self.con.unregister("batch_stream")
+
+    def _count_all_insights(self) -> int:
+        return _rowcount(self.con.execute("SELECT count(*) FROM meta_ad_insights"))
 
     def delete_stale_insights(
-        self, account_id: str, level: Level, since: dt.date, until: dt.date, sync_id: str,
-        entity_ids: Iterable[str] | None,
+        self, account_id: str, level: Level, since: dt.date, until: dt.date, entity_ids: Iterable[str] | None,
     ) -> int:
         """Delete rows in the window that this sync re-read but did not get back (Meta dropped them).
 
         `entity_ids` are the entities read successfully (None: every entity of the level). Rows of
-        entities that failed are left alone: they were not re-read.
+        entities that failed are left alone: they were not re-read. Must run inside `transaction()`.
         """
-        params = {"account_id": account_id, "level": level, "since": since, "until": until, "sync_id": sync_id}
-        where = "account_id = $account_id AND entity_type = $level AND date_start BETWEEN $since AND $until AND last_sync_id <> $sync_id"
+        params = {"account_id": account_id, "level": level, "since": since, "until": until}
+        where = ("m.account_id = $account_id AND m.entity_type = $level AND m.date_start BETWEEN $since AND $until"
+                 " AND NOT EXISTS (SELECT 1 FROM sync_keys AS k WHERE k.entity_type = m.entity_type"
+                 " AND k.entity_id = m.entity_id AND k.date_start = m.date_start)")
         if entity_ids is None:
-            return _rowcount(self.con.execute(f"DELETE FROM meta_ad_insights WHERE {where}", params))
-        ids = pd.DataFrame({"entity_id": pd.Series(list(entity_ids), dtype="object")})
+            # every stored key is one this sync read, unless the window holds more rows than it read
+            in_window = "account_id = $account_id AND entity_type = $level AND date_start BETWEEN $since AND $until"
+            stored = _rowcount(self.con.execute(f"SELECT count(*) FROM meta_ad_insights WHERE {in_window}", params))
+            read = _rowcount(self.con.execute(f"SELECT count(*) FROM sync_keys WHERE {in_window}", params))
+            if stored == read:
+                return 0
+            return _rowcount(self.con.execute(f"DELETE FROM meta_ad_insights AS m WHERE {where}", params))
+        ids = pd.DataFrame({"entity_id": pd.Series(sorted(entity_ids), dtype="object")})
         if ids.empty:
             return 0
         self.con.register("read_ids", ids)
         try:
             return _rowcount(self.con.execute(
-                f"DELETE FROM meta_ad_insights WHERE {where} AND entity_id IN (SELECT entity_id FROM read_ids)",
+                f"DELETE FROM meta_ad_insights AS m WHERE {where} AND m.entity_id IN (SELECT entity_id FROM read_ids)",
                 params,
             ))
         finally:
@@ -201,7 +264,7 @@ class Warehouse:
         self.con.execute(
             """
             INSERT OR REPLACE INTO sync_runs VALUES (
-                ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 r.sync_id, _naive(dt.datetime.fromisoformat(r.sync_timestamp)), r.sync_type, r.mode, r.status,
@@ -209,7 +272,8 @@ class Warehouse:
                 r.force, r.campaigns.processed, r.campaigns.success, r.campaigns.errors,
                 r.adsets.processed, r.adsets.success, r.adsets.errors,
                 r.ads.processed, r.ads.success, r.ads.errors,
-                r.total_duration_seconds, r.rows_written, r.api_requests, r.rate_limit_hits,
+                r.total_duration_seconds, r.rows_written, r.rows_inserted, r.rows_updated, r.rows_deleted,
+                r.api_requests, r.rate_limit_hits,
                 len(r.errors), r.request_id, json.dumps(r.to_dict()),
             ],
         )
@@ -220,13 +284,6 @@ class Warehouse:
             "SELECT max(sync_timestamp) FROM sync_runs WHERE success AND entity_type IS NULL"
         ).fetchone()
         return row[0].replace(tzinfo=dt.timezone.utc) if row and row[0] else None
-
-
-# the seed's uuid-shaped id, derived from the primary key's md5 so a re-synced row keeps its id
-_UUID_FROM_HASH = (
-    "substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-' || substr(h, 13, 4) || '-' || substr(h, 17, 4)"
-    " || '-' || substr(h, 21, 12)"
-)
 
 
 def _naive(moment: dt.datetime) -> dt.datetime:
