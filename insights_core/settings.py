@@ -214,7 +214,8 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Values that must never appear in a log line, a report or a page."""
-        return [s.get_secret_value() for s in (self.access_token, self.app_secret) if s and s.get_secret_value()]
+        secrets = (self.access_token, self.app_secret, self.cookie_key)
+        return [s.get_secret_value() for s in secrets if s and s.get_secret_value()]
 
 
 def _describe_error(error: dict) -> str:
@@ -227,7 +228,7 @@ def _describe_error(error: dict) -> str:
     return f"{env_name}: {allowed}{got_text}"
 
 
-_SECRET_ENV = {"META_ACCESS_TOKEN", "META_APP_SECRET"}
+_SECRET_ENV = {"META_ACCESS_TOKEN", "META_APP_SECRET", "INSIGHTS_COOKIE_KEY"}
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -237,3 +238,20 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"invalid setting {_describe_error(first)}") from None
+
+
+def settings_table_markdown() -> str:
+    """The README's configuration table, generated from the declarations above."""
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, tuple):
+            default = ",".join(default) if default else "—"
+        elif default is None:
+            default = "—"
+        lines.append(f"| {field.alias or name} | {default} | {field.description or ''} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(settings_table_markdown())
