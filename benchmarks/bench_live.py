@@ -1,0 +1,133 @@
+"""Live mode against the Graph API emulator: requests and wall time of a full sync, next to the seed's
+one-request-per-entity approach.
+
+    .venv/bin/python benchmarks/bench_live.py                  # 100 x 5 x 3, 30 days, 100 ms per request
+    .venv/bin/python benchmarks/bench_live.py --scaling        # also 2x the entities and 2x the days
+
+Live source: the real sync (run_sync + DuckDB writes) with default settings (500 rows per page,
+report polls from 1 s up to 5 s, 5 report runs in flight). The seed's approach, as its README
+describes it: campaigns in batches of 5 in parallel; per campaign its insights and its ad sets,
+per ad set its insights and its ads, per ad its insights (GET /<id>/insights, time_increment=1,
+limit=100 so a 30-day window is one page). It only fetches; it writes nothing. Both read every
+status (archived and deleted included), so they return the same rows. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from facebook_business.adobjects.adaccount import AdAccount  # noqa: E402
+from facebook_business.adobjects.adset import AdSet  # noqa: E402
+from facebook_business.adobjects.campaign import Campaign  # noqa: E402
+
+from graph_emulator import ACCOUNT_ID, AccountShape, GraphEmulator  # noqa: E402
+from insights_core.engine import run_sync  # noqa: E402
+from insights_core.models import SyncRequest  # noqa: E402
+from insights_core.settings import Settings  # noqa: E402
+from insights_core.sources.live import LiveSource  # noqa: E402
+from insights_core.sources.live.api import effective_statuses, fetch_entity_insights_json  # noqa: E402
+from insights_core.store.warehouse import Warehouse  # noqa: E402
+
+TOKEN = "benchmark-token"
+INSIGHT_FIELDS = ["campaign_id", "adset_id", "ad_id", "date_start", "date_stop", "spend", "impressions", "clicks",
+                  "reach", "frequency", "unique_clicks", "ctr", "cpc", "actions", "action_values"]
+
+
+def run_live_sync(emulator: GraphEmulator, days: int, data_dir: Path) -> dict:
+    settings = Settings(_env_file=None, data_dir=data_dir, mode="live", graph_url=emulator.url,  # type: ignore[call-arg]
+                        access_token=TOKEN, ad_account_ids=ACCOUNT_ID)
+    source, warehouse = LiveSource(settings), Warehouse(settings.db_path)
+    emulator.reset_counts()
+    started = time.perf_counter()
+    report = run_sync(SyncRequest(days_back=days), source=source, warehouse=warehouse, settings=settings)
+    wall = time.perf_counter() - started
+    warehouse.close()
+    source.close()
+    if not report.success or report.errors:
+        raise SystemExit(f"live sync failed: {report.errors[:3]}")
+    return {"requests": emulator.total_requests, "wall_s": wall, "rows": report.rows_written,
+            "by_kind": dict(emulator.requests), "window": (report.since, report.until)}
+
+
+def run_per_entity(emulator: GraphEmulator, window: tuple[str, str], parallel: int) -> dict:
+    """The seed's loop, through the same SDK session type (no pacing needed: the emulator does not throttle)."""
+    settings = Settings(_env_file=None, mode="live", graph_url=emulator.url, access_token=TOKEN,  # type: ignore[call-arg]
+                        ad_account_ids=ACCOUNT_ID)
+    api = LiveSource(settings).api
+    api.policy = None
+    params = {"time_range": {"since": window[0], "until": window[1]}, "time_increment": 1, "limit": 100}
+
+    def insights(entity_id: str) -> int:
+        return len(fetch_entity_insights_json(api, entity_id, params, INSIGHT_FIELDS))
+
+    def one_campaign(campaign_id: str) -> int:
+        rows = insights(campaign_id)
+        adsets = Campaign(campaign_id, api=api).get_ad_sets(
+            fields=["id"], params={"limit": 100, "effective_status": effective_statuses("adset")})
+        for adset in adsets:
+            rows += insights(adset["id"])
+            ads = AdSet(adset["id"], api=api).get_ads(
+                fields=["id"], params={"limit": 100, "effective_status": effective_statuses("ad")})
+            rows += sum(insights(ad["id"]) for ad in ads)
+        return rows
+
+    emulator.reset_counts()
+    started = time.perf_counter()
+    campaigns = AdAccount(ACCOUNT_ID, api=api).get_campaigns(
+        fields=["id"], params={"limit": 100, "effective_status": effective_statuses("campaign")})
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        rows = sum(pool.map(one_campaign, [c["id"] for c in campaigns]))
+    wall = time.perf_counter() - started
+    return {"requests": emulator.total_requests, "wall_s": wall, "rows": rows, "by_kind": dict(emulator.requests)}
+
+
+def measure(shape: AccountShape, days: int, latency_ms: float, parallel: int, seed_approach: bool) -> None:
+    entities = shape.campaigns * (1 + shape.adsets_per_campaign * (1 + shape.ads_per_adset))
+    print(f"\n{shape.campaigns} x {shape.adsets_per_campaign} x {shape.ads_per_adset} ({entities:,} entities), "
+          f"{days} days, {latency_ms:.0f} ms per request")
+    with GraphEmulator(shape, latency_ms=latency_ms) as emulator, tempfile.TemporaryDirectory() as tmp:
+        live = run_live_sync(emulator, days, Path(tmp) / "data")
+        results = [("async report runs (live source, full sync)", live)]
+        if seed_approach:
+            results.append((f"per entity (seed), {parallel} campaigns in parallel",
+                            run_per_entity(emulator, live["window"], parallel)))
+    print(f"  {'approach':<46}{'requests':>10}{'wall s':>10}{'rows':>10}")
+    for name, result in results:
+        print(f"  {name:<46}{result['requests']:>10,}{result['wall_s']:>10.1f}{result['rows']:>10,}")
+    for name, result in results:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(result["by_kind"].items()))
+        print(f"  {name.split(' (')[0]}: {kinds}")
+    if seed_approach:
+        seed = results[1][1]
+        print(f"  live / per entity: requests {live['requests'] / seed['requests']:.1%}, "
+              f"wall time {live['wall_s'] / seed['wall_s']:.1%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", default="100x5x3", help="campaigns x ad sets per campaign x ads per ad set")
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--latency-ms", type=float, default=100)
+    parser.add_argument("--parallel", type=int, default=5, help="campaigns the per-entity approach reads at once")
+    parser.add_argument("--scaling", action="store_true", help="also run the live sync on 2x entities and 2x days")
+    args = parser.parse_args()
+    campaigns, adsets, ads = (int(n) for n in args.shape.split("x"))
+    shape = AccountShape(campaigns, adsets, ads)
+    print(f"bench_live {dt.datetime.now():%Y-%m-%d %H:%M}")
+    measure(shape, args.days, args.latency_ms, args.parallel, seed_approach=True)
+    if args.scaling:
+        measure(AccountShape(campaigns * 2, adsets, ads), args.days, args.latency_ms, args.parallel, False)
+        measure(shape, args.days * 2, args.latency_ms, args.parallel, False)
+
+
+if __name__ == "__main__":
+    main()
