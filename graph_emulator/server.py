@@ -43,6 +43,7 @@ from graph_emulator.payloads import (
 from insights_core.models import LEVELS, Level
 
 _VERSION = re.compile(r"^v\d+\.\d+$")
+_TOKEN_PARAM = re.compile(r"(access_token=)[^&\s]+")
 _EDGES: dict[str, Level] = {"campaigns": "campaign", "adsets": "adset", "ads": "ad"}
 DEFAULT_LIMIT = 25
 
@@ -319,4 +320,4 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         if not self.server.emulator.quiet:  # type: ignore[attr-defined]
-            super().log_message(format, *args)
+            super().log_message(format, *(_TOKEN_PARAM.sub(r"\1[redacted]", str(a)) for a in args))

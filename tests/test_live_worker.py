@@ -100,7 +100,8 @@ def test_throttling_transient_errors_and_job_failures_end_in_a_complete_sync(
     for level in LEVELS:
         assert_equals_truth(stored_rows(data / "insights.duckdb", level), emulator.ground_truth(level, since, until))
     log = [json.loads(line) for line in (data / "logs" / "meta_insights.log").read_text().splitlines()]
-    assert any("throttle error, retry 1 of 3" in r["message"] for r in log)
+    assert any(r["message"].startswith("throttle error (HTTP 400, code 80000") and "retry 1 of 3" in r["message"]
+               for r in log)
     assert_token_nowhere(data, result.stdout, result.stderr)
 
 

@@ -74,6 +74,8 @@ class ApiFailure:
     error: InsightsError
     retry: Literal["throttle", "transient"] | None
     usage: Usage = Usage()
+    detail: str = ""
+    """What Meta said, e.g. `HTTP 400, code 80000: (#80000) There have been too many calls...`."""
 
 
 def parse_usage(headers: Mapping[str, str] | None) -> Usage:
@@ -116,7 +118,8 @@ def classify_error(exc: BaseException, secrets: Iterable[str] = ()) -> ApiFailur
     if isinstance(exc, requests.RequestException):
         host = urlsplit(exc.request.url).netloc if exc.request is not None and exc.request.url else "the Graph API"
         return ApiFailure(TransientApiError(
-            f"no answer from {host} ({type(exc).__name__}) and retries ran out"), "transient")
+            f"no answer from {host} ({type(exc).__name__}) and retries ran out"), "transient",
+            detail=f"no answer from {host} ({type(exc).__name__})")
     if not isinstance(exc, FacebookRequestError):
         return ApiFailure(EntityError(f"unexpected {type(exc).__name__} from the SDK"), None)
     code, subcode, status = exc.api_error_code(), exc.api_error_subcode(), exc.http_status()
@@ -124,24 +127,26 @@ def classify_error(exc: BaseException, secrets: Iterable[str] = ()) -> ApiFailur
     where = ", ".join(part for part in (
         f"HTTP {status}" if status else "", f"code {code}" if code is not None else "",
         f"subcode {subcode}" if subcode else "") if part)
-    detail = f"({where}: {message})" if message else f"({where})"
+    said = f"{where}: {message}" if message else where
+    detail = f"({said})"
     usage = parse_usage(exc.http_headers())
     if code == AUTH_CODE:
         return ApiFailure(AuthenticationError(
             f"Meta rejected the access token {detail}: create a new token (a system user token does not "
-            "expire) with ads_read, and set META_ACCESS_TOKEN"), None, usage)
+            "expire) with ads_read, and set META_ACCESS_TOKEN"), None, usage, said)
     if code in PERMISSION_CODES:
         return ApiFailure(PermissionDeniedError(
             f"the access token lacks a permission this sync needs {detail}: grant ads_read to the token and give "
-            "its user access to every ad account in META_AD_ACCOUNT_IDS"), None, usage)
+            "its user access to every ad account in META_AD_ACCOUNT_IDS"), None, usage, said)
     if code in THROTTLE_CODES:
-        return ApiFailure(RateLimitError(f"Meta throttled the request and retries ran out {detail}"), "throttle", usage)
+        return ApiFailure(RateLimitError(f"Meta throttled the request and retries ran out {detail}"), "throttle",
+                          usage, said)
     if (code, subcode) == TOO_MUCH_DATA:
-        return ApiFailure(ReportTooLargeError(f"Meta asked for less data per report {detail}"), None, usage)
+        return ApiFailure(ReportTooLargeError(f"Meta asked for less data per report {detail}"), None, usage, said)
     if exc.api_transient_error() or code in TRANSIENT_CODES or status in TRANSIENT_HTTP:
         return ApiFailure(TransientApiError(
-            f"Meta answered with a temporary error and retries ran out {detail}"), "transient", usage)
-    return ApiFailure(EntityError(f"Meta refused the request {detail}"), None, usage)
+            f"Meta answered with a temporary error and retries ran out {detail}"), "transient", usage, said)
+    return ApiFailure(EntityError(f"Meta refused the request {detail}"), None, usage, said)
 
 
 def retry_wait(failure: ApiFailure, attempt: int, base_delay: float, rng: random.Random) -> float:
@@ -217,8 +222,8 @@ class RetryPolicy:
             if failure.retry is None or attempt >= self.max_retries:
                 raise failure.error from None
             wait = retry_wait(failure, attempt, self.base_delay, self.rng)
-            log.warning("%s error, retry %d of %d in %.1fs: %s", failure.retry, attempt + 1, self.max_retries,
-                        wait, failure.error)
+            log.warning("%s error (%s): retry %d of %d in %.1fs", failure.retry, failure.detail, attempt + 1,
+                        self.max_retries, wait)
             self.stats.retries += 1
             self.pacer.hold(wait)
             attempt += 1

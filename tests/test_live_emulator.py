@@ -1,0 +1,90 @@
+"""The emulator's own contract, over plain HTTP: what the SDK and the tests rely on."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+import requests
+
+from graph_emulator import ACCOUNT_ID, FaultRule, GraphEmulator
+from live_helpers import TOKEN, emulator  # noqa: F401 (fixture)
+
+WINDOW = {"since": "2026-11-01", "until": "2026-11-07"}
+
+
+def get(emulator: GraphEmulator, path: str, **params: object) -> requests.Response:
+    return requests.get(f"{emulator.url}/v26.0/{path}", params={"access_token": TOKEN, **params}, timeout=10)
+
+
+def start_run(emulator: GraphEmulator, **params: object) -> str:
+    body = {"access_token": TOKEN, "level": "ad", "time_range": json.dumps(WINDOW), "time_increment": "1", **params}
+    answer = requests.post(f"{emulator.url}/v26.0/{ACCOUNT_ID}/insights", data=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["report_run_id"]
+
+
+def test_a_report_run_says_job_completed_only_after_a_running_step_at_100_percent(emulator: GraphEmulator) -> None:
+    run_id = start_run(emulator)
+    assert get(emulator, f"{run_id}/insights").json()["error"]["code"] == 100  # not ready yet
+    steps = [(s["async_status"], s["async_percent_completion"])
+             for s in (get(emulator, f"{run_id}/").json() for _ in range(emulator.polls_to_complete))]
+    assert steps == [("Job Running", 50), ("Job Running", 100), ("Job Completed", 100)]
+    first = get(emulator, f"{run_id}/insights", limit=40).json()
+    assert len(first["data"]) == 40 and "next" in first["paging"]
+    rows, after = list(first["data"]), first["paging"]["cursors"]["after"]
+    while True:
+        page = get(emulator, f"{run_id}/insights", limit=40, after=after).json()
+        rows += page["data"]
+        if "next" not in page["paging"]:
+            break
+        after = page["paging"]["cursors"]["after"]
+    truth = emulator.ground_truth("ad", dt.date(2026, 11, 1), dt.date(2026, 11, 7))
+    visible = {e["id"] for e in emulator.account.entities["ad"] if e["effective_status"] not in ("ARCHIVED", "DELETED")}
+    assert len(rows) == truth["entity_id"].isin(visible).sum()  # hidden statuses need a filter, as on Graph
+    assert all(isinstance(r["spend"], str) and r["date_start"] == r["date_stop"] for r in rows)
+
+
+def test_status_filters_reveal_archived_and_deleted_entities(emulator: GraphEmulator) -> None:
+    plain = get(emulator, f"{ACCOUNT_ID}/ads", fields="id,effective_status", limit=100).json()["data"]
+    every = get(emulator, f"{ACCOUNT_ID}/ads", fields="id,effective_status", limit=100,
+                effective_status=json.dumps(["ACTIVE", "PAUSED", "ADSET_PAUSED", "CAMPAIGN_PAUSED", "ARCHIVED",
+                                             "DELETED"])).json()["data"]
+    assert len(every) == len(emulator.account.entities["ad"]) > len(plain)
+    assert {"ARCHIVED", "DELETED"} <= {e["effective_status"] for e in every}
+    assert not {"ARCHIVED", "DELETED"} & {e["effective_status"] for e in plain}
+
+
+def test_the_per_entity_edge_returns_one_entitys_days(emulator: GraphEmulator) -> None:
+    ad = emulator.account.ids["ad"][0]
+    rows = get(emulator, f"{ad}/insights", time_range=json.dumps(WINDOW), time_increment=1, limit=100).json()["data"]
+    truth = emulator.ground_truth("ad", dt.date(2026, 11, 1), dt.date(2026, 11, 7))
+    assert [r["date_start"] for r in rows] == [d.isoformat() for d in truth.loc[truth["entity_id"] == ad, "date_start"]]
+    assert emulator.requests["entity_insights"] == 1
+
+
+def test_throttling_answers_carry_usage_headers_and_the_regain_time(emulator: GraphEmulator) -> None:
+    emulator.faults.rules.append(FaultRule("throttle", every=2, code=80000, regain_minutes=3))
+    ok, throttled = get(emulator, ACCOUNT_ID), get(emulator, ACCOUNT_ID)
+    assert ok.status_code == 200 and json.loads(ok.headers["x-app-usage"])["call_count"] == 3.0
+    assert throttled.status_code == 400 and throttled.json()["error"]["code"] == 80000
+    usage = json.loads(throttled.headers["x-business-use-case-usage"])["5550001"][0]
+    assert usage["estimated_time_to_regain_access"] == 3 and usage["call_count"] == 100
+    assert "x-fb-ads-insights-throttle" in throttled.headers
+
+
+@pytest.mark.parametrize(("days", "answer"), [(3, 200), (4, 400)])
+def test_too_long_windows_are_refused_with_1487534(emulator: GraphEmulator, days: int, answer: int) -> None:
+    emulator.faults.too_large_over_days = 3
+    window = {"since": "2026-11-01", "until": f"2026-11-0{days}"}
+    body = {"access_token": TOKEN, "level": "ad", "time_range": json.dumps(window), "time_increment": "1"}
+    result = requests.post(f"{emulator.url}/v26.0/{ACCOUNT_ID}/insights", data=body, timeout=10)
+    assert result.status_code == answer
+    if answer == 400:
+        assert (result.json()["error"]["code"], result.json()["error"]["error_subcode"]) == (100, 1487534)
+
+
+def test_requests_without_a_token_are_refused(emulator: GraphEmulator) -> None:
+    answer = requests.get(f"{emulator.url}/v26.0/{ACCOUNT_ID}", timeout=10)
+    assert answer.status_code == 400 and "access token" in answer.json()["error"]["message"]
