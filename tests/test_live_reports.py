@@ -115,7 +115,8 @@ def test_full_sync_equals_the_truth_at_every_level_deleted_and_archived_included
     assert account == ("America/Los_Angeles", "USD")
     # every run was polled until "Job Completed", past the "Job Running" at 100 % before it
     assert all(run.polls >= emulator.polls_to_complete for run in emulator.report_runs)
-    assert all(run.params["time_increment"] == "1" for run in emulator.report_runs)
+    assert all(run.params["time_increment"] == "1" and run.params["use_unified_attribution_setting"] == "true"
+               for run in emulator.report_runs)
     assert any("report" in p["message"] and "%" in p["message"] for p in progress)
     assert report.api_requests == emulator.total_requests == source.stats.api_requests
 

@@ -134,7 +134,11 @@ def scope_filters(level: Level, scope: Scope, campaigns_of_level: dict[str, str]
 
 
 def report_params(chunk: ReportChunk, extra_filters: list[dict]) -> dict:
-    """The POST act_<id>/insights parameters of one chunk: daily rows, every status, its filters."""
+    """The POST act_<id>/insights parameters of one chunk: daily rows, every status, its filters.
+
+    `use_unified_attribution_setting` counts conversions with each ad set's own attribution
+    setting, as Ads Manager does, rather than the API's legacy default windows.
+    """
     filtering = [{"field": f"{chunk.level}.effective_status", "operator": "IN",
                   "value": effective_statuses(chunk.level)}, *extra_filters]
     if chunk.campaign_ids is not None:
@@ -145,6 +149,7 @@ def report_params(chunk: ReportChunk, extra_filters: list[dict]) -> dict:
         "time_increment": 1,
         "fields": list(INSIGHT_FIELDS[chunk.level] + METRIC_FIELDS),
         "filtering": filtering,
+        "use_unified_attribution_setting": True,
     }
 
 
@@ -208,7 +213,7 @@ class ReportRunner:
             for batch in ready:
                 yield batch
                 last_yield = clock()
-                if self.status_text and self.ctx.on_status is not None:
+                if self.running and self.status_text and self.ctx.on_status is not None:
                     self.ctx.on_status(self.status_text)  # the engine just overwrote it with its own
 
     def _submit(self, chunk: ReportChunk) -> list[InsightBatch]:

@@ -171,6 +171,7 @@ class Pacer:
         self.clock = clock
         self.last_usage = Usage()
         self._not_before = 0.0
+        self._logged_level = 0
 
     def wait_turn(self) -> None:
         delay = self._not_before - self.clock()
@@ -182,9 +183,14 @@ class Pacer:
         usage = parse_usage(headers)
         self.last_usage = usage
         delay = pace_delay(usage, self.base_delay)
-        if delay > 0:
-            log.info("Meta usage at %.0f%%: holding requests for %.1fs", usage.pct, delay)
-            self.hold(delay)
+        level = int(min(usage.pct, 100) // 5) if delay > 0 else 0
+        if level != self._logged_level:  # one line per 5 % step, not one per request
+            self._logged_level = level
+            if delay > 0:
+                log.info("Meta usage at %.0f%%: spacing requests %.1fs apart", usage.pct, delay)
+            else:
+                log.info("Meta usage back to %.0f%%: requests no longer held", usage.pct)
+        self.hold(delay)
 
     def hold(self, seconds: float) -> None:
         if seconds > 0:
