@@ -61,7 +61,8 @@ def parse_time_range(value: str | None) -> tuple[dt.date, dt.date]:
     return since, until
 
 
-def visible(account: SeededAccount, level: Level, filtering: Sequence[dict], statuses: Iterable[str] | None) -> np.ndarray:
+def visible(account: SeededAccount, level: Level, filtering: Sequence[dict],
+            statuses: Iterable[str] | None) -> np.ndarray:
     """Which entities of `level` a request sees, after id filters and the status rule."""
     ids = np.array(account.ids[level], dtype=object)
     effective = np.array([e["effective_status"] for e in account.entities[level]], dtype=object)
@@ -114,7 +115,7 @@ def insight_rows(account: SeededAccount, level: Level, since: dt.date, until: dt
         row = {"account_id": account_number, "campaign_id": account.ids["campaign"][campaign_pos[e]],
                "date_start": day.isoformat(), "date_stop": day.isoformat()}
         if level in ("adset", "ad"):
-            row["adset_id"] = account.ids["adset"][e] if level == "adset" else account.ids["adset"][account.ad_parent[e]]
+            row["adset_id"] = account.ids["adset"][e if level == "adset" else account.ad_parent[e]]
         if level == "ad":
             row["ad_id"] = account.ids["ad"][e]
         row.update(_metrics(v))

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from graph_emulator.account import AccountShape, SeededAccount
-from graph_emulator.faults import Faults, FaultRule, RequestKind
+from graph_emulator.faults import FaultRule, Faults, RequestKind
 from graph_emulator.payloads import (
     GraphError,
     entity_list,
@@ -71,7 +71,8 @@ class GraphEmulator:
     """The emulated Graph API around one seeded ad account."""
 
     def __init__(self, shape: AccountShape = AccountShape(), *, latency_ms: float = 0, faults: Faults | None = None,
-                 polls_to_complete: int = 3, host: str = "127.0.0.1", port: int = 0, account: SeededAccount | None = None,
+                 polls_to_complete: int = 3, host: str = "127.0.0.1", port: int = 0,
+                 account: SeededAccount | None = None,
                  quiet: bool = True) -> None:
         self.account = account or SeededAccount(shape)
         self.latency = latency_ms / 1000
@@ -173,7 +174,8 @@ class GraphEmulator:
             if token:
                 self.tokens_seen.add(token)
         if not token:
-            raise GraphError(400, 2500, "An active access token must be used to query information about the current user.")
+            raise GraphError(400, 2500, "An active access token must be used to query information about the "
+                                        "current user.")
         if self.faults.bad_token:
             raise GraphError(400, 190, f"Error validating access token: Session has expired. The token {token} is "
                                        "no longer valid.", subcode=463)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pytest
 
 from graph_emulator import ACCOUNT_ID, AccountShape, GraphEmulator
 from helpers import PYTHON, ROOT, make_settings, subprocess_env
@@ -22,8 +21,8 @@ TOKEN = "EAAG-not-a-real-token-but-secret-7f3a9c"
 METRICS = ("spend", "impressions", "clicks", "conversions", "revenue")
 
 
-@pytest.fixture
-def emulator() -> Iterator[GraphEmulator]:
+def running_emulator() -> Iterator[GraphEmulator]:
+    """The body of each test module's `emulator` fixture: a fresh seeded emulator on a free loopback port."""
     with GraphEmulator(SHAPE) as running:
         yield running
 
@@ -78,7 +77,8 @@ def stored_rows(db_path: Path, level: str) -> pd.DataFrame:
 
 
 def assert_equals_truth(stored: pd.DataFrame, truth: pd.DataFrame, without: set[str] = frozenset(),
-                        columns: tuple[str, ...] = METRICS, without_rows: set[tuple[str, dt.date]] = frozenset()) -> None:
+                        columns: tuple[str, ...] = METRICS,
+                        without_rows: set[tuple[str, dt.date]] = frozenset()) -> None:
     """Same (entity, day) keys and the same metrics to the cent, except entities in `without` and
     (entity, day) keys in `without_rows`, which must not be stored at all."""
     def keep(frame: pd.DataFrame) -> pd.DataFrame:

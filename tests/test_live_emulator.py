@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 
 import pytest
 import requests
 
 from graph_emulator import ACCOUNT_ID, FaultRule, GraphEmulator
-from live_helpers import TOKEN, emulator  # noqa: F401 (fixture)
+from live_helpers import TOKEN, running_emulator
+
+
+@pytest.fixture
+def emulator() -> Iterator[GraphEmulator]:
+    yield from running_emulator()
+
 
 WINDOW = {"since": "2026-11-01", "until": "2026-11-07"}
 

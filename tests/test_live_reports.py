@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -22,12 +23,18 @@ from live_helpers import (
     TOKEN,
     FakeClock,
     assert_equals_truth,
-    emulator,  # noqa: F401 (fixture)
     entities_under,
     live_settings,
+    running_emulator,
     stored_rows,
     window_of,
 )
+
+
+@pytest.fixture
+def emulator() -> Iterator[GraphEmulator]:
+    yield from running_emulator()
+
 
 DAY = dt.date(2026, 11, 10)
 
@@ -235,7 +242,8 @@ def test_a_campaign_that_always_fails_is_reported_per_entity_and_the_rest_is_sto
     assert {run.level for run in single} == set(LEVELS)
 
 
-def test_when_retries_run_out_the_entities_of_the_report_fail_precisely(tmp_path: Path, emulator: GraphEmulator) -> None:
+def test_when_retries_run_out_the_entities_of_the_report_fail_precisely(tmp_path: Path,
+                                                                       emulator: GraphEmulator) -> None:
     emulator.faults.rules.append(FaultRule("transient", endpoint="report_page", http_status=500))
     report, source = live_sync(live_settings(tmp_path / "data", emulator, max_retries=2))
     assert (report.campaigns.errors, report.adsets.errors, report.ads.errors) == (4, 12, 24)
@@ -263,7 +271,8 @@ def test_malformed_values_fail_their_entity_or_read_as_the_truth(tmp_path: Path,
         assert row["reach"].isna().item() == (kind == "missing_reach")
     else:
         assert report.ads.errors == 1 and report.campaigns.errors == report.adsets.errors == 0
-        assert report.errors[0].startswith(f"Ad {target['entity_id']}: malformed insights row for {target['date_start']}")
+        assert report.errors[0].startswith(
+            f"Ad {target['entity_id']}: malformed insights row for {target['date_start']}")
         # the bad day is not stored; the ad's other days and every other entity equal the truth
         key = (target["entity_id"], target["date_start"])
         assert_equals_truth(stored, truth, without_rows={key})

@@ -171,7 +171,8 @@ def scripted(*outcomes: object):
 
 def test_throttling_waits_at_least_the_announced_time_then_succeeds() -> None:
     policy, clock, stats = make_policy()
-    regain = {"x-business-use-case-usage": json.dumps({"1": [{"call_count": 100, "estimated_time_to_regain_access": 2}]})}
+    regain = {"x-business-use-case-usage": json.dumps(
+        {"1": [{"call_count": 100, "estimated_time_to_regain_access": 2}]})}
     ok = FakeResponse()
     assert policy.run(scripted(graph_error(80000, headers=regain), graph_error(17), ok)) is ok
     assert stats.api_requests == 3 and stats.rate_limit_hits == 2 and stats.retries == 2

@@ -45,7 +45,8 @@ def test_ad_rows_count_one_purchase_type_and_keep_unknown_reach_null() -> None:
     got = {(r.entity_id, r.date_start.date()): r for r in rows.itertuples()}
     first = got[("238530000000000001", dt.date(2026, 11, 1))]
     # omni_purchase comes first in the preference: 3 purchases, 212.40 — not 3+3+2 and 566.40
-    assert (first.spend, first.impressions, first.clicks, first.conversions, first.revenue) == (41.27, 5120, 87, 3, 212.40)
+    assert (first.spend, first.impressions, first.clicks, first.conversions, first.revenue) == (
+        41.27, 5120, 87, 3, 212.40)
     assert (first.reach, first.unique_clicks, first.frequency) == (4377, 80, 1.169751)
     assert (first.campaign_id, first.adset_id, first.ad_id, first.account_id) == (
         "238510000000000001", "238520000000000001", "238530000000000001", "act_5550001")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -15,12 +16,18 @@ from insights_core.models import LEVELS
 from live_helpers import (
     TOKEN,
     assert_equals_truth,
-    emulator,  # noqa: F401 (fixture)
     entities_under,
     run_worker,
+    running_emulator,
     stored_rows,
     window_of,
 )
+
+
+@pytest.fixture
+def emulator() -> Iterator[GraphEmulator]:
+    yield from running_emulator()
+
 
 pytestmark = pytest.mark.slow
 
