@@ -84,6 +84,7 @@ class GraphEmulator:
         self.report_runs: list[ReportRun] = []
         self._runs: dict[str, ReportRun] = {}
         self._run_ids = itertools.count(6_000_000_000_001)
+        self._started = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), _Handler)
         self._server.daemon_threads = True
@@ -118,6 +119,7 @@ class GraphEmulator:
         self._server.serve_forever()
 
     def reset_counts(self) -> None:
+        """Forget request counts and the list of report runs; fault rules and run numbers keep counting."""
         with self._lock:
             self.requests.clear()
             self.report_runs.clear()
@@ -248,8 +250,8 @@ class GraphEmulator:
                              subcode=1487534)
         covered = {self.account.ids["campaign"][i] for i in self.account.campaign_index(level)[mask]}
         with self._lock:
-            number = len(self._runs) + 1
-            run_id = str(next(self._run_ids))
+            self._started += 1
+            number, run_id = self._started, str(next(self._run_ids))
         if number <= f.job_failed_first or (f.fail_over_days and days > f.fail_over_days) \
                 or covered & f.failing_campaigns:
             outcome = "failed"

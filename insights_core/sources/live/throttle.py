@@ -41,6 +41,7 @@ TRANSIENT_CODES = frozenset({1, 2})
 TRANSIENT_HTTP = frozenset({500, 502, 503, 504})
 AUTH_CODE = 190
 TOO_MUCH_DATA = (100, 1487534)
+_NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 USAGE_HEADERS = ("x-app-usage", "x-ad-account-usage", "x-business-use-case-usage", "x-fb-ads-insights-throttle")
 _PCT_KEYS = ("call_count", "total_time", "total_cputime", "acc_id_util_pct", "app_id_util_pct")
 PACE_FROM_PCT = 80.0
@@ -116,10 +117,13 @@ def classify_error(exc: BaseException, secrets: Iterable[str] = ()) -> ApiFailur
     """Sort a failed Graph API request onto the error hierarchy, with its retry rule."""
     secrets = list(secrets)
     if isinstance(exc, requests.RequestException):
+        # never str(exc): requests puts the full URL, access token included, in its messages
         host = urlsplit(exc.request.url).netloc if exc.request is not None and exc.request.url else "the Graph API"
-        return ApiFailure(TransientApiError(
-            f"no answer from {host} ({type(exc).__name__}) and retries ran out"), "transient",
-            detail=f"no answer from {host} ({type(exc).__name__})")
+        said = f"no answer from {host} ({type(exc).__name__})"
+        if isinstance(exc, _NETWORK_ERRORS):
+            return ApiFailure(TransientApiError(f"{said} and retries ran out"), "transient", detail=said)
+        return ApiFailure(EntityError(f"the request to {host} could not be made ({type(exc).__name__})"), None,
+                          detail=said)
     if not isinstance(exc, FacebookRequestError):
         return ApiFailure(EntityError(f"unexpected {type(exc).__name__} from the SDK"), None)
     code, subcode, status = exc.api_error_code(), exc.api_error_subcode(), exc.http_status()
@@ -141,7 +145,7 @@ def classify_error(exc: BaseException, secrets: Iterable[str] = ()) -> ApiFailur
     if code in THROTTLE_CODES:
         return ApiFailure(RateLimitError(f"Meta throttled the request and retries ran out {detail}"), "throttle",
                           usage, said)
-    if (code, subcode) == TOO_MUCH_DATA:
+    if (code, subcode) == TOO_MUCH_DATA or "reduce the amount of data" in message.lower():
         return ApiFailure(ReportTooLargeError(f"Meta asked for less data per report {detail}"), None, usage, said)
     if exc.api_transient_error() or code in TRANSIENT_CODES or status in TRANSIENT_HTTP:
         return ApiFailure(TransientApiError(
