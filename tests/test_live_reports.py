@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
+from facebook_business.crashreporter import CrashReporter
 
 from graph_emulator import HARMLESS_MALFORMATIONS, MALFORMATIONS, FaultRule, GraphEmulator, Malformation
 from insights_core.engine import run_sync
@@ -126,6 +127,7 @@ def test_full_sync_equals_the_truth_at_every_level_deleted_and_archived_included
                for run in emulator.report_runs)
     assert any("report" in p["message"] and "%" in p["message"] for p in progress)
     assert report.api_requests == emulator.total_requests == source.stats.api_requests
+    assert CrashReporter.reporter_instance is None  # crash_log=False: no excepthook posting to Meta
 
 
 def test_requests_grow_with_result_pages_not_with_entities(tmp_path: Path, emulator: GraphEmulator) -> None:
