@@ -34,6 +34,8 @@ log = logging.getLogger("meta_insights.sync")
 ProgressSink = Callable[[dict], None]
 MAX_ERRORS_LISTED = 50
 """The report lists this many entity errors one by one and sums up the rest in one line."""
+MAX_FAILED_SHARE = 0.5
+"""A sync whose failed entities exceed this share reports success=false (what it read is kept)."""
 
 
 def resolve_scope(tree: EntityTree, request: SyncRequest) -> tuple[Scope, set[str]]:
@@ -220,10 +222,17 @@ def _finish_report(report: SyncReport, tally: _Tally, source: InsightsSource, st
               for level in LEVELS for entity_id, reason in sorted(tally.failures[level].items())]
     if len(errors) > MAX_ERRORS_LISTED:
         errors = errors[:MAX_ERRORS_LISTED] + [f"... and {len(errors) - MAX_ERRORS_LISTED} more entity errors"]
+    committed = status == "succeeded"
+    processed = sum(tally.processed.values())
+    failed = sum(len(f) for f in tally.failures.values())
+    if committed and processed and failed / processed > MAX_FAILED_SHARE:
+        # the entities that were read are stored, but a sync that missed most of them did not succeed
+        status = "failed"
+        fatal = (f"{failed} of {processed} entities failed (more than {MAX_FAILED_SHARE:.0%}); "
+                 "the others were stored")
     if fatal:
         errors.insert(0, fatal)
     report.errors = [redact(e, secrets) for e in errors]
-    committed = status == "succeeded"
     report.rows_written = tally.rows if committed else 0
     report.rows_inserted = tally.inserted if committed else 0
     report.rows_updated = tally.updated if committed else 0

@@ -93,7 +93,8 @@ class InsightBatch:
     level: Level
     rows: pd.DataFrame
     failures: dict[str, str] = field(default_factory=dict)
-    """entity id -> one-line reason; those entities' rows are not in `rows`."""
+    """entity id -> one-line reason, for this batch's part of the work (its window or chunk): the
+    entity's rows from this batch are missing, though another batch may carry other days of it."""
     entities_done: int = 0
     """How many scope entities of this level this batch completes (for progress)."""
 

@@ -78,7 +78,8 @@ class Settings(BaseSettings):
         "https://graph.facebook.com", alias="META_GRAPH_URL",
         description="base URL the SDK talks to (a proxy, or the local emulator in tests)",
     )
-    api_version: str | None = Field(None, alias="META_API_VERSION", description="Graph API version, e.g. v23.0")
+    api_version: str | None = Field(None, alias="META_API_VERSION", pattern=r"^v\d+\.\d+$",
+                                    description="Graph API version, e.g. v23.0 (default: the SDK's)")
     report_poll_seconds: float = Field(
         5, alias="META_REPORT_POLL_SECONDS", ge=0.001, le=300,
         description="live: longest wait between two status checks of an async report run (checks start at 1 s)",

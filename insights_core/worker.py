@@ -89,6 +89,7 @@ class SyncWorker:
         def request_stop(signum: int, _frame: object) -> None:
             log.info("received %s: stopping after the current step", signal.Signals(signum).name)
             self.stop_event.set()
+            self.source.interrupt()
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)

@@ -93,3 +93,21 @@ def test_good_sync_request_is_normalized() -> None:
 def test_entity_id_list_is_bounded() -> None:
     with pytest.raises(InputError, match="at most 500"):
         parse_entity_ids(",".join(str(i) for i in range(501)))
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    from helpers import ROOT
+    from insights_core.settings import Settings
+
+    from insights_core.settings import settings_table_markdown
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [f.alias for f in Settings.model_fields.values() if f.alias not in readme]
+    assert missing == []
+    table = readme.split("<!-- settings:start -->\n", 1)[1].split("\n<!-- settings:end -->", 1)[0]
+    assert table == settings_table_markdown(), "regenerate with: python -m insights_core.settings"
+
+
+def test_cookie_key_counts_as_a_secret() -> None:
+    s = load_settings(INSIGHTS_COOKIE_KEY="k" * 40)
+    assert "k" * 40 in s.secret_values()

@@ -267,3 +267,17 @@ def days(start: dt.date, end: dt.date) -> set[dt.date]:
 def test_plan_window(request_: SyncRequest, synced: set[dt.date], since: dt.date) -> None:
     window = plan_window(request_, TODAY, synced, S)
     assert (window.since, window.until) == (since, TODAY)
+
+
+def test_a_sync_that_misses_most_entities_is_not_a_success_but_keeps_what_it_read(tmp_path) -> None:
+    settings = make_settings(tmp_path / "d", stub_campaigns=10, stub_adsets_per_campaign=3, stub_ads_per_adset=3,
+                             stub_error_rate=0.8)
+    warehouse = Warehouse(settings.db_path)
+    report = sync(settings, warehouse)
+    failed = report.campaigns.errors + report.adsets.errors + report.ads.errors
+    assert failed > 0.5 * 130
+    assert report.success is False and report.status == "failed"
+    assert report.errors[0] == f"{failed} of 130 entities failed (more than 50%); the others were stored"
+    stored = table(warehouse, "SELECT count(*) AS n FROM meta_ad_insights")["n"][0]
+    assert stored == report.rows_written > 0
+    warehouse.close()

@@ -153,3 +153,37 @@ def test_an_entity_filtered_sync_reads_only_that_tree(tmp_path: Path, emulator: 
         truth = emulator.ground_truth(level, since, until)
         assert_equals_truth(stored_rows(data / "insights.duckdb", level), truth[truth["entity_id"].isin(ids)])
     assert {run.level for run in emulator.report_runs} == {"adset", "ad"}
+
+
+def test_sigterm_cuts_a_throttle_wait_of_minutes_short(tmp_path: Path, emulator: GraphEmulator) -> None:
+    """Meta may ask for a 10-minute pause; a stopping worker must not sit it out."""
+    import signal
+    import subprocess
+    import time
+
+    from helpers import PYTHON, ROOT, subprocess_env
+    from insights_core.control import ControlChannel
+    from insights_core.models import SyncRequest
+    from live_helpers import live_env
+
+    data = tmp_path / "data"
+    data.mkdir()
+    emulator.faults.rules.append(FaultRule("throttle", endpoint="report_start", code=80000, regain_minutes=10))
+    env = subprocess_env(data, **live_env(emulator, INSIGHTS_SYNC_ENABLED="false",
+                                          META_API_RATE_LIMIT_RETRY_DELAY="600"))
+    worker = subprocess.Popen([PYTHON, str(ROOT / "sync_worker.py")], env=env, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    control = ControlChannel(data / "control.sqlite")
+    request_id, _ = control.save_request(SyncRequest(days_back=3))
+    deadline = time.monotonic() + 60
+    while emulator.faults.rules[-1].hits == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert emulator.faults.rules[-1].hits >= 1, "the worker never reached the throttled report start"
+    time.sleep(0.5)  # now inside the wait
+    stopped_at = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert time.monotonic() - stopped_at < 10
+    assert control.fetch_request(request_id).status == "cancelled"
+    assert TOKEN not in err

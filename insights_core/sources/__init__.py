@@ -40,6 +40,13 @@ class InsightsSource(Protocol):
         """
         ...
 
+    def interrupt(self) -> None:
+        """Cut any wait short (a throttle back-off, a report poll): the sync is being stopped.
+
+        Called from a signal handler; the next step of the sync raises or yields promptly.
+        """
+        ...
+
     def close(self) -> None:
         ...
 

@@ -151,6 +151,9 @@ class StubSource:
         shape = StubShape(settings.stub_campaigns, settings.stub_adsets_per_campaign, settings.stub_ads_per_adset)
         return cls(shape, settings.stub_error_rate)
 
+    def interrupt(self) -> None:
+        pass  # nothing here waits
+
     def close(self) -> None:
         pass
 

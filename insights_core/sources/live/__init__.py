@@ -47,6 +47,9 @@ class LiveSource:
     def from_settings(cls, settings: Settings) -> "LiveSource":
         return cls(settings)
 
+    def interrupt(self) -> None:
+        self._stop.set()
+
     def close(self) -> None:
         self._stop.set()
         self.api._session.requests.close()
