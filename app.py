@@ -1,19 +1,39 @@
-"""Meta Insights dashboard (placeholder until the dashboard lands): shows the published snapshot's size."""
+"""Meta Insights dashboard: log in, then the pages the user's role allows (`roles.pages_for`).
+
+Run with `scripts/run.sh` (worker and dashboard together) or `streamlit run app.py`.
+"""
 
 import streamlit as st
 
-from insights_core.errors import SnapshotUnavailableError
-from insights_core.settings import load_settings
-from insights_core.store.snapshots import connect_snapshot, resolve_current_snapshot
+from insights_core.dashboard import login
+from insights_core.dashboard.widgets import app_settings
+from insights_core.errors import ConfigError
+from insights_core.roles import pages_for
 
-st.set_page_config(page_title="Meta Insights", layout="wide")
-st.title("Meta Insights")
-settings = load_settings()
+st.set_page_config(page_title="Meta Insights", page_icon=":material/insights:", layout="wide")
+
+settings = app_settings()
 try:
-    path = resolve_current_snapshot(settings.current_snapshot_link)
-except SnapshotUnavailableError as exc:
-    st.info(str(exc))
-else:
-    with connect_snapshot(path) as con:
-        rows = con.execute("SELECT count(*) FROM meta_ad_insights").fetchone()[0]
-    st.metric("Insight rows", f"{rows:,}")
+    config, cookie_key = login.load_auth(settings)
+except ConfigError as exc:
+    st.error(f"The dashboard cannot start: {exc}")
+    st.stop()
+
+session = login.start_session(settings, config, cookie_key)
+
+if session.user is None:
+    st.navigation([st.Page(lambda: login.render_login_form(session), title="Log in", url_path="login",
+                           icon=":material/login:")], position="hidden").run()
+    st.stop()
+
+specs = pages_for(session.user.role)
+navigation = st.navigation([st.Page(spec.path, title=spec.title, url_path=spec.url_path, icon=spec.icon,
+                                    default=index == 0) for index, spec in enumerate(specs)])
+with st.sidebar:
+    st.markdown(f"**{session.user.name}** · {session.user.role}")
+    st.caption(f"{settings.mode} mode")
+    if st.button("Log out", key="mi_logout", icon=":material/logout:"):
+        login.log_out(session)
+        st.rerun()
+login.issue_cookie_if_due(session)
+navigation.run()

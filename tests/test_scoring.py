@@ -113,7 +113,7 @@ def test_money_without_a_known_symbol_shows_the_currency_code() -> None:
 def test_display_frame_formats_known_columns_and_dashes_missing_values() -> None:
     frame = pd.DataFrame({"name": ["a", None], "spend": [1.0, 0.0], "roas": [2.0, np.nan], "ctr": [1.5, np.nan]})
     shown = formatting.display_frame(frame)
-    assert list(shown.columns) == ["name", "Spend", "ROAS", "CTR"]
+    assert list(shown.columns) == ["Name", "Spend", "ROAS", "CTR"]
     assert shown.iloc[1].tolist() == ["—", "$0.00", "—", "—"]
     assert shown.iloc[0].tolist() == ["a", "$1.00", "2.00", "1.50%"]
 

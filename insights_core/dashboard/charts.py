@@ -13,7 +13,8 @@ SPEND_COLOR = "#4C78A8"
 REVENUE_COLOR = "#54A24B"
 RATIO_COLOR = "#E45756"
 HIGHLIGHT_COLOR = "#F58518"
-_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=1.12, x=0), hovermode="x unified")
+_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", yanchor="top", y=-0.12, x=0),
+               hovermode="x unified")
 
 
 def _money_prefix(currency: str | None) -> str:

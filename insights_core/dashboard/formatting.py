@@ -103,6 +103,23 @@ METRIC_LABELS: dict[str, str] = {
 }
 
 
+COLUMN_LABELS: dict[str, str] = {
+    **METRIC_LABELS, "name": "Name", "objective": "Objective", "effective_status": "Status",
+    "status": "Configured status", "entity_id": "Id", "campaign_id": "Campaign id", "adset_id": "Ad set id",
+    "ad_id": "Ad id", "account_id": "Account", "date": "Date", "date_start": "Date", "date_end": "Date end",
+    "sync_timestamp": "Started (UTC)", "sync_type": "Type", "mode": "Mode", "since": "From", "until": "To",
+    "entity_type": "Scope", "total_duration_seconds": "Duration (s)", "rows_written": "Rows",
+    "rate_limit_hits": "Rate-limit hits", "sync_id": "Sync id", "first_error": "First error",
+    "campaigns_processed": "Campaigns", "campaigns_errors": "Campaign errors", "adsets_processed": "Ad sets",
+    "adsets_errors": "Ad set errors", "ads_processed": "Ads", "ads_errors": "Ad errors", "level": "Level",
+    "days_synced": "Days stored", "window_days": "Window (days)", "coverage_pct": "Coverage",
+    "roas_change": "ROAS change", "efficiency_score": "Efficiency", "username": "User", "email": "Email",
+    "role": "Role", "roles": "Roles", "requested_by": "Requested by", "created_at": "Created", "request": "Request",
+    "error": "Error", "id": "Id",
+}
+"""Column headers for shown tables (exports keep the raw column names)."""
+
+
 def format_value(value: object, kind: str, currency: str | None = "USD") -> str:
     if kind == "money":
         return format_money(value, currency)
@@ -146,7 +163,7 @@ def display_frame(frame: pd.DataFrame, currency: str | None = "USD",
         kind = kinds.get(column) or _guess_kind(values)
         out[column] = ([format_value(v, kind, currency) for v in values] if kind
                        else values.map(lambda v: DASH if is_missing(v) else v))
-    return out.rename(columns={**METRIC_LABELS, **(labels or {})})
+    return out.rename(columns={**COLUMN_LABELS, **(labels or {})})
 
 
 PEER_METRIC_KINDS = {"ctr": "percent", "cpc": "money", "roas": "ratio"}

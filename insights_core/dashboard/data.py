@@ -1,0 +1,197 @@
+"""Cached access to the published snapshot for the pages (the Streamlit side of `store.queries`).
+
+The app never opens the worker's file. It resolves `current.duckdb` on every run, opens that
+generation read-only once per process (`st.cache_resource`, keyed on the generation's path and
+inode/mtime, since DuckDB caches instances by path), and runs each query on its own cursor.
+Results are cached per snapshot with `st.cache_data`, so a new generation is a new cache key
+and nothing has to be invalidated by hand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+import duckdb
+import pandas as pd
+import streamlit as st
+
+from insights_core.control import ControlChannel
+from insights_core.dashboard.exports import ExportFormat, export_to_tempfile
+from insights_core.metrics import with_ratio_columns
+from insights_core.settings import Settings
+from insights_core.store import queries
+from insights_core.store.snapshots import connect_snapshot, resolve_current_snapshot
+
+CACHE_ENTRIES = 128
+
+
+class Snapshot(NamedTuple):
+    """A published generation: its path, and a stamp that changes if a file is ever rewritten at that path."""
+
+    path: str
+    stamp: int
+
+
+def current_snapshot(settings: Settings) -> Snapshot:
+    """The generation `current.duckdb` points at now; raises SnapshotUnavailableError before the first sync."""
+    path = resolve_current_snapshot(settings.current_snapshot_link)
+    stat = path.stat()
+    return Snapshot(str(path), stat.st_ino ^ stat.st_mtime_ns)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _connection(path: str, stamp: int) -> duckdb.DuckDBPyConnection:
+    return connect_snapshot(Path(path))
+
+
+@contextmanager
+def snapshot_cursor(snapshot: Snapshot) -> Iterator[duckdb.DuckDBPyConnection]:
+    cursor = _connection(snapshot.path, snapshot.stamp).cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+
+
+@st.cache_resource(show_spinner=False)
+def control_channel(path: str) -> ControlChannel:
+    """The control channel opens a short connection per call, so one object serves every thread."""
+    return ControlChannel(Path(path))
+
+
+@dataclass(frozen=True)
+class Overview:
+    totals: dict[str, float]
+    previous_totals: dict[str, float]
+    campaign_count: int
+    active_campaign_count: int
+    daily: pd.DataFrame
+    campaigns: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class EntityView:
+    entity: dict
+    totals: dict[str, float]
+    daily: pd.DataFrame
+    children: dict[str, pd.DataFrame]
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def load_bounds(snapshot: Snapshot) -> queries.DataBounds:
+    with snapshot_cursor(snapshot) as cur:
+        return queries.fetch_data_bounds(cur)
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def load_campaign_summary(snapshot: Snapshot, since: dt.date, until: dt.date, prev_since: dt.date,
+                          prev_until: dt.date, account_id: str | None) -> pd.DataFrame:
+    with snapshot_cursor(snapshot) as cur:
+        return queries.fetch_campaign_summary(cur, since, until, prev_since, prev_until, account_id)
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def load_overview(snapshot: Snapshot, since: dt.date, until: dt.date, prev_since: dt.date, prev_until: dt.date,
+                  account_id: str | None) -> Overview:
+    with snapshot_cursor(snapshot) as cur:
+        total, active = queries.fetch_campaign_counts(cur, account_id)
+        return Overview(
+            totals=queries.fetch_totals(cur, since, until, account_id),
+            previous_totals=queries.fetch_totals(cur, prev_since, prev_until, account_id),
+            campaign_count=total, active_campaign_count=active,
+            daily=queries.fetch_daily_totals(cur, since, until, account_id),
+            campaigns=load_campaign_summary(snapshot, since, until, prev_since, prev_until, account_id),
+        )
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def load_campaign_search(snapshot: Snapshot, text: str) -> pd.DataFrame:
+    with snapshot_cursor(snapshot) as cur:
+        return queries.search_campaigns(cur, text)
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def load_entity(snapshot: Snapshot, level: str, entity_id: str) -> dict | None:
+    with snapshot_cursor(snapshot) as cur:
+        return queries.fetch_entity(cur, level, entity_id)
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def load_existing_ids(snapshot: Snapshot, level: str, ids: tuple[str, ...]) -> set[str]:
+    with snapshot_cursor(snapshot) as cur:
+        return queries.fetch_existing_ids(cur, level, list(ids))
+
+
+_CHILD_LEVELS = {"campaign": ("adset", "ad"), "adset": ("ad",), "ad": ()}
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def load_entity_view(snapshot: Snapshot, level: str, entity_id: str, since: dt.date, until: dt.date) -> EntityView | None:
+    """One entity with its daily rows, totals and children's sums for the period; None if unknown."""
+    with snapshot_cursor(snapshot) as cur:
+        entity = queries.fetch_entity(cur, level, entity_id)
+        if entity is None:
+            return None
+        return EntityView(
+            entity=entity,
+            totals=queries.fetch_entity_totals(cur, level, entity_id, since, until),
+            daily=queries.fetch_entity_daily(cur, level, entity_id, since, until),
+            children={child: queries.fetch_children(cur, child, level, entity_id, since, until)
+                      for child in _CHILD_LEVELS[level]},
+        )
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def load_ad_peers(snapshot: Snapshot, campaign_id: str, since: dt.date, until: dt.date) -> pd.DataFrame:
+    with snapshot_cursor(snapshot) as cur:
+        return queries.fetch_ad_peers(cur, campaign_id, since, until)
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def load_sync_runs(snapshot: Snapshot, limit: int = 500) -> pd.DataFrame:
+    with snapshot_cursor(snapshot) as cur:
+        return queries.fetch_sync_runs(cur, limit)
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def load_sync_health(snapshot: Snapshot, since: dt.datetime, first_day: dt.date, last_day: dt.date
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rate-limit hits per hour since `since`, and days stored per account and level in the window."""
+    with snapshot_cursor(snapshot) as cur:
+        return (queries.fetch_rate_limit_hits_per_hour(cur, since),
+                queries.fetch_day_coverage(cur, first_day, last_day))
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def load_row_count(snapshot: Snapshot, level: str, since: dt.date, until: dt.date, account_id: str | None) -> int:
+    with snapshot_cursor(snapshot) as cur:
+        return queries.count_insight_rows(cur, level, since, until, account_id)
+
+
+def rows_export(snapshot: Snapshot, level: str, since: dt.date, until: dt.date, account_id: str | None,
+                fmt: ExportFormat) -> Callable[[], BinaryIO]:
+    """A callable for `st.download_button(data=...)`: streams the stored rows into a file when clicked.
+
+    It runs on another thread after the script run, so it holds the connection itself and opens
+    its own cursor; the record batches go straight into a temporary file.
+    """
+    connection = _connection(snapshot.path, snapshot.stamp)
+
+    def generate() -> BinaryIO:
+        cursor = connection.cursor()
+
+        def frames() -> Iterable[pd.DataFrame]:
+            for frame in queries.iter_insight_rows(cursor, level, since, until, account_id):
+                yield with_ratio_columns(frame)
+
+        try:
+            return export_to_tempfile(frames, fmt, sheet_name=f"{level} rows")
+        finally:
+            cursor.close()
+
+    return generate

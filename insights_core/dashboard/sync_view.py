@@ -1,0 +1,84 @@
+"""Streamlit pieces of the Sync page: worker heartbeat, a request's live progress, the seed's report."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import streamlit as st
+
+from insights_core.control import RequestRecord, WorkerStatus
+from insights_core.dashboard.formatting import format_age, format_duration, format_int, format_timestamp
+from insights_core.dashboard.sync_health import report_counts
+from insights_core.models import LEVEL_PLURAL, LEVELS
+
+START_HINT = "Start it with `python sync_worker.py` (or `scripts/run.sh`, which starts the worker and the dashboard)."
+
+
+def render_worker_status(status: WorkerStatus | None, now: dt.datetime) -> bool:
+    """Show the worker's heartbeat in plain words; return whether the worker is running."""
+    if status is None:
+        st.warning(f"The sync worker has never run on this data directory. {START_HINT}", icon=":material/power_off:")
+        return False
+    age = (now - status.heartbeat_at).total_seconds()
+    if not status.is_alive(now):
+        st.error(f"The sync worker is not running (last heartbeat {format_age(age)}, state {status.state}). "
+                 f"Sync now requests wait until it runs again. {START_HINT}", icon=":material/power_off:")
+        return False
+    schedule = (f"next scheduled sync {format_timestamp(status.next_run_at)}" if status.next_run_at
+                else "scheduled syncs are off (INSIGHTS_SYNC_ENABLED=false)" if not status.sync_enabled
+                else "no scheduled sync pending")
+    st.success(f"Sync worker running: {status.state}, {status.mode} mode, pid {status.pid} on {status.hostname}; "
+               f"heartbeat {format_age(age)}; every {status.interval_minutes} min, {schedule}.",
+               icon=":material/monitor_heart:")
+    return True
+
+
+def render_progress(record: RequestRecord, worker_alive: bool) -> None:
+    """A pending or running request: who asked, what, and per-level progress while the worker runs it."""
+    st.markdown(f"**Request #{record.id}** by {record.requested_by or 'unknown'} · {describe_params(record.params)}")
+    if record.status == "pending":
+        st.info("Waiting for the worker to pick it up…" if worker_alive
+                else "Queued, but the worker is not running: it starts when the worker does.")
+        return
+    progress = record.progress or {}
+    st.caption(progress.get("message") or "starting…")
+    for level in LEVELS:
+        counts = (progress.get("levels") or {}).get(level) or {}
+        done, total = int(counts.get("done", 0)), int(counts.get("total", 0))
+        st.progress(min(1.0, done / total) if total else 0.0, text=f"{LEVEL_PLURAL[level]}: {done:,} of {total:,}")
+    st.caption(f"{format_int(progress.get('rows_written', 0))} rows read so far")
+
+
+def render_report(record: RequestRecord) -> None:
+    """The finished request: the seed's report (counts per level, duration, success, errors)."""
+    report = record.report
+    if report is None:
+        st.error(f"Request #{record.id} {record.status}: {record.error or 'no report'}")
+        return
+    show = st.success if report.get("success") else st.error
+    show(f"Sync {report.get('status')} in {format_duration(report.get('total_duration_seconds'))}: "
+         f"{format_int(report.get('rows_written'))} rows read ({format_int(report.get('rows_inserted'))} new, "
+         f"{format_int(report.get('rows_updated'))} changed, {format_int(report.get('rows_deleted'))} removed), "
+         f"days {report.get('since')} to {report.get('until')}.")
+    left, right = st.columns([2, 3])
+    with left:
+        st.dataframe(report_counts(report), hide_index=True, key=f"sync_report_counts_{record.id}")
+    with right:
+        st.markdown(f"Sync id `{report.get('sync_id')}` · {report.get('sync_type')} · {report.get('mode')} mode · "
+                    f"started {format_timestamp(report.get('sync_timestamp'))} · "
+                    f"{format_int(report.get('api_requests'))} API requests · "
+                    f"{format_int(report.get('rate_limit_hits'))} rate-limit hits")
+        errors = report.get("errors") or []
+        if errors:
+            with st.expander(f"{len(errors)} error lines", expanded=not report.get("success")):
+                st.code("\n".join(errors), language=None)
+    with st.expander("Report as JSON (the seed's shape)"):
+        st.json(report, expanded=False)
+
+
+def describe_params(params: dict) -> str:
+    days = params.get("days_back")
+    scope = (f"{params.get('entity_type')} {', '.join(params.get('entity_ids') or [])}" if params.get("entity_type")
+             else "all entities")
+    window = f"{days} days back" if days else "the scheduled window"
+    return f"{window}, {scope}{', force' if params.get('force') else ''}"

@@ -1,0 +1,218 @@
+"""Streamlit pieces every page uses: the permission guard, the snapshot, date range, metric cards,
+tables with their CSV/Excel downloads, alerts. Pages stay thin by calling these."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from insights_core.dashboard import data
+from insights_core.dashboard.alerts import Alert
+from insights_core.dashboard.exports import MIME_TYPES, ExportFormat, export_bytes
+from insights_core.dashboard.formatting import METRIC_LABELS, display_frame, format_change, format_value
+from insights_core.dashboard.inputs import LEVEL_LABELS, parse_entity_id
+from insights_core.dashboard.login import USER_KEY, CurrentUser
+from insights_core.dashboard.periods import default_range
+from insights_core.errors import ConfigError, InputError, InsightsError, SnapshotUnavailableError
+from insights_core.metrics import pct_change, ratios_from_totals
+from insights_core.roles import PAGES_BY_KEY, Permission, can
+from insights_core.settings import Settings, load_settings
+from insights_core.store.queries import DataBounds
+
+HEADLINE_METRICS: tuple[tuple[str, str], ...] = (
+    ("spend", "money"), ("revenue", "money"), ("roas", "ratio"), ("conversions", "number"),
+    ("impressions", "int"), ("clicks", "int"), ("ctr", "percent"), ("cpc", "money"))
+_COST_METRICS = {"cpc", "cpm", "cost_per_conversion", "spend"}
+
+
+def require(permission: Permission) -> CurrentUser:
+    """Stop the page unless the logged-in user's role has `permission` (the page-level guard)."""
+    info = st.session_state.get(USER_KEY)
+    if not info:
+        _through_the_entrypoint()
+        st.error("Log in first.")
+        st.stop()
+    if not can(info.get("role"), permission):
+        st.error("You do not have access to this page.")
+        st.stop()
+    return CurrentUser(**info)
+
+
+def _through_the_entrypoint() -> None:
+    """Send a visitor who reached a page without app.py through app.py (the login).
+
+    That happens only in Streamlit's legacy `pages/` mode, which a server starts in and leaves
+    for good the first time app.py calls st.navigation: until then, a URL such as /sync runs
+    pages/sync.py alone.
+    """
+    try:
+        st.switch_page("app.py")
+    except StreamlitAPIException:
+        pass
+
+
+def page_title(key: str, caption: str | None = None) -> None:
+    st.title(PAGES_BY_KEY[key].title)
+    if caption:
+        st.caption(caption)
+
+
+def app_settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def open_snapshot(settings: Settings) -> tuple[data.Snapshot, DataBounds]:
+    """The current snapshot and what it holds; a plain message and a stop when there is nothing yet."""
+    try:
+        snapshot = data.current_snapshot(settings)
+        bounds = data.load_bounds(snapshot)
+    except SnapshotUnavailableError as exc:
+        st.info(str(exc))
+        st.stop()
+    if bounds.last_day is None or bounds.first_day is None:
+        st.info("The last sync stored no insights yet. Run a sync (Sync page, or `python sync_worker.py --once`).")
+        st.stop()
+    return snapshot, bounds
+
+
+def show_error(exc: InsightsError | str) -> None:
+    st.error(str(exc))
+
+
+def date_range(key: str, bounds: DataBounds, days: int = 30) -> tuple[dt.date, dt.date]:
+    """A date range picker defaulting to the last `days` stored days; stops until both ends are picked."""
+    assert bounds.first_day is not None and bounds.last_day is not None
+    default = default_range(bounds.first_day, bounds.last_day, days)
+    value = st.date_input("Date range", value=default, min_value=bounds.first_day, max_value=bounds.last_day,
+                          key=key, format="YYYY-MM-DD", help=f"Data is stored through {bounds.last_day}.")
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        st.info("Pick the end of the date range.")
+        st.stop()
+    since, until = value
+    return since, until
+
+
+def account_filter(key: str, bounds: DataBounds) -> tuple[str | None, str]:
+    """(account id or None for all, currency). With several currencies, one account at a time."""
+    accounts = bounds.accounts
+    if len(accounts) <= 1:
+        currency = str(accounts["currency"].iloc[0]) if len(accounts) else "USD"
+        return None, currency
+    options: list[str | None] = list(accounts["account_id"])
+    if accounts["currency"].nunique() == 1:
+        options = [None, *options]
+    names = dict(zip(accounts["account_id"], accounts["name"]))
+    chosen = st.selectbox("Ad account", options, key=key,
+                          format_func=lambda a: "All accounts" if a is None else f"{names[a]} ({a})")
+    currency = accounts.loc[accounts["account_id"] == chosen, "currency"]
+    return chosen, str(currency.iloc[0]) if len(currency) else str(accounts["currency"].iloc[0])
+
+
+def metric_cards(totals: Mapping[str, float], currency: str, previous: Mapping[str, float] | None = None,
+                 metrics: Sequence[tuple[str, str]] = HEADLINE_METRICS) -> None:
+    """One st.metric per figure, ratios from the sums, with the change against `previous` when given."""
+    values = {**totals, **ratios_from_totals(totals)}
+    before = {**previous, **ratios_from_totals(previous)} if previous is not None else {}
+    columns = [column for _ in range(0, len(metrics), 4) for column in st.columns(4)]
+    for column, (metric, kind) in zip(columns, metrics):
+        delta = format_change(pct_change(values.get(metric), before.get(metric))) if previous is not None else None
+        column.metric(METRIC_LABELS.get(metric, metric), format_value(values.get(metric), kind, currency), delta=delta,
+                      delta_color="off" if metric == "spend" else "inverse" if metric in _COST_METRICS else "normal")
+
+
+def download_buttons(frame: pd.DataFrame, key: str, file_stem: str, user: CurrentUser) -> None:
+    """CSV and Excel downloads of `frame` (raw numbers), for roles with the export permission only."""
+    if not can(user.role, "export"):
+        return
+    left, right, _ = st.columns([1, 1, 4])
+    for column, fmt, label in ((left, "csv", "Download CSV"), (right, "xlsx", "Download Excel")):
+        column.download_button(label, data=_deferred_bytes(frame, fmt, file_stem), file_name=f"{file_stem}.{fmt}",
+                               mime=MIME_TYPES[fmt], key=f"{key}_{fmt}", on_click="ignore",
+                               icon=":material/download:")
+
+
+def _deferred_bytes(frame: pd.DataFrame, fmt: ExportFormat, sheet: str):  # type: ignore[no-untyped-def]
+    return lambda: export_bytes(frame, fmt, sheet_name=sheet[:31])
+
+
+def table(frame: pd.DataFrame, key: str, file_stem: str, user: CurrentUser, currency: str = "USD",
+          kinds: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
+          selectable: bool = False, height: int | None = None, display: pd.DataFrame | None = None) -> int | None:
+    """Show `frame` formatted ("—" for missing), with downloads; return the selected row's position.
+
+    `display` replaces the formatted view when rows need their own formats; downloads keep `frame`.
+    """
+    shown = display if display is not None else display_frame(frame, currency, kinds, labels)
+    fits = len(shown) <= 12  # small tables take their own height, big ones scroll
+    event = st.dataframe(shown, key=key, hide_index=True, width="stretch", height="auto" if fits else height or "auto",
+                         on_select="rerun" if selectable else "ignore", selection_mode="single-row")
+    download_buttons(frame, f"{key}_download", file_stem, user)
+    if selectable and event is not None:
+        rows = event.selection.rows  # type: ignore[union-attr]
+        return rows[0] if rows else None
+    return None
+
+
+def render_alerts(alerts: Sequence[Alert],
+                  all_clear: str = "No alerts: syncs are healthy and no campaign dropped sharply.") -> None:
+    if not alerts:
+        st.success(all_clear, icon=":material/check_circle:")
+        return
+    for index, alert in enumerate(alerts):
+        show = {"error": st.error, "warning": st.warning}.get(alert.severity, st.info)
+        show(alert.message, icon=":material/warning:" if alert.severity != "info" else ":material/info:")
+        if alert.campaign_id:
+            st.page_link("pages/campaign.py", label="Open this campaign", query_params={"campaign_id": alert.campaign_id},
+                         icon=":material/arrow_forward:")
+
+
+def query_value(name: str) -> str | None:
+    value = st.query_params.get(name)
+    return value if value else None
+
+
+def entity_id_input(level: str, key: str, label: str | None = None) -> str | None:
+    """A text box for one entity id, kept in sync with the `?<level>_id=` deep link; None while empty.
+
+    Bad input (not a Meta id, e.g. with SQL in it) stops the page with a message.
+    """
+    param = f"{level}_id"
+    requested = st.query_params.get(param)
+    if requested is not None and st.session_state.get(key) != requested:
+        st.session_state[key] = requested
+
+    def remember() -> None:
+        value = str(st.session_state.get(key) or "").strip()
+        if value:
+            st.query_params[param] = value
+        elif param in st.query_params:
+            del st.query_params[param]
+
+    raw = st.text_input(label or f"{LEVEL_LABELS[level].capitalize()} id", key=key, on_change=remember,
+                        placeholder="e.g. 120210000000000001")
+    if not raw.strip():
+        return None
+    try:
+        return parse_entity_id(raw, level)
+    except InputError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def open_child(level: str, entity_id: str) -> None:
+    """Go to the page of one entity (the link to the next level down)."""
+    st.switch_page(PAGES_BY_KEY[level].path, query_params={f"{level}_id": entity_id})
+
+
+def unknown_entity(level: str, entity_id: str, bounds: DataBounds) -> None:
+    st.error(f"No {LEVEL_LABELS[level]} with id {entity_id} in the synced data (stored through {bounds.last_day}). "
+             "Check the id, or run a sync if it is new.")
+    st.stop()

@@ -1,0 +1,65 @@
+"""Ad (the seed's GET /ad/{id}): insights and a comparison with peer ads in its ad set and campaign
+(percentile and difference from the median for CTR, CPC, ROAS). Deep link `?ad_id=`."""
+
+import streamlit as st
+
+from insights_core.dashboard import charts, data, widgets
+from insights_core.dashboard.formatting import DASH, format_peer_comparison
+from insights_core.dashboard.scoring import PEER_METRICS, peer_comparison
+from insights_core.metrics import with_ratio_columns
+
+user = widgets.require("analytics:read")
+widgets.page_title("ad")
+settings = widgets.app_settings()
+snapshot, bounds = widgets.open_snapshot(settings)
+since, until = widgets.date_range("ad_range", bounds)
+ad_id = widgets.entity_id_input("ad", "ad_id_input")
+if ad_id is None:
+    st.info("Paste an ad id, or open one from its ad set's or campaign's page.")
+    st.page_link("pages/campaign.py", label="Find a campaign", icon=":material/campaign:")
+    st.stop()
+view = data.load_entity_view(snapshot, "ad", ad_id, since, until)
+if view is None:
+    widgets.unknown_entity("ad", ad_id, bounds)
+entity, currency = view.entity, view.entity.get("currency") or "USD"
+
+st.header(entity["name"])
+up_adset, up_campaign = st.columns(2)
+with up_adset:
+    st.page_link("pages/adset.py", label=f"Ad set: {entity.get('adset_name') or entity['adset_id']}",
+                 query_params={"adset_id": entity["adset_id"]}, icon=":material/arrow_upward:")
+with up_campaign:
+    st.page_link("pages/campaign.py", label=f"Campaign: {entity.get('campaign_name') or entity['campaign_id']}",
+                 query_params={"campaign_id": entity["campaign_id"]}, icon=":material/arrow_upward:")
+facts = st.columns(3)
+facts[0].metric("Status", entity.get("effective_status") or entity.get("status") or DASH)
+facts[1].metric("Days with delivery", f"{len(view.daily):,}")
+facts[2].caption(f"Ad id {ad_id}  \nCreative id {entity.get('creative_id') or DASH}")
+
+widgets.metric_cards(view.totals, currency)
+if view.daily.empty:
+    st.info("This ad did not deliver in the period.")
+else:
+    st.plotly_chart(charts.daily_trend_figure(with_ratio_columns(view.daily), currency), key="ad_trend")
+
+st.subheader("Compared with peer ads")
+st.caption("Peers are the other ads that delivered in the same period. Each ratio comes from each ad's sums. "
+           "Percentile: share of peers with a lower value (ties count half); for CPC lower is better, "
+           "so 'better than' reverses it.")
+peers = data.load_ad_peers(snapshot, entity["campaign_id"], since, until)
+scopes = {"adset": peers[peers["adset_id"] == entity["adset_id"]], "campaign": peers}
+for scope, label in (("adset", "Same ad set"), ("campaign", "Same campaign")):
+    comparison = peer_comparison(ad_id, scopes[scope])
+    st.markdown(f"**{label}** ({int((scopes[scope]['ad_id'] != ad_id).sum())} other ads delivered)")
+    widgets.table(comparison, f"ad_peers_{scope}", f"ad_{ad_id}_peers_{scope}", user, currency,
+                  display=format_peer_comparison(comparison, currency))
+
+metric = st.radio("Peer chart metric", list(PEER_METRICS), key="ad_peer_metric", horizontal=True,
+                  format_func=str.upper)
+if peers.empty:
+    st.info("No ad of this campaign delivered in the period.")
+else:
+    st.plotly_chart(charts.peer_figure(with_ratio_columns(peers), metric, ad_id), key="ad_peer_chart")
+
+with st.expander("Daily rows (reach and frequency as Meta reported them per day)"):
+    widgets.table(with_ratio_columns(view.daily), "ad_daily", f"ad_{ad_id}_daily", user, currency)

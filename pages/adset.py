@@ -1,0 +1,67 @@
+"""Ad set (the seed's GET /adset/{id}): targeting, insights and its ads. Deep link `?adset_id=`."""
+
+import json
+
+import streamlit as st
+
+from insights_core.dashboard import charts, data, widgets
+from insights_core.dashboard.formatting import DASH, format_money
+from insights_core.metrics import with_ratio_columns
+
+user = widgets.require("analytics:read")
+widgets.page_title("adset")
+settings = widgets.app_settings()
+snapshot, bounds = widgets.open_snapshot(settings)
+since, until = widgets.date_range("adset_range", bounds)
+adset_id = widgets.entity_id_input("adset", "adset_id_input")
+if adset_id is None:
+    st.info("Paste an ad set id, or open one from its campaign's page.")
+    st.page_link("pages/campaign.py", label="Find a campaign", icon=":material/campaign:")
+    st.stop()
+view = data.load_entity_view(snapshot, "adset", adset_id, since, until)
+if view is None:
+    widgets.unknown_entity("adset", adset_id, bounds)
+entity, currency = view.entity, view.entity.get("currency") or "USD"
+
+st.header(entity["name"])
+st.page_link("pages/campaign.py", label=f"Campaign: {entity.get('campaign_name') or entity['campaign_id']}",
+             query_params={"campaign_id": entity["campaign_id"]}, icon=":material/arrow_upward:")
+facts = st.columns(4)
+facts[0].metric("Status", entity.get("effective_status") or entity.get("status") or DASH)
+facts[1].metric("Optimization goal", entity.get("optimization_goal") or DASH)
+facts[2].metric("Billing event", entity.get("billing_event") or DASH)
+facts[3].metric("Daily budget", format_money(entity.get("daily_budget"), currency))
+
+st.subheader("Targeting")
+ages = (f"{entity['age_min']}–{entity['age_max']}" if entity.get("age_min") is not None else DASH)
+targeting = st.columns(4)
+targeting[0].metric("Ages", ages)
+targeting[1].metric("Genders", (entity.get("genders") or DASH).replace(",", ", "))
+targeting[2].metric("Countries", (entity.get("countries") or DASH).replace(",", ", "))
+targeting[3].markdown("**Placements**  \n" + ", ".join(
+    p.replace("_", " ") for p in (entity.get("placements") or "").split(",") if p) or DASH)
+if entity.get("targeting_json"):
+    with st.expander("Full targeting spec"):
+        try:
+            st.json(json.loads(entity["targeting_json"]), expanded=False)
+        except ValueError:
+            st.code(entity["targeting_json"])
+
+st.subheader("Insights")
+widgets.metric_cards(view.totals, currency)
+if view.daily.empty:
+    st.info("This ad set did not deliver in the period.")
+else:
+    st.plotly_chart(charts.daily_trend_figure(with_ratio_columns(view.daily), currency), key="adset_trend")
+
+ads = with_ratio_columns(view.children["ad"])
+st.subheader(f"Ads ({len(ads)})")
+st.caption("Select a row to open the ad and compare it with its peers.")
+picked = widgets.table(ads[["name", "effective_status", "spend", "impressions", "clicks", "conversions", "revenue",
+                            "ctr", "cpc", "roas", "entity_id"]],
+                       "adset_ads", f"adset_{adset_id}_ads", user, currency, selectable=True)
+if picked is not None:
+    widgets.open_child("ad", str(ads["entity_id"].iloc[picked]))
+
+with st.expander("Daily rows (reach and frequency as Meta reported them per day)"):
+    widgets.table(with_ratio_columns(view.daily), "adset_daily", f"adset_{adset_id}_daily", user, currency)

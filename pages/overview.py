@@ -1,0 +1,94 @@
+"""Overview (the seed's GET /meta/insights/overview): totals against the previous period, daily trend,
+top campaigns, last sync and alerts."""
+
+import datetime as dt
+
+import streamlit as st
+
+from insights_core.dashboard import charts, data, widgets
+from insights_core.dashboard.alerts import performance_alerts, period_change, sync_alerts
+from insights_core.dashboard.formatting import format_duration, format_timestamp
+from insights_core.dashboard.periods import previous_period
+from insights_core.dashboard.scoring import EFFICIENCY_HELP, efficiency_scores
+from insights_core.metrics import with_ratio_columns
+from insights_core.models import LEVELS
+from insights_core.roles import can
+
+user = widgets.require("analytics:read")
+widgets.page_title("overview")
+settings = widgets.app_settings()
+snapshot, bounds = widgets.open_snapshot(settings)
+
+range_column, account_column = st.columns([2, 1])
+with range_column:
+    since, until = widgets.date_range("overview_range", bounds)
+with account_column:
+    account_id, currency = widgets.account_filter("overview_account", bounds)
+prev_since, prev_until = previous_period(since, until)
+overview = data.load_overview(snapshot, since, until, prev_since, prev_until, account_id)
+runs = data.load_sync_runs(snapshot)
+
+st.caption(f"{since} to {until}; changes compare with {prev_since} to {prev_until}. "
+           "Ratios come from the period's sums; — means no value (zero denominator).")
+total_column, active_column, _ = st.columns([1, 1, 6])
+total_column.metric("Campaigns", f"{overview.campaign_count:,}")
+active_column.metric("Active campaigns", f"{overview.active_campaign_count:,}")
+widgets.metric_cards(overview.totals, currency, overview.previous_totals)
+
+campaigns = with_ratio_columns(overview.campaigns)
+campaigns["roas_change"] = period_change(overview.campaigns, "roas")["change"]
+
+st.subheader("Alerts")
+widgets.render_alerts(sync_alerts(runs, dt.datetime.now(dt.timezone.utc)) + performance_alerts(overview.campaigns))
+
+st.subheader("Daily trend")
+if overview.daily.empty:
+    st.info("No delivery in this period.")
+else:
+    st.plotly_chart(charts.daily_trend_figure(with_ratio_columns(overview.daily), currency), key="overview_trend")
+
+st.subheader("Top campaigns")
+delivered = campaigns[campaigns["spend"] > 0].copy()
+delivered["efficiency_score"] = efficiency_scores(delivered)
+sort_by = st.radio("Sort by", ["spend", "roas"], key="overview_sort", horizontal=True,
+                   format_func=lambda m: {"spend": "Spend", "roas": "ROAS"}[m])
+ranked = delivered.sort_values(sort_by, ascending=False, na_position="last", kind="stable")
+if ranked.empty:
+    st.info("No campaign spent in this period.")
+else:
+    st.plotly_chart(charts.ranking_figure(ranked, sort_by, currency=currency), key="overview_top_chart")
+    st.caption("Select a row to open the campaign. " + EFFICIENCY_HELP)
+    columns = ["name", "effective_status", "objective", "spend", "impressions", "clicks", "conversions", "revenue",
+               "ctr", "cpc", "roas", "roas_change", "efficiency_score", "campaign_id"]
+    picked = widgets.table(ranked[columns], "overview_campaigns", f"campaigns_{since}_{until}", user, currency,
+                           labels={"name": "Campaign"},
+                           selectable=True, height=420)
+    if picked is not None:
+        widgets.open_child("campaign", str(ranked["campaign_id"].iloc[picked]))
+
+st.subheader("Last sync")
+if runs.empty:
+    st.info("No sync has run yet.")
+else:
+    last = runs.iloc[0]
+    st.markdown(f"**Time** {format_timestamp(last['sync_timestamp'])} · **Status** {last['status']} "
+                f"({last['sync_type']}) · **Duration** {format_duration(last['total_duration_seconds'])} · "
+                f"**Mode** {last['mode']}")
+    if can(user.role, "sync:run"):
+        st.page_link("pages/sync.py", label="Sync page: run history and Sync now", icon=":material/sync:")
+
+if can(user.role, "export"):
+    with st.expander("Export every stored row of the period"):
+        level = st.selectbox("Level", LEVELS, key="overview_export_level")
+        rows = data.load_row_count(snapshot, level, since, until, account_id)
+        st.caption(f"{rows:,} {level} rows (one per {level} and day), with per-row ratios. Generated when you click.")
+        csv_column, excel_column, _ = st.columns([1, 1, 4])
+        csv_column.download_button("Download CSV", data=data.rows_export(snapshot, level, since, until, account_id, "csv"),
+                                   file_name=f"{level}_rows_{since}_{until}.csv", mime="text/csv",
+                                   key="overview_export_csv", on_click="ignore", icon=":material/download:")
+        too_big = rows > 1_048_575
+        excel_column.download_button(
+            "Download Excel", data=data.rows_export(snapshot, level, since, until, account_id, "xlsx"),
+            file_name=f"{level}_rows_{since}_{until}.xlsx", key="overview_export_xlsx", on_click="ignore",
+            icon=":material/download:", disabled=too_big,
+            help="Over a million rows: use CSV (Excel would split them across sheets slowly)." if too_big else None)

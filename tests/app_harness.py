@@ -1,0 +1,73 @@
+"""Driving app.py headless with streamlit's AppTest (no browser, no network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit.runtime.scriptrunner.script_runner as script_runner_module
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from helpers import ROOT
+
+APP = str(ROOT / "app.py")
+CAMPAIGN, ADSET, AD = "120210000000000001", "120220000000000001", "120230000000000001"
+"""Ids in the small stub account (6 x 3 x 2): ad set 1 is in campaign 1, ad 1 in ad set 1."""
+PAGE_QUERIES: dict[str, dict[str, str]] = {
+    "campaign": {"campaign_id": CAMPAIGN}, "adset": {"adset_id": ADSET}, "ad": {"ad_id": AD},
+    "timeline": {"entity_type": "ad", "entity_id": AD, "days": "30"},
+}
+
+
+class _NavigationMode(PagesManager):
+    uses_pages_directory = False
+
+
+@pytest.fixture
+def entrypoint_runs_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every AppTest run go through app.py, as every run does on a live server.
+
+    A folder named pages/ next to app.py puts Streamlit in its legacy multipage mode, where a
+    rerun of a page runs only that page's file; a server leaves that mode for good the first time
+    app.py calls st.navigation, but AppTest re-enters it on every run, so reruns after a click
+    would skip app.py (login, navigation, logout). The pages' own guard covers the legacy mode.
+    """
+    monkeypatch.setattr(script_runner_module, "PagesManager", _NavigationMode)
+
+
+def use_data_dir(monkeypatch: pytest.MonkeyPatch, data_dir: Path, **env: str) -> None:
+    monkeypatch.setenv("INSIGHTS_DATA_DIR", str(data_dir))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
+def new_app(role: str | None = None, timeout: float = 30) -> AppTest:
+    """The app, already logged in as the demo user `role` (None: logged out)."""
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    if role is not None:
+        at.session_state["authentication_status"] = True
+        at.session_state["username"] = role
+    return at
+
+
+def open_page(role: str, page: str, query: dict[str, str] | None = None) -> AppTest:
+    """Log in as `role`, land on the default page, then go to `page` (a file under pages/) with `query`."""
+    at = new_app(role)
+    at.run()
+    at.switch_page(page)
+    at.query_params.update(query or {})
+    return at.run()
+
+
+def texts(at: AppTest) -> str:
+    """Every markdown, caption, alert and title text of the last run, joined (for `in` checks)."""
+    parts = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "error", "success"):
+        parts.extend(str(element.value) for element in getattr(at, kind))
+    return "\n".join(parts)
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]

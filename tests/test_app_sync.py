@@ -1,0 +1,164 @@
+"""The Sync page: Sync now requests in the control channel, their progress and report, the worker's
+heartbeat, run history and (for admins) sync health."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from app_harness import CAMPAIGN, assert_clean, open_page, texts, use_data_dir
+from app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
+from dashboard_data import build_stub_data_dir
+from insights_core.control import ControlChannel
+from insights_core.settings import Settings
+from insights_core.sync_requests import parse_sync_request
+from insights_core.worker import SyncWorker
+
+pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A fresh data dir per test: requests and runs of one test never leak into another."""
+    settings = build_stub_data_dir(tmp_path / "data", days_back=10)
+    use_data_dir(monkeypatch, settings.data_dir)
+    return settings
+
+
+def fill_sync_form(at, days: str = "3", entity_type: str = "", ids: str = "", force: bool = False):  # type: ignore[no-untyped-def]
+    at.text_input(key="sync_days_back").input(days)
+    at.selectbox(key="sync_entity_type").set_value(entity_type)
+    at.text_area(key="sync_entity_ids").input(ids)
+    at.checkbox(key="sync_force").set_value(force)
+    return next(b for b in at.button if b.label == "Sync now").click().run()
+
+
+def test_manager_sync_now_creates_a_request(settings: Settings) -> None:
+    at = open_page("manager", "pages/sync.py")
+    assert_clean(at)
+    fill_sync_form(at, days="3", entity_type="campaign", ids=CAMPAIGN, force=True)
+    assert_clean(at)
+    requests = ControlChannel(settings.control_db_path).fetch_recent_requests()
+    assert len(requests) == 1
+    request = requests[0]
+    assert request.status == "pending" and request.requested_by == "manager"
+    assert request.params == {"days_back": 3, "entity_type": "campaign", "entity_ids": [CAMPAIGN], "force": True}
+    page = texts(at)
+    assert f"Request #{request.id}" in page and "the worker is not running" in page
+
+
+def test_the_same_request_twice_follows_the_first(settings: Settings) -> None:
+    at = open_page("admin", "pages/sync.py")
+    fill_sync_form(at, days="5")
+    fill_sync_form(at, days="5")
+    assert len(ControlChannel(settings.control_db_path).fetch_recent_requests()) == 1
+    assert any("already queued or running" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize(
+    ("days", "entity_type", "ids", "message"),
+    [("999", "", "", "days back must be from 1 to 365"),
+     ("0", "", "", "days back must be from 1 to 365"),
+     ("a week", "", "", "days back must be a whole number"),
+     ("3", "campaign", "1; DROP TABLE campaigns", "is not a Meta object id"),
+     ("3", "campaign", "999999", "unknown campaign id: 999999"),
+     ("3", "ad", f"{CAMPAIGN}", "unknown ad id"),
+     ("3", "", CAMPAIGN, "entity ids need an entity type"),
+     ("3", "adset", "", "needs at least one entity id")],
+)
+def test_bad_sync_now_input_gets_a_message_and_no_request(settings: Settings, days: str, entity_type: str,
+                                                          ids: str, message: str) -> None:
+    at = open_page("manager", "pages/sync.py")
+    fill_sync_form(at, days=days, entity_type=entity_type, ids=ids)
+    assert not at.exception
+    assert len(at.error) == 1 and message in at.error[0].value
+    assert ControlChannel(settings.control_db_path).fetch_recent_requests() == []
+
+
+def test_progress_while_the_worker_runs_the_request(settings: Settings) -> None:
+    at = open_page("manager", "pages/sync.py")
+    fill_sync_form(at, days="2")
+    control = ControlChannel(settings.control_db_path)
+    request_id, _, _ = control.claim_next_request()  # the worker picked it up
+    control.save_request_progress(request_id, "sync-1", {
+        "sync_id": "sync-1", "message": "ads of act_1000000000001", "rows_written": 1234,
+        "levels": {"campaign": {"done": 6, "total": 6}, "adset": {"done": 9, "total": 18},
+                   "ad": {"done": 0, "total": 36}}})
+    at.run()
+    assert_clean(at)
+    bars = [p.proto.text for p in at.get("progress")]
+    assert bars == ["campaigns: 6 of 6", "adsets: 9 of 18", "ads: 0 of 36"]
+    assert "ads of act_1000000000001" in texts(at) and "1,234 rows read so far" in texts(at)
+
+
+def test_report_after_the_worker_finished(settings: Settings) -> None:
+    at = open_page("admin", "pages/sync.py")
+    fill_sync_form(at, days="2", entity_type="campaign", ids=CAMPAIGN)
+    control = ControlChannel(settings.control_db_path)
+    request_id, params, requested_by = control.claim_next_request()
+    worker = SyncWorker(settings)  # what the worker loop does with a claimed request
+    try:
+        request = parse_sync_request(max_days_back=settings.max_days_back, request_id=request_id,
+                                     requested_by=requested_by, **params)
+        report = worker.run_once(request)
+    finally:
+        worker.close()
+    control.finish_request(request_id, report)
+    at.run()
+    assert_clean(at)
+    assert any("Sync succeeded" in s.value for s in at.success)
+    counts = next(d.value for d in at.dataframe if list(d.value.columns) == ["level", "processed", "success", "errors"])
+    assert counts.to_dict("records") == [
+        {"level": "campaigns", "processed": 1, "success": 1, "errors": 0},
+        {"level": "adsets", "processed": 3, "success": 3, "errors": 0},
+        {"level": "ads", "processed": 6, "success": 6, "errors": 0}]
+    assert report.sync_id in texts(at)
+    # the history comes from the new snapshot the worker published
+    history = next(d.value for d in at.dataframe if "Sync id" in d.value.columns)
+    assert report.sync_id in set(history["Sync id"]) and len(history) == 2
+
+
+def test_a_request_the_worker_refused_shows_its_error(settings: Settings) -> None:
+    at = open_page("manager", "pages/sync.py")
+    fill_sync_form(at, days="2")
+    control = ControlChannel(settings.control_db_path)
+    request_id, _, _ = control.claim_next_request()
+    control.finish_request(request_id, None, error="unknown campaign id: 42")
+    at.run()
+    assert any("unknown campaign id: 42" in e.value for e in at.error)
+
+
+def test_worker_heartbeat_in_plain_words(settings: Settings) -> None:
+    control = ControlChannel(settings.control_db_path)
+    at = open_page("manager", "pages/sync.py")
+    assert "never run on this data directory" in texts(at)
+    started = dt.datetime.now(dt.timezone.utc)
+    control.save_heartbeat(mode="stub", state="idle", started_at=started, interval_minutes=30, sync_enabled=True,
+                           next_run_at=started + dt.timedelta(minutes=30))
+    at.run()
+    assert "Sync worker running: idle, stub mode" in texts(at) and "every 30 min" in texts(at)
+    control.save_heartbeat(mode="stub", state="stopped", started_at=started, interval_minutes=30, sync_enabled=True)
+    at.run()
+    assert "The sync worker is not running" in texts(at)
+
+
+def test_sync_health_is_for_admins_only(settings: Settings) -> None:
+    admin = open_page("admin", "pages/sync.py")
+    assert_clean(admin)
+    assert "Sync health" in [h.value for h in admin.subheader]
+    assert len(admin.get("plotly_chart")) == 4  # duration, error rate, rate-limit hits per hour, coverage
+    manager = open_page("manager", "pages/sync.py")
+    assert "Sync health" not in [h.value for h in manager.subheader]
+    assert not manager.get("plotly_chart")
+
+
+def test_sync_alerts_show_on_the_sync_page_and_the_overview(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = build_stub_data_dir(tmp_path / "errors", days_back=3, syncs=2, require_success=False,
+                                   stub_error_rate=0.25)
+    use_data_dir(monkeypatch, settings.data_dir)
+    for path in ("pages/sync.py", "pages/overview.py"):
+        at = open_page("admin", path)
+        assert_clean(at)
+        assert any("could not read" in w.value for w in at.warning), path
