@@ -82,12 +82,12 @@ if can(user.role, "export"):
         level = st.selectbox("Level", LEVELS, key="overview_export_level")
         rows = data.load_row_count(snapshot, level, since, until, account_id)
         st.caption(f"{rows:,} {level} rows (one per {level} and day), with per-row ratios. Generated when you click.")
-        csv_column, excel_column, _ = st.columns([1, 1, 4])
-        csv_column.download_button("Download CSV", data=data.rows_export(snapshot, level, since, until, account_id, "csv"),
+        buttons = st.container(horizontal=True)
+        buttons.download_button("Download CSV", data=data.rows_export(snapshot, level, since, until, account_id, "csv"),
                                    file_name=f"{level}_rows_{since}_{until}.csv", mime="text/csv",
                                    key="overview_export_csv", on_click="ignore", icon=":material/download:")
         too_big = rows > 1_048_575
-        excel_column.download_button(
+        buttons.download_button(
             "Download Excel", data=data.rows_export(snapshot, level, since, until, account_id, "xlsx"),
             file_name=f"{level}_rows_{since}_{until}.xlsx", key="overview_export_xlsx", on_click="ignore",
             icon=":material/download:", disabled=too_big,

@@ -83,7 +83,7 @@ if record is not None and record.is_open:
 
     live_progress()
 elif record is not None:
-    sync_view.render_report(record)
+    sync_view.render_report(record, user)
 
 st.subheader("Run history")
 if snapshot is None:

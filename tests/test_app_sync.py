@@ -109,11 +109,14 @@ def test_report_after_the_worker_finished(settings: Settings) -> None:
     at.run()
     assert_clean(at)
     assert any("Sync succeeded" in s.value for s in at.success)
-    counts = next(d.value for d in at.dataframe if list(d.value.columns) == ["level", "processed", "success", "errors"])
+    counts = next(d.value for d in at.dataframe if list(d.value.columns) == ["Level", "Processed", "Succeeded",
+                                                                               "Errors"])
     assert counts.to_dict("records") == [
-        {"level": "campaigns", "processed": 1, "success": 1, "errors": 0},
-        {"level": "adsets", "processed": 3, "success": 3, "errors": 0},
-        {"level": "ads", "processed": 6, "success": 6, "errors": 0}]
+        {"Level": "campaigns", "Processed": 1, "Succeeded": 1, "Errors": 0},
+        {"Level": "adsets", "Processed": 3, "Succeeded": 3, "Errors": 0},
+        {"Level": "ads", "Processed": 6, "Succeeded": 6, "Errors": 0}]
+    assert {"sync_report_counts_download_csv", "sync_report_counts_download_xlsx"} <= {
+        b.key for b in at.get("download_button")}
     assert report.sync_id in texts(at)
     # the history comes from the new snapshot the worker published
     history = next(d.value for d in at.dataframe if "Sync id" in d.value.columns)

@@ -105,7 +105,7 @@ METRIC_LABELS: dict[str, str] = {
 
 COLUMN_LABELS: dict[str, str] = {
     **METRIC_LABELS, "name": "Name", "objective": "Objective", "effective_status": "Status",
-    "status": "Configured status", "entity_id": "Id", "campaign_id": "Campaign id", "adset_id": "Ad set id",
+    "status": "Status", "entity_id": "Id", "campaign_id": "Campaign id", "adset_id": "Ad set id",
     "ad_id": "Ad id", "account_id": "Account", "date": "Date", "date_start": "Date", "date_end": "Date end",
     "sync_timestamp": "Started (UTC)", "sync_type": "Type", "mode": "Mode", "since": "From", "until": "To",
     "entity_type": "Scope", "total_duration_seconds": "Duration (s)", "rows_written": "Rows",

@@ -7,7 +7,9 @@ import datetime as dt
 import streamlit as st
 
 from insights_core.control import RequestRecord, WorkerStatus
+from insights_core.dashboard import widgets
 from insights_core.dashboard.formatting import format_age, format_duration, format_int, format_timestamp
+from insights_core.dashboard.login import CurrentUser
 from insights_core.dashboard.sync_health import report_counts
 from insights_core.models import LEVEL_PLURAL, LEVELS
 
@@ -49,7 +51,7 @@ def render_progress(record: RequestRecord, worker_alive: bool) -> None:
     st.caption(f"{format_int(progress.get('rows_written', 0))} rows read so far")
 
 
-def render_report(record: RequestRecord) -> None:
+def render_report(record: RequestRecord, user: CurrentUser) -> None:
     """The finished request: the seed's report (counts per level, duration, success, errors)."""
     report = record.report
     if report is None:
@@ -62,7 +64,8 @@ def render_report(record: RequestRecord) -> None:
          f"days {report.get('since')} to {report.get('until')}.")
     left, right = st.columns([2, 3])
     with left:
-        st.dataframe(report_counts(report), hide_index=True, key=f"sync_report_counts_{record.id}")
+        widgets.table(report_counts(report), "sync_report_counts", f"sync_report_{record.id}", user,
+                      labels={"level": "Level", "processed": "Processed", "success": "Succeeded", "errors": "Errors"})
     with right:
         st.markdown(f"Sync id `{report.get('sync_id')}` · {report.get('sync_type')} · {report.get('mode')} mode · "
                     f"started {format_timestamp(report.get('sync_timestamp'))} · "

@@ -132,9 +132,9 @@ def download_buttons(frame: pd.DataFrame, key: str, file_stem: str, user: Curren
     """CSV and Excel downloads of `frame` (raw numbers), for roles with the export permission only."""
     if not can(user.role, "export"):
         return
-    left, right, _ = st.columns([1, 1, 4])
-    for column, fmt, label in ((left, "csv", "Download CSV"), (right, "xlsx", "Download Excel")):
-        column.download_button(label, data=_deferred_bytes(frame, fmt, file_stem), file_name=f"{file_stem}.{fmt}",
+    row = st.container(horizontal=True)
+    for fmt, label in (("csv", "Download CSV"), ("xlsx", "Download Excel")):
+        row.download_button(label, data=_deferred_bytes(frame, fmt, file_stem), file_name=f"{file_stem}.{fmt}",
                                mime=MIME_TYPES[fmt], key=f"{key}_{fmt}", on_click="ignore",
                                icon=":material/download:")
 
