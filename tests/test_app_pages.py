@@ -9,7 +9,9 @@ import pytest
 from app_harness import AD, ADSET, CAMPAIGN, PAGE_QUERIES, assert_clean, open_page, texts, use_data_dir
 from app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
 from dashboard_data import build_stub_data_dir
+from insights_core.dashboard.formatting import format_money
 from insights_core.roles import ROLES, can, pages_for
+from insights_core.store.snapshots import connect_snapshot, resolve_current_snapshot
 from insights_core.store.warehouse import Warehouse
 
 
@@ -139,3 +141,37 @@ def test_the_app_never_opens_the_workers_file(data_dir: Path) -> None:
     # an open read-only handle on insights.duckdb in this process would make this fail
     warehouse = Warehouse(data_dir / "insights.duckdb")
     warehouse.close()
+
+
+def test_picking_another_campaign_updates_the_deep_link(data_dir: Path) -> None:
+    at = open_page("viewer", "pages/campaign.py", {"campaign_id": CAMPAIGN})
+    other = next(o for o in at.selectbox(key="campaign_pick").options if not o.endswith(CAMPAIGN))
+    other_id = other.rsplit(" · ", 1)[1]
+    at.selectbox(key="campaign_pick").set_value(other_id).run()
+    assert_clean(at)
+    assert at.query_params["campaign_id"] == other_id
+    assert at.selectbox(key="campaign_pick").value == other_id
+
+
+def test_users_page_lists_users_without_password_hashes(data_dir: Path) -> None:
+    at = open_page("admin", "pages/users.py")
+    assert_clean(at)
+    users = next(d.value for d in at.dataframe if "User" in d.value.columns)
+    assert sorted(users["User"]) == ["admin", "analyst", "manager", "viewer"]
+    shown = texts(at) + "".join(d.value.to_csv() for d in at.dataframe)
+    assert "$2b$" not in shown and "password" not in users.columns.str.lower()
+
+
+def test_overview_figures_equal_the_stores_sums(data_dir: Path) -> None:
+    con = connect_snapshot(resolve_current_snapshot(data_dir / "current.duckdb"))
+    last = con.execute("SELECT max(date_start) FROM meta_ad_insights").fetchone()[0]
+    spend, revenue, clicks, impressions = con.execute(
+        "SELECT sum(spend)::DOUBLE, sum(revenue)::DOUBLE, sum(clicks), sum(impressions) FROM meta_ad_insights"
+        " WHERE entity_type = 'ad' AND date_start > ?::DATE - 30", [last]).fetchone()
+    con.close()
+    metrics = {m.label: m.value for m in open_page("viewer", "pages/overview.py").metric}
+    assert metrics["Spend"] == format_money(spend)
+    assert metrics["Revenue"] == format_money(revenue)
+    assert metrics["Clicks"] == f"{clicks:,}"
+    assert metrics["ROAS"] == f"{revenue / spend:.2f}"
+    assert metrics["CTR"] == f"{clicks / impressions * 100:.2f}%"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Mapping
 
 import pandas as pd
@@ -185,10 +184,3 @@ def format_peer_comparison(comparison: pd.DataFrame, currency: str | None = "USD
             "Peers": format_int(row["peers"]),
         })
     return pd.DataFrame(rows)
-
-
-def finite_or_none(value: object) -> float | None:
-    if is_missing(value):
-        return None
-    number = float(value)  # type: ignore[arg-type]
-    return number if math.isfinite(number) else None
