@@ -228,8 +228,8 @@ def _finish_report(report: SyncReport, tally: _Tally, source: InsightsSource, st
     if committed and processed and failed / processed > MAX_FAILED_SHARE:
         # the entities that were read are stored, but a sync that missed most of them did not succeed
         status = "failed"
-        fatal = (f"{failed} of {processed} entities failed (more than {MAX_FAILED_SHARE:.0%}); "
-                 "the others were stored")
+        stored = "the others were stored" if failed < processed else "nothing was read"
+        fatal = f"{failed} of {processed} entities failed (more than {MAX_FAILED_SHARE:.0%}); {stored}"
     if fatal:
         errors.insert(0, fatal)
     report.errors = [redact(e, secrets) for e in errors]

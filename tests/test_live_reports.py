@@ -249,9 +249,11 @@ def test_when_retries_run_out_the_entities_of_the_report_fail_precisely(tmp_path
     emulator.faults.rules.append(FaultRule("transient", endpoint="report_page", http_status=500))
     report, source = live_sync(live_settings(tmp_path / "data", emulator, max_retries=2))
     assert (report.campaigns.errors, report.adsets.errors, report.ads.errors) == (4, 12, 24)
+    assert report.errors[0] == "40 of 40 entities failed (more than 50%); nothing was read"
+    assert len(report.errors) == 41
     assert all("reading the report failed: Meta answered with a temporary error and retries ran out" in e
-               for e in report.errors[:40])
-    assert report.rows_written == 0
+               for e in report.errors[1:])
+    assert not report.success and report.rows_written == 0
     assert emulator.requests["report_page"] == 3 * 3  # one try and two retries per level
 
 
