@@ -73,9 +73,7 @@ def test_streamed_export_writes_every_batch_once_with_one_header(tmp_path) -> No
         calls.append(1)
         yield from batches
 
-    handle = exports.export_to_tempfile(frames, "csv")
-    text = handle.read().decode()
-    handle.close()
+    text = exports.export_streamed(frames, "csv").decode()
     lines = text.splitlines()
     assert lines[0] == "id,value"
     assert len(lines) == 5001 and lines[1] == "0-0,0.0" and lines[-1] == "4-999,999.0"

@@ -14,14 +14,14 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import NamedTuple
 
 import duckdb
 import pandas as pd
 import streamlit as st
 
 from insights_core.control import ControlChannel
-from insights_core.dashboard.exports import ExportFormat, export_to_tempfile
+from insights_core.dashboard.exports import ExportFormat, export_streamed
 from insights_core.metrics import with_ratio_columns
 from insights_core.settings import Settings
 from insights_core.store import queries
@@ -174,15 +174,15 @@ def load_row_count(snapshot: Snapshot, level: str, since: dt.date, until: dt.dat
 
 
 def rows_export(snapshot: Snapshot, level: str, since: dt.date, until: dt.date, account_id: str | None,
-                fmt: ExportFormat) -> Callable[[], BinaryIO]:
+                fmt: ExportFormat) -> Callable[[], bytes]:
     """A callable for `st.download_button(data=...)`: streams the stored rows into a file when clicked.
 
     It runs on another thread after the script run, so it holds the connection itself and opens
-    its own cursor; the record batches go straight into a temporary file.
+    its own cursor; the record batches go through a temporary file (`exports.export_streamed`).
     """
     connection = _connection(snapshot.path, snapshot.stamp)
 
-    def generate() -> BinaryIO:
+    def generate() -> bytes:
         cursor = connection.cursor()
 
         def frames() -> Iterable[pd.DataFrame]:
@@ -190,7 +190,7 @@ def rows_export(snapshot: Snapshot, level: str, since: dt.date, until: dt.date, 
                 yield with_ratio_columns(frame)
 
         try:
-            return export_to_tempfile(frames, fmt, sheet_name=f"{level} rows")
+            return export_streamed(frames, fmt, sheet_name=f"{level} rows")
         finally:
             cursor.close()
 

@@ -125,17 +125,14 @@ def export_bytes(frame: pd.DataFrame, fmt: ExportFormat, sheet_name: str = "data
     return buffer.getvalue()
 
 
-def export_to_tempfile(frames: Callable[[], Iterable[pd.DataFrame]], fmt: ExportFormat,
-                       sheet_name: str = "data") -> BinaryIO:
-    """Write a (possibly huge) export to an anonymous temporary file and return it rewound.
+def export_streamed(frames: Callable[[], Iterable[pd.DataFrame]], fmt: ExportFormat,
+                    sheet_name: str = "data") -> bytes:
+    """A (possibly huge) export's file bytes, written batch by batch through a temporary file.
 
-    The file disappears when closed; the caller (Streamlit's download) reads it once.
+    Only the finished file is ever in memory, once: Streamlit's download takes bytes (it refuses
+    an open temporary file) and keeps them until the browser has fetched them.
     """
-    handle = tempfile.TemporaryFile(prefix="meta-insights-export-")
-    try:
+    with tempfile.TemporaryFile(prefix="meta-insights-export-") as handle:
         write_export(frames(), handle, fmt, sheet_name)  # type: ignore[arg-type]
         handle.seek(0)
-    except BaseException:
-        handle.close()
-        raise
-    return handle  # type: ignore[return-value]
+        return handle.read()
