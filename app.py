@@ -8,7 +8,7 @@ import streamlit as st
 from insights_core.dashboard import login
 from insights_core.dashboard.widgets import app_settings
 from insights_core.errors import ConfigError
-from insights_core.roles import pages_for
+from insights_core.roles import PAGES, pages_for
 
 st.set_page_config(page_title="Meta Insights", page_icon=":material/insights:", layout="wide")
 
@@ -22,8 +22,14 @@ except ConfigError as exc:
 session = login.start_session(settings, config, cookie_key)
 
 if session.user is None:
-    st.navigation([st.Page(lambda: login.render_login_form(session), title="Log in", url_path="login",
-                           icon=":material/login:")], position="hidden").run()
+    def show_login() -> None:
+        login.render_login_form(session)
+
+    # Every page's URL answers with the login form, so a deep link (/campaign?campaign_id=...) is
+    # still the page shown after logging in; a page the role may not open falls back to the default.
+    login_pages = [st.Page(show_login, title="Log in", url_path="login", icon=":material/login:", default=True)]
+    login_pages += [st.Page(show_login, title="Log in", url_path=spec.url_path) for spec in PAGES]
+    st.navigation(login_pages, position="hidden").run()
     st.stop()
 
 specs = pages_for(session.user.role)

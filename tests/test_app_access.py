@@ -62,8 +62,8 @@ def test_logged_out_visitors_get_only_the_login_form(data_dir: Path) -> None:
     assert [t.value for t in at.title] == ["Meta Insights"]
     assert [t.label for t in at.text_input] == ["Username", "Password"]
     assert "password **demo**" in at.info[0].value
-    with pytest.raises(ValueError, match="Known pages: \\['Log in'\\]"):
-        at.switch_page("pages/overview.py")  # no page is registered before login
+    with pytest.raises(ValueError, match="Could not find a navigation page for .*pages/overview.py"):
+        at.switch_page("pages/overview.py")  # no page file is registered before login, only the login form
 
 
 def test_demo_user_logs_in_with_the_form_and_gets_their_pages(data_dir: Path) -> None:
