@@ -1,0 +1,338 @@
+"""End to end in a real browser: the worker and the dashboard as `scripts/run.sh` starts them, driven
+by Playwright in Debian's Chromium (`/usr/bin/chromium`; `scripts/test.sh` installs it).
+
+One worker and one Streamlit server on a loopback port and a temporary data dir serve the whole
+module. Screenshots of every page go to `test-artifacts/screenshots/` (the README's picture is
+`docs/screenshots/overview.png`, copied from there).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import jwt
+import pytest
+
+from helpers import PYTHON, ROOT, subprocess_env
+from insights_core.metrics import RATIO_FORMULAS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+"""Streamlit's own e2e suite waits for this before it looks at a page."""
+COOKIE_NAME = "meta_insights_auth"
+LIBRARY_DEFAULT_KEY = "some_key"
+"""streamlit-authenticator's documented example key, the one a careless deployment keeps."""
+SHAPE = {"INSIGHTS_STUB_CAMPAIGNS": "8", "INSIGHTS_STUB_ADSETS_PER_CAMPAIGN": "3", "INSIGHTS_STUB_ADS_PER_ADSET": "2"}
+TIMEOUT_MS = 60_000
+
+if not CHROMIUM.exists():
+    if os.environ.get("INSIGHTS_SKIP_BROWSER") == "1":
+        pytest.skip("INSIGHTS_SKIP_BROWSER=1", allow_module_level=True)
+    pytest.fail(f"{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium "
+                "(or set INSIGHTS_SKIP_BROWSER=1 to skip the browser tests)", pytrace=False)
+
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright  # noqa: E402
+
+
+@dataclass
+class Dashboard:
+    url: str
+    data_dir: Path
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        """Read the published snapshot, as the dashboard does."""
+        with duckdb.connect(str(self.data_dir / "current.duckdb"), read_only=True) as con:
+            return con.execute(sql, params or []).fetchall()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until(ready, what: str, timeout: float, processes: list[subprocess.Popen]) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for process in processes:
+            if process.poll() is not None:
+                raise AssertionError(f"{process.args[1:3]} exited with {process.returncode} while waiting for {what}")
+        if ready():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    """The worker and the dashboard, started with the commands scripts/run.sh uses."""
+    data_dir = tmp_path_factory.mktemp("e2e") / "data"
+    data_dir.mkdir()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = subprocess_env(data_dir, META_INSIGHTS_MODE="stub", **SHAPE)
+    logs = data_dir.parent
+    worker = subprocess.Popen([PYTHON, "sync_worker.py"], cwd=ROOT, env=env,
+                              stdout=open(logs / "worker.out", "wb"), stderr=subprocess.STDOUT)
+    app = subprocess.Popen([PYTHON, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                            "--server.address", "127.0.0.1", "--server.headless", "true",
+                            "--browser.gatherUsageStats", "false"],
+                           cwd=ROOT, env=env, stdout=open(logs / "app.out", "wb"), stderr=subprocess.STDOUT)
+    try:
+        _wait_until(lambda: (data_dir / "current.duckdb").exists(), "the first published snapshot", 120, [worker, app])
+        _wait_until(lambda: _healthy(url), "the dashboard's health endpoint", 120, [worker, app])
+        yield Dashboard(url, data_dir)
+    finally:
+        _stop(app)
+        _stop(worker)
+
+
+@pytest.fixture(scope="module")
+def browser(dashboard: Dashboard) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        # A server starts in Streamlit's legacy pages/ mode until app.py first runs; visit it once
+        # so every test sees the app as users do after the first visitor.
+        warm = browser.new_page()
+        warm.goto(dashboard.url)
+        warm.wait_for_selector(IDLE, timeout=TIMEOUT_MS)
+        warm.close()
+        yield browser
+        browser.close()
+
+
+def _settled(page: Page) -> Page:
+    page.wait_for_selector(IDLE, timeout=TIMEOUT_MS)
+    return page
+
+
+def _log_in(page: Page, username: str, password: str = "demo") -> None:
+    _settled(page)
+    page.get_by_role("textbox", name="Username").fill(username)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Log out").wait_for(timeout=TIMEOUT_MS)
+    _settled(page)
+
+
+def _wait_for_login_cookie(context: BrowserContext) -> str:
+    for _ in range(150):
+        for cookie in context.cookies():
+            if cookie["name"] == COOKIE_NAME and cookie["value"]:
+                return cookie["value"]
+        time.sleep(0.1)
+    raise AssertionError("the dashboard never set its re-login cookie")
+
+
+def _title(page: Page) -> str:
+    return " | ".join(page.locator("h1").all_inner_texts())
+
+
+def _assert_no_exception(page: Page) -> None:
+    errors = page.locator("[data-testid='stException']").all_inner_texts()
+    assert not errors, errors
+
+
+def _new_page(browser: Browser) -> Page:
+    return browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True).new_page()
+
+
+@pytest.fixture(scope="module")
+def admin(browser: Browser, dashboard: Dashboard) -> Iterator[Page]:
+    page = _new_page(browser)
+    page.goto(dashboard.url)
+    _log_in(page, "admin")
+    _wait_for_login_cookie(page.context)
+    yield page
+    page.context.close()
+
+
+def _busiest_ids(dashboard: Dashboard) -> dict[str, str]:
+    """A campaign with delivery, its busiest ad set and that ad set's busiest ad."""
+    [(campaign_id,)] = dashboard.query(
+        "SELECT entity_id FROM meta_ad_insights WHERE entity_type = 'campaign' "
+        "GROUP BY entity_id ORDER BY sum(spend) DESC, entity_id LIMIT 1")
+    [(adset_id,)] = dashboard.query(
+        "SELECT i.entity_id FROM meta_ad_insights i JOIN adsets s ON s.adset_id = i.entity_id "
+        "WHERE i.entity_type = 'adset' AND s.campaign_id = ? GROUP BY i.entity_id ORDER BY sum(i.spend) DESC, 1 LIMIT 1",
+        [campaign_id])
+    [(ad_id,)] = dashboard.query(
+        "SELECT i.entity_id FROM meta_ad_insights i JOIN ads a ON a.ad_id = i.entity_id "
+        "WHERE i.entity_type = 'ad' AND a.adset_id = ? GROUP BY i.entity_id ORDER BY sum(i.spend) DESC, 1 LIMIT 1",
+        [adset_id])
+    return {"campaign": campaign_id, "adset": adset_id, "ad": ad_id}
+
+
+def test_admin_opens_every_page_by_its_link(admin: Page, dashboard: Dashboard) -> None:
+    ids = _busiest_ids(dashboard)
+    [(campaign_name,)] = dashboard.query("SELECT name FROM campaigns WHERE campaign_id = ?", [ids["campaign"]])
+    [(ad_name,)] = dashboard.query("SELECT name FROM ads WHERE ad_id = ?", [ids["ad"]])
+    pages = [  # (url path and query, page title, text the page must show)
+        ("", "Overview", "Top campaigns"),  # the default page lives at the root URL
+        (f"campaign?campaign_id={ids['campaign']}", "Campaign", campaign_name),
+        (f"adset?adset_id={ids['adset']}", "Ad set", "Targeting"),
+        (f"ad?ad_id={ids['ad']}", "Ad", ad_name),
+        (f"timeline?entity_type=ad&entity_id={ids['ad']}&days=30", "Timeline", ad_name),
+        ("sync", "Sync", "Run history"),
+        ("users", "Users", "Managing users"),
+    ]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for link, title, text in pages:
+        admin.goto(f"{dashboard.url}/{link}")
+        admin.get_by_role("heading", name=title, level=1, exact=True).wait_for(timeout=TIMEOUT_MS)
+        _settled(admin)
+        admin.get_by_text(text, exact=False).first.wait_for(timeout=TIMEOUT_MS)
+        _assert_no_exception(admin)
+        assert admin.get_by_text("Page not found").count() == 0, link
+        assert admin.locator(".js-plotly-plot").count() > 0 or title in ("Sync", "Users"), f"no chart on {title}"
+        admin.wait_for_timeout(500)  # let charts finish their transitions before the picture
+        admin.screenshot(path=str(SCREENSHOTS / f"{link.split('?')[0] or 'overview'}.png"), full_page=True)
+    # the sidebar offers the admin every page
+    navigation = admin.locator("[data-testid='stSidebarNav'] a").all_inner_texts()
+    assert [entry.split("\n")[-1] for entry in navigation] == [title for _, title, _ in pages]
+
+
+def test_admin_presses_sync_now_and_sees_the_report(admin: Page, dashboard: Dashboard) -> None:
+    runs_before = dashboard.query("SELECT count(*) FROM sync_runs")[0][0]
+    admin.goto(f"{dashboard.url}/sync")
+    admin.get_by_role("heading", name="Sync", level=1, exact=True).wait_for(timeout=TIMEOUT_MS)
+    _settled(admin)
+    admin.get_by_role("textbox", name="Days back").fill("3")
+    admin.get_by_role("button", name="Sync now").click()
+    report = admin.get_by_text("Sync succeeded in", exact=False)
+    report.wait_for(timeout=TIMEOUT_MS)
+    _assert_no_exception(admin)
+    # the report the page shows is the one the worker stored
+    _wait_until(lambda: dashboard.query("SELECT count(*) FROM sync_runs")[0][0] > runs_before,
+                "the sync run in the snapshot", 60, [])
+    [(sync_id, since, until, rows)] = dashboard.query(
+        "SELECT sync_id, since, until, rows_written FROM sync_runs ORDER BY sync_timestamp DESC LIMIT 1")
+    text = report.inner_text()
+    assert f"{rows:,} rows read" in text and f"days {since} to {until}" in text, text
+    assert admin.get_by_text(str(sync_id), exact=False).count() >= 1
+    admin.screenshot(path=str(SCREENSHOTS / "sync-report.png"), full_page=True)
+
+
+def test_csv_download_matches_the_database(admin: Page, dashboard: Dashboard) -> None:
+    admin.goto(dashboard.url)
+    admin.get_by_role("heading", name="Overview", level=1, exact=True).wait_for(timeout=TIMEOUT_MS)
+    _settled(admin)
+    admin.get_by_text("Export every stored row of the period").click()
+    button = admin.get_by_test_id("stExpanderDetails").get_by_role("button", name="Download CSV")
+    button.wait_for(timeout=TIMEOUT_MS)
+    with admin.expect_download(timeout=TIMEOUT_MS) as download_info:
+        button.click()
+    download = download_info.value
+    level, _, since, until = Path(download.suggested_filename).stem.split("_")
+    rows = list(csv.reader(io.StringIO(Path(download.path()).read_text(encoding="utf-8"))))
+    header, body = rows[0], rows[1:]
+
+    stored = dashboard.query(
+        "SELECT entity_id, CAST(date_start AS VARCHAR), spend, impressions, clicks FROM meta_ad_insights "
+        "WHERE entity_type = ? AND date_start BETWEEN ? AND ?", [level, since, until])
+    table_columns = {name for (name,) in dashboard.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'meta_ad_insights'")}
+    assert header[:5] == ["date_start", "date_end", "account_id", "entity_type", "entity_id"]
+    assert {"spend", "impressions", "clicks", "conversions", "revenue", "ctr", "cpc", "roas"} <= set(header)
+    # every other column is stored as it is, or is the entity's name, or a ratio of the row's own values
+    assert set(header) - table_columns <= {"name", *RATIO_FORMULAS}, set(header) - table_columns
+    assert len(body) == len(stored) > 0
+    index = {name: header.index(name) for name in ("entity_id", "date_start", "spend", "impressions", "clicks")}
+    downloaded = {(r[index["entity_id"]], r[index["date_start"]]):
+                  (float(r[index["spend"]]), int(r[index["impressions"]]), int(r[index["clicks"]])) for r in body}
+    assert downloaded == {(e, d): (pytest.approx(float(s)), i, c) for e, d, s, i, c in stored}
+
+
+def test_a_deep_link_survives_logging_in(browser: Browser, dashboard: Dashboard) -> None:
+    [(campaign_id, name)] = dashboard.query("SELECT campaign_id, name FROM campaigns ORDER BY campaign_id LIMIT 1")
+    page = _new_page(browser)
+    page.goto(f"{dashboard.url}/campaign?campaign_id={campaign_id}")
+    _log_in(page, "analyst")
+    page.get_by_role("heading", name="Campaign", level=1, exact=True).wait_for(timeout=TIMEOUT_MS)
+    page.get_by_text(name).first.wait_for(timeout=TIMEOUT_MS)
+    page.context.close()
+
+
+def test_a_viewer_cannot_open_sync_by_url(browser: Browser, dashboard: Dashboard) -> None:
+    page = _new_page(browser)
+    page.goto(dashboard.url)
+    _log_in(page, "viewer")
+    navigation = page.locator("[data-testid='stSidebarNav'] a").all_inner_texts()
+    assert not any(entry.endswith("Sync") for entry in navigation), navigation
+    _wait_for_login_cookie(page.context)
+    page.goto(f"{dashboard.url}/sync")
+    _settled(page)
+    page.get_by_role("button", name="Log out").wait_for(timeout=TIMEOUT_MS)  # still logged in, by the cookie
+    assert _title(page) == "Overview"
+    assert page.get_by_role("button", name="Sync now").count() == 0
+    assert page.get_by_text("Run history").count() == 0
+    page.screenshot(path=str(SCREENSHOTS / "viewer-sync-url.png"))
+    page.context.close()
+
+
+def _forged_cookie(key: str, username: str = "admin") -> str:
+    now = time.time()
+    warnings.filterwarnings("ignore", message="The HMAC key is .* below the minimum")  # the point of the forgery
+    return jwt.encode({"username": username, "exp_date": now + 86_400, "iat": now}, key, algorithm="HS256")
+
+
+def _open_with_cookie(browser: Browser, dashboard: Dashboard, token: str) -> Page:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.add_cookies([{"name": COOKIE_NAME, "value": token, "url": dashboard.url}])
+    page = context.new_page()
+    page.goto(dashboard.url)
+    _settled(page)
+    page.wait_for_timeout(1000)  # give a cookie login its rerun
+    return _settled(page)
+
+
+def test_a_cookie_forged_with_the_library_default_key_is_refused(browser: Browser, dashboard: Dashboard) -> None:
+    page = _open_with_cookie(browser, dashboard, _forged_cookie(LIBRARY_DEFAULT_KEY))
+    page.get_by_role("button", name="Log in").wait_for(timeout=TIMEOUT_MS)
+    assert _title(page) == "Meta Insights"
+    assert page.get_by_role("button", name="Log out").count() == 0
+    assert page.get_by_text("Top campaigns").count() == 0
+    page.context.close()
+
+
+def test_the_same_cookie_signed_with_the_real_key_is_accepted(browser: Browser, dashboard: Dashboard) -> None:
+    """The control for the test above: only the key differs, so the refusal is the signature's doing."""
+    real_key = (dashboard.data_dir / "cookie_key").read_text(encoding="utf-8").strip()
+    page = _open_with_cookie(browser, dashboard, _forged_cookie(real_key))
+    page.get_by_role("button", name="Log out").wait_for(timeout=TIMEOUT_MS)
+    assert _title(page) == "Overview"
+    page.context.close()
+
