@@ -93,15 +93,13 @@ def test_streamed_row_export_matches_the_store(data_dir: Path) -> None:
     spend = con.execute("SELECT sum(spend)::DOUBLE FROM meta_ad_insights WHERE entity_type = 'ad'"
                         " AND date_start BETWEEN ? AND ?", [since, last]).fetchone()[0]
     con.close()
-    handle = data.rows_export(snapshot, "ad", since, last, None, "csv")()
-    rows = list(csv.DictReader(io.StringIO(handle.read().decode())))
-    handle.close()
+    exported = data.rows_export(snapshot, "ad", since, last, None, "csv")()
+    rows = list(csv.DictReader(io.StringIO(exported.decode())))
     assert len(rows) == expected > 0
     assert list(rows[0])[:len(queries.EXPORT_COLUMNS)] == list(queries.EXPORT_COLUMNS)
     assert {"ctr", "cpc", "roas"} <= set(rows[0])
     assert sum(float(r["spend"]) for r in rows) == pytest.approx(spend, abs=0.01)
-    handle = data.rows_export(snapshot, "campaign", since, last, None, "xlsx")()
-    cells = read_xlsx_cells(handle.read())
+    cells = read_xlsx_cells(data.rows_export(snapshot, "campaign", since, last, None, "xlsx")())
     assert cells[("A", 1)] == "date_start" and max(row for _, row in cells) == 6 * 10 + 1
 
 

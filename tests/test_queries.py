@@ -62,6 +62,17 @@ def test_totals_equal_the_stores_sums_at_every_level(store, window) -> None:
     assert queries.fetch_totals(con, until + dt.timedelta(days=1), until + dt.timedelta(days=5))["spend"] == 0
 
 
+def test_period_totals_are_both_periods_totals_from_one_query(store, window) -> None:
+    con, _ = store
+    since, until, prev_since, prev_until = window
+    current, previous = queries.fetch_period_totals(con, since, until, prev_since, prev_until)
+    assert current == pytest.approx(queries.fetch_totals(con, since, until), abs=0.005)
+    assert previous == pytest.approx(queries.fetch_totals(con, prev_since, prev_until), abs=0.005)
+    assert previous["spend"] > 0
+    later = until + dt.timedelta(days=1), until + dt.timedelta(days=5)
+    assert queries.fetch_period_totals(con, *later, since, until)[0]["spend"] == 0
+
+
 def test_daily_totals_per_day(store, window) -> None:
     con, rows = store
     since, until, *_ = window

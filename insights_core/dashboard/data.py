@@ -100,9 +100,9 @@ def load_overview(snapshot: Snapshot, since: dt.date, until: dt.date, prev_since
                   account_id: str | None) -> Overview:
     with snapshot_cursor(snapshot) as cur:
         total, active = queries.fetch_campaign_counts(cur, account_id)
+        totals, previous_totals = queries.fetch_period_totals(cur, since, until, prev_since, prev_until, account_id)
         return Overview(
-            totals=queries.fetch_totals(cur, since, until, account_id),
-            previous_totals=queries.fetch_totals(cur, prev_since, prev_until, account_id),
+            totals=totals, previous_totals=previous_totals,
             campaign_count=total, active_campaign_count=active,
             daily=queries.fetch_daily_totals(cur, since, until, account_id),
             campaigns=load_campaign_summary(snapshot, since, until, prev_since, prev_until, account_id),
