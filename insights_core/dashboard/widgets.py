@@ -143,6 +143,10 @@ def _deferred_bytes(frame: pd.DataFrame, fmt: ExportFormat, sheet: str):  # type
     return lambda: export_bytes(frame, fmt, sheet_name=sheet[:31])
 
 
+_cached_display_frame = st.cache_data(display_frame, max_entries=64, show_spinner=False)
+"""Formatting is Python per cell (~0.1 s for a 1000-row table), so reruns reuse the text of an unchanged frame."""
+
+
 def table(frame: pd.DataFrame, key: str, file_stem: str, user: CurrentUser, currency: str = "USD",
           kinds: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
           selectable: bool = False, height: int | None = None, display: pd.DataFrame | None = None) -> int | None:
@@ -150,7 +154,7 @@ def table(frame: pd.DataFrame, key: str, file_stem: str, user: CurrentUser, curr
 
     `display` replaces the formatted view when rows need their own formats; downloads keep `frame`.
     """
-    shown = display if display is not None else display_frame(frame, currency, kinds, labels)
+    shown = display if display is not None else _cached_display_frame(frame, currency, kinds, labels)
     fits = len(shown) <= 12  # small tables take their own height, big ones scroll
     event = st.dataframe(shown, key=key, hide_index=True, width="stretch", height="auto" if fits else height or "auto",
                          on_select="rerun" if selectable else "ignore", selection_mode="single-row")
