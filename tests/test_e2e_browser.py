@@ -2,8 +2,8 @@
 by Playwright in Debian's Chromium (`/usr/bin/chromium`; `scripts/test.sh` installs it).
 
 One worker and one Streamlit server on a loopback port and a temporary data dir serve the whole
-module. Screenshots of every page go to `test-artifacts/screenshots/` (the README's picture is
-`docs/screenshots/overview.png`, copied from there).
+module. Full-length screenshots of every page go to `test-artifacts/screenshots/` (the README's
+picture, `docs/screenshots/overview.png`, is the first 1400x900 window of the Overview).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import subprocess
 import time
 import urllib.request
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,12 +39,10 @@ LIBRARY_DEFAULT_KEY = "some_key"
 """streamlit-authenticator's documented example key, the one a careless deployment keeps."""
 SHAPE = {"INSIGHTS_STUB_CAMPAIGNS": "8", "INSIGHTS_STUB_ADSETS_PER_CAMPAIGN": "3", "INSIGHTS_STUB_ADS_PER_ADSET": "2"}
 TIMEOUT_MS = 60_000
+VIEWPORT = {"width": 1400, "height": 900}
 
-if not CHROMIUM.exists():
-    if os.environ.get("INSIGHTS_SKIP_BROWSER") == "1":
-        pytest.skip("INSIGHTS_SKIP_BROWSER=1", allow_module_level=True)
-    pytest.fail(f"{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium "
-                "(or set INSIGHTS_SKIP_BROWSER=1 to skip the browser tests)", pytrace=False)
+if os.environ.get("INSIGHTS_SKIP_BROWSER") == "1":
+    pytest.skip("INSIGHTS_SKIP_BROWSER=1", allow_module_level=True)
 
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright  # noqa: E402
 
@@ -66,16 +64,24 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_until(ready, what: str, timeout: float, processes: list[subprocess.Popen]) -> None:  # type: ignore[no-untyped-def]
+def _wait_until(ready, what: str, timeout: float, processes: list[subprocess.Popen],  # type: ignore[no-untyped-def]
+                logs: Sequence[Path] = ()) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for process in processes:
             if process.poll() is not None:
-                raise AssertionError(f"{process.args[1:3]} exited with {process.returncode} while waiting for {what}")
+                raise AssertionError(f"{process.args[1:3]} exited with {process.returncode} while waiting for {what}"
+                                     f"{_tails(logs)}")
         if ready():
             return
         time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{_tails(logs)}")
+
+
+def _tails(logs: Sequence[Path], lines: int = 20) -> str:
+    """The end of each process's output, for a failure message."""
+    return "".join(f"\n--- {log.name}:\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+                   for log in logs if log.exists())
 
 
 def _healthy(url: str) -> bool:
@@ -99,25 +105,30 @@ def _stop(process: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     """The worker and the dashboard, started with the commands scripts/run.sh uses."""
+    if not CHROMIUM.exists():  # fail these tests, not the whole session's collection
+        pytest.fail(f"{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium "
+                    "(or set INSIGHTS_SKIP_BROWSER=1 to skip the browser tests)", pytrace=False)
     data_dir = tmp_path_factory.mktemp("e2e") / "data"
     data_dir.mkdir()
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = subprocess_env(data_dir, META_INSIGHTS_MODE="stub", **SHAPE)
-    logs = data_dir.parent
-    worker = subprocess.Popen([PYTHON, "sync_worker.py"], cwd=ROOT, env=env,
-                              stdout=open(logs / "worker.out", "wb"), stderr=subprocess.STDOUT)
-    app = subprocess.Popen([PYTHON, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                            "--server.address", "127.0.0.1", "--server.headless", "true",
-                            "--browser.gatherUsageStats", "false"],
-                           cwd=ROOT, env=env, stdout=open(logs / "app.out", "wb"), stderr=subprocess.STDOUT)
-    try:
-        _wait_until(lambda: (data_dir / "current.duckdb").exists(), "the first published snapshot", 120, [worker, app])
-        _wait_until(lambda: _healthy(url), "the dashboard's health endpoint", 120, [worker, app])
-        yield Dashboard(url, data_dir)
-    finally:
-        _stop(app)
-        _stop(worker)
+    logs = [data_dir.parent / "worker.out", data_dir.parent / "app.out"]
+    with logs[0].open("wb") as worker_out, logs[1].open("wb") as app_out:
+        worker = subprocess.Popen([PYTHON, "sync_worker.py"], cwd=ROOT, env=env,
+                                  stdout=worker_out, stderr=subprocess.STDOUT)
+        app = subprocess.Popen([PYTHON, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                                "--server.address", "127.0.0.1", "--server.headless", "true",
+                                "--browser.gatherUsageStats", "false"],
+                               cwd=ROOT, env=env, stdout=app_out, stderr=subprocess.STDOUT)
+        try:
+            _wait_until(lambda: (data_dir / "current.duckdb").exists(), "the first published snapshot", 120,
+                        [worker, app], logs)
+            _wait_until(lambda: _healthy(url), "the dashboard's health endpoint", 120, [worker, app], logs)
+            yield Dashboard(url, data_dir)
+        finally:
+            _stop(app)
+            _stop(worker)
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +178,24 @@ def _assert_no_exception(page: Page) -> None:
 
 
 def _new_page(browser: Browser) -> Page:
-    return browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True).new_page()
+    return browser.new_context(viewport=VIEWPORT, accept_downloads=True).new_page()
+
+
+def _screenshot(page: Page, name: str, whole: bool = True) -> None:
+    """The whole page (or with whole=False the first window): Streamlit scrolls inside stMain, so
+    Playwright's full_page alone sees one window. Grow the window to the content, shoot, restore it."""
+    main = page.get_by_test_id("stMain")
+    for _ in range(4 if whole else 0):  # the content grows a little with the window (charts, bottom padding)
+        height = main.evaluate("element => element.scrollHeight")
+        if height <= page.viewport_size["height"]:
+            break
+        page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
+        page.wait_for_timeout(300)
+    _settled(page)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(500)  # let charts finish their transitions before the picture
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size(VIEWPORT)
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +215,8 @@ def _busiest_ids(dashboard: Dashboard) -> dict[str, str]:
         "GROUP BY entity_id ORDER BY sum(spend) DESC, entity_id LIMIT 1")
     [(adset_id,)] = dashboard.query(
         "SELECT i.entity_id FROM meta_ad_insights i JOIN adsets s ON s.adset_id = i.entity_id "
-        "WHERE i.entity_type = 'adset' AND s.campaign_id = ? GROUP BY i.entity_id ORDER BY sum(i.spend) DESC, 1 LIMIT 1",
+        "WHERE i.entity_type = 'adset' AND s.campaign_id = ? "
+        "GROUP BY i.entity_id ORDER BY sum(i.spend) DESC, 1 LIMIT 1",
         [campaign_id])
     [(ad_id,)] = dashboard.query(
         "SELECT i.entity_id FROM meta_ad_insights i JOIN ads a ON a.ad_id = i.entity_id "
@@ -209,7 +238,6 @@ def test_admin_opens_every_page_by_its_link(admin: Page, dashboard: Dashboard) -
         ("sync", "Sync", "Run history"),
         ("users", "Users", "Managing users"),
     ]
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for link, title, text in pages:
         admin.goto(f"{dashboard.url}/{link}")
         admin.get_by_role("heading", name=title, level=1, exact=True).wait_for(timeout=TIMEOUT_MS)
@@ -217,9 +245,9 @@ def test_admin_opens_every_page_by_its_link(admin: Page, dashboard: Dashboard) -
         admin.get_by_text(text, exact=False).first.wait_for(timeout=TIMEOUT_MS)
         _assert_no_exception(admin)
         assert admin.get_by_text("Page not found").count() == 0, link
-        assert admin.locator(".js-plotly-plot").count() > 0 or title in ("Sync", "Users"), f"no chart on {title}"
-        admin.wait_for_timeout(500)  # let charts finish their transitions before the picture
-        admin.screenshot(path=str(SCREENSHOTS / f"{link.split('?')[0] or 'overview'}.png"), full_page=True)
+        if title not in ("Sync", "Users"):  # plotly draws after the script run ends
+            admin.locator(".js-plotly-plot").first.wait_for(timeout=TIMEOUT_MS)
+        _screenshot(admin, link.split("?")[0] or "overview")
     # the sidebar offers the admin every page
     navigation = admin.locator("[data-testid='stSidebarNav'] a").all_inner_texts()
     assert [entry.split("\n")[-1] for entry in navigation] == [title for _, title, _ in pages]
@@ -243,7 +271,7 @@ def test_admin_presses_sync_now_and_sees_the_report(admin: Page, dashboard: Dash
     text = report.inner_text()
     assert f"{rows:,} rows read" in text and f"days {since} to {until}" in text, text
     assert admin.get_by_text(str(sync_id), exact=False).count() >= 1
-    admin.screenshot(path=str(SCREENSHOTS / "sync-report.png"), full_page=True)
+    _screenshot(admin, "sync-report")
 
 
 def test_csv_download_matches_the_database(admin: Page, dashboard: Dashboard) -> None:
@@ -299,18 +327,19 @@ def test_a_viewer_cannot_open_sync_by_url(browser: Browser, dashboard: Dashboard
     assert _title(page) == "Overview"
     assert page.get_by_role("button", name="Sync now").count() == 0
     assert page.get_by_text("Run history").count() == 0
-    page.screenshot(path=str(SCREENSHOTS / "viewer-sync-url.png"))
+    _screenshot(page, "viewer-sync-url", whole=False)  # the top shows where the viewer landed
     page.context.close()
 
 
 def _forged_cookie(key: str, username: str = "admin") -> str:
     now = time.time()
-    warnings.filterwarnings("ignore", message="The HMAC key is .* below the minimum")  # the point of the forgery
-    return jwt.encode({"username": username, "exp_date": now + 86_400, "iat": now}, key, algorithm="HS256")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The HMAC key is .* below the minimum")  # the point of the forgery
+        return jwt.encode({"username": username, "exp_date": now + 86_400, "iat": now}, key, algorithm="HS256")
 
 
 def _open_with_cookie(browser: Browser, dashboard: Dashboard, token: str) -> Page:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context = browser.new_context(viewport=VIEWPORT)
     context.add_cookies([{"name": COOKIE_NAME, "value": token, "url": dashboard.url}])
     page = context.new_page()
     page.goto(dashboard.url)
