@@ -106,6 +106,12 @@ def test_format_value(value, kind, expected) -> None:
     assert formatting.format_value(value, kind, "USD") == expected
 
 
+@pytest.mark.parametrize("change, text", [(12.345, "+12.3%"), (-7.25, "-7.2%"), (-0.04, "+0.0%"), (0.0, "+0.0%"),
+                                          (float("nan"), None), (None, None)])
+def test_format_change(change, text) -> None:
+    assert formatting.format_change(change) == text
+
+
 def test_money_without_a_known_symbol_shows_the_currency_code() -> None:
     assert formatting.format_money(10, "SEK") == "10.00 SEK"
 

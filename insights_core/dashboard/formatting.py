@@ -48,7 +48,7 @@ def format_change(value: object) -> str | None:
     """A change in percent for `st.metric(delta=...)`; None (no delta shown) when there is nothing to compare."""
     if is_missing(value):
         return None
-    change = float(value)  # type: ignore[arg-type]
+    change = round(float(value), 1) + 0.0  # + 0.0 turns -0.0 into 0.0: a tiny fall is no "↓ -0.0%"
     return f"{change:+.1f}%"
 
 
