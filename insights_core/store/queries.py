@@ -10,7 +10,7 @@ picked by a level already checked against LEVELS.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -55,13 +55,18 @@ def fetch_data_bounds(con: Con) -> DataBounds:
     return DataBounds(first, last, accounts)
 
 
+def _metric_totals(row: Sequence[object]) -> dict[str, float]:
+    """A row of sums in ADDITIVE_METRICS order as {metric: total}; no rows summed (NULL) is 0."""
+    return {m: float(v or 0) for m, v in zip(ADDITIVE_METRICS, row)}  # type: ignore[arg-type]
+
+
 def fetch_totals(con: Con, since: dt.date, until: dt.date, account_id: str | None = None) -> dict[str, float]:
     """Additive totals over campaign rows (the account's total: campaigns add up to it)."""
     row = con.execute(
         f"SELECT {_SUMS} FROM meta_ad_insights WHERE entity_type = 'campaign'"
         f" AND date_start BETWEEN $since AND $until AND {_ACCOUNT}",
         {"since": since, "until": until, "account_id": account_id}).fetchone()
-    return {m: float(v or 0) for m, v in zip(ADDITIVE_METRICS, row)}
+    return _metric_totals(row)
 
 
 def fetch_period_totals(con: Con, since: dt.date, until: dt.date, prev_since: dt.date, prev_until: dt.date,
@@ -75,8 +80,7 @@ def fetch_period_totals(con: Con, since: dt.date, until: dt.date, prev_since: dt
         {"since": since, "until": until, "prev_since": prev_since, "prev_until": prev_until,
          "account_id": account_id}).fetchone()
     count = len(ADDITIVE_METRICS)
-    return ({m: float(v or 0) for m, v in zip(ADDITIVE_METRICS, row[:count])},
-            {m: float(v or 0) for m, v in zip(ADDITIVE_METRICS, row[count:])})
+    return _metric_totals(row[:count]), _metric_totals(row[count:])
 
 
 def fetch_campaign_counts(con: Con, account_id: str | None = None) -> tuple[int, int]:
@@ -204,7 +208,7 @@ def fetch_entity_totals(con: Con, level: str, entity_id: str, since: dt.date, un
         f"SELECT {_SUMS} FROM meta_ad_insights WHERE entity_type = $level AND entity_id = $id"
         " AND date_start BETWEEN $since AND $until",
         {"level": _level(level), "id": entity_id, "since": since, "until": until}).fetchone()
-    return {m: float(v or 0) for m, v in zip(ADDITIVE_METRICS, row)}
+    return _metric_totals(row)
 
 
 def fetch_ad_peers(con: Con, campaign_id: str, since: dt.date, until: dt.date) -> pd.DataFrame:
