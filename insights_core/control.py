@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from insights_core.datadir import ensure_private_dir, make_private
+from insights_core.errors import ControlChannelError
 from insights_core.models import SyncReport, SyncRequest
 
 HEARTBEAT_SECONDS = 2.0
@@ -100,24 +102,68 @@ class RequestRecord:
 
 
 class ControlChannel:
-    """Sync requests and the worker heartbeat, in `path` (created on first use)."""
+    """Sync requests and the worker heartbeat, in `path` (created on first use).
+
+    The file is disposable: requests and heartbeats are short-lived. Every SQLite error raises one
+    ControlChannelError; the next call recreates a deleted file and moves a corrupt one aside
+    (`control.sqlite.corrupt-<time>`), so neither the worker nor the dashboard dies with it.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.executescript(_SCHEMA)
+        self._schema_ready = False
+        with self._connect():
+            pass
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
+            self._ensure_schema()
+            con = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
+            raise self._failure(exc) from None
         con.row_factory = sqlite3.Row
         try:
             con.execute("PRAGMA busy_timeout=10000")
             yield con
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
         finally:
             con.close()
+
+    def _ensure_schema(self) -> None:
+        if self._schema_ready and self.path.exists():
+            return
+        if not self.path.exists():
+            # a WAL left by a deleted database must not be replayed into the new one
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        ensure_private_dir(self.path.parent)
+        con = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
+            con.execute("PRAGMA busy_timeout=10000")
+            con.execute("PRAGMA journal_mode=WAL")
+            con.executescript(_SCHEMA)
+        finally:
+            con.close()
+        for suffix in ("", "-wal", "-shm"):
+            make_private(Path(f"{self.path}{suffix}"))  # sqlite gives its wal and shm the database file's mode
+        self._schema_ready = True
+
+    def _failure(self, exc: Exception) -> ControlChannelError:
+        """One error line; a corrupt file is moved aside so the next call starts a fresh one."""
+        self._schema_ready = False
+        message = f"control database {self.path}: {exc}"
+        if getattr(exc, "sqlite_errorname", "") in ("SQLITE_NOTADB", "SQLITE_CORRUPT") and self.path.exists():
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{_utcnow():%Y%m%dT%H%M%S%f}")
+            try:
+                os.replace(self.path, aside)
+                for suffix in ("-wal", "-shm"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+                message += f" (moved aside to {aside.name}; a new one is created)"
+            except OSError as move_error:
+                message += f" (could not move it aside: {move_error})"
+        return ControlChannelError(message)
 
     def save_request(self, request: SyncRequest) -> tuple[int, bool]:
         """Queue a Sync now request; return (request id, created).

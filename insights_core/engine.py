@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import duckdb
+
 from insights_core.errors import FatalSyncError, InputError, InsightsError, SyncCancelledError
 from insights_core.logs import redact
 from insights_core.models import (
@@ -110,12 +112,15 @@ def run_sync(
     now: dt.datetime | None = None,
     on_progress: ProgressSink | None = None,
     should_stop: Callable[[], bool] | None = None,
+    trees: list[EntityTree] | None = None,
 ) -> SyncReport:
     """Run one sync and store its report in `sync_runs`; return the report.
 
     Insights, entities and coverage of the whole sync commit in one transaction, or not at all.
-    Entity errors are counted and the sync goes on; a fatal error or a stop request rolls back
-    and the report says why. Unknown entity ids raise InputError before anything is written.
+    Entity errors are counted and the sync goes on; a fatal error, a storage error (full disk) or a
+    stop request rolls back and the report says why. Unknown entity ids raise InputError before
+    anything is written. `trees` are entity trees the caller already fetched (and checked with
+    `check_entity_ids`), so they are not fetched twice.
     """
     now = now or dt.datetime.now(dt.timezone.utc)
     started = time.monotonic()
@@ -134,9 +139,10 @@ def run_sync(
             raise SyncCancelledError()
 
     try:
-        progress.emit("reading accounts and entities")
-        trees = [source.fetch_entities(account) for account in source.fetch_accounts()]
-        scopes = _resolve_scopes(trees, request)
+        if trees is None:
+            progress.emit("reading accounts and entities")
+            trees = fetch_entity_trees(source)
+        scopes = check_entity_ids(trees, request)
         check_stop()
         with warehouse.transaction():
             for tree, scope in zip(trees, scopes):
@@ -148,21 +154,52 @@ def run_sync(
         raise
     except SyncCancelledError as exc:
         _finish_report(report, tally, source, stats_before, started, secrets, status="cancelled", fatal=str(exc))
-        warehouse.save_sync_run(report)
+        _save_run_if_possible(warehouse, report)
     except InsightsError as exc:
         reason = str(exc) if isinstance(exc, FatalSyncError) else f"sync failed: {exc}"
         _finish_report(report, tally, source, stats_before, started, secrets, status="failed", fatal=reason)
-        warehouse.save_sync_run(report)
+        _save_run_if_possible(warehouse, report)
+    except (OSError, duckdb.Error) as exc:  # a full disk, a permission, a broken file: one line, no traceback
+        reason = f"storage error, nothing of this sync was committed: {type(exc).__name__}: {exc}"
+        log.error("sync %s: %s", report.sync_id, reason)
+        _finish_report(report, tally, source, stats_before, started, secrets, status="failed", fatal=reason)
+        _save_run_if_possible(warehouse, report)
     except Exception as exc:  # the report must still say what happened
         log.exception("sync %s crashed", report.sync_id)
         _finish_report(report, tally, source, stats_before, started, secrets, status="failed",
                        fatal=f"unexpected error: {type(exc).__name__}: {exc}")
-        warehouse.save_sync_run(report)
+        _save_run_if_possible(warehouse, report)
     progress.emit("done")
     return report
 
 
-def _resolve_scopes(trees: list[EntityTree], request: SyncRequest) -> list[Scope]:
+def fetch_entity_trees(source: InsightsSource) -> list[EntityTree]:
+    """Every account's entity tree, from the source (network in live mode)."""
+    return [source.fetch_entities(account) for account in source.fetch_accounts()]
+
+
+def new_failed_report(request: SyncRequest, mode: str, reason: str) -> SyncReport:
+    """The report of a sync that could not start (storage unusable): success false, `reason` first."""
+    return SyncReport(
+        sync_id=str(uuid.uuid4()), sync_timestamp=dt.datetime.now(dt.timezone.utc).isoformat(),
+        sync_type=request.sync_type, mode=mode, days_back=request.days_back, entity_type=request.entity_type,
+        entity_ids=list(request.entity_ids), force=request.force, request_id=request.request_id,
+        status="failed", success=False, errors=[reason],
+    )
+
+
+def _save_run_if_possible(warehouse: Warehouse, report: SyncReport) -> None:
+    """Record a failed run; when storage itself is failing, the report says the record is missing."""
+    try:
+        warehouse.save_sync_run(report)
+    except (InsightsError, OSError, duckdb.Error) as exc:
+        line = f"this run could not be recorded in sync_runs: {type(exc).__name__}: {exc}"
+        log.error("sync %s: %s", report.sync_id, line)
+        report.errors.append(line)
+
+
+def check_entity_ids(trees: list[EntityTree], request: SyncRequest) -> list[Scope]:
+    """Each account's scope for the request; InputError naming requested ids found in no account."""
     scopes, missing = [], set(request.entity_ids)
     for tree in trees:
         scope, not_here = resolve_scope(tree, request)

@@ -66,3 +66,15 @@ class TransientApiError(EntityError):
 
 class MalformedPayloadError(EntityError):
     """Meta returned a value that is not a valid number for its field."""
+
+
+class ControlChannelError(StoreError):
+    """The control database could not be read or written; the next call opens (or recreates) it again."""
+
+
+class PublishError(StoreError):
+    """The snapshot could not be published; the sync's rows are stored and the next publish shows them."""
+
+
+class DataDirError(ConfigError):
+    """INSIGHTS_DATA_DIR cannot hold the worker's files."""

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from insights_core.datadir import ensure_private_dir, make_private
+
 _TOKEN_PARAM = re.compile(r"((?:access_token|appsecret_proof|client_secret|app_secret)=)[^&\s\"']+", re.I)
 _META_TOKEN = re.compile(r"\bEAA[A-Za-z0-9]{20,}")
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -62,24 +64,32 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(log_path: Path, secrets: Iterable[str] = (), level: int = logging.INFO) -> None:
+def configure_logging(log_path: Path | None, secrets: Iterable[str] = (), level: int = logging.INFO) -> None:
     """Route every logger to a rotating JSON-lines file and to stderr, both through the redactor.
 
     Handlers sit on the root logger and filter at the handler, so records from any library
     (the SDK and urllib3 put request URLs, with the token, in theirs) are redacted too.
+    With `log_path` None only stderr is set up (before the data dir may be written). The log
+    directory is 0700 and its files 0600: records name accounts and carry counts.
     """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
     root.setLevel(level)
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
     redactor = RedactingFilter(secrets)
-    file_handler = logging.handlers.RotatingFileHandler(log_path, maxBytes=20_000_000, backupCount=5, encoding="utf-8")
-    file_handler.setFormatter(JsonLineFormatter())
+    handlers: list[logging.Handler] = []
+    if log_path is not None:
+        ensure_private_dir(log_path.parent)
+        file_handler = logging.handlers.RotatingFileHandler(log_path, maxBytes=20_000_000, backupCount=5,
+                                                            encoding="utf-8")
+        make_private(log_path)
+        file_handler.setFormatter(JsonLineFormatter())
+        handlers.append(file_handler)
     stderr_handler = logging.StreamHandler(sys.stderr)
     stderr_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for handler in (file_handler, stderr_handler):
+    handlers.append(stderr_handler)
+    for handler in handlers:
         handler.addFilter(redactor)
         root.addHandler(handler)
     for noisy in ("facebook_business", "urllib3", "schedule"):

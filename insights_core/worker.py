@@ -4,6 +4,10 @@ It holds an exclusive lock on the data directory, runs scheduled syncs with `sch
 Sync now requests from the control channel within a couple of seconds, publishes a snapshot after
 every sync and keeps a heartbeat the app reads. SIGTERM and SIGINT stop it cleanly: a running
 sync rolls back at its next step and no snapshot is half-written.
+
+No I/O error ends the loop: a full disk, a permission, a deleted or corrupt control database fails
+that one sync or request (its report and `sync_runs` say why), is logged as one line, and the loop
+backs off and goes on. Only a stop signal ends it.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from typing import IO
 import schedule
 
 from insights_core.control import HEARTBEAT_SECONDS, ControlChannel
-from insights_core.engine import run_sync
-from insights_core.errors import InputError, WorkerLockedError
-from insights_core.models import SyncReport, SyncRequest
+from insights_core.datadir import PRIVATE_FILE_MODE, ensure_private_dir, make_private
+from insights_core.engine import new_failed_report, run_sync
+from insights_core.errors import InputError, PublishError, WorkerLockedError
+from insights_core.models import EntityTree, SyncReport, SyncRequest
 from insights_core.settings import Settings
 from insights_core.sources import InsightsSource, open_source
 from insights_core.store.warehouse import Warehouse
@@ -34,14 +39,21 @@ from insights_core.sync_requests import parse_sync_request
 log = logging.getLogger("meta_insights.worker")
 REQUEST_POLL_SECONDS = 1.0
 PROGRESS_WRITE_SECONDS = 0.25
+ERROR_BACKOFF_SECONDS = (1.0, 60.0)
+"""After a failed loop step the worker waits the first figure, doubling up to the second, then tries again."""
+PUBLISH_RETRY_SECONDS = 60.0
+"""How often an idle worker retries a publish that failed (a full disk that was freed)."""
+REPEAT_LOG_SECONDS = 300.0
+"""The same error is logged again at most this often while it persists."""
 
 
 @contextmanager
 def hold_worker_lock(data_dir: Path) -> Iterator[IO[str]]:
     """Exclusive lock on `<data dir>/worker.lock` for the life of the worker (released by the OS on kill)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(data_dir)
     path = data_dir / "worker.lock"
-    handle = open(path, "a+", encoding="utf-8")
+    handle = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE), "a+", encoding="utf-8")
+    make_private(path)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -63,13 +75,38 @@ def hold_worker_lock(data_dir: Path) -> Iterator[IO[str]]:
         handle.close()
 
 
+class _ErrorLog:
+    """Logs a failing step as one line: once when it starts failing, again only if it changes or every
+    REPEAT_LOG_SECONDS, and once when it works again. A loop retrying each second never floods the log."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def failed(self, step: str, exc: BaseException) -> None:
+        line = f"{type(exc).__name__}: {exc}"
+        now = time.monotonic()
+        with self._lock:
+            previous = self._last.get(step)
+            if previous is not None and previous[0] == line and now - previous[1] < REPEAT_LOG_SECONDS:
+                return
+            self._last[step] = (line, now)
+        log.error("%s failed: %s", step, line)
+
+    def worked(self, step: str) -> None:
+        with self._lock:
+            previous = self._last.pop(step, None)
+        if previous is not None:
+            log.info("%s works again", step)
+
+
 class SyncWorker:
     """Runs syncs against one data directory; `run_once` for the CLI, `run_forever` for the loop."""
 
     def __init__(self, settings: Settings, source: InsightsSource | None = None) -> None:
         self.settings = settings
         self.source = source or open_source(settings)
-        self.control = ControlChannel(settings.control_db_path)
+        self._control: ControlChannel | None = None
         self.warehouse = Warehouse(settings.db_path, settings.duckdb_memory_limit)
         self.stop_event = threading.Event()
         self.started_at = dt.datetime.now(dt.timezone.utc)
@@ -80,6 +117,22 @@ class SyncWorker:
         self._status_lock = threading.Lock()
         self._last_progress_write = 0.0
         self._scheduled_due = False
+        self._errors = _ErrorLog()
+        self._publish_pending = False
+        self._next_publish_retry = 0.0
+        self._unfinished: list[tuple[int, SyncReport | None, str | None]] = []
+
+    @property
+    def control(self) -> ControlChannel:
+        """The control channel, opened on first use: `--once` never creates control.sqlite."""
+        if self._control is None:
+            self._control = ControlChannel(self.settings.control_db_path)
+        return self._control
+
+    @property
+    def last_report(self) -> SyncReport | None:
+        """The report of the last sync this worker ran (also when the control DB could not take it)."""
+        return self._last_report
 
     def close(self) -> None:
         self.warehouse.close()
@@ -94,21 +147,36 @@ class SyncWorker:
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
 
-    def sync_and_publish(self, request: SyncRequest) -> SyncReport:
-        """Run one sync, publish a snapshot (also after a failure, so its report is visible), log it."""
+    def sync_and_publish(self, request: SyncRequest, trees: list[EntityTree] | None = None) -> SyncReport:
+        """Run one sync, publish a snapshot (also after a failure, so its report is visible), log it.
+
+        Never raises for storage errors: a warehouse that cannot be opened, a sync that hits a full
+        disk, or a failed publish give a report with success false whose first error says why.
+        A publish that fails after the commit keeps the sync's rows; its run in `sync_runs` is
+        rewritten as failed, and the next successful publish (retried while idle) shows them.
+        """
         def on_progress(progress: dict) -> None:
             with self._status_lock:
                 self._progress, self._current_sync_id = progress, progress["sync_id"]
             now = time.monotonic()
             if request.request_id is not None and now - self._last_progress_write >= PROGRESS_WRITE_SECONDS:
                 self._last_progress_write = now
-                self.control.save_request_progress(request.request_id, progress["sync_id"], progress)
+                try:
+                    self.control.save_request_progress(request.request_id, progress["sync_id"], progress)
+                    self._errors.worked("progress write")
+                except Exception as exc:  # progress is advisory; the sync goes on
+                    self._errors.failed("progress write", exc)
 
         self._set_state("syncing")
         try:
-            report = run_sync(request, source=self.source, warehouse=self.warehouse, settings=self.settings,
-                              on_progress=on_progress, should_stop=self.stop_event.is_set)
-            self.warehouse.publish(self.settings.snapshot_dir, self.settings.current_snapshot_link)
+            try:
+                self.warehouse.ensure_open()
+            except Exception as exc:
+                report = new_failed_report(request, self.source.mode, f"the warehouse cannot be opened: {exc}")
+            else:
+                report = run_sync(request, source=self.source, warehouse=self.warehouse, settings=self.settings,
+                                  on_progress=on_progress, should_stop=self.stop_event.is_set, trees=trees)
+                self._publish_after(report)
         finally:
             with self._status_lock:
                 self._progress, self._current_sync_id = None, None
@@ -126,14 +194,41 @@ class SyncWorker:
             log.warning("sync %s: %s", report.sync_id, line)
         return report
 
-    def run_once(self, request: SyncRequest) -> SyncReport:
-        return self.sync_and_publish(request)
+    def _publish_after(self, report: SyncReport) -> None:
+        try:
+            self._publish()
+        except PublishError as exc:
+            line = f"{exc}; the sync's rows are stored and the next successful publish shows them"
+            report.errors.insert(0 if report.success else len(report.errors), line)
+            report.status, report.success = "failed", False  # type: ignore[assignment]
+            try:
+                self.warehouse.ensure_open()
+                self.warehouse.save_sync_run(report)
+            except Exception as record_error:
+                report.errors.append(f"this run could not be recorded in sync_runs: {record_error}")
+
+    def _publish(self) -> None:
+        try:
+            self.warehouse.publish(self.settings.snapshot_dir, self.settings.current_snapshot_link)
+        except PublishError as exc:
+            self._publish_pending = True
+            self._next_publish_retry = time.monotonic() + PUBLISH_RETRY_SECONDS
+            self._errors.failed("publish", exc)
+            raise
+        self._publish_pending = False
+        self._errors.worked("publish")
+
+    def run_once(self, request: SyncRequest, trees: list[EntityTree] | None = None) -> SyncReport:
+        return self.sync_and_publish(request, trees)
 
     def run_forever(self) -> None:
         """The loop: scheduled syncs, Sync now requests and the heartbeat, until SIGTERM/SIGINT."""
-        orphaned = self.control.fail_orphaned_requests()
-        if orphaned:
-            log.warning("marked %d request(s) left running by a previous worker as failed", orphaned)
+        try:
+            orphaned = self.control.fail_orphaned_requests()
+            if orphaned:
+                log.warning("marked %d request(s) left running by a previous worker as failed", orphaned)
+        except Exception as exc:
+            self._errors.failed("control database", exc)
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         heartbeat.start()
         if self.settings.sync_enabled:
@@ -148,21 +243,47 @@ class SyncWorker:
         self._set_state("idle")
         log.info("worker started", extra={"mode": self.settings.mode, "pid": os.getpid(),
                                            "interval_minutes": self.settings.sync_interval_minutes})
+        backoff = ERROR_BACKOFF_SECONDS[0]
         try:
             while not self.stop_event.is_set():
-                schedule.run_pending()
-                if self._serve_one_request():
+                try:
+                    busy = self._run_one_step()
+                    self._errors.worked("worker loop")
+                    backoff = ERROR_BACKOFF_SECONDS[0]
+                except Exception as exc:  # one failed step must not end the worker
+                    self._errors.failed("worker loop", exc)
+                    self.stop_event.wait(backoff)
+                    backoff = min(backoff * 2, ERROR_BACKOFF_SECONDS[1])
                     continue
-                if self._scheduled_due:
-                    self._scheduled_due = False
-                    self.sync_and_publish(SyncRequest(sync_type="scheduled"))
-                    continue
-                self.stop_event.wait(REQUEST_POLL_SECONDS)
+                if not busy:
+                    self.stop_event.wait(REQUEST_POLL_SECONDS)
         finally:
             schedule.clear()
             self._set_state("stopped")
-            self._write_heartbeat()
+            try:
+                self._write_heartbeat()
+            except Exception as exc:
+                self._errors.failed("heartbeat", exc)
             log.info("worker stopped")
+
+    def _run_one_step(self) -> bool:
+        """One turn of the loop; True when it did work (so the loop looks again at once)."""
+        self._finish_unfinished_requests()
+        schedule.run_pending()
+        if self._serve_one_request():
+            return True
+        if self._scheduled_due:
+            self._scheduled_due = False
+            self.sync_and_publish(SyncRequest(sync_type="scheduled"))
+            return True
+        if self._publish_pending and time.monotonic() >= self._next_publish_retry:
+            self.warehouse.ensure_open()
+            try:
+                self._publish()
+                log.info("published the syncs a failed publish held back")
+            except PublishError:
+                pass  # logged once by _publish; retried after PUBLISH_RETRY_SECONDS
+        return False
 
     def _mark_scheduled_due(self) -> None:
         self._scheduled_due = True
@@ -172,6 +293,8 @@ class SyncWorker:
         if claimed is None:
             return False
         request_id, params, requested_by = claimed
+        report: SyncReport | None = None
+        error: str | None = None
         try:
             request = parse_sync_request(max_days_back=self.settings.max_days_back, sync_type="manual",
                                          request_id=request_id, requested_by=requested_by, **params)
@@ -179,13 +302,28 @@ class SyncWorker:
             report = self.sync_and_publish(request)
         except InputError as exc:
             log.warning("request %d refused: %s", request_id, exc)
-            self.control.finish_request(request_id, None, error=str(exc))
-            return True
-        self.control.finish_request(request_id, report)
+            error = str(exc)
+        except Exception as exc:  # the request fails with a message; the loop goes on
+            error = f"the sync failed: {type(exc).__name__}: {exc}"
+            self._errors.failed(f"request {request_id}", exc)
+        self._unfinished.append((request_id, report, error))
+        self._finish_unfinished_requests()
         return True
 
+    def _finish_unfinished_requests(self) -> None:
+        """Record finished requests; one the control DB refused is retried at the next turn."""
+        while self._unfinished:
+            request_id, report, error = self._unfinished[0]
+            self.control.finish_request(request_id, report, error=error)
+            self._unfinished.pop(0)
+
     def _data_is_fresh(self) -> bool:
-        last = self.warehouse.fetch_last_success_time()
+        try:
+            self.warehouse.ensure_open()
+            last = self.warehouse.fetch_last_success_time()
+        except Exception as exc:
+            self._errors.failed("warehouse", exc)
+            return False
         if last is None:
             return False
         age = dt.datetime.now(dt.timezone.utc) - last
@@ -199,8 +337,9 @@ class SyncWorker:
         while not self.stop_event.is_set():
             try:
                 self._write_heartbeat()
-            except Exception:  # a locked or full disk must not kill the worker; the app will see staleness
-                log.exception("heartbeat write failed")
+                self._errors.worked("heartbeat")
+            except Exception as exc:  # a locked or full disk must not kill the worker; the app will see staleness
+                self._errors.failed("heartbeat", exc)
             self.stop_event.wait(HEARTBEAT_SECONDS)
 
     def _write_heartbeat(self) -> None:

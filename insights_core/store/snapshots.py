@@ -9,6 +9,7 @@ A reader keys its connection on the resolved path: DuckDB caches database instan
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -16,7 +17,10 @@ from pathlib import Path
 
 import duckdb
 
+from insights_core.datadir import PRIVATE_FILE_MODE, ensure_private_dir
 from insights_core.errors import SnapshotUnavailableError
+
+log = logging.getLogger("meta_insights.snapshots")
 
 _GENERATION = re.compile(r"^insights-(\d{6,})\.duckdb$")
 KEEP_GENERATIONS = 2
@@ -39,19 +43,35 @@ def publish_snapshot(db_path: Path, snapshot_dir: Path, link: Path) -> Path:
     """Copy the closed, checkpointed warehouse file to a new generation and point `link` at it.
 
     The caller must have closed its connection to `db_path` (so the file holds every committed
-    transaction and no write is in flight). Returns the new generation's path.
+    transaction and no write is in flight). Returns the new generation's path. On any error (a full
+    disk, a permission) the partial copy is removed and `link` keeps its target, so a failed publish
+    leaves nothing behind to keep the disk full. Generation files are 0600: they hold spend and revenue.
     """
-    snapshot_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(snapshot_dir)
+    _remove_partials(snapshot_dir)
     generations = list_generations(snapshot_dir)
     number = (generations[-1][0] + 1) if generations else 1
     final = snapshot_dir / f"insights-{number:06d}.duckdb"
     partial = snapshot_dir / f".partial-{final.name}"
-    shutil.copyfile(db_path, partial)
-    _fsync(partial)
-    os.replace(partial, final)
-    swap_link(link, final)
+    try:
+        shutil.copyfile(db_path, partial)
+        os.chmod(partial, PRIVATE_FILE_MODE)
+        _fsync(partial)
+        os.replace(partial, final)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    try:
+        swap_link(link, final)
+    except BaseException:
+        if os.path.realpath(link) != os.path.realpath(final):
+            final.unlink(missing_ok=True)  # never linked: nobody can have opened it
+        raise
     _fsync(snapshot_dir)
-    prune_generations(snapshot_dir, keep=KEEP_GENERATIONS)
+    try:
+        prune_generations(snapshot_dir, keep=KEEP_GENERATIONS)
+    except OSError as exc:  # the new generation is published; old ones go at the next publish
+        log.warning("could not delete old snapshot generations: %s", exc)
     return final
 
 
@@ -60,8 +80,12 @@ def swap_link(link: Path, target: Path) -> None:
     staging = link.with_name(f".{link.name}.{os.getpid()}.tmp")
     if staging.is_symlink() or staging.exists():
         staging.unlink()
-    os.symlink(os.path.relpath(target, link.parent), staging)
-    os.replace(staging, link)
+    try:
+        os.symlink(os.path.relpath(target, link.parent), staging)
+        os.replace(staging, link)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
     _fsync(link.parent)
 
 
@@ -69,6 +93,11 @@ def prune_generations(snapshot_dir: Path, keep: int) -> None:
     """Delete all but the newest `keep` generations and any partial copy a crash left behind."""
     for _, path in list_generations(snapshot_dir)[:-keep]:
         path.unlink(missing_ok=True)
+    _remove_partials(snapshot_dir)
+
+
+def _remove_partials(snapshot_dir: Path) -> None:
+    """Partial copies of a publish that crashed or failed (they would keep a full disk full)."""
     for leftover in snapshot_dir.glob(".partial-*"):
         leftover.unlink(missing_ok=True)
 

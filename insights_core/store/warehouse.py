@@ -17,7 +17,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from insights_core.errors import StoreError
+from insights_core.datadir import ensure_private_dir, make_private
+from insights_core.errors import PublishError, StoreError
 from insights_core.models import ADDITIVE_METRICS, INSIGHT_SOURCE_COLUMNS, Account, EntityTree, Level, SyncReport
 from insights_core.store.migrations import ensure_schema
 from insights_core.store.snapshots import publish_snapshot
@@ -61,23 +62,40 @@ class Warehouse:
         `<file's dir>/tmp`.
         """
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self.path.parent)
         self.memory_limit = memory_limit
         self._con: duckdb.DuckDBPyConnection | None = None
         self.reopen()
 
     def reopen(self) -> None:
-        config = {"memory_limit": self.memory_limit, "temp_directory": str(self.path.parent / "tmp")}
+        temp_dir = self.path.parent / "tmp"
+        config = {"memory_limit": self.memory_limit, "temp_directory": str(temp_dir)}
         try:
+            ensure_private_dir(temp_dir)
             self._con = duckdb.connect(str(self.path), config=config)
-        except duckdb.Error as exc:
+            ensure_schema(self._con)
+            for path in (self.path, self.path.with_name(self.path.name + ".wal")):
+                make_private(path)
+        except (duckdb.Error, OSError) as exc:
+            self.close()
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
-        ensure_schema(self._con)
+
+    def ensure_open(self) -> None:
+        """Reopen the file if a failed publish or a fatal storage error left the warehouse closed.
+
+        DuckDB invalidates a database after a fatal write error (a full disk during a checkpoint);
+        closing and reopening replays its WAL, so committed transactions are kept.
+        """
+        if self._con is None:
+            self.reopen()
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        con, self._con = self._con, None
+        if con is not None:
+            try:
+                con.close()
+            except duckdb.Error:
+                pass  # an invalidated database closes with an error; nothing is left to flush
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -107,13 +125,21 @@ class Warehouse:
         """Publish the committed state as a new snapshot generation for readers; return its path.
 
         The connection is closed for the copy so the file holds every commit and nothing in flight.
+        Any I/O error raises PublishError and leaves the warehouse closed or reopened, never half-used:
+        committed rows stay in the file (and its WAL), and `ensure_open` reopens it for the next sync.
         """
-        self.con.execute("CHECKPOINT")
-        self.close()
         try:
+            self.con.execute("CHECKPOINT")
+            self.close()
             return publish_snapshot(self.path, snapshot_dir, link)
+        except (OSError, duckdb.Error) as exc:
+            raise PublishError(f"publish failed: {exc}") from exc
         finally:
-            self.reopen()
+            self.close()
+            try:
+                self.reopen()
+            except StoreError:
+                pass  # ensure_open tries again before the next sync
 
     def upsert_account(self, account: Account, now: dt.datetime) -> None:
         self.con.execute(
