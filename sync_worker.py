@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sqlite3
 import sys
 from typing import NoReturn
+
+import duckdb
 
 from insights_core.errors import ConfigError, InputError, InsightsError, WorkerLockedError
 
@@ -37,9 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # everything this process creates in the data dir is private (it holds spend and revenue)
     args = build_parser().parse_args(argv)
     sync_options = (args.days_back, args.entity_type, args.entity_ids, args.force or None)
     try:
+        from insights_core.datadir import check_data_dir
         from insights_core.settings import load_settings
         from insights_core.sync_requests import parse_sync_request
 
@@ -53,39 +59,77 @@ def main(argv: list[str] | None = None) -> int:
         ) if args.once else None
         if settings.mode == "live":
             settings.require_live_credentials()
+        check_data_dir(settings.data_dir)
     except (ConfigError, InputError) as exc:
-        print(f"sync_worker: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(exc, EXIT_BAD_INPUT)
     return _run(settings, request)
 
 
 def _run(settings, request) -> int:  # type: ignore[no-untyped-def]
     from insights_core.logs import configure_logging
+    from insights_core.sources import open_source
+
+    configure_logging(None, settings.secret_values())  # stderr only: nothing is written before the checks
+    source = None
+    try:
+        source = open_source(settings)
+        trees = _check_entity_ids(source, request) if request is not None and request.entity_ids else None
+        return _run_locked(settings, request, source, trees)
+    except InputError as exc:
+        return _fail(exc, EXIT_BAD_INPUT)
+    except WorkerLockedError as exc:
+        return _fail(exc, EXIT_LOCKED)
+    except (InsightsError, OSError, sqlite3.Error, duckdb.Error) as exc:
+        if request is None:
+            return _fail(exc, EXIT_SYNC_FAILED)
+        from insights_core.engine import new_failed_report
+
+        report = new_failed_report(request, settings.mode, f"{type(exc).__name__}: {exc}")
+        print(json.dumps(report.to_dict(), indent=2))
+        return EXIT_SYNC_FAILED
+    finally:
+        if source is not None:
+            source.close()
+
+
+def _check_entity_ids(source, request):  # type: ignore[no-untyped-def]
+    """Fetch the entities once and refuse unknown ids before the data dir is touched.
+
+    The ids can only be checked against the source; doing it before the lock, the log file and the
+    databases are created is what lets a typo write nothing. The trees are handed to the sync.
+    """
+    from insights_core.engine import check_entity_ids, fetch_entity_trees
+
+    trees = fetch_entity_trees(source)
+    check_entity_ids(trees, request)
+    return trees
+
+
+def _run_locked(settings, request, source, trees) -> int:  # type: ignore[no-untyped-def]
+    from insights_core.datadir import ensure_private_data_dir
+    from insights_core.logs import configure_logging
     from insights_core.worker import SyncWorker, hold_worker_lock
 
-    try:
-        with hold_worker_lock(settings.data_dir):
-            configure_logging(settings.log_path, settings.secret_values())
-            worker = SyncWorker(settings)
-            try:
-                worker.install_signal_handlers()
-                if request is None:
-                    worker.run_forever()
-                    return EXIT_OK
-                report = worker.run_once(request)
-            finally:
-                worker.close()
-    except WorkerLockedError as exc:
-        print(f"sync_worker: error: {exc}", file=sys.stderr)
-        return EXIT_LOCKED
-    except InputError as exc:
-        print(f"sync_worker: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except InsightsError as exc:
-        print(f"sync_worker: error: {exc}", file=sys.stderr)
-        return EXIT_SYNC_FAILED
+    with hold_worker_lock(settings.data_dir):
+        ensure_private_data_dir(settings.data_dir)
+        configure_logging(settings.log_path, settings.secret_values())
+        worker = SyncWorker(settings, source=source)
+        try:
+            worker.install_signal_handlers()
+            if request is None:
+                worker.run_forever()
+                return EXIT_OK
+            report = worker.run_once(request, trees)
+        finally:
+            worker.warehouse.close()
     print(json.dumps(report.to_dict(), indent=2))
     return EXIT_OK if report.success else EXIT_SYNC_FAILED
+
+
+def _fail(exc: BaseException, code: int) -> int:
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"sync_worker: error: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

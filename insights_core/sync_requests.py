@@ -13,11 +13,13 @@ from insights_core.errors import InputError
 from insights_core.models import LEVELS, SyncRequest, SyncType
 
 MAX_ENTITY_IDS = 500
-_ENTITY_ID = re.compile(r"^\d{1,32}$")
+_ENTITY_ID = re.compile(r"[0-9]{1,32}")
+"""ASCII digits only: `\\d` and `int()` also accept other scripts' digits ('١٢٣'), which Meta ids never use."""
+_DAYS = re.compile(r"[0-9]{1,6}")
 
 
 def parse_entity_ids(raw: str | Iterable[str] | None) -> tuple[str, ...]:
-    """Split `"1, 2,3"` (or a list) into ids; Meta object ids are digits only, so anything else is refused."""
+    """Split `"1, 2,3"` (or a list) into ids; Meta object ids are ASCII digits only, so anything else is refused."""
     if raw is None:
         return ()
     parts = raw.replace("\n", ",").split(",") if isinstance(raw, str) else list(raw)
@@ -26,7 +28,7 @@ def parse_entity_ids(raw: str | Iterable[str] | None) -> tuple[str, ...]:
         value = str(part).strip()
         if not value:
             continue
-        if not _ENTITY_ID.match(value):
+        if not _ENTITY_ID.fullmatch(value):
             shown = value if len(value) <= 40 else value[:37] + "..."
             raise InputError(f"entity id {shown!r} is not a Meta object id (digits only)")
         if value not in ids:
@@ -80,10 +82,10 @@ def _parse_days_back(value: object, max_days_back: int) -> int | None:
         return None
     if isinstance(value, bool):
         raise InputError(f"days back must be a whole number from 1 to {max_days_back}, got {value!r}")
-    try:
-        days = int(str(value).strip())
-    except ValueError:
-        raise InputError(f"days back must be a whole number from 1 to {max_days_back}, got {value!r}") from None
+    text = str(value).strip()
+    if not _DAYS.fullmatch(text):
+        raise InputError(f"days back must be a whole number from 1 to {max_days_back}, got {value!r}")
+    days = int(text)
     if not 1 <= days <= max_days_back:
         raise InputError(f"days back must be from 1 to {max_days_back} (INSIGHTS_MAX_DAYS_BACK), got {days}")
     return days

@@ -75,6 +75,10 @@ def test_live_mode_names_missing_credentials() -> None:
         ({"entity_type": "ad", "entity_ids": "1; DROP TABLE meta_ad_insights"}, "not a Meta object id"),
         ({"entity_type": "ad", "entity_ids": "1' OR '1'='1"}, "not a Meta object id"),
         ({"force": "yes"}, "force must be true or false"),
+        ({"entity_type": "ad", "entity_ids": "\u0661\u0662\u0663"}, "not a Meta object id"),
+        ({"entity_type": "ad", "entity_ids": "12\uff13"}, "not a Meta object id"),
+        ({"days_back": "\u0663"}, "whole number"),
+        ({"days_back": "1_0"}, "whole number"),
     ],
 )
 def test_bad_sync_requests_are_refused(fields: dict, message: str) -> None:
@@ -111,3 +115,21 @@ def test_every_setting_is_documented_in_the_readme() -> None:
 def test_cookie_key_counts_as_a_secret() -> None:
     s = load_settings(INSIGHTS_COOKIE_KEY="k" * 40)
     assert "k" * 40 in s.secret_values()
+
+
+def test_a_data_dir_that_is_a_file_or_not_writable_is_refused_before_anything_is_written(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from insights_core.datadir import check_data_dir
+    from insights_core.errors import ConfigError
+
+    afile = tmp_path / "data"
+    afile.write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a directory"):
+        check_data_dir(afile)
+    with pytest.raises(ConfigError, match="cannot be created"):
+        check_data_dir(afile / "sub")
+    monkeypatch.setattr("insights_core.datadir.os.access", lambda *_args, **_kwargs: False)
+    with pytest.raises(ConfigError, match="is not writable"):
+        check_data_dir(tmp_path / "new")
+    assert not (tmp_path / "new").exists()

@@ -79,6 +79,9 @@ def test_once_prints_the_report_logs_it_and_exits_zero(tmp_path: Path) -> None:
         (["--once", "--entity-type", "page", "--entity-ids", "1"], "invalid choice: 'page'"),
         (["--once", "--entity-ids", "1,2"], "entity ids need an entity type"),
         (["--once", "--entity-type", "ad", "--entity-ids", "1;drop table x"], "not a Meta object id"),
+        (["--once", "--entity-type", "ad", "--entity-ids", "\u0661\u0662\u0663"], "not a Meta object id"),
+        (["--once", "--days-back", "\u0663"], "whole number"),
+        (["--once", "--days-back", "1_0"], "whole number"),
         (["--days-back", "5"], "need --once"),
         (["--bogus"], "unrecognized arguments: --bogus"),
     ],
@@ -111,17 +114,86 @@ def test_bad_settings_stop_start_up_with_one_line(tmp_path: Path, env: dict, mes
     assert not data.exists()
 
 
+def files_with_mtimes(data_dir: Path) -> dict[str, int]:
+    return {str(p.relative_to(data_dir)): p.lstat().st_mtime_ns for p in data_dir.rglob("*")}
+
+
+def test_unknown_ids_on_a_new_data_dir_write_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = run_cli(data, "--once", "--entity-type", "campaign", "--entity-ids", "424242")
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown campaign id: 424242" in lines[0], result.stderr
+    assert not data.exists(), "no data dir, database, control DB, log or lock"
+
+
 def test_unknown_ids_change_nothing(tmp_path: Path) -> None:
     data = tmp_path / "data"
     assert run_cli(data, "--once", "--days-back", "3").returncode == 0
     before = snapshot_rows(data)
-    db_before = (data / "insights.duckdb").stat().st_mtime_ns
+    files_before = files_with_mtimes(data)
     result = run_cli(data, "--once", "--entity-type", "campaign", "--entity-ids", "424242")
     assert result.returncode == 2 and "unknown campaign id: 424242" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert snapshot_rows(data) == before
+    assert files_with_mtimes(data) == files_before, "not even the log or the lock file was touched"
     with duckdb.connect(str(data / "insights.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM sync_runs").fetchone()[0] == 1
-    assert (data / "insights.duckdb").stat().st_mtime_ns >= db_before
+
+
+def test_known_ids_sync_with_the_entities_read_for_the_check(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    known = "120210000000000001"
+    mixed = run_cli(data, "--once", "--days-back", "3", "--entity-type", "campaign", "--entity-ids", f"{known},424242")
+    assert mixed.returncode == 2 and "unknown campaign id: 424242" in mixed.stderr
+    assert not data.exists()
+    result = run_cli(data, "--once", "--days-back", "3", "--entity-type", "campaign", "--entity-ids", known)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["success"] and report["campaigns"]["processed"] == 1 and report["ads"]["processed"] == 6
+
+
+def test_a_data_dir_that_is_a_file_stops_with_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.write_text("not a directory")
+    result = run_cli(data, "--once")
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is a file, not a directory" in lines[0], result.stderr
+    assert data.read_text() == "not a directory"
+
+
+def test_a_read_only_data_dir_stops_with_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(data)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mount is not permitted here")
+    try:
+        result = run_cli(data, "--once")
+    finally:
+        subprocess.run(["umount", "-l", str(data)], capture_output=True)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is not writable" in lines[0], result.stderr
+
+
+def test_every_file_the_worker_writes_is_private(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run_cli(data, "--once", "--days-back", "3").returncode == 0
+    worker = start_worker(data)
+    try:
+        control = ControlChannel(data / "control.sqlite")
+        request_id, _ = control.save_request(SyncRequest(days_back=2, requested_by="test"))
+        wait_for(lambda: (r := control.fetch_request(request_id)) and not r.is_open, 30, "a Sync now request")
+    finally:
+        assert stop(worker) == 0
+    entries = [p for p in [data, *data.rglob("*")] if not p.is_symlink()]
+    names = {str(p.relative_to(data)) for p in entries}
+    assert {"insights.duckdb", "control.sqlite", "worker.lock", "logs/meta_insights.log", "snapshots"} <= names
+    open_to_others = {str(p.relative_to(data)): oct(p.stat().st_mode & 0o777) for p in entries
+                      if p.stat().st_mode & 0o077}
+    assert open_to_others == {}, "files in the data dir hold spend and revenue"
 
 
 def test_loop_serves_sync_now_within_seconds_refuses_a_second_worker_and_stops_cleanly(tmp_path: Path) -> None:
