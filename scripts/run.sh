@@ -3,6 +3,7 @@
 # demo users unless .env says otherwise. Ctrl-C stops both.
 #   PORT=8501 INSIGHTS_DATA_DIR=data scripts/run.sh
 set -euo pipefail
+umask 077  # the data dir holds spend and revenue: the worker and the dashboard create private files
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 PORT=${PORT:-8501}
