@@ -64,6 +64,28 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class QuietFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating file handler that a full or read-only disk cannot make print a traceback per record.
+
+    The record still reaches stderr through the other handler; the file's failure is said once,
+    in one line, until a record is written again.
+    """
+
+    _failing = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._failed_now = False
+        super().emit(record)
+        if not self._failed_now:
+            self._failing = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._failed_now = True
+        if not self._failing:
+            self._failing = True
+            sys.stderr.write(f"meta_insights: cannot write the log file {self.baseFilename}: {sys.exc_info()[1]}\n")
+
+
 def configure_logging(log_path: Path | None, secrets: Iterable[str] = (), level: int = logging.INFO) -> None:
     """Route every logger to a rotating JSON-lines file and to stderr, both through the redactor.
 
@@ -81,8 +103,7 @@ def configure_logging(log_path: Path | None, secrets: Iterable[str] = (), level:
     handlers: list[logging.Handler] = []
     if log_path is not None:
         ensure_private_dir(log_path.parent)
-        file_handler = logging.handlers.RotatingFileHandler(log_path, maxBytes=20_000_000, backupCount=5,
-                                                            encoding="utf-8")
+        file_handler = QuietFileHandler(log_path, maxBytes=20_000_000, backupCount=5, encoding="utf-8")
         make_private(log_path)
         file_handler.setFormatter(JsonLineFormatter())
         handlers.append(file_handler)

@@ -348,3 +348,19 @@ def test_publish_writes_private_files_whatever_the_umask(tmp_path: Path) -> None
         os.umask(old)
     assert final.stat().st_mode & 0o077 == 0
     assert final.parent.stat().st_mode & 0o077 == 0
+
+
+def test_once_on_a_full_tmpfs_prints_a_failed_report_without_a_traceback(small_tmpfs: Path) -> None:
+    """Even the log file cannot be written: stderr gets one line about it, not a traceback per record."""
+    data = small_tmpfs / "data"
+    free = shutil.disk_usage(small_tmpfs).free
+    (small_tmpfs / "ballast").write_bytes(b"\0" * (free - 2 * 1024 * 1024))
+    env = subprocess_env(data, INSIGHTS_STUB_CAMPAIGNS="6", INSIGHTS_STUB_ADSETS_PER_CAMPAIGN="3",
+                         INSIGHTS_STUB_ADS_PER_ADSET="2")
+    result = subprocess.run([PYTHON, str(ROOT / "sync_worker.py"), "--once", "--days-back", "30"],
+                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr[:3000]
+    report = json.loads(result.stdout)
+    assert report["success"] is False and any("No space left on device" in e for e in report["errors"])
+    assert leftovers(data) == []
