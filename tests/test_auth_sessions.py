@@ -9,6 +9,7 @@ in one browser are two tabs, and two browsers are two people sharing one server.
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import bcrypt
@@ -20,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 from app_harness import new_app, texts, use_data_dir
 from app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
 from insights_core import auth
+from insights_core.auth_store import login_name_key
 
 KEY = "test-cookie-key-" + "y" * 32
 COOKIE = "meta_insights_auth"
@@ -268,3 +270,23 @@ def test_log_out_works_when_the_revocation_cannot_be_saved(jars: Jars, data_dir:
     assert "Logged out here" in warning and "could not" in warning
     laptop.run()
     assert laptop.title == LOGIN_FORM  # and it stays logged out
+
+
+def test_an_unwritable_lockouts_file_still_lets_the_password_decide(jars: Jars, data_dir: Path) -> None:
+    browser = Browser(jars, "laptop")
+    browser.open()
+    (data_dir / auth.LOCKOUTS_FILE).mkdir()
+    browser.log_in("viewer", "wrong guess")
+    assert not browser.at.exception and [e.value for e in browser.at.error] == ["Username or password is incorrect."]
+    browser.log_in("viewer", "demo")
+    assert browser.title == ["Overview"]
+
+
+@pytest.mark.parametrize("entered", [" ADMIN ", "admin\t", "x" * 500, "名前", "admin' OR '1'='1"])
+def test_odd_names_at_the_form_are_counted_like_any_other(jars: Jars, data_dir: Path, entered: str) -> None:
+    attacker = Browser(jars, "attacker")
+    shown = _fail(attacker, entered, 6)
+    assert shown[:5] == ["Username or password is incorrect."] * 5
+    assert "Too many failed logins" in shown[5]
+    locked = auth.LoginThrottle(data_dir, 5, 900).locked_users(time.time())
+    assert list(locked) == [login_name_key(entered)] and len(next(iter(locked))) <= 64
