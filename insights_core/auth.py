@@ -1,41 +1,51 @@
-"""Dashboard users, roles and the re-login cookie, without Streamlit.
+"""Dashboard users, roles and the cookie key, without Streamlit; the user CLI.
 
 - Users live in a YAML file (INSIGHTS_AUTH_CONFIG, default `<data dir>/auth.yaml`) in
   streamlit-authenticator's layout: `credentials.usernames.<name>.{first_name, last_name, email,
   password, roles}`. Passwords are bcrypt hashes; a plain-text password is refused, never hashed
   on the fly. Stub mode writes the four demo users (password `demo`) on first run; live mode
   refuses to start while any of them is left.
-- The cookie key signs the re-login cookie: whoever knows it can log in as anyone. It comes from
-  INSIGHTS_COOKIE_KEY (or `[auth] cookie_key` in Streamlit secrets); the library's default
-  `some_key` and short keys are refused. Stub mode alone generates a random key on first run
-  and keeps it in `<data dir>/cookie_key`.
-- Cookies are minted here (the library's JWT plus an `iat` claim) so that logging out can revoke
-  every cookie of that user issued before: `auth_logouts.json` in the data dir keeps the times.
+- The cookie key signs the re-login and device cookies: whoever knows it can log in as anyone. It
+  comes from INSIGHTS_COOKIE_KEY (or `[auth] cookie_key` in Streamlit secrets); the library's
+  default `some_key` and short keys are refused. Stub mode alone generates a random key on first
+  run and keeps it in `<data dir>/cookie_key`.
+- Cookies live in `auth_tokens`; logouts and failed-login lockouts in `auth_store` (files in the
+  data dir). Their public names are re-exported here.
 
-`python -m insights_core.auth --help` manages users for live deployments.
+`python -m insights_core.auth --help` manages users (and lockouts) for live deployments.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import functools
 import getpass
-import json
 import os
 import re
 import secrets
 import sys
-import tempfile
-import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import bcrypt
-import jwt
 import yaml
 
+from insights_core.auth_store import (  # noqa: F401  (re-exported)
+    LOCKOUTS_FILE,
+    LOGOUTS_FILE,
+    LoginThrottle,
+    fetch_logouts,
+    save_logout,
+    write_private_file,
+)
+from insights_core.auth_tokens import (  # noqa: F401  (re-exported)
+    mint_device_cookie,
+    mint_login_cookie,
+    password_fingerprint,
+    read_device_cookie,
+    read_login_cookie,
+)
 from insights_core.errors import ConfigError, InputError
 from insights_core.roles import ROLES, highest_role
 from insights_core.settings import Settings, load_settings
@@ -45,10 +55,11 @@ DEMO_PASSWORD = "demo"
 LIBRARY_DEFAULT_COOKIE_KEY = "some_key"
 MIN_COOKIE_KEY_LENGTH = 32
 MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_BYTES = 72
+"""bcrypt reads at most 72 bytes of a password (bcrypt 5 refuses longer ones)."""
 LIVE_MIN_BCRYPT_COST = 10
 """Live users need a real bcrypt cost; the demo users' hashes use cost 4 (their password is public)."""
 COOKIE_KEY_FILE = "cookie_key"
-LOGOUTS_FILE = "auth_logouts.json"
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.@-]{0,63}$")
 _BCRYPT = re.compile(r"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
@@ -89,6 +100,29 @@ def check_password(password: str, password_hash: str) -> bool:
         return bcrypt.checkpw(password.encode(), password_hash.encode())
     except ValueError:
         return False
+
+
+@functools.lru_cache(maxsize=8)
+def _dummy_hash(rounds: int) -> str:
+    return hash_password(secrets.token_urlsafe(16), rounds=rounds)
+
+
+def dummy_hash_for(config: AuthConfig) -> str:
+    """A hash nobody knows the password of, as costly as the dearest real one (see `verify_login`)."""
+    return _dummy_hash(max((bcrypt_cost(u.password_hash) for u in config.users.values()), default=12) or 12)
+
+
+def verify_login(config: AuthConfig, username: str, password: str) -> User | None:
+    """The user these credentials belong to, or None.
+
+    An unknown name costs one bcrypt check against `dummy_hash_for(config)`, so the answer's timing
+    does not tell which names exist.
+    """
+    user = config.user(username)
+    if user is None:
+        check_password(password, dummy_hash_for(config))
+        return None
+    return user if check_password(password, user.password_hash) else None
 
 
 def parse_auth_config(data: object, source: str = "auth config") -> AuthConfig:
@@ -144,7 +178,7 @@ def save_auth_config(config: AuthConfig, path: Path) -> None:
     """Write the users file atomically (readers see the old or the new file), readable by the owner only."""
     text = "# Meta Insights dashboard users: manage with `python -m insights_core.auth`\n"
     text += yaml.safe_dump(auth_config_document(config), sort_keys=True)
-    _write_private(path, text)
+    write_private_file(path, text)
 
 
 def demo_auth_config() -> AuthConfig:
@@ -240,96 +274,10 @@ def credentials_for_authenticator(config: AuthConfig) -> dict:
                           for u in config.users.values()}}
 
 
-def mint_login_cookie(username: str, key: str, expiry_days: float, now: float) -> tuple[str, dt.datetime]:
-    """The re-login cookie value (streamlit-authenticator's JWT plus `iat`) and when it expires."""
-    expires = now + expiry_days * 86400
-    token = jwt.encode({"username": username, "exp_date": expires, "iat": now}, key, algorithm="HS256")
-    return token, dt.datetime.fromtimestamp(expires)
-
-
-def read_login_cookie(token: str, key: str, config: AuthConfig, logouts: Mapping[str, float],
-                      now: float) -> str | None:
-    """The user a re-login cookie vouches for, or None when it must be ignored.
-
-    Refused: a bad signature (e.g. forged with the library's default key), another algorithm,
-    an expired cookie, one without `iat` (not minted here), an unknown user, or one issued
-    before that user last logged out.
-    """
-    try:
-        payload = jwt.decode(token, key, algorithms=["HS256"], options={"require": ["iat"], "verify_iat": False})
-    except jwt.InvalidTokenError:
-        return None
-    username, expires, issued = payload.get("username"), payload.get("exp_date"), payload.get("iat")
-    if not isinstance(username, str) or not isinstance(expires, (int, float)) or not isinstance(issued, (int, float)):
-        return None
-    if expires <= now or issued > now + 60 or config.user(username) is None:
-        return None
-    if issued <= logouts.get(username.lower(), float("-inf")):
-        return None
-    return username.lower()
-
-
-def fetch_logouts(data_dir: Path) -> dict[str, float]:
-    try:
-        data = json.loads((data_dir / LOGOUTS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float))} if isinstance(data, dict) else {}
-
-
-_logouts_lock = threading.Lock()
-
-
-def save_logout(data_dir: Path, username: str, now: float) -> None:
-    """Remember that `username` logged out at `now`: cookies issued before are refused from then on."""
-    with _logouts_lock:
-        logouts = fetch_logouts(data_dir)
-        logouts[username.lower()] = now
-        _write_private(data_dir / LOGOUTS_FILE, json.dumps(logouts, sort_keys=True))
-
-
-class LoginThrottle:
-    """Failed logins per user name, shared by every session of the process (thread-safe).
-
-    After `max_attempts` failures a user is locked out until `lockout_seconds` have passed since
-    the last failure; a success clears the count.
-    """
-
-    def __init__(self, max_attempts: int, lockout_seconds: float) -> None:
-        self.max_attempts = max_attempts
-        self.lockout_seconds = lockout_seconds
-        self._failures: dict[str, tuple[int, float]] = {}
-        self._lock = threading.Lock()
-
-    def failures(self, username: str, now: float) -> int:
-        with self._lock:
-            count, last = self._failures.get(username.lower(), (0, 0.0))
-            return count if now - last < self.lockout_seconds else 0
-
-    def locked_for(self, username: str, now: float) -> float:
-        """Seconds until `username` may try again (0 when not locked)."""
-        with self._lock:
-            count, last = self._failures.get(username.lower(), (0, 0.0))
-            remaining = self.lockout_seconds - (now - last)
-            return remaining if count >= self.max_attempts and remaining > 0 else 0.0
-
-    def record_failure(self, username: str, now: float) -> None:
-        with self._lock:
-            count, last = self._failures.get(username.lower(), (0, 0.0))
-            count = count if now - last < self.lockout_seconds else 0
-            self._failures[username.lower()] = (count + 1, now)
-
-    def record_success(self, username: str) -> None:
-        with self._lock:
-            self._failures.pop(username.lower(), None)
-
-    def locked_users(self, now: float) -> dict[str, float]:
-        with self._lock:
-            names = list(self._failures)
-        return {name: left for name in names if (left := self.locked_for(name, now)) > 0}
-
-
 def check_new_password(password: str) -> str:
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise InputError(f"the password is longer than {MAX_PASSWORD_BYTES} bytes (UTF-8), more than bcrypt "
+                         "uses: choose a shorter one")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InputError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
     if password.strip().lower() == DEMO_PASSWORD:
@@ -337,21 +285,6 @@ def check_new_password(password: str) -> str:
     if password != password.strip():
         raise InputError("the password must not start or end with spaces (the login form strips them)")
     return password
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(staging, 0o600)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
 
 
 # command line: user management for live deployments
@@ -373,7 +306,8 @@ def _load_or_empty(path: Path) -> AuthConfig:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m insights_core.auth",
                                      description="Manage Meta Insights dashboard users (bcrypt-hashed passwords).")
-    parser.add_argument("--config", type=Path, help="users file (default: INSIGHTS_AUTH_CONFIG or <data dir>/auth.yaml)")
+    parser.add_argument("--config", type=Path,
+                        help="users file (default: INSIGHTS_AUTH_CONFIG or <data dir>/auth.yaml)")
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add-user", help="add a user (asks for the password)")
     add.add_argument("username")
@@ -389,45 +323,71 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("username")
     commands.add_parser("list-users", help="list users and roles (never passwords)")
     commands.add_parser("new-cookie-key", help="print a random key for INSIGHTS_COOKIE_KEY")
+    unlock = commands.add_parser("unlock", help="end a lockout after failed logins (every browser, now)")
+    unlock.add_argument("username", help="the name as typed in the login form (it need not exist)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a bad input or an unwritable file is one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
     if args.command == "new-cookie-key":
         print(new_cookie_key())
         return 0
+    target: Path | None = args.config
     try:
-        path = args.config or load_settings().auth_config_path
-        config = _load_or_empty(path)
-        username = getattr(args, "username", "").strip().lower()
-        if args.command == "list-users":
-            for user in sorted(config.users.values(), key=lambda u: u.username):
-                print(f"{user.username}\t{','.join(user.roles)}\t{user.name}\t{user.email}")
-            return 0
-        if args.command != "list-users" and not _USERNAME.match(username):
-            raise InputError("user names may use only letters, digits and _ . @ - (up to 64)")
-        users = dict(config.users)
-        if args.command == "add-user":
-            if username in users and not args.replace:
-                raise InputError(f"user {username} exists (use --replace to overwrite, set-password to change it)")
-            users[username] = User(username, args.name or username, args.email, (args.role,),
-                                   hash_password(_read_password(args.password_stdin)))
-        elif args.command == "set-password":
-            user = users.get(username)
-            if user is None:
-                raise InputError(f"no user {username}")
-            users[username] = User(user.username, user.name, user.email, user.roles,
-                                   hash_password(_read_password(args.password_stdin)))
-        elif args.command == "remove-user":
-            if users.pop(username, None) is None:
-                raise InputError(f"no user {username}")
-        save_auth_config(AuthConfig(users), path)
-        print(f"{args.command}: {username} ({path})")
-        return 0
+        if args.command == "unlock":
+            settings = load_settings()
+            target = settings.data_dir / LOCKOUTS_FILE
+            return _unlock(settings, args.username)
+        target = path = args.config or load_settings().auth_config_path
+        return _change_users(args, path)
     except (ConfigError, InputError) as exc:
         print(f"auth: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"auth: error: cannot write {target}: {exc.strerror or exc}"
+              f"{f' ({exc.filename})' if exc.filename and str(exc.filename) != str(target) else ''}", file=sys.stderr)
+        return 2
+
+
+def _unlock(settings: Settings, username: str) -> int:
+    throttle = LoginThrottle(settings.data_dir, settings.login_max_attempts, settings.login_lockout_minutes * 60)
+    locked = throttle.locked_users(time.time())
+    name = username.strip().lower()
+    cleared = throttle.unlock(name)
+    state = "was locked out" if name in locked else "was not locked out"
+    print(f"unlock: {name} {state}; {cleared} failed-login count{'s' if cleared != 1 else ''} cleared")
+    return 0
+
+
+def _change_users(args: argparse.Namespace, path: Path) -> int:
+    config = _load_or_empty(path)
+    username = getattr(args, "username", "").strip().lower()
+    if args.command == "list-users":
+        for user in sorted(config.users.values(), key=lambda u: u.username):
+            print(f"{user.username}\t{','.join(user.roles)}\t{user.name}\t{user.email}")
+        return 0
+    if not _USERNAME.match(username):
+        raise InputError("user names may use only letters, digits and _ . @ - (up to 64)")
+    users = dict(config.users)
+    if args.command == "add-user":
+        if username in users and not args.replace:
+            raise InputError(f"user {username} exists (use --replace to overwrite, set-password to change it)")
+        users[username] = User(username, args.name or username, args.email, (args.role,),
+                               hash_password(_read_password(args.password_stdin)))
+    elif args.command == "set-password":
+        user = users.get(username)
+        if user is None:
+            raise InputError(f"no user {username}")
+        users[username] = User(user.username, user.name, user.email, user.roles,
+                               hash_password(_read_password(args.password_stdin)))
+    elif args.command == "remove-user":
+        if users.pop(username, None) is None:
+            raise InputError(f"no user {username}")
+    save_auth_config(AuthConfig(users), path)
+    print(f"{args.command}: {username} ({path})")
+    return 0
 
 
 if __name__ == "__main__":

@@ -24,11 +24,16 @@ users = pd.DataFrame([{"username": u.username, "name": u.name, "email": u.email,
 st.metric("Users", len(users))
 widgets.table(users, "users_table", "users", user)
 
-throttle = login.login_throttle(settings.login_max_attempts, settings.login_lockout_minutes * 60)
+throttle = login.login_throttle(settings)
 locked = throttle.locked_users(time.time())
 if locked:
-    st.warning("Locked out after too many failed logins: " + ", ".join(
+    st.warning("Locked out after too many failed logins (from browsers they never logged in with): " + ", ".join(
         f"{name} ({format_duration(seconds)} left)" for name, seconds in sorted(locked.items())))
+    unlock_column, button_column = st.columns([3, 1], vertical_alignment="bottom")
+    name = unlock_column.selectbox("User name to unlock", sorted(locked), key="users_unlock_name")
+    if button_column.button("Unlock", key="users_unlock", icon=":material/lock_open:"):
+        throttle.unlock(name)
+        st.rerun()
 
 st.subheader("Roles")
 st.dataframe(pd.DataFrame([{"role": role, "permissions": ", ".join(sorted(perms))}
@@ -39,5 +44,7 @@ st.markdown(f"Users live in `{settings.auth_config_path}`. On the server:")
 st.code("python -m insights_core.auth add-user alice --role analyst --name 'Alice Smith' --email alice@example.com\n"
         "python -m insights_core.auth set-password alice\n"
         "python -m insights_core.auth remove-user alice\n"
-        "python -m insights_core.auth list-users", language="bash")
-st.caption("Changes apply on the users' next click; a removed user is logged out.")
+        "python -m insights_core.auth list-users\n"
+        "python -m insights_core.auth unlock alice", language="bash")
+st.caption("Changes apply on the users' next click: a removed user, or one whose password was set, is logged out "
+           "of every session.")

@@ -85,7 +85,7 @@ def test_wrong_password_is_refused(data_dir: Path) -> None:
 
 
 def test_failed_logins_lock_the_user_out_across_sessions(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
-    monkeypatch.setenv("INSIGHTS_LOGIN_MAX_ATTEMPTS", "3")  # its own throttle: other tests keep theirs
+    monkeypatch.setenv("INSIGHTS_LOGIN_MAX_ATTEMPTS", "3")
     for _ in range(3):
         at = new_app()  # a new session each time: the count is shared, not per session
         at.run()
@@ -183,8 +183,12 @@ def with_cookie(monkeypatch: pytest.MonkeyPatch, token: str) -> None:
     monkeypatch.setattr(ContextProxy, "cookies", property(lambda self: {"meta_insights_auth": token}))
 
 
-def test_a_genuine_cookie_logs_the_user_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    token, _ = auth.mint_login_cookie("manager", KEY, 7, time.time() - 5)
+def password_hash(data_dir: Path, username: str) -> str:
+    return auth.load_auth_config(data_dir / "auth.yaml").users[username].password_hash
+
+
+def test_a_genuine_cookie_logs_the_user_in(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
+    token, _ = auth.mint_login_cookie("manager", password_hash(data_dir, "manager"), KEY, 7, time.time() - 5)
     with_cookie(monkeypatch, token)
     at = new_app()
     at.run()
@@ -193,10 +197,11 @@ def test_a_genuine_cookie_logs_the_user_in(monkeypatch: pytest.MonkeyPatch) -> N
     assert at.session_state[USER_KEY]["role"] == "manager"
 
 
-@pytest.mark.parametrize("forger", ["default key", "no iat", "expired", "unknown user"])
-def test_forged_or_stale_cookies_are_ignored(monkeypatch: pytest.MonkeyPatch, forger: str) -> None:
+@pytest.mark.parametrize("forger", ["default key", "no iat", "expired", "unknown user", "old password", "device"])
+def test_forged_or_stale_cookies_are_ignored(monkeypatch: pytest.MonkeyPatch, data_dir: Path, forger: str) -> None:
     now = time.time()
-    claims = {"username": "admin", "exp_date": now + 86400, "iat": now - 5}
+    fingerprint = auth.password_fingerprint(password_hash(data_dir, "admin"), KEY)
+    claims = {"username": "admin", "exp_date": now + 86400, "iat": now - 5, "pwd": fingerprint}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         token = {
@@ -204,6 +209,9 @@ def test_forged_or_stale_cookies_are_ignored(monkeypatch: pytest.MonkeyPatch, fo
             "no iat": lambda: jwt.encode({"username": "admin", "exp_date": now + 86400}, KEY, algorithm="HS256"),
             "expired": lambda: jwt.encode({**claims, "exp_date": now - 1}, KEY, algorithm="HS256"),
             "unknown user": lambda: jwt.encode({**claims, "username": "mallory"}, KEY, algorithm="HS256"),
+            "old password": lambda: auth.mint_login_cookie("admin", auth.hash_password("demo", rounds=4), KEY, 7,
+                                                           now - 5)[0],
+            "device": lambda: auth.mint_device_cookie("admin", KEY, now - 5)[0],
         }[forger]()
     with_cookie(monkeypatch, token)
     at = new_app()
@@ -214,7 +222,7 @@ def test_forged_or_stale_cookies_are_ignored(monkeypatch: pytest.MonkeyPatch, fo
 
 
 def test_a_cookie_issued_before_logout_is_refused(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
-    token, _ = auth.mint_login_cookie("viewer", KEY, 7, time.time() - 60)
+    token, _ = auth.mint_login_cookie("viewer", password_hash(data_dir, "viewer"), KEY, 7, time.time() - 60)
     auth.save_logout(data_dir, "viewer", time.time() - 30)
     with_cookie(monkeypatch, token)
     at = new_app()

@@ -108,8 +108,9 @@ def test_stub_mode_generates_a_key_once_and_keeps_it_private(tmp_path: Path) -> 
 
 def test_login_cookie_is_accepted_only_when_genuine_current_and_not_revoked(tmp_path: Path) -> None:
     config = _config(tmp_path, alice=("analyst", 4))
+    alice_hash = config.users["alice"].password_hash
     now = 1_800_000_000.0
-    token, expires = auth.mint_login_cookie("alice", KEY, 7, now)
+    token, expires = auth.mint_login_cookie("alice", alice_hash, KEY, 7, now)
     assert expires.timestamp() == pytest.approx(now + 7 * 86400)
     assert auth.read_login_cookie(token, KEY, config, {}, now + 60) == "alice"
     assert auth.read_login_cookie(token, KEY, config, {}, now + 8 * 86400) is None  # expired
@@ -120,21 +121,50 @@ def test_login_cookie_is_accepted_only_when_genuine_current_and_not_revoked(tmp_
     assert auth.read_login_cookie(token, KEY, config, {}, now - 3600) is None  # issued in the future
 
 
+def test_a_new_password_or_a_re_created_user_voids_earlier_cookies(tmp_path: Path) -> None:
+    config = _config(tmp_path, alice=("analyst", 4))
+    now = 1_800_000_000.0
+    token, _ = auth.mint_login_cookie("alice", config.users["alice"].password_hash, KEY, 7, now)
+    re_created = _config(tmp_path, alice=("analyst", 4))  # same name, same password: a new salt
+    assert auth.read_login_cookie(token, KEY, re_created, {}, now + 60) is None
+    fingerprint = auth.password_fingerprint(config.users["alice"].password_hash, KEY)
+    assert fingerprint != auth.password_fingerprint(re_created.users["alice"].password_hash, KEY)
+    assert config.users["alice"].password_hash[7:] not in token  # the cookie carries no part of the hash
+
+
 def test_forged_and_library_made_cookies_are_refused(tmp_path: Path) -> None:
     config = _config(tmp_path, admin=("admin", 4))
     now = 1_800_000_000.0
-    claims = {"username": "admin", "exp_date": now + 86400, "iat": now}
+    fingerprint = auth.password_fingerprint(config.users["admin"].password_hash, KEY)
+    claims = {"username": "admin", "exp_date": now + 86400, "iat": now, "pwd": fingerprint}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the library's default key is short, which is the point
         forged = jwt.encode(claims, auth.LIBRARY_DEFAULT_COOKIE_KEY, algorithm="HS256")
     assert auth.read_login_cookie(forged, KEY, config, {}, now) is None
-    no_iat = jwt.encode({"username": "admin", "exp_date": now + 86400}, KEY, algorithm="HS256")
+    no_iat = jwt.encode({"username": "admin", "exp_date": now + 86400, "pwd": fingerprint}, KEY, algorithm="HS256")
     assert auth.read_login_cookie(no_iat, KEY, config, {}, now) is None
+    no_fingerprint = jwt.encode({"username": "admin", "exp_date": now + 86400, "iat": now}, KEY, algorithm="HS256")
+    assert auth.read_login_cookie(no_fingerprint, KEY, config, {}, now) is None  # as minted before fingerprints
     unsigned = jwt.encode(claims, None, algorithm="none")
     assert auth.read_login_cookie(unsigned, KEY, config, {}, now) is None
     assert auth.read_login_cookie("not a jwt", KEY, config, {}, now) is None
+    device, _ = auth.mint_device_cookie("admin", KEY, now)
+    assert auth.read_login_cookie(device, KEY, config, {}, now) is None  # a device cookie is no login
     genuine = jwt.encode(claims, KEY, algorithm="HS256")
     assert auth.read_login_cookie(genuine, KEY, config, {}, now) == "admin"
+    assert auth.read_device_cookie(genuine, KEY, "admin", now) is None  # nor a login cookie a device
+
+
+def test_device_cookie_names_one_user_and_expires(tmp_path: Path) -> None:
+    now = 1_800_000_000.0
+    token, expires = auth.mint_device_cookie("alice", KEY, now)
+    device = auth.read_device_cookie(token, KEY, "alice", now + 60)
+    assert device and len(device) == 16
+    assert auth.mint_device_cookie("alice", KEY, now)[0] != token  # each login a new device id
+    assert auth.read_device_cookie(token, KEY, "bob", now + 60) is None
+    assert auth.read_device_cookie(token, "x" * 40, "alice", now + 60) is None
+    assert auth.read_device_cookie(token, KEY, "alice", expires.timestamp() + 1) is None
+    assert auth.read_device_cookie(None, KEY, "alice", now) is None
 
 
 def test_logouts_are_kept_in_the_data_dir(tmp_path: Path) -> None:
@@ -142,25 +172,58 @@ def test_logouts_are_kept_in_the_data_dir(tmp_path: Path) -> None:
     auth.save_logout(tmp_path, "Alice", 100.0)
     auth.save_logout(tmp_path, "bob", 200.0)
     assert auth.fetch_logouts(tmp_path) == {"alice": 100.0, "bob": 200.0}
+    assert stat.S_IMODE((tmp_path / auth.LOGOUTS_FILE).stat().st_mode) == 0o600
     (tmp_path / auth.LOGOUTS_FILE).write_text("not json")
     assert auth.fetch_logouts(tmp_path) == {}
 
 
-def test_throttle_locks_a_user_out_after_max_failures_until_the_window_passes() -> None:
-    throttle = auth.LoginThrottle(max_attempts=3, lockout_seconds=600)
+def test_throttle_locks_a_name_out_after_max_failures_until_the_window_passes(tmp_path: Path) -> None:
+    throttle = auth.LoginThrottle(tmp_path, max_attempts=3, lockout_seconds=600)
     for second in (0, 10, 20):
-        assert throttle.locked_for("alice", second) == 0
-        throttle.record_failure("Alice", second)
-    assert throttle.failures("alice", 21) == 3
-    assert throttle.locked_for("alice", 21) == pytest.approx(599)
+        assert throttle.locked_for("alice", None, second) == 0
+        throttle.record_failure("Alice", None, second)
+    assert throttle.locked_for("alice", None, 21) == pytest.approx(599)
     assert throttle.locked_users(21) == {"alice": pytest.approx(599)}
-    assert throttle.locked_for("bob", 21) == 0
-    assert throttle.locked_for("alice", 621) == 0
-    assert throttle.failures("alice", 621) == 0
-    throttle.record_failure("alice", 700)
-    assert throttle.failures("alice", 701) == 1
-    throttle.record_success("alice")
-    assert throttle.failures("alice", 702) == 0
+    assert throttle.locked_for("bob", None, 21) == 0
+    # another process (the CLI) sees the same state
+    assert auth.LoginThrottle(tmp_path, 3, 600).locked_users(21) == {"alice": pytest.approx(599)}
+    assert stat.S_IMODE((tmp_path / auth.LOCKOUTS_FILE).stat().st_mode) == 0o600
+    assert throttle.locked_for("alice", None, 621) == 0
+    throttle.record_failure("alice", None, 700)
+    throttle.record_failure("alice", None, 701)
+    assert throttle.locked_for("alice", None, 702) == 0  # the old count expired: two failures only
+
+
+def test_throttle_counts_trusted_devices_apart_and_unknown_names_alike(tmp_path: Path) -> None:
+    throttle = auth.LoginThrottle(tmp_path, max_attempts=2, lockout_seconds=600)
+    for name in ("alice", "no-such-user"):
+        throttle.record_failure(name, None, 0)
+        throttle.record_failure(name, None, 1)
+    assert throttle.locked_for("alice", None, 2) == throttle.locked_for("no-such-user", None, 2) > 0
+    assert throttle.locked_for("alice", "device1", 2) == 0  # the user's own browser is not locked out
+    throttle.record_failure("alice", "device1", 3)
+    throttle.record_failure("alice", "device1", 4)
+    assert throttle.locked_for("alice", "device1", 5) > 0  # but guessing from it is slowed too
+    throttle.record_success("alice", "device2")
+    assert throttle.locked_for("alice", "device1", 5) > 0
+    throttle.record_success("alice", None)  # a success from an unknown browser leaves others' guesses counted
+    assert throttle.locked_for("alice", None, 5) > 0
+    assert throttle.unlock("ALICE ") == 2
+    assert throttle.locked_for("alice", None, 6) == throttle.locked_for("alice", "device1", 6) == 0
+    assert throttle.locked_users(6) == {"no-such-user": pytest.approx(595)}
+
+
+def test_verify_login_does_one_bcrypt_check_for_known_and_unknown_names(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    config = _config(tmp_path, alice=("analyst", 4), bob=("viewer", 5))
+    assert auth.bcrypt_cost(auth.dummy_hash_for(config)) == 5  # as dear as the dearest real hash
+    calls = []
+    real = auth.bcrypt.checkpw
+    monkeypatch.setattr(auth.bcrypt, "checkpw", lambda pw, h: calls.append(h) or real(pw, h))
+    assert auth.verify_login(config, "alice", "correct horse") == config.users["alice"]
+    assert auth.verify_login(config, "alice", "wrong") is None
+    assert auth.verify_login(config, "mallory", "correct horse") is None
+    assert len(calls) == 3
 
 
 def test_credentials_for_the_library_are_a_fresh_dict_each_time(tmp_path: Path) -> None:
@@ -223,3 +286,43 @@ def test_cli_prints_a_usable_cookie_key(capsys: pytest.CaptureFixture[str]) -> N
     assert auth.main(["new-cookie-key"]) == 0
     key = capsys.readouterr().out.strip()
     assert auth.validate_cookie_key(key) == key
+
+
+def test_cli_refuses_a_password_over_72_bytes_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "auth.yaml"
+    long = "é" * 37  # 37 characters, 74 bytes: bcrypt would ignore (or refuse) the end
+    code, out, err = _cli(monkeypatch, capsys, path, "add-user", "bob", "--role", "viewer", "--password-stdin",
+                          stdin=long + "\n")
+    assert code == 2 and err.count("\n") == 1 and "72 bytes" in err
+    assert not path.exists()
+    assert _cli(monkeypatch, capsys, path, "add-user", "bob", "--role", "viewer", "--password-stdin",
+                stdin="correct horse\n")[0] == 0
+    code, _, err = _cli(monkeypatch, capsys, path, "set-password", "bob", "--password-stdin", stdin=long + "\n")
+    assert code == 2 and "72 bytes" in err
+
+
+def test_cli_reports_an_unwritable_users_file_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "not-a-dir").write_text("")
+    path = tmp_path / "not-a-dir" / "auth.yaml"  # its folder is a file: nothing can be written there, even by root
+    code, _, err = _cli(monkeypatch, capsys, path, "add-user", "bob", "--role", "viewer", "--password-stdin",
+                        stdin="correct horse\n")
+    assert code == 2 and err.count("\n") == 1 and "cannot write" in err and str(path) in err
+
+
+@pytest.mark.parametrize("case", ["long password", "unwritable file"])
+def test_the_auth_command_never_prints_a_traceback(tmp_path: Path, case: str) -> None:
+    import subprocess
+
+    from helpers import PYTHON, ROOT, subprocess_env
+
+    (tmp_path / "file").write_text("")
+    path = tmp_path / ("file" if case == "unwritable file" else "ok") / "auth.yaml"
+    password = "x" * 73 if case == "long password" else "correct horse"
+    result = subprocess.run([PYTHON, "-m", "insights_core.auth", "--config", str(path), "add-user", "bob",
+                             "--role", "viewer", "--password-stdin"], input=password + "\n", capture_output=True,
+                            text=True, cwd=ROOT, env=subprocess_env(tmp_path / "data"), timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("auth: error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr

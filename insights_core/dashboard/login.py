@@ -1,20 +1,24 @@
 """Login, logout and the current user: the Streamlit side of `insights_core.auth`.
 
 A new `Authenticate` with a fresh credentials dict is built on every rerun of every session: the
-library mutates what it is given (failed attempts, logged-in flags), so sharing one across
-sessions leaks state between users. What must be shared is shared on purpose and thread-safe:
-the validated users file (copied per call by `st.cache_data`) and the failed-login throttle.
+library mutates what it is given, so sharing one across sessions leaks state between users. It
+reads the re-login cookie and clears the session on logout; the login form is our own, because
+the library's cannot throttle before checking a password, answers an unknown name faster than a
+known one, and counts failures in the session (all in `auth.verify_login` and `LoginThrottle`).
 
-The library's own cookie writer is switched off (expiry 0): it writes the cookie in the same
-run as the login form and the cookie can be lost if the run is replaced. This module mints the
-cookie on the first run after a login instead, adds an `iat` claim, and screens any incoming
-cookie first (`auth.read_login_cookie`): forged, expired, revoked or unknown-user cookies are
-ignored for the session. `login_sleep_time=0`: the library's 0.7 s sleep on every logged-out
-rerun slows everyone and stops nobody; the throttle locks a user out after too many failures.
+A session is bound at login to the user's password fingerprint and login time; every rerun
+checks the user still exists with that fingerprint and has not logged out since (anywhere), and
+shows the login form otherwise. So logging out, setting a password or removing a user ends every
+open session of that user at its next rerun, and `auth.read_login_cookie` refuses their cookies.
+
+Cookies are written on the run after a login (the library's own writer is off: expiry 0), never in
+the run of the form, which a rerun could replace. The device cookie (see `auth_tokens`) marks
+the browser as one the user logged in from, so failures from other browsers do not lock it out.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,24 +28,38 @@ import streamlit_authenticator as stauth
 from streamlit_authenticator.utilities import LoginError
 
 from insights_core.auth import (
+    LOGOUTS_FILE,
     AuthConfig,
     LoginThrottle,
+    User,
     check_auth_config_for_mode,
     credentials_for_authenticator,
+    dummy_hash_for,
     ensure_demo_auth_config,
     fetch_logouts,
     load_auth_config,
+    mint_device_cookie,
     mint_login_cookie,
+    password_fingerprint,
+    read_device_cookie,
     read_login_cookie,
     resolve_cookie_key,
     save_logout,
+    verify_login,
 )
 from insights_core.settings import Settings
 
 USER_KEY = "mi_user"
 """Session key holding the logged-in user's {username, name, role} for pages (set by app.py each run)."""
+_BINDING_KEY = "mi_login_binding"
 _MINT_KEY = "mi_mint_cookie"
 _FORGET_KEY = "mi_forget_cookie"
+_NOTICE_KEY = "mi_login_notice"
+WRONG_CREDENTIALS = "Username or password is incorrect."
+LOCKED_OUT = ("Too many failed logins for this user name from this browser: try again in {minutes:g} minutes, "
+              "from a browser you logged in with before, or ask an admin to unlock it.")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,16 +79,20 @@ class LoginSession:
     user: CurrentUser | None
 
 
-@st.cache_resource(show_spinner=False)
-def login_throttle(max_attempts: int, lockout_seconds: float) -> LoginThrottle:
-    """One throttle per process and limits, shared by all sessions."""
-    return LoginThrottle(max_attempts, lockout_seconds)
+def login_throttle(settings: Settings) -> LoginThrottle:
+    """The failed-login counts, kept in the data dir (shared by every session, process and the CLI)."""
+    return LoginThrottle(settings.data_dir, settings.login_max_attempts, settings.login_lockout_minutes * 60)
+
+
+def device_cookie_name(settings: Settings) -> str:
+    return f"{settings.cookie_name}_device"
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _checked_config(path: str, stamp: tuple[int, int], mode: str) -> AuthConfig:
     config = load_auth_config(Path(path))
     check_auth_config_for_mode(config, mode)
+    dummy_hash_for(config)  # made once here, not during the first login attempt with an unknown name
     return config
 
 
@@ -98,11 +120,8 @@ def load_auth(settings: Settings) -> tuple[AuthConfig, str]:
 
 def start_session(settings: Settings, config: AuthConfig, cookie_key: str) -> LoginSession:
     """Build this run's authenticator, accept a valid re-login cookie, and resolve the current user."""
-    throttle = login_throttle(settings.login_max_attempts, settings.login_lockout_minutes * 60)
     now = time.time()
     credentials = credentials_for_authenticator(config)
-    for username, details in credentials["usernames"].items():
-        details["failed_login_attempts"] = throttle.failures(username, now)
     authenticator = stauth.Authenticate(credentials, settings.cookie_name, cookie_key, 0, auto_hash=False,
                                         login_sleep_time=0)
     if not st.session_state.get("authentication_status"):
@@ -126,81 +145,138 @@ def _cookie_manager(session: LoginSession):  # type: ignore[no-untyped-def]
     return manager
 
 
+def _incoming_cookie(name: str) -> str | None:
+    return st.context.cookies.get(name) if st.context.cookies else None
+
+
 def _screen_cookie(settings: Settings, config: AuthConfig, cookie_key: str, now: float) -> None:
     """Make the library ignore, for this session, a cookie that `read_login_cookie` refuses."""
-    token = st.context.cookies.get(settings.cookie_name) if st.context.cookies else None
+    token = _incoming_cookie(settings.cookie_name)
     if not token or st.session_state.get("logout"):
         return
     if read_login_cookie(token, cookie_key, config, fetch_logouts(settings.data_dir), now) is None:
         st.session_state["logout"] = True
 
 
+def _bind_session(user: User, cookie_key: str, now: float) -> dict:
+    binding = {"username": user.username, "fingerprint": password_fingerprint(user.password_hash, cookie_key),
+               "at": now}
+    st.session_state[_BINDING_KEY] = binding
+    return binding
+
+
 def _resolve_user(session: LoginSession) -> CurrentUser | None:
-    """The logged-in user with the role the users file gives now (a removed user is logged out)."""
+    """The logged-in user with the role the users file gives now, or None after ending a session that
+    lost its user, its password (changed or re-created) or a logout of that user anywhere."""
     if not st.session_state.get("authentication_status"):
         st.session_state.pop(USER_KEY, None)
         return None
     user = session.config.user(st.session_state.get("username"))
-    if user is None or user.role is None:
-        session.authenticator.logout(location="unrendered")
-        st.session_state.pop(USER_KEY, None)
+    binding = st.session_state.get(_BINDING_KEY)
+    if user is not None and (binding is None or binding.get("username") != user.username):
+        # logged in by cookie in this very run (the cookie was just checked against the current
+        # fingerprint and logouts), or by a path that sets the library's keys directly
+        binding = _bind_session(user, session.cookie_key, time.time())
+    if (user is None or user.role is None or binding is None
+            or binding["fingerprint"] != password_fingerprint(user.password_hash, session.cookie_key)
+            or fetch_logouts(session.settings.data_dir).get(user.username, float("-inf")) >= binding["at"]):
+        _end_session(session)
         return None
     current = CurrentUser(user.username, user.name, user.role)
     st.session_state[USER_KEY] = {"username": current.username, "name": current.name, "role": current.role}
     return current
 
 
+def _end_session(session: LoginSession) -> None:
+    session.authenticator.logout(location="unrendered")
+    st.session_state.pop(USER_KEY, None)
+    st.session_state.pop(_BINDING_KEY, None)
+    st.session_state[_FORGET_KEY] = True  # the browser drops the login cookie on the next logged-out run
+    session.user = None
+
+
 def render_login_form(session: LoginSession) -> None:
-    """The login page: the library's form, the lockout, and a rerun into the role's pages on success."""
+    """The login page: our form, the lockout, and a rerun into the role's pages on success.
+
+    Every failure looks the same whether the name exists or not: same message, one bcrypt check
+    (`verify_login`), and after too many the same lockout message.
+    """
     settings = session.settings
-    throttle = login_throttle(settings.login_max_attempts, settings.login_lockout_minutes * 60)
     st.title("Meta Insights")
     if settings.mode == "stub":
         st.info("Demo mode: log in as **admin**, **manager**, **analyst** or **viewer** with password **demo**.")
-    users = session.credentials["usernames"]
-    before = {name: details.get("failed_login_attempts", 0) for name, details in users.items()}
-    try:
-        session.authenticator.login(location="main", max_login_attempts=settings.login_max_attempts, key="login",
-                                    fields={"Form name": "Log in", "Username": "Username", "Password": "Password",
-                                            "Login": "Log in"})
-    except LoginError as exc:
-        if "attempts" in str(exc):
-            st.error(f"Too many failed logins for this user: try again in {settings.login_lockout_minutes:g} minutes.")
-        else:
-            st.error(str(exc))
+    notice = st.session_state.pop(_NOTICE_KEY, None)
+    if notice:
+        st.warning(notice)
+    with st.form("login"):
+        st.subheader("Log in")
+        entered_name = st.text_input("Username", autocomplete="off")
+        entered_password = st.text_input("Password", type="password", autocomplete="off")
+        submitted = st.form_submit_button("Log in")
+    if not submitted:
+        return
+    # as streamlit-authenticator does: names are lower case, and the CLI refuses passwords with edge spaces
+    name, password = entered_name.strip().lower(), entered_password.strip()
+    if not name or not password:
+        st.error("Enter a username and a password.")
         return
     now = time.time()
-    for name, details in users.items():
-        if details.get("failed_login_attempts", 0) > before.get(name, 0):
-            throttle.record_failure(name, now)
-    if st.session_state.get("authentication_status"):
-        throttle.record_success(st.session_state.get("username") or "")
-        st.session_state[_MINT_KEY] = True
-        st.rerun()
-    elif st.session_state.get("authentication_status") is False:
-        st.error("Username or password is incorrect.")
+    device = read_device_cookie(_incoming_cookie(device_cookie_name(settings)), session.cookie_key, name, now)
+    throttle = login_throttle(settings)
+    if throttle.locked_for(name, device, now) > 0:
+        st.error(LOCKED_OUT.format(minutes=settings.login_lockout_minutes))
+        return
+    user = verify_login(session.config, name, password)
+    try:
+        if user is None:
+            throttle.record_failure(name, device, now)
+        else:
+            throttle.record_success(name, device)
+    except OSError as exc:  # a read-only data dir: the login itself is still decided by the password
+        logger.warning("cannot record a login attempt in %s: %s", throttle.path, exc)
+    if user is None:
+        st.error(WRONG_CREDENTIALS)
+        return
+    st.session_state.update({"authentication_status": True, "username": user.username, "name": user.name,
+                             "email": user.email, "roles": list(user.roles)})
+    _bind_session(user, session.cookie_key, now)
+    st.session_state[_MINT_KEY] = True
+    st.rerun()
 
 
 def issue_cookie_if_due(session: LoginSession) -> None:
-    """On the first run after a password login, send the re-login cookie to the browser."""
+    """On the first run after a password login, send the re-login and device cookies to the browser."""
     if not st.session_state.pop(_MINT_KEY, False) or session.user is None:
         return
-    days = session.settings.cookie_expiry_days
-    if days <= 0:
+    user = session.config.user(session.user.username)
+    if user is None:
         return
-    token, expires = mint_login_cookie(session.user.username, session.cookie_key, days, time.time())
-    _cookie_manager(session).set(session.settings.cookie_name, token, key="mi_set_cookie", expires_at=expires)
+    now = time.time()
+    manager = _cookie_manager(session)
+    device, device_expires = mint_device_cookie(user.username, session.cookie_key, now)
+    manager.set(device_cookie_name(session.settings), device, key="mi_set_device", expires_at=device_expires)
+    days = session.settings.cookie_expiry_days
+    if days > 0:
+        token, expires = mint_login_cookie(user.username, user.password_hash, session.cookie_key, days, now)
+        manager.set(session.settings.cookie_name, token, key="mi_set_cookie", expires_at=expires)
 
 
 def log_out(session: LoginSession) -> None:
-    """End this session and refuse every cookie of this user issued until now (in every browser).
+    """End this session first, then end every other session and cookie of this user (in every browser).
 
-    The refusal is what protects: deleting the cookie from this browser is a courtesy that a copy
-    of it (streamlit-authenticator issue #91) would survive.
+    Ending them elsewhere needs a write to the data dir; if that fails this session is over anyway
+    and the login form says what did not happen. Deleting the cookie from this browser is a courtesy
+    that a copy of it (streamlit-authenticator issue #91) would survive; the recorded logout is not.
     """
-    if session.user is not None:
-        save_logout(session.settings.data_dir, session.user.username, time.time())
-    session.authenticator.logout(location="unrendered")
-    st.session_state.pop(USER_KEY, None)
-    st.session_state[_FORGET_KEY] = True  # the browser drops the cookie on the next run (this one reruns)
-    session.user = None
+    username = session.user.username if session.user is not None else None
+    _end_session(session)
+    if username is None:
+        return
+    try:
+        save_logout(session.settings.data_dir, username, time.time())
+    except OSError as exc:
+        logger.warning("logout of %s not recorded: %s", username, exc)
+        st.session_state[_NOTICE_KEY] = (
+            f"Logged out here, but your other sessions and saved logins could not be ended: cannot write "
+            f"{LOGOUTS_FILE} in the data directory ({exc.strerror or exc}). Log out again once it is writable, "
+            "or ask an admin to set a new password for you (that ends them too).")
