@@ -33,6 +33,8 @@ class Column(NamedTuple):
 
 @dataclass(frozen=True)
 class LevelSpec:
+    """One level as sources, the store and the pages need it."""
+
     level: Level
     label: str
     """What a page calls one of them ("ad set")."""

@@ -61,10 +61,11 @@ class LiveSource:
 
     def fetch_entities(self, account: Account) -> EntityTree:
         page = self.settings.insights_page_size
-        tree = EntityTree(account, **{
-            LEVEL_SPECS[level].plural: entity_frame(level, fetch_entities_json(self.api, account.account_id, level,
-                                                                               page), account)
-            for level in LEVELS})
+        frames = {}
+        for level in LEVELS:
+            records = fetch_entities_json(self.api, account.account_id, level, page)
+            frames[LEVEL_SPECS[level].plural] = entity_frame(level, records, account)
+        tree = EntityTree(account, **frames)
         self._trees[account.account_id] = tree
         return tree
 

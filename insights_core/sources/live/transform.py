@@ -20,7 +20,7 @@ import pandas as pd
 
 from insights_core.errors import MalformedPayloadError
 from insights_core.levels import LEVEL_SPECS, Level, LevelSpec
-from insights_core.models import INSIGHT_SOURCE_COLUMNS, Account, DateWindow
+from insights_core.models import INSIGHT_ID_COLUMNS, INSIGHT_SOURCE_COLUMNS, Account, DateWindow
 
 ZERO_DECIMAL_CURRENCIES = frozenset({"CLP", "COP", "CRC", "HUF", "ISK", "IDR", "JPY", "KRW", "PYG", "TWD", "VND"})
 """Currencies whose budgets Meta gives in whole units (offset 1); all others are in cents (offset 100)."""
@@ -231,8 +231,9 @@ def insight_frame(rows: list[dict]) -> pd.DataFrame:
     for column in OPTIONAL_COUNTS:
         frame[column] = frame[column].astype("Int64")
     frame["frequency"] = frame["frequency"].astype("Float64")
-    for column in ("account_id", "entity_type", "entity_id", "campaign_id", "adset_id", "ad_id"):
-        frame[column] = frame[column].astype("object")
+    for column in INSIGHT_ID_COLUMNS:
+        if not column.startswith("date_"):
+            frame[column] = frame[column].astype("object")
     return frame
 
 
