@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 
 from insights_core.errors import MalformedPayloadError
-from insights_core.levels import LEVEL_SPECS, Level, LevelSpec
+from insights_core.levels import INTEGER, LEVEL_SPECS, TIMESTAMP, Column, Level, LevelSpec
 from insights_core.models import INSIGHT_ID_COLUMNS, INSIGHT_SOURCE_COLUMNS, Account, DateWindow
 
 ZERO_DECIMAL_CURRENCIES = frozenset({"CLP", "COP", "CRC", "HUF", "ISK", "IDR", "JPY", "KRW", "PYG", "TWD", "VND"})
@@ -28,6 +28,7 @@ ACCOUNT_STATUSES = {1: "ACTIVE", 2: "DISABLED", 3: "UNSETTLED", 7: "PENDING_RISK
                     8: "PENDING_SETTLEMENT", 9: "IN_GRACE_PERIOD", 100: "PENDING_CLOSURE", 101: "CLOSED",
                     201: "ANY_ACTIVE", 202: "ANY_CLOSED"}
 BUDGET_COLUMNS = ("daily_budget", "lifetime_budget")
+"""Entity columns Graph gives in the currency's minor unit (see `budget_amount`)."""
 REQUIRED_COUNTS = ("impressions", "clicks")
 OPTIONAL_COUNTS = ("reach", "unique_clicks")
 
@@ -68,7 +69,7 @@ def account_from_json(data: Mapping, requested_id: str) -> Account:
 def entity_frame(level: Level, records: Iterable[Mapping], account: Account) -> pd.DataFrame:
     """The level's entity table rows (`LevelSpec.columns`) from Graph objects; objects without an id are dropped."""
     spec = LEVEL_SPECS[level]
-    return _entity_frame([entity_row(spec, r, account) for r in records if r.get("id")], spec.column_names)
+    return _entity_frame([entity_row(spec, r, account) for r in records if r.get("id")], spec.columns)
 
 
 def entity_row(spec: LevelSpec, record: Mapping, account: Account) -> dict:
@@ -314,13 +315,14 @@ def _day_text(record: object) -> str:
     return value if isinstance(value, str) else "an unknown day"
 
 
-def _entity_frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=list(columns))
-    for column in ("age_min", "age_max"):
-        if column in frame:
-            frame[column] = frame[column].astype("Int64")
-    if "created_time" in frame:
-        frame["created_time"] = pd.to_datetime(frame["created_time"])
+def _entity_frame(rows: list[dict], columns: tuple[Column, ...]) -> pd.DataFrame:
+    """Rows typed by their columns: whole numbers stay nullable (an unknown age is not 0), times are datetimes."""
+    frame = pd.DataFrame(rows, columns=[c.name for c in columns])
+    for column in columns:
+        if column.sql_type == INTEGER:
+            frame[column.name] = frame[column.name].astype("Int64")
+        elif column.sql_type == TIMESTAMP:
+            frame[column.name] = pd.to_datetime(frame[column.name])
     return frame
 
 
