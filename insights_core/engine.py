@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from insights_core.errors import FatalSyncError, InputError, InsightsError, SyncCancelledError
+from insights_core.levels import LEVEL_SPECS
 from insights_core.logs import redact
 from insights_core.models import (
     LEVEL_PLURAL,
@@ -45,25 +46,17 @@ def resolve_scope(tree: EntityTree, request: SyncRequest) -> tuple[Scope, set[st
 
     A campaign brings its ad sets and ads, an ad set its ads (the seed's cascade); an ad is itself.
     """
-    campaigns = set(tree.campaigns["campaign_id"])
-    adsets = set(tree.adsets["adset_id"])
-    ads = set(tree.ads["ad_id"])
+    known = {lvl: set(tree.frame(lvl)[LEVEL_SPECS[lvl].id_column]) for lvl in LEVELS}
     if request.entity_type is None:
-        return Scope(frozenset(campaigns), frozenset(adsets), frozenset(ads), is_full=True), set()
+        return Scope({lvl: frozenset(ids) for lvl, ids in known.items()}, is_full=True), set()
     wanted = set(request.entity_ids)
-    if request.entity_type == "campaign":
-        c = wanted & campaigns
-        a = set(tree.adsets.loc[tree.adsets["campaign_id"].isin(c), "adset_id"])
-        d = set(tree.ads.loc[tree.ads["campaign_id"].isin(c), "ad_id"])
-        missing = wanted - campaigns
-    elif request.entity_type == "adset":
-        c, a = set(), wanted & adsets
-        d = set(tree.ads.loc[tree.ads["adset_id"].isin(a), "ad_id"])
-        missing = wanted - adsets
-    else:
-        c, a, d = set(), set(), wanted & ads
-        missing = wanted - ads
-    return Scope(frozenset(c), frozenset(a), frozenset(d), is_full=False), missing
+    spec = LEVEL_SPECS[request.entity_type]
+    chosen = wanted & known[spec.level]
+    ids: dict[Level, frozenset[str]] = {spec.level: frozenset(chosen)}
+    for child in spec.children:
+        frame = tree.frame(child)
+        ids[child] = frozenset(frame.loc[frame[spec.id_column].isin(chosen), LEVEL_SPECS[child].id_column])
+    return Scope(ids, is_full=False), wanted - known[spec.level]
 
 
 def plan_window(request: SyncRequest, today: dt.date, synced_days: set[dt.date], settings: Settings) -> DateWindow:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Literal, get_args
+from typing import Literal
 
 import pandas as pd
 
-Level = Literal["campaign", "adset", "ad"]
-LEVELS: tuple[Level, ...] = get_args(Level)
+from insights_core.levels import LEVEL_PLURAL, LEVEL_SPECS, LEVELS, Level  # noqa: F401 (LEVELS re-exported)
+
 SyncType = Literal["scheduled", "manual"]
 
-LEVEL_PLURAL: dict[Level, str] = {"campaign": "campaigns", "adset": "adsets", "ad": "ads"}
-
 INSIGHT_KEY_COLUMNS = ("entity_type", "entity_id", "date_start")
-INSIGHT_ID_COLUMNS = ("account_id", "entity_type", "entity_id", "campaign_id", "adset_id", "ad_id",
+INSIGHT_ID_COLUMNS = ("account_id", "entity_type", "entity_id", *(s.id_column for s in LEVEL_SPECS.values()),
                       "date_start", "date_end")
 ADDITIVE_METRICS = ("spend", "impressions", "clicks", "conversions", "revenue")
 """Metrics whose campaign value equals the sum of its ad sets' and of its ads'."""
@@ -61,7 +60,7 @@ class DateWindow:
 
 @dataclass
 class EntityTree:
-    """One ad account's objects. Frames use the entity tables' columns (see store.migrations)."""
+    """One ad account's objects. Frames have their level's `LevelSpec.columns` (see insights_core.levels)."""
 
     account: Account
     campaigns: pd.DataFrame
@@ -69,21 +68,20 @@ class EntityTree:
     ads: pd.DataFrame
 
     def frame(self, level: Level) -> pd.DataFrame:
-        return {"campaign": self.campaigns, "adset": self.adsets, "ad": self.ads}[level]
+        return getattr(self, LEVEL_SPECS[level].plural)
 
 
 @dataclass(frozen=True)
 class Scope:
     """Which entities a sync reads, per level. The engine resolves it from a request."""
 
-    campaign_ids: frozenset[str]
-    adset_ids: frozenset[str]
-    ad_ids: frozenset[str]
+    ids_by_level: Mapping[Level, frozenset[str]]
+    """A level left out has no entity in the scope."""
     is_full: bool
     """True when the scope is the whole account (no entity filter)."""
 
     def ids(self, level: Level) -> frozenset[str]:
-        return {"campaign": self.campaign_ids, "adset": self.adset_ids, "ad": self.ad_ids}[level]
+        return self.ids_by_level.get(level, frozenset())
 
 
 @dataclass

@@ -19,8 +19,8 @@ WINDOW = DateWindow(dt.date(2026, 9, 1), dt.date(2026, 10, 30))
 
 def full_scope(source: StubSource) -> Scope:
     tree = source.fetch_entities(source.account)
-    return Scope(frozenset(tree.campaigns["campaign_id"]), frozenset(tree.adsets["adset_id"]),
-                 frozenset(tree.ads["ad_id"]), is_full=True)
+    return Scope({"campaign": frozenset(tree.campaigns["campaign_id"]), "adset": frozenset(tree.adsets["adset_id"]),
+                  "ad": frozenset(tree.ads["ad_id"])}, is_full=True)
 
 
 def all_rows(source: StubSource, window: DateWindow = WINDOW, scope: Scope | None = None) -> pd.DataFrame:
@@ -41,7 +41,8 @@ from insights_core.models import DateWindow, Scope
 from insights_core.sources.stub import StubSource, StubShape
 src = StubSource(StubShape(7, 3, 2))
 tree = src.fetch_entities(src.account)
-scope = Scope(frozenset(tree.campaigns.campaign_id), frozenset(tree.adsets.adset_id), frozenset(tree.ads.ad_id), True)
+scope = Scope(dict(campaign=frozenset(tree.campaigns.campaign_id), adset=frozenset(tree.adsets.adset_id),
+                   ad=frozenset(tree.ads.ad_id)), True)
 rows = [b.rows for b in src.fetch_insights(src.account, DateWindow(dt.date(2026, 1, 1), dt.date(2026, 3, 31)), scope, "s")]
 h = hashlib.sha256()
 for frame in rows:
@@ -69,7 +70,7 @@ def test_numbers_depend_only_on_entity_and_date_not_on_window_or_scope() -> None
     tree = source.fetch_entities(source.account)
     one_ad = str(tree.ads["ad_id"].iloc[3])
     only_ad = all_rows(source, DateWindow(dt.date(2026, 9, 10), dt.date(2026, 9, 12)),
-                       Scope(frozenset(), frozenset(), frozenset({one_ad}), is_full=False))
+                       Scope({"ad": frozenset({one_ad})}, is_full=False))
     key = ["entity_type", "entity_id", "date_start"]
     merged = narrow.merge(wide, on=key, suffixes=("", "_wide"))
     assert len(merged) == len(narrow) > 0

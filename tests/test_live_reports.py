@@ -88,12 +88,13 @@ def test_split_chunk_halves_the_window_then_the_campaigns(days: int, campaign_id
 
 
 def test_scope_filters_use_ids_or_their_campaigns() -> None:
-    full = Scope(frozenset(), frozenset(), frozenset(), is_full=True)
+    full = Scope({}, is_full=True)
     assert scope_filters("ad", full, {}) == []
-    few = Scope(frozenset({"c1"}), frozenset({"s1"}), frozenset({"a2", "a1"}), is_full=False)
+    few = Scope({"campaign": frozenset({"c1"}), "adset": frozenset({"s1"}), "ad": frozenset({"a2", "a1"})},
+                is_full=False)
     assert scope_filters("ad", few, {}) == [{"field": "ad.id", "operator": "IN", "value": ["a1", "a2"]}]
     many_ads = {f"a{i}" for i in range(MAX_FILTER_IDS + 1)}
-    many = Scope(frozenset({"c1", "c2"}), frozenset(), frozenset(many_ads), is_full=False)
+    many = Scope({"campaign": frozenset({"c1", "c2"}), "ad": frozenset(many_ads)}, is_full=False)
     campaign_of = {a: ("c1" if i % 2 else "c2") for i, a in enumerate(sorted(many_ads))}
     assert scope_filters("ad", many, campaign_of) == [{"field": "campaign.id", "operator": "IN", "value": ["c1", "c2"]}]
 

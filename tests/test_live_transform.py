@@ -17,11 +17,9 @@ from insights_core.settings import DEFAULT_CONVERSION_ACTION_TYPES
 from insights_core.sources.live.transform import (
     RowError,
     account_from_json,
-    ads_frame,
-    adsets_frame,
     budget_amount,
-    campaigns_frame,
     conversions_of,
+    entity_frame,
     insight_rows,
     parse_number,
     targeting_columns,
@@ -168,18 +166,18 @@ def test_conversions_come_from_the_first_preferred_type(record: dict, preference
 
 
 def test_entity_frames_keep_every_status_and_read_budgets_in_currency_units() -> None:
-    campaigns = campaigns_frame(load("campaigns.json")["data"], ACCOUNT).set_index("campaign_id")
+    campaigns = entity_frame("campaign", load("campaigns.json")["data"], ACCOUNT).set_index("campaign_id")
     assert campaigns["status"].tolist() == ["ACTIVE", "PAUSED", "DELETED"]
     assert campaigns.loc["238510000000000001", "daily_budget"] == 250.0  # "25000" cents
     assert campaigns.loc["238510000000000002", "lifetime_budget"] == 10_000.0
     assert math.isnan(campaigns.loc["238510000000000002", "daily_budget"])
     assert campaigns.loc["238510000000000002", "created_time"] == dt.datetime(2025, 2, 1, 16, 0)  # -0800 -> UTC
     assert str(campaigns.loc["238510000000000003", "created_time"]) == "NaT"
-    ads = ads_frame(load("ads.json")["data"], ACCOUNT).set_index("ad_id")
+    ads = entity_frame("ad", load("ads.json")["data"], ACCOUNT).set_index("ad_id")
     assert ads.loc["238530000000000001", "creative_id"] == "238540000000000001"
     assert pd.isna(ads.loc["238530000000000002", "creative_id"])
     assert ads.loc["238530000000000002", "adset_id"] == "238520000000000003"
-    adsets = adsets_frame(load("adsets.json")["data"], ACCOUNT).set_index("adset_id")
+    adsets = entity_frame("adset", load("adsets.json")["data"], ACCOUNT).set_index("adset_id")
     assert adsets.loc["238520000000000002", "placements"] == "facebook_feed,instagram_stream,instagram_story"
     assert pd.isna(adsets.loc["238520000000000004", "targeting_json"])
     assert (adsets["account_id"] == "act_5550001").all()

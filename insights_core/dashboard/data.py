@@ -22,6 +22,7 @@ import streamlit as st
 
 from insights_core.control import ControlChannel
 from insights_core.dashboard.exports import ExportFormat, export_streamed
+from insights_core.levels import LEVEL_SPECS
 from insights_core.metrics import with_ratio_columns
 from insights_core.settings import Settings
 from insights_core.store import queries
@@ -127,9 +128,6 @@ def load_existing_ids(snapshot: Snapshot, level: str, ids: tuple[str, ...]) -> s
         return queries.fetch_existing_ids(cur, level, list(ids))
 
 
-_CHILD_LEVELS = {"campaign": ("adset", "ad"), "adset": ("ad",), "ad": ()}
-
-
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
 def load_entity_view(snapshot: Snapshot, level: str, entity_id: str, since: dt.date, until: dt.date) -> EntityView | None:
     """One entity with its daily rows, totals and children's sums for the period; None if unknown."""
@@ -142,7 +140,7 @@ def load_entity_view(snapshot: Snapshot, level: str, entity_id: str, since: dt.d
             totals=queries.fetch_entity_totals(cur, level, entity_id, since, until),
             daily=queries.fetch_entity_daily(cur, level, entity_id, since, until),
             children={child: queries.fetch_children(cur, child, level, entity_id, since, until)
-                      for child in _CHILD_LEVELS[level]},
+                      for child in LEVEL_SPECS[level].children},
         )
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from insights_core.errors import InputError
+from insights_core.levels import LEVEL_LABELS
 from insights_core.models import LEVELS, Level
 from insights_core.sync_requests import parse_entity_ids
-
-LEVEL_LABELS: dict[str, str] = {"campaign": "campaign", "adset": "ad set", "ad": "ad"}
 
 
 def parse_level(raw: object) -> Level:

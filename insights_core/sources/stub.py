@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from insights_core.levels import LEVEL_SPECS, LEVELS
 from insights_core.models import (
     INSIGHT_SOURCE_COLUMNS,
     Account,
@@ -241,7 +242,8 @@ class StubSource:
             "creative_id": (np.arange(s.ads, dtype=np.int64) + 120_240_000_000_000_001).astype(str),
             "created_time": _created_times(d_hash),
         })
-        return EntityTree(self.account, *(_arrow_strings(f) for f in (campaigns, adsets, ads)))
+        return EntityTree(self.account, _table_frame("campaign", campaigns), _table_frame("adset", adsets),
+                          _table_frame("ad", ads))
 
     def fetch_insights(
         self,
@@ -255,12 +257,12 @@ class StubSource:
         s = self.shape
         needed = np.zeros(s.campaigns, dtype=bool)
         campaign_index = {cid: i for i, cid in enumerate(tree.campaigns["campaign_id"])}
-        for level in ("campaign", "adset", "ad"):
-            ids = scope.ids(level)  # type: ignore[arg-type]
+        for level in LEVELS:
+            ids = scope.ids(level)
             if not ids:
                 continue
-            parents = tree.frame(level)  # type: ignore[arg-type]
-            parents = parents[parents[f"{level}_id"].isin(ids)]["campaign_id"]
+            parents = tree.frame(level)
+            parents = parents[parents[LEVEL_SPECS[level].id_column].isin(ids)]["campaign_id"]
             needed[[campaign_index[c] for c in parents]] = True
         chunk = max(1, ROWS_PER_CHUNK // max(1, s.adsets_per_campaign * s.ads_per_adset * window.days))
         campaigns = np.flatnonzero(needed)
@@ -288,21 +290,20 @@ class StubSource:
         per_campaign = {k: v.reshape(n_c, a_per_c, n_days) for k, v in adset.items()}
         campaign = _roll_up(per_campaign, hash_ids(c_ids), days)
 
-        # ids travel as integers (entity, campaign, ad set) and become strings in _frame
-        no_parent = np.zeros(0, dtype=np.int64)
-        levels: list[tuple[Level, np.ndarray, np.ndarray, dict, np.ndarray, np.ndarray]] = [
-            ("campaign", c_ids, c_num, campaign, c_num, no_parent),
-            ("adset", a_ids, a_num, adset, np.repeat(c_num, a_per_c), a_num),
-            ("ad", d_ids, d_num, ad, np.repeat(c_num, a_per_c * d_per_a), np.repeat(a_num, d_per_a)),
+        # ids travel as integers (each entity's lineage, outermost first) and become strings in _frame
+        levels: list[tuple[Level, np.ndarray, dict, tuple[np.ndarray, ...]]] = [
+            ("campaign", c_ids, campaign, (c_num,)),
+            ("adset", a_ids, adset, (np.repeat(c_num, a_per_c), a_num)),
+            ("ad", d_ids, ad, (np.repeat(c_num, a_per_c * d_per_a), np.repeat(a_num, d_per_a), d_num)),
         ]
-        for level, ids, numbers, values, campaign_col, adset_col in levels:
+        for level, ids, values, lineage in levels:
             in_scope = (np.ones(len(ids), dtype=bool) if scope.is_full
                         else np.isin(ids, np.array(sorted(scope.ids(level)), dtype=ids.dtype)))
             if not in_scope.any():
                 continue
             failures = self._failures(ids[in_scope], sync_id)
             keep = in_scope & ~np.isin(ids, np.array(sorted(failures), dtype=ids.dtype))
-            rows = _frame(acct, level, numbers, campaign_col, adset_col, values, dates, keep)
+            rows = _frame(acct, level, lineage, values, dates, keep)
             self.stats.rate_limit_hits += len(failures)
             yield InsightBatch(level, rows, failures, entities_done=int(in_scope.sum()))
 
@@ -370,26 +371,27 @@ def _roll_up(children: dict[str, np.ndarray], parent_hash: np.ndarray, days: np.
     return out
 
 
-def _frame(account_id: str, level: Level, ids: np.ndarray, campaign_ids: np.ndarray, adset_ids: np.ndarray,
-           values: dict[str, np.ndarray], dates: np.ndarray, keep: np.ndarray) -> pd.DataFrame:
+def _frame(account_id: str, level: Level, lineage: tuple[np.ndarray, ...], values: dict[str, np.ndarray],
+           dates: np.ndarray, keep: np.ndarray) -> pd.DataFrame:
     """Long rows (entity x day) for kept entities with delivery; money back from cents to currency units.
 
-    Ids arrive as integers and leave as Arrow-backed strings: DuckDB scans those about three times
-    faster than Python string objects, which matters at millions of rows.
+    `lineage` holds each entity's ancestors' numbers, outermost first, then its own. Ids arrive as
+    integers and leave as Arrow-backed strings: DuckDB scans those about three times faster than
+    Python string objects, which matters at millions of rows.
     """
     mask = keep[:, None] & (values["impressions"] > 0)
     entity_index, day_index = np.nonzero(mask)
     n = len(entity_index)
     impressions = values["impressions"][mask]
     reach = values["reach"][mask]
-    entity = _id_strings(ids[entity_index])
+    spec = LEVEL_SPECS[level]
+    id_strings = [_id_strings(numbers[entity_index]) for numbers in lineage]
+    named = dict(zip((*spec.parent_id_columns, spec.id_column), id_strings))
     frame = pd.DataFrame({
         "account_id": pd.array(pa.array(np.full(n, account_id)), dtype=_ARROW_STRING),
         "entity_type": pd.array(pa.array(np.full(n, level)), dtype=_ARROW_STRING),
-        "entity_id": entity,
-        "campaign_id": _id_strings(campaign_ids[entity_index]),
-        "adset_id": _id_strings(adset_ids[entity_index]) if len(adset_ids) else _null_strings(n),
-        "ad_id": entity if level == "ad" else _null_strings(n),
+        "entity_id": id_strings[-1],
+        **{c: named[c] if c in named else _null_strings(n) for c in (s.id_column for s in LEVEL_SPECS.values())},
         "date_start": dates[day_index],
         "date_end": dates[day_index],
         "spend": values["spend"][mask] / 100.0,
@@ -405,6 +407,11 @@ def _frame(account_id: str, level: Level, ids: np.ndarray, campaign_ids: np.ndar
 
 
 _ARROW_STRING = pd.ArrowDtype(pa.string())
+
+
+def _table_frame(level: Level, frame: pd.DataFrame) -> pd.DataFrame:
+    """The level's entity table columns, in table order, with text as Arrow strings."""
+    return _arrow_strings(frame[list(LEVEL_SPECS[level].column_names)])
 
 
 def _arrow_strings(frame: pd.DataFrame) -> pd.DataFrame:

@@ -3,8 +3,8 @@
 Callers pass a cursor of a read-only snapshot connection (`snapshots.connect_snapshot`), never
 the worker's file. Sums are taken in DuckDB, so only aggregated rows (or one entity's days)
 reach pandas; ratios are computed afterwards from those sums by `insights_core.metrics`.
-Values are always bound parameters. The only text spliced into SQL are this module's constants,
-picked by a level already checked against LEVELS.
+Values are always bound parameters. The only text spliced into SQL are this module's constants
+and the names in `LEVEL_SPECS`, picked by a level already checked against LEVELS.
 """
 
 from __future__ import annotations
@@ -17,25 +17,28 @@ import duckdb
 import pandas as pd
 
 from insights_core.errors import InputError
-from insights_core.models import ADDITIVE_METRICS, LEVELS, Level
+from insights_core.levels import LEVEL_SPECS, LEVELS, Level, LevelSpec
+from insights_core.models import ADDITIVE_METRICS
 
 Con = duckdb.DuckDBPyConnection
 
-ENTITY_TABLES: dict[str, tuple[str, str]] = {"campaign": ("campaigns", "campaign_id"),
-                                             "adset": ("adsets", "adset_id"), "ad": ("ads", "ad_id")}
 _SUMS = ("sum(spend)::DOUBLE AS spend, sum(impressions)::BIGINT AS impressions, sum(clicks)::BIGINT AS clicks, "
          "sum(conversions)::DOUBLE AS conversions, sum(revenue)::DOUBLE AS revenue")
 _ZEROED = ", ".join(f"coalesce(i.{m}, 0) AS {m}" for m in ADDITIVE_METRICS)
 _MONEY = ("spend", "conversions", "revenue")
 _ACCOUNT = "($account_id IS NULL OR account_id = $account_id)"
-EXPORT_COLUMNS = ("date_start", "date_end", "account_id", "entity_type", "entity_id", "name", "campaign_id",
-                  "adset_id", "ad_id", *ADDITIVE_METRICS, "reach", "unique_clicks", "frequency")
+EXPORT_COLUMNS = ("date_start", "date_end", "account_id", "entity_type", "entity_id", "name",
+                  *(s.id_column for s in LEVEL_SPECS.values()), *ADDITIVE_METRICS, "reach", "unique_clicks", "frequency")
 
 
 def _level(level: str) -> Level:
     if level not in LEVELS:
         raise InputError(f"entity type must be one of {', '.join(LEVELS)}, got {level!r}")
     return level  # type: ignore[return-value]
+
+
+def _spec(level: str) -> LevelSpec:
+    return LEVEL_SPECS[_level(level)]
 
 
 @dataclass(frozen=True)
@@ -132,25 +135,18 @@ def search_campaigns(con: Con, text: str, limit: int = 50) -> pd.DataFrame:
         {"text": text.strip(), "pattern": pattern, "limit": limit}).df()
 
 
-_ENTITY_SQL: dict[str, str] = {
-    "campaign": """
-        SELECT e.*, a.currency, a.name AS account_name FROM campaigns AS e
-        LEFT JOIN ad_accounts AS a ON a.account_id = e.account_id WHERE e.campaign_id = $id""",
-    "adset": """
-        SELECT e.*, c.name AS campaign_name, a.currency, a.name AS account_name FROM adsets AS e
-        LEFT JOIN campaigns AS c ON c.campaign_id = e.campaign_id
-        LEFT JOIN ad_accounts AS a ON a.account_id = e.account_id WHERE e.adset_id = $id""",
-    "ad": """
-        SELECT e.*, s.name AS adset_name, c.name AS campaign_name, a.currency, a.name AS account_name FROM ads AS e
-        LEFT JOIN adsets AS s ON s.adset_id = e.adset_id
-        LEFT JOIN campaigns AS c ON c.campaign_id = e.campaign_id
-        LEFT JOIN ad_accounts AS a ON a.account_id = e.account_id WHERE e.ad_id = $id""",
-}
+def _entity_sql(spec: LevelSpec) -> str:
+    """The entity's row, its ancestors' names nearest first (an ad's adset_name, then campaign_name), its account's."""
+    above = spec.ancestors[::-1]
+    names = "".join(f", {a.level}.name AS {a.level}_name" for a in above)
+    joins = "".join(f" LEFT JOIN {a.table} AS {a.level} ON {a.level}.{a.id_column} = e.{a.id_column}" for a in above)
+    return (f"SELECT e.*{names}, a.currency, a.name AS account_name FROM {spec.table} AS e{joins}"
+            f" LEFT JOIN ad_accounts AS a ON a.account_id = e.account_id WHERE e.{spec.id_column} = $id")
 
 
 def fetch_entity(con: Con, level: str, entity_id: str) -> dict | None:
     """One campaign, ad set or ad with its parents' names and its account's currency; None if unknown."""
-    frame = con.execute(_ENTITY_SQL[_level(level)], {"id": entity_id}).df()
+    frame = con.execute(_entity_sql(_spec(level)), {"id": entity_id}).df()
     if frame.empty:
         return None
     row = frame.iloc[0].to_dict()
@@ -163,15 +159,15 @@ def fetch_children(con: Con, child_level: str, parent_level: str, parent_id: str
 
     Children without delivery are listed with zeros, so counts match the entity tables.
     """
-    child, parent = _level(child_level), _level(parent_level)
-    if LEVELS.index(child) <= LEVELS.index(parent):
-        raise InputError(f"{child} is not a child level of {parent}")
-    table, id_column = ENTITY_TABLES[child]
-    parent_column = ENTITY_TABLES[parent][1]
-    adset = ", e.adset_id" if child == "ad" else ""
+    child, parent = _spec(child_level), _spec(parent_level)
+    if child.level not in parent.children:
+        raise InputError(f"{child.level} is not a child level of {parent.level}")
+    table, id_column, parent_column = child.table, child.id_column, parent.id_column
+    # the ids of its ancestors below the top level: an ad's row says its ad set
+    lineage = "".join(f", e.{c}" for c in child.parent_id_columns[1:])
     return con.execute(
         f"""
-        SELECT e.{id_column} AS entity_id, e.name, e.status, e.effective_status{adset}, {_ZEROED}
+        SELECT e.{id_column} AS entity_id, e.name, e.status, e.effective_status{lineage}, {_ZEROED}
         FROM {table} AS e
         LEFT JOIN (SELECT entity_id, {_SUMS} FROM meta_ad_insights
                    WHERE entity_type = $level AND {parent_column} = $parent AND date_start BETWEEN $since AND $until
@@ -179,12 +175,13 @@ def fetch_children(con: Con, child_level: str, parent_level: str, parent_id: str
         WHERE e.{parent_column} = $parent
         ORDER BY spend DESC, e.{id_column}
         """,
-        {"level": child, "parent": parent_id, "since": since, "until": until}).df()
+        {"level": child.level, "parent": parent_id, "since": since, "until": until}).df()
 
 
 def fetch_existing_ids(con: Con, level: str, ids: list[str]) -> set[str]:
     """Which of `ids` are stored entities of `level`."""
-    table, id_column = ENTITY_TABLES[_level(level)]
+    spec = _spec(level)
+    table, id_column = spec.table, spec.id_column
     rows = con.execute(f"SELECT {id_column} FROM {table} WHERE {id_column} IN (SELECT unnest($ids::VARCHAR[]))",
                        {"ids": list(ids)}).fetchall()
     return {row[0] for row in rows}
@@ -268,7 +265,8 @@ def iter_insight_rows(con: Con, level: str, since: dt.date, until: dt.date, acco
     Streams from DuckDB (Arrow record batches), so an export of millions of rows never holds them
     all in memory at once.
     """
-    table, id_column = ENTITY_TABLES[_level(level)]
+    spec = _spec(level)
+    table, id_column = spec.table, spec.id_column
     columns = ", ".join("e.name" if c == "name" else f"i.{c}::DOUBLE AS {c}" if c in _MONEY else f"i.{c}"
                         for c in EXPORT_COLUMNS)
     reader = con.execute(

@@ -19,19 +19,11 @@ import pyarrow as pa
 
 from insights_core.datadir import ensure_private_dir, make_private
 from insights_core.errors import PublishError, StoreError
+from insights_core.levels import LEVEL_SPECS
 from insights_core.models import ADDITIVE_METRICS, INSIGHT_SOURCE_COLUMNS, Account, EntityTree, Level, SyncReport
 from insights_core.store.migrations import ensure_schema
 from insights_core.store.snapshots import publish_snapshot
 
-ENTITY_COLUMNS: dict[str, tuple[str, ...]] = {
-    "campaigns": ("campaign_id", "account_id", "name", "status", "effective_status", "objective",
-                  "daily_budget", "lifetime_budget", "created_time"),
-    "adsets": ("adset_id", "account_id", "campaign_id", "name", "status", "effective_status",
-               "optimization_goal", "billing_event", "daily_budget", "lifetime_budget", "age_min", "age_max",
-               "genders", "countries", "placements", "targeting_json", "created_time"),
-    "ads": ("ad_id", "account_id", "campaign_id", "adset_id", "name", "status", "effective_status",
-            "creative_id", "created_time"),
-}
 INSIGHT_METRIC_COLUMNS = ADDITIVE_METRICS + ("reach", "unique_clicks", "frequency")
 """What a re-sync may change in a stored row; ids and dates of a key never change."""
 _METRIC_TYPES = {"spend": "DECIMAL(18, 2)", "conversions": "DECIMAL(18, 2)", "revenue": "DECIMAL(18, 2)",
@@ -156,20 +148,20 @@ class Warehouse:
     def upsert_entities(self, tree: EntityTree, now: dt.datetime) -> None:
         """Insert or refresh every entity in the tree. Entities missing from it are kept (they have history)."""
         self.upsert_account(tree.account, now)
-        for table, frame in (("campaigns", tree.campaigns), ("adsets", tree.adsets), ("ads", tree.ads)):
+        for spec in LEVEL_SPECS.values():
+            frame = tree.frame(spec.level)
             if frame.empty:
                 continue
-            columns = ENTITY_COLUMNS[table]
+            columns = spec.column_names
             staged = frame.reindex(columns=list(columns)).copy()
             staged["updated_at"] = _naive(now)
-            key = columns[0]
-            updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:] + ("updated_at",))
+            updates = ", ".join(f"{c} = excluded.{c}" for c in columns + ("updated_at",) if c != spec.id_column)
             self.con.register("staged_entities", staged)
             try:
                 self.con.execute(
-                    f"INSERT INTO {table} ({', '.join(columns)}, updated_at) "
+                    f"INSERT INTO {spec.table} ({', '.join(columns)}, updated_at) "
                     f"SELECT {', '.join(columns)}, updated_at FROM staged_entities "
-                    f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+                    f"ON CONFLICT ({spec.id_column}) DO UPDATE SET {updates}"
                 )
             finally:
                 self.con.unregister("staged_entities")

@@ -15,13 +15,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+from insights_core.levels import LEVEL_SPECS
 from insights_core.models import LEVELS, Account, DateWindow, EntityTree, InsightBatch, Scope, SourceStats
 from insights_core.settings import Settings
 from insights_core.sources import StatusCallback
 from insights_core.sources.live.api import connect_api, fetch_account_json, fetch_entities_json
 from insights_core.sources.live.reports import ReportContext, ReportRunner, plan_chunks
 from insights_core.sources.live.throttle import Pacer, RetryPolicy
-from insights_core.sources.live.transform import account_from_json, ads_frame, adsets_frame, campaigns_frame
+from insights_core.sources.live.transform import account_from_json, entity_frame
 
 
 class LiveSource:
@@ -60,12 +61,11 @@ class LiveSource:
 
     def fetch_entities(self, account: Account) -> EntityTree:
         page = self.settings.insights_page_size
-        tree = EntityTree(
-            account,
-            campaigns_frame(fetch_entities_json(self.api, account.account_id, "campaign", page), account),
-            adsets_frame(fetch_entities_json(self.api, account.account_id, "adset", page), account),
-            ads_frame(fetch_entities_json(self.api, account.account_id, "ad", page), account),
-        )
+        frames = {}
+        for level in LEVELS:
+            records = fetch_entities_json(self.api, account.account_id, level, page)
+            frames[LEVEL_SPECS[level].plural] = entity_frame(level, records, account)
+        tree = EntityTree(account, **frames)
         self._trees[account.account_id] = tree
         return tree
 

@@ -10,7 +10,7 @@ The access token travels as a query parameter on every URL: nothing here logs a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from facebook_business.adobjects.ad import Ad
 from facebook_business.adobjects.adaccount import AdAccount
@@ -22,27 +22,23 @@ from facebook_business.adobjects.objectparser import ObjectParser
 from facebook_business.api import Cursor, FacebookAdsApi
 
 from insights_core.errors import EntityError
-from insights_core.models import Level
+from insights_core.levels import LEVEL_SPECS, Level
 from insights_core.settings import Settings
 from insights_core.sources.live.throttle import RetryPolicy
 
 REQUEST_TIMEOUT_SECONDS = 120
 ACCOUNT_FIELDS = ("id", "account_id", "name", "currency", "timezone_name", "account_status")
-ENTITY_FIELDS: dict[Level, tuple[str, ...]] = {
-    "campaign": ("id", "account_id", "name", "status", "effective_status", "objective", "daily_budget",
-                 "lifetime_budget", "created_time"),
-    "adset": ("id", "account_id", "campaign_id", "name", "status", "effective_status", "optimization_goal",
-              "billing_event", "daily_budget", "lifetime_budget", "targeting", "created_time"),
-    "ad": ("id", "account_id", "campaign_id", "adset_id", "name", "status", "effective_status", "creative",
-           "created_time"),
+_SDK_NODES: dict[Level, tuple[type, Callable[..., Cursor]]] = {
+    "campaign": (Campaign, AdAccount.get_campaigns), "adset": (AdSet, AdAccount.get_ad_sets),
+    "ad": (Ad, AdAccount.get_ads),
 }
-_ENTITY_CLASS = {"campaign": Campaign, "adset": AdSet, "ad": Ad}
+"""The SDK's class of each level (its EffectiveStatus enum) and the AdAccount edge that lists them."""
 
 
 def effective_statuses(level: Level) -> list[str]:
     """Every effective status the SDK knows for the level. Graph leaves ARCHIVED and DELETED
     objects out of edges and account-level insights unless a filter names them."""
-    statuses = _ENTITY_CLASS[level].EffectiveStatus
+    statuses = _SDK_NODES[level][0].EffectiveStatus
     return sorted(v for k, v in vars(statuses).items() if not k.startswith("_") and isinstance(v, str))
 
 
@@ -83,9 +79,8 @@ def fetch_account_json(api: GraphApi, account_id: str) -> dict:
 
 def fetch_entities_json(api: GraphApi, account_id: str, level: Level, page_size: int) -> list[dict]:
     """Every object of the level in the account, paused, archived and deleted ones included."""
-    account = AdAccount(account_id, api=api)
-    edge = {"campaign": account.get_campaigns, "adset": account.get_ad_sets, "ad": account.get_ads}[level]
-    cursor = edge(fields=list(ENTITY_FIELDS[level]),
+    edge = _SDK_NODES[level][1]
+    cursor = edge(AdAccount(account_id, api=api), fields=list(LEVEL_SPECS[level].graph_fields),
                   params={"limit": page_size, "effective_status": effective_statuses(level)})
     return [item.export_all_data() for item in cursor]
 

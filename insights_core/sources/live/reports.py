@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from insights_core.errors import EntityError, FatalSyncError
+from insights_core.levels import LEVEL_SPECS
 from insights_core.models import Account, DateWindow, EntityTree, InsightBatch, Level, Scope
 from insights_core.sources.live.api import (
     GraphApi,
@@ -44,11 +45,6 @@ HEARTBEAT_SECONDS = 2.0
 """While runs are in flight, an empty batch goes to the engine this often so a stop request is seen."""
 MAX_FILTER_IDS = 200
 """Longer id lists are filtered by their campaigns instead (and cut down to the scope afterwards)."""
-INSIGHT_FIELDS: dict[Level, tuple[str, ...]] = {
-    "campaign": ("campaign_id",),
-    "adset": ("campaign_id", "adset_id"),
-    "ad": ("campaign_id", "adset_id", "ad_id"),
-}
 METRIC_FIELDS = ("date_start", "date_stop", "spend", "impressions", "clicks", "reach", "frequency",
                  "unique_clicks", "ctr", "cpc", "cpm", "actions", "action_values")
 
@@ -113,11 +109,13 @@ def split_chunk(chunk: ReportChunk, campaigns: Sequence[str]) -> list[ReportChun
 
 def campaign_of(tree: EntityTree, level: Level) -> dict[str, str]:
     frame = tree.frame(level)
-    return dict(zip(frame[f"{level}_id"].astype(str), frame["campaign_id"].astype(str)))
+    return dict(zip(frame[LEVEL_SPECS[level].id_column].astype(str), frame["campaign_id"].astype(str)))
 
 
 def scope_entities(tree: EntityTree, scope: Scope, level: Level) -> set[str]:
-    return set(tree.frame(level)[f"{level}_id"].astype(str)) if scope.is_full else set(scope.ids(level))
+    if not scope.is_full:
+        return set(scope.ids(level))
+    return set(tree.frame(level)[LEVEL_SPECS[level].id_column].astype(str))
 
 
 def scope_filters(level: Level, scope: Scope, campaigns_of_level: dict[str, str]) -> list[dict]:
@@ -131,6 +129,12 @@ def scope_filters(level: Level, scope: Scope, campaigns_of_level: dict[str, str]
     if len(campaigns) <= MAX_FILTER_IDS:
         return [{"field": "campaign.id", "operator": "IN", "value": campaigns}]
     return []
+
+
+def insight_id_fields(level: Level) -> tuple[str, ...]:
+    """The ids a report row of the level carries: its ancestors', outermost first, then its own."""
+    spec = LEVEL_SPECS[level]
+    return (*spec.parent_id_columns, spec.id_column)
 
 
 def report_params(chunk: ReportChunk, extra_filters: list[dict]) -> dict:
@@ -147,7 +151,7 @@ def report_params(chunk: ReportChunk, extra_filters: list[dict]) -> dict:
         "level": chunk.level,
         "time_range": {"since": chunk.window.since.isoformat(), "until": chunk.window.until.isoformat()},
         "time_increment": 1,
-        "fields": list(INSIGHT_FIELDS[chunk.level] + METRIC_FIELDS),
+        "fields": [*insight_id_fields(chunk.level), *METRIC_FIELDS],
         "filtering": filtering,
         "use_unified_attribution_setting": True,
     }

@@ -19,16 +19,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 
 from insights_core.errors import MalformedPayloadError
-from insights_core.models import INSIGHT_SOURCE_COLUMNS, Account, DateWindow, Level
+from insights_core.levels import INTEGER, LEVEL_SPECS, TIMESTAMP, Column, Level, LevelSpec
+from insights_core.models import INSIGHT_ID_COLUMNS, INSIGHT_SOURCE_COLUMNS, Account, DateWindow
 
 ZERO_DECIMAL_CURRENCIES = frozenset({"CLP", "COP", "CRC", "HUF", "ISK", "IDR", "JPY", "KRW", "PYG", "TWD", "VND"})
 """Currencies whose budgets Meta gives in whole units (offset 1); all others are in cents (offset 100)."""
 ACCOUNT_STATUSES = {1: "ACTIVE", 2: "DISABLED", 3: "UNSETTLED", 7: "PENDING_RISK_REVIEW",
                     8: "PENDING_SETTLEMENT", 9: "IN_GRACE_PERIOD", 100: "PENDING_CLOSURE", 101: "CLOSED",
                     201: "ANY_ACTIVE", 202: "ANY_CLOSED"}
-PARENT_ID_FIELDS: dict[Level, tuple[str, ...]] = {
-    "campaign": (), "adset": ("campaign_id",), "ad": ("campaign_id", "adset_id"),
-}
+BUDGET_COLUMNS = ("daily_budget", "lifetime_budget")
+"""Entity columns Graph gives in the currency's minor unit (see `budget_amount`)."""
 REQUIRED_COUNTS = ("impressions", "clicks")
 OPTIONAL_COUNTS = ("reach", "unique_clicks")
 
@@ -66,43 +66,27 @@ def account_from_json(data: Mapping, requested_id: str) -> Account:
     )
 
 
-def campaigns_frame(records: Iterable[Mapping], account: Account) -> pd.DataFrame:
-    rows = [{
-        "campaign_id": str(r["id"]), "account_id": account.account_id, "name": _name(r),
-        "status": r.get("status"), "effective_status": r.get("effective_status"), "objective": r.get("objective"),
-        "daily_budget": budget_amount(r.get("daily_budget"), account.currency),
-        "lifetime_budget": budget_amount(r.get("lifetime_budget"), account.currency),
-        "created_time": parse_time(r.get("created_time")),
-    } for r in records if r.get("id")]
-    return _entity_frame(rows, ("campaign_id", "account_id", "name", "status", "effective_status", "objective",
-                                "daily_budget", "lifetime_budget", "created_time"))
+def entity_frame(level: Level, records: Iterable[Mapping], account: Account) -> pd.DataFrame:
+    """The level's entity table rows (`LevelSpec.columns`) from Graph objects; objects without an id are dropped."""
+    spec = LEVEL_SPECS[level]
+    return _entity_frame([entity_row(spec, r, account) for r in records if r.get("id")], spec.columns)
 
 
-def adsets_frame(records: Iterable[Mapping], account: Account) -> pd.DataFrame:
-    rows = [{
-        "adset_id": str(r["id"]), "account_id": account.account_id, "campaign_id": _str(r.get("campaign_id")),
-        "name": _name(r), "status": r.get("status"), "effective_status": r.get("effective_status"),
-        "optimization_goal": r.get("optimization_goal"), "billing_event": r.get("billing_event"),
-        "daily_budget": budget_amount(r.get("daily_budget"), account.currency),
-        "lifetime_budget": budget_amount(r.get("lifetime_budget"), account.currency),
-        **targeting_columns(r.get("targeting")),
-        "created_time": parse_time(r.get("created_time")),
-    } for r in records if r.get("id")]
-    return _entity_frame(rows, ("adset_id", "account_id", "campaign_id", "name", "status", "effective_status",
-                                "optimization_goal", "billing_event", "daily_budget", "lifetime_budget", "age_min",
-                                "age_max", "genders", "countries", "placements", "targeting_json", "created_time"))
-
-
-def ads_frame(records: Iterable[Mapping], account: Account) -> pd.DataFrame:
-    rows = [{
-        "ad_id": str(r["id"]), "account_id": account.account_id, "campaign_id": _str(r.get("campaign_id")),
-        "adset_id": _str(r.get("adset_id")), "name": _name(r), "status": r.get("status"),
-        "effective_status": r.get("effective_status"),
-        "creative_id": _str((r.get("creative") or {}).get("id")) if isinstance(r.get("creative"), Mapping) else None,
-        "created_time": parse_time(r.get("created_time")),
-    } for r in records if r.get("id")]
-    return _entity_frame(rows, ("ad_id", "account_id", "campaign_id", "adset_id", "name", "status",
-                                "effective_status", "creative_id", "created_time"))
+def entity_row(spec: LevelSpec, record: Mapping, account: Account) -> dict:
+    """One object's columns: Graph's value as is, unless the column needs reading (ids, budgets, times, targeting)."""
+    row = {c.name: record.get(c.graph_field or c.name) for c in spec.columns}
+    row[spec.id_column] = str(record["id"])
+    row["account_id"] = account.account_id
+    row["name"] = _name(record)
+    row.update({name: _str(record.get(name)) for name in spec.parent_id_columns})
+    row.update({name: budget_amount(record.get(name), account.currency) for name in BUDGET_COLUMNS if name in row})
+    if "targeting" in spec.graph_fields:
+        row.update(targeting_columns(record.get("targeting")))
+    if "creative" in spec.graph_fields:
+        creative = record.get("creative")
+        row["creative_id"] = _str(creative.get("id")) if isinstance(creative, Mapping) else None
+    row["created_time"] = parse_time(record.get("created_time"))
+    return row
 
 
 def targeting_columns(targeting: Mapping | None) -> dict:
@@ -248,20 +232,22 @@ def insight_frame(rows: list[dict]) -> pd.DataFrame:
     for column in OPTIONAL_COUNTS:
         frame[column] = frame[column].astype("Int64")
     frame["frequency"] = frame["frequency"].astype("Float64")
-    for column in ("account_id", "entity_type", "entity_id", "campaign_id", "adset_id", "ad_id"):
-        frame[column] = frame[column].astype("object")
+    for column in INSIGHT_ID_COLUMNS:
+        if not column.startswith("date_"):
+            frame[column] = frame[column].astype("object")
     return frame
 
 
 def _parse_row(record: Mapping, level: Level, entity_id: str, account_id: str, window: DateWindow,
                preference: Sequence[str]) -> dict:
+    spec = LEVEL_SPECS[level]
     day = _parse_day(record, "date_start")
     if _parse_day(record, "date_stop") != day:
         raise RowError(f"date_stop {record.get('date_stop')!r} differs from date_start (expected daily rows)")
     if not window.since <= day <= window.until:
         raise RowError(f"date {day} is outside the requested {window.since}..{window.until}")
     parents = {}
-    for name in PARENT_ID_FIELDS[level]:
+    for name in spec.parent_id_columns:
         parents[name] = _str(record.get(name))
         if not parents[name]:
             raise RowError(f"{name} is missing")
@@ -270,11 +256,10 @@ def _parse_row(record: Mapping, level: Level, entity_id: str, account_id: str, w
     values.update({name: _required(record, name, whole=True) for name in REQUIRED_COUNTS})
     values.update({name: _optional(record, name, whole=True) for name in OPTIONAL_COUNTS})
     frequency = _optional(record, "frequency", whole=False)
+    ids = {**parents, spec.id_column: entity_id}
     return {
         "account_id": account_id, "entity_type": level, "entity_id": entity_id,
-        "campaign_id": entity_id if level == "campaign" else parents["campaign_id"],
-        "adset_id": {"campaign": None, "adset": entity_id, "ad": parents.get("adset_id")}[level],
-        "ad_id": entity_id if level == "ad" else None,
+        **{s.id_column: ids.get(s.id_column) for s in LEVEL_SPECS.values()},
         "date_start": day, "date_end": day,
         "spend": float(values["spend"]), "impressions": int(values["impressions"]), "clicks": int(values["clicks"]),
         "conversions": float(conversions), "revenue": float(revenue),
@@ -330,13 +315,14 @@ def _day_text(record: object) -> str:
     return value if isinstance(value, str) else "an unknown day"
 
 
-def _entity_frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=list(columns))
-    for column in ("age_min", "age_max"):
-        if column in frame:
-            frame[column] = frame[column].astype("Int64")
-    if "created_time" in frame:
-        frame["created_time"] = pd.to_datetime(frame["created_time"])
+def _entity_frame(rows: list[dict], columns: tuple[Column, ...]) -> pd.DataFrame:
+    """Rows typed by their columns: whole numbers stay nullable (an unknown age is not 0), times are datetimes."""
+    frame = pd.DataFrame(rows, columns=[c.name for c in columns])
+    for column in columns:
+        if column.sql_type == INTEGER:
+            frame[column.name] = frame[column.name].astype("Int64")
+        elif column.sql_type == TIMESTAMP:
+            frame[column.name] = pd.to_datetime(frame[column.name])
     return frame
 
 
