@@ -6,6 +6,7 @@ Run with `scripts/run.sh` (worker and dashboard together) or `streamlit run app.
 import streamlit as st
 
 from insights_core.dashboard import login
+from insights_core.dashboard.formatting import literal
 from insights_core.dashboard.widgets import app_settings
 from insights_core.errors import ConfigError
 from insights_core.roles import PAGES, pages_for
@@ -16,7 +17,7 @@ settings = app_settings()
 try:
     config, cookie_key = login.load_auth(settings)
 except ConfigError as exc:
-    st.error(f"The dashboard cannot start: {exc}")
+    st.error(f"The dashboard cannot start: {literal(exc)}")
     st.stop()
 
 session = login.start_session(settings, config, cookie_key)
@@ -36,7 +37,7 @@ specs = pages_for(session.user.role)
 navigation = st.navigation([st.Page(spec.path, title=spec.title, url_path=spec.url_path, icon=spec.icon,
                                     default=index == 0) for index, spec in enumerate(specs)])
 with st.sidebar:
-    st.markdown(f"**{session.user.name}** · {session.user.role}")
+    st.markdown(f"**{literal(session.user.name)}** · {literal(session.user.role)}")
     st.caption(f"{settings.mode} mode")
     if st.button("Log out", key="mi_logout", icon=":material/logout:"):
         login.log_out(session)

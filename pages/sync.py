@@ -26,7 +26,7 @@ try:
     snapshot = data.current_snapshot(settings)
 except SnapshotUnavailableError as exc:
     snapshot = None
-    st.info(str(exc))
+    widgets.show_notice(exc)
 
 
 @st.fragment(run_every="5s")

@@ -4,7 +4,7 @@ a daily chart with a metric selector, and the table. Deep link `?entity_type=ad&
 import streamlit as st
 
 from insights_core.dashboard import charts, data, widgets
-from insights_core.dashboard.formatting import METRIC_LABELS
+from insights_core.dashboard.formatting import METRIC_LABELS, literal
 from insights_core.dashboard.inputs import LEVEL_LABELS, parse_days, parse_entity_id, parse_level
 from insights_core.dashboard.periods import days_back_range
 from insights_core.errors import InputError
@@ -57,7 +57,7 @@ view = data.load_entity_view(snapshot, level, entity_id, since, until)
 if view is None:
     widgets.unknown_entity(level, entity_id, bounds)
 currency = view.entity.get("currency") or "USD"
-st.header(view.entity["name"])
+st.header(literal(view.entity["name"]))
 st.caption(f"{LEVEL_LABELS[level].capitalize()} {entity_id}, {since} to {until} ({days} days, through the last "
            "stored day).")
 st.page_link(f"pages/{level}.py", label=f"Open the {LEVEL_LABELS[level]} page", query_params={f"{level}_id": entity_id},

@@ -13,7 +13,7 @@ from streamlit.errors import StreamlitAPIException
 from insights_core.dashboard import data
 from insights_core.dashboard.alerts import Alert
 from insights_core.dashboard.exports import MIME_TYPES, ExportFormat, export_bytes
-from insights_core.dashboard.formatting import METRIC_LABELS, display_frame, format_change, format_value
+from insights_core.dashboard.formatting import METRIC_LABELS, display_frame, format_change, format_value, literal
 from insights_core.dashboard.inputs import LEVEL_LABELS, parse_entity_id
 from insights_core.dashboard.login import USER_KEY, CurrentUser
 from insights_core.dashboard.periods import default_range
@@ -65,7 +65,7 @@ def app_settings() -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
-        st.error(str(exc))
+        show_error(exc)
         st.stop()
 
 
@@ -75,7 +75,7 @@ def open_snapshot(settings: Settings) -> tuple[data.Snapshot, DataBounds]:
         snapshot = data.current_snapshot(settings)
         bounds = data.load_bounds(snapshot)
     except SnapshotUnavailableError as exc:
-        st.info(str(exc))
+        show_notice(exc)
         st.stop()
     if bounds.last_day is None or bounds.first_day is None:
         st.info("The last sync stored no insights yet. Run a sync (Sync page, or `python sync_worker.py --once`).")
@@ -83,8 +83,13 @@ def open_snapshot(settings: Settings) -> tuple[data.Snapshot, DataBounds]:
     return snapshot, bounds
 
 
+def show_notice(exc: InsightsError | str) -> None:
+    st.info(literal(exc))
+
+
 def show_error(exc: InsightsError | str) -> None:
-    st.error(str(exc))
+    """One error line, shown as text: messages quote what was typed or read, which is nobody's markdown."""
+    st.error(literal(exc))
 
 
 def date_range(key: str, bounds: DataBounds, days: int = 30) -> tuple[dt.date, dt.date]:
@@ -111,7 +116,7 @@ def account_filter(key: str, bounds: DataBounds) -> tuple[str | None, str]:
         options = [None, *options]
     names = dict(zip(accounts["account_id"], accounts["name"]))
     chosen = st.selectbox("Ad account", options, key=key,
-                          format_func=lambda a: "All accounts" if a is None else f"{names[a]} ({a})")
+                          format_func=lambda a: "All accounts" if a is None else f"{names[a]} ({a})")  # options are plain text
     currency = accounts.loc[accounts["account_id"] == chosen, "currency"]
     return chosen, str(currency.iloc[0]) if len(currency) else str(accounts["currency"].iloc[0])
 
@@ -172,7 +177,7 @@ def render_alerts(alerts: Sequence[Alert],
         return
     for index, alert in enumerate(alerts):
         show = {"error": st.error, "warning": st.warning}.get(alert.severity, st.info)
-        show(alert.message, icon=":material/warning:" if alert.severity != "info" else ":material/info:")
+        show(literal(alert.message), icon=":material/warning:" if alert.severity != "info" else ":material/info:")
         if alert.campaign_id:
             st.page_link("pages/campaign.py", label="Open this campaign", query_params={"campaign_id": alert.campaign_id},
                          icon=":material/arrow_forward:")
@@ -207,7 +212,7 @@ def entity_id_input(level: str, key: str, label: str | None = None) -> str | Non
     try:
         return parse_entity_id(raw, level)
     except InputError as exc:
-        st.error(str(exc))
+        show_error(exc)
         st.stop()
 
 
