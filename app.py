@@ -7,9 +7,9 @@ import streamlit as st
 
 from insights_core.dashboard import login
 from insights_core.dashboard.formatting import literal
-from insights_core.dashboard.widgets import app_settings
+from insights_core.dashboard.widgets import app_settings, show_no_access
 from insights_core.errors import ConfigError
-from insights_core.roles import PAGES, pages_for
+from insights_core.roles import PAGES, forbidden_pages_for, pages_for
 
 st.set_page_config(page_title="Meta Insights", page_icon=":material/insights:", layout="wide")
 
@@ -34,8 +34,12 @@ if session.user is None:
     st.stop()
 
 specs = pages_for(session.user.role)
-navigation = st.navigation([st.Page(spec.path, title=spec.title, url_path=spec.url_path, icon=spec.icon,
-                                    default=index == 0) for index, spec in enumerate(specs)])
+pages = [st.Page(spec.path, title=spec.title, url_path=spec.url_path, icon=spec.icon, default=index == 0)
+         for index, spec in enumerate(specs)]
+# a forbidden page's URL answers "no access" (hidden from the menu), not Streamlit's "Page not found"
+pages += [st.Page(show_no_access, title=spec.title, url_path=spec.url_path, visibility="hidden")
+          for spec in forbidden_pages_for(session.user.role)]
+navigation = st.navigation(pages)
 with st.sidebar:
     st.markdown(f"**{literal(session.user.name)}** · {literal(session.user.role)}")
     st.caption(f"{settings.mode} mode")

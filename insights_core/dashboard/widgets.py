@@ -37,9 +37,17 @@ def require(permission: Permission) -> CurrentUser:
         st.error("Log in first.")
         st.stop()
     if not can(info.get("role"), permission):
-        st.error("You do not have access to this page.")
+        show_no_access()
         st.stop()
     return CurrentUser(**info)
+
+
+NO_ACCESS = "You do not have access to this page."
+
+
+def show_no_access() -> None:
+    """What a page the role may not open shows (app.py registers it at that page's URL)."""
+    st.error(NO_ACCESS, icon=":material/block:")
 
 
 def _through_the_entrypoint() -> None:
