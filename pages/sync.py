@@ -8,7 +8,7 @@ import streamlit as st
 
 from insights_core.dashboard import charts, data, sync_view, widgets
 from insights_core.dashboard.alerts import MAX_RATE_LIMIT_HITS_PER_HOUR, sync_alerts
-from insights_core.dashboard.inputs import LEVEL_LABELS
+from insights_core.dashboard.inputs import LEVEL_LABELS, refuse_other_digits
 from insights_core.dashboard.sync_health import day_coverage, entity_coverage, error_rates, history_table
 from insights_core.errors import InputError, SnapshotUnavailableError
 from insights_core.models import LEVELS
@@ -51,8 +51,10 @@ with st.form("sync_now_form"):
     submitted = st.form_submit_button("Sync now", type="primary", icon=":material/sync:")
 if submitted:
     try:
-        request = parse_sync_request(max_days_back=settings.max_days_back, sync_type="manual", days_back=days_back,
-                                     entity_type=entity_type or None, entity_ids=entity_ids, force=force,
+        request = parse_sync_request(max_days_back=settings.max_days_back, sync_type="manual",
+                                     days_back=refuse_other_digits(days_back, "days back"),
+                                     entity_type=entity_type or None,
+                                     entity_ids=refuse_other_digits(entity_ids, "entity ids"), force=force,
                                      requested_by=user.username)
         if request.entity_type and snapshot is not None:
             known = data.load_existing_ids(snapshot, request.entity_type, request.entity_ids)
