@@ -7,7 +7,7 @@ import streamlit as st
 
 from insights_core.dashboard import login
 from insights_core.dashboard.formatting import literal
-from insights_core.dashboard.widgets import app_settings, show_no_access
+from insights_core.dashboard.widgets import app_settings, reporting_broken_files, show_no_access
 from insights_core.errors import ConfigError
 from insights_core.roles import PAGES, forbidden_pages_for, pages_for
 
@@ -17,7 +17,7 @@ settings = app_settings()
 try:
     config, cookie_key = login.load_auth(settings)
 except ConfigError as exc:
-    st.error(f"The dashboard cannot start: {literal(exc)}")
+    st.error(f"The dashboard cannot start: {exc}")  # our own words about the operator's files and settings
     st.stop()
 
 session = login.start_session(settings, config, cookie_key)
@@ -47,4 +47,5 @@ with st.sidebar:
         login.log_out(session)
         st.rerun()
 login.issue_cookie_if_due(session)
-navigation.run()
+with reporting_broken_files():
+    navigation.run()

@@ -63,7 +63,8 @@ class SeededAccount:
     """Entities as Graph returns them, and `daily(level, since, until)`: the truth per entity and day."""
 
     def __init__(self, shape: AccountShape = AccountShape(), account_id: str = ACCOUNT_ID,
-                 timezone_name: str = "America/Los_Angeles", currency: str = "USD", hostile_names: bool = False) -> None:
+                 timezone_name: str = "America/Los_Angeles", currency: str = "USD",
+                 hostile_names: bool = False) -> None:
         self.shape = shape
         self.hostile_names = hostile_names
         self.account_id = account_id

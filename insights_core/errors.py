@@ -66,3 +66,11 @@ class TransientApiError(EntityError):
 
 class MalformedPayloadError(EntityError):
     """Meta returned a value that is not a valid number for its field."""
+
+
+class SnapshotUnreadableError(StoreError):
+    """The published snapshot cannot be read; the dashboard reads the next one the worker publishes."""
+
+
+class ControlChannelError(InsightsError):
+    """The control database (Sync now requests, the worker's heartbeat) cannot be read."""

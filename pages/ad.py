@@ -29,7 +29,8 @@ with up_adset:
     st.page_link("pages/adset.py", label=f"Ad set: {literal(entity.get('adset_name') or entity['adset_id'])}",
                  query_params={"adset_id": entity["adset_id"]}, icon=":material/arrow_upward:")
 with up_campaign:
-    st.page_link("pages/campaign.py", label=f"Campaign: {literal(entity.get('campaign_name') or entity['campaign_id'])}",
+    st.page_link("pages/campaign.py",
+                 label=f"Campaign: {literal(entity.get('campaign_name') or entity['campaign_id'])}",
                  query_params={"campaign_id": entity["campaign_id"]}, icon=":material/arrow_upward:")
 facts = st.columns(3)
 facts[0].metric("Status", literal(entity.get("effective_status") or entity.get("status") or DASH))

@@ -69,15 +69,15 @@ def peer_figure(peers: pd.DataFrame, metric: str, target_id: str, id_column: str
     values = peers.dropna(subset=[metric])
     mine = values[values[id_column].astype(str) == str(target_id)]
     others = values[values[id_column].astype(str) != str(target_id)]
-    groups = others[group_column] if group_column else "peers"
+    groups = [plotly_literal(g) for g in others[group_column]] if group_column else "peers"
+    hover = [plotly_literal(n) for n in others["name"]] if "name" in others else None
     figure = go.Figure()
-    if group_column:
-        groups = [plotly_literal(g) for g in groups]
     figure.add_trace(go.Box(x=others[metric], y=groups if group_column else None, name="Peers", boxpoints="all",
                             jitter=0.4, pointpos=0, marker=dict(color=SPEND_COLOR, size=6), line=dict(color="#999"),
-                            orientation="h", hovertext=[plotly_literal(n) for n in others["name"]] if "name" in others else None, fillcolor="rgba(0,0,0,0)"))
+                            orientation="h", hovertext=hover, fillcolor="rgba(0,0,0,0)"))
     if not mine.empty:
-        figure.add_trace(go.Scatter(x=mine[metric], y=[plotly_literal(g) for g in mine[group_column]] if group_column else ["Peers"],
+        mine_groups = [plotly_literal(g) for g in mine[group_column]] if group_column else ["Peers"]
+        figure.add_trace(go.Scatter(x=mine[metric], y=mine_groups,
                                     mode="markers", name="This ad",
                                     marker=dict(color=HIGHLIGHT_COLOR, size=14, symbol="diamond")))
     figure.update_layout(title=f"{label} of peer ads", margin=_LAYOUT["margin"], height=260, showlegend=True)

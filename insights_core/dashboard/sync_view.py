@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+from pathlib import Path
 
 import streamlit as st
 
-from insights_core.control import RequestRecord, WorkerStatus
-from insights_core.dashboard import widgets
+from insights_core.control import ControlChannel, RequestRecord, WorkerStatus
+from insights_core.dashboard import data, widgets
 from insights_core.dashboard.formatting import format_age, format_duration, format_int, format_timestamp, literal
 from insights_core.dashboard.login import CurrentUser
 from insights_core.dashboard.sync_health import report_counts
 from insights_core.models import LEVEL_PLURAL, LEVELS
 
 START_HINT = "Start it with `python sync_worker.py` (or `scripts/run.sh`, which starts the worker and the dashboard)."
+
+
+def open_control_channel(path: Path) -> ControlChannel | None:
+    """The control channel, read once to prove it works; None, with one error line, when it cannot be read.
+
+    Nothing is cached on failure, so the page works again on the first run after it is repaired.
+    """
+    try:
+        control = data.control_channel(str(path))
+        control.fetch_worker_status()
+    except sqlite3.Error as exc:
+        widgets.show_error(widgets.control_channel_error(exc))
+        return None
+    return control
 
 
 def render_worker_status(status: WorkerStatus | None, now: dt.datetime) -> bool:

@@ -4,7 +4,9 @@ tables with their CSV/Excel downloads, alerts. Pages stay thin by calling these.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import pandas as pd
 import streamlit as st
@@ -17,7 +19,14 @@ from insights_core.dashboard.formatting import METRIC_LABELS, display_frame, for
 from insights_core.dashboard.inputs import LEVEL_LABELS, parse_entity_id
 from insights_core.dashboard.login import USER_KEY, CurrentUser
 from insights_core.dashboard.periods import default_range
-from insights_core.errors import ConfigError, InputError, InsightsError, SnapshotUnavailableError
+from insights_core.errors import (
+    ConfigError,
+    ControlChannelError,
+    InputError,
+    InsightsError,
+    SnapshotUnavailableError,
+    StoreError,
+)
 from insights_core.metrics import pct_change, ratios_from_totals
 from insights_core.roles import PAGES_BY_KEY, Permission, can
 from insights_core.settings import Settings, load_settings
@@ -91,6 +100,29 @@ def open_snapshot(settings: Settings) -> tuple[data.Snapshot, DataBounds]:
     return snapshot, bounds
 
 
+@contextmanager
+def reporting_broken_files() -> Iterator[None]:
+    """A damaged snapshot or control database ends the run (or fragment) with one error line, not a traceback.
+
+    Nothing failed is cached, and every run resolves the current snapshot again, so the next run
+    after the worker publishes a new one (or after the control database is repaired) is whole again.
+    """
+    try:
+        yield
+    except StoreError as exc:
+        show_error(exc)
+    except sqlite3.Error as exc:
+        show_error(control_channel_error(exc))
+
+
+def control_channel_error(exc: sqlite3.Error) -> ControlChannelError:
+    """The control database's failure in words (it is the only SQLite database a page opens)."""
+    return ControlChannelError(
+        f"The control database (Sync now requests, the worker's heartbeat) cannot be read: {exc}. Sync now and "
+        "the worker's status are unavailable until it is repaired: stop the worker, move control.sqlite out "
+        "of the data directory and start the worker again (it creates a new one).")
+
+
 def show_notice(exc: InsightsError | str) -> None:
     st.info(literal(exc))
 
@@ -124,7 +156,7 @@ def account_filter(key: str, bounds: DataBounds) -> tuple[str | None, str]:
         options = [None, *options]
     names = dict(zip(accounts["account_id"], accounts["name"]))
     chosen = st.selectbox("Ad account", options, key=key,
-                          format_func=lambda a: "All accounts" if a is None else f"{names[a]} ({a})")  # options are plain text
+                          format_func=lambda a: "All accounts" if a is None else f"{names[a]} ({a})")  # plain text
     currency = accounts.loc[accounts["account_id"] == chosen, "currency"]
     return chosen, str(currency.iloc[0]) if len(currency) else str(accounts["currency"].iloc[0])
 
