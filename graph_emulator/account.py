@@ -53,7 +53,7 @@ HOSTILE_NAMES = (
     f"![x](http://{HOSTILE_HOST}/p.png) [phish](http://{HOSTILE_HOST}/phish)",
     f'<img src="http://{HOSTILE_HOST}/h.png"> <a href="http://{HOSTILE_HOST}/phish">html</a>',
     f"see http://{HOSTILE_HOST}/phish or www.example.invalid <http://{HOSTILE_HOST}/phish>",
-    ":red[alarm] :material/warning: $x^2$ # *bold* _it_ `code` ~~gone~~ | a | b |",
+    ":red[alarm] :material/warning: :smile: $x^2$ # *bold* _it_ `code` ~~gone~~ | a | b | mail@example.invalid",
     "back\\slash \\*not bold\\* &amp; &lt;b&gt; [ref]: http://127.0.0.2:9/ref",
 )
 """Names an ad's owner could give it (`hostile_names=True`): markdown and HTML that must show as text."""

@@ -7,12 +7,15 @@ import re
 
 from streamlit.testing.v1 import AppTest
 
+from insights_core.dashboard.formatting import WORD_JOINER
+
 _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
 def unescape(markdown: str) -> str:
-    """What CommonMark shows for `markdown` made only of text and backslash escapes."""
-    return _ESCAPED.sub(r"\1", markdown)
+    """What CommonMark shows for `markdown` made only of text and backslash escapes, without the invisible
+    word joiners `literal` adds."""
+    return _ESCAPED.sub(r"\1", markdown).replace(WORD_JOINER, "")
 
 
 def shown_texts(at: AppTest) -> str:

@@ -16,6 +16,11 @@ CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "BRL": "
 
 _MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TEXT_PATTERNS = re.compile(r"(?<=[:@])|(?<=www)(?=\.)", re.IGNORECASE)
+WORD_JOINER = "\u2060"
+"""Invisible, and not a word character: it splits `http://`, `www.`, `a@b` and `:name:` for Streamlit's
+markdown, which links URLs and e-mail addresses and swaps `:shortcodes:` in the text after escapes
+are resolved (so a backslash cannot stop those)."""
 
 
 def literal(value: object) -> str:
@@ -26,10 +31,11 @@ def literal(value: object) -> str:
     markdown, so an image there is fetched by every viewer's browser and a link is clickable.
     Every ASCII punctuation character is backslash-escaped (CommonMark allows it for all of them,
     and it also stops Streamlit's `:color[...]` directives and `$` math); control characters,
-    which could start a new block, become spaces.
+    which could start a new block, become spaces; a WORD_JOINER after each `:` and `@` and inside
+    `www.` stops the link and shortcode passes that run on the text itself.
     """
     text = _CONTROL.sub(" ", "" if value is None else str(value))
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", _TEXT_PATTERNS.sub(WORD_JOINER, text))
 
 
 def plotly_literal(value: object) -> str:
