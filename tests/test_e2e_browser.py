@@ -436,6 +436,12 @@ def test_hostile_names_are_shown_as_text_and_fetch_nothing(browser: Browser, hos
              (f"timeline?entity_type=ad&entity_id={ids['ad']}&days=30", "Timeline", names["ad"]),
              ("sync", "Sync", None),
              ("timeline?entity_type=![x](http://127.0.0.2:9/t.png)&entity_id=1&days=7", "Timeline", None)]
+    # every other hostile name in a heading too: each campaign and ad set carries one of them
+    pages += [(f"campaign?campaign_id={cid}", "Campaign", name) for cid, name in dashboard.query(
+        "SELECT campaign_id, name FROM campaigns WHERE campaign_id <> ? ORDER BY campaign_id", [ids["campaign"]])]
+    pages += [(f"adset?adset_id={aid}", "Ad set", name) for aid, name in dashboard.query(
+        "SELECT adset_id, name FROM adsets WHERE name LIKE ? ORDER BY adset_id LIMIT 1", [f"% {HOSTILE_NAMES[4]}"])]
+    assert {name.split(" ", 2)[2] for _, _, name in pages if name} == set(HOSTILE_NAMES)
     for link, title, name in pages:
         page.goto(f"{dashboard.url}/{link}")
         page.get_by_role("heading", name=title, level=1, exact=True).wait_for(timeout=TIMEOUT_MS)
