@@ -17,7 +17,6 @@ from insights_core.control import ControlChannel
 from insights_core.models import SyncRequest
 from insights_core.roles import PAGES, ROLES, forbidden_pages_for, pages_for
 from insights_core.settings import Settings
-from insights_core.store.snapshots import publish_snapshot
 from insights_core.worker import SyncWorker
 from markdown_text import unescape
 
@@ -221,6 +220,11 @@ def _control_unreadable(settings: Settings) -> None:
     settings.control_db_path.chmod(0)
 
 
+def _control_missing(settings: Settings) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{settings.control_db_path}{suffix}").unlink(missing_ok=True)
+
+
 CONTROL_FAULTS = {"garbage": _control_garbage, "directory": _control_directory, "unreadable": _control_unreadable}
 
 
@@ -241,6 +245,26 @@ def test_a_broken_control_database_gives_one_clear_line(settings: Settings, faul
     assert not at.exception, [e.value for e in at.exception]
     assert any("control database" in e for e in errors(at)), errors(at)
     assert len(at.error) == 1
+    assert any("Sync id" in d.value.columns for d in at.dataframe)  # the run history is still there
     # the rest of the dashboard does not need it
     at.switch_page("pages/overview.py").run()
     assert not at.exception and not at.error
+
+
+def test_a_control_database_deleted_under_a_running_app_is_recreated(settings: Settings) -> None:
+    at = open_page("manager", "pages/sync.py")
+    assert not at.exception and not at.error
+    _control_missing(settings)
+    at.run()
+    assert not at.exception and not at.error, errors(at)
+    assert any("never run" in unescape(w.value) for w in at.warning)  # a new, empty channel: no heartbeat yet
+
+
+def test_the_sync_page_heals_once_the_control_database_is_repaired(settings: Settings) -> None:
+    _control_garbage(settings)
+    at = open_page("manager", "pages/sync.py")
+    assert any("control database" in e for e in errors(at))
+    settings.control_db_path.unlink()
+    at.run()
+    assert not at.exception and not at.error, errors(at)
+    assert any(b.label == "Sync now" for b in at.button)

@@ -21,15 +21,20 @@ START_HINT = "Start it with `python sync_worker.py` (or `scripts/run.sh`, which 
 def open_control_channel(path: Path) -> ControlChannel | None:
     """The control channel, read once to prove it works; None, with one error line, when it cannot be read.
 
-    Nothing is cached on failure, so the page works again on the first run after it is repaired.
+    On a failure the cached channel is dropped and built once more: building it creates a missing
+    file's tables, so a deleted or replaced database works again at once, and a damaged one as
+    soon as it is repaired.
     """
-    try:
-        control = data.control_channel(str(path))
-        control.fetch_worker_status()
-    except sqlite3.Error as exc:
-        widgets.show_error(widgets.control_channel_error(exc))
-        return None
-    return control
+    for _ in range(2):
+        try:
+            control = data.control_channel(str(path))
+            control.fetch_worker_status()
+            return control
+        except sqlite3.Error as exc:
+            data.control_channel.clear()
+            failure = exc
+    widgets.show_error(widgets.control_channel_error(failure))
+    return None
 
 
 def render_worker_status(status: WorkerStatus | None, now: dt.datetime) -> bool:
