@@ -6,9 +6,10 @@ Run with `scripts/run.sh` (worker and dashboard together) or `streamlit run app.
 import streamlit as st
 
 from insights_core.dashboard import login
-from insights_core.dashboard.widgets import app_settings
+from insights_core.dashboard.formatting import literal
+from insights_core.dashboard.widgets import app_settings, reporting_broken_files, show_no_access
 from insights_core.errors import ConfigError
-from insights_core.roles import PAGES, pages_for
+from insights_core.roles import PAGES, forbidden_pages_for, pages_for
 
 st.set_page_config(page_title="Meta Insights", page_icon=":material/insights:", layout="wide")
 
@@ -16,7 +17,7 @@ settings = app_settings()
 try:
     config, cookie_key = login.load_auth(settings)
 except ConfigError as exc:
-    st.error(f"The dashboard cannot start: {exc}")
+    st.error(f"The dashboard cannot start: {exc}")  # our own words about the operator's files and settings
     st.stop()
 
 session = login.start_session(settings, config, cookie_key)
@@ -33,13 +34,18 @@ if session.user is None:
     st.stop()
 
 specs = pages_for(session.user.role)
-navigation = st.navigation([st.Page(spec.path, title=spec.title, url_path=spec.url_path, icon=spec.icon,
-                                    default=index == 0) for index, spec in enumerate(specs)])
+pages = [st.Page(spec.path, title=spec.title, url_path=spec.url_path, icon=spec.icon, default=index == 0)
+         for index, spec in enumerate(specs)]
+# a forbidden page's URL answers "no access" (hidden from the menu), not Streamlit's "Page not found"
+pages += [st.Page(show_no_access, title=spec.title, url_path=spec.url_path, visibility="hidden")
+          for spec in forbidden_pages_for(session.user.role)]
+navigation = st.navigation(pages)
 with st.sidebar:
-    st.markdown(f"**{session.user.name}** · {session.user.role}")
+    st.markdown(f"**{literal(session.user.name)}** · {literal(session.user.role)}")
     st.caption(f"{settings.mode} mode")
     if st.button("Log out", key="mi_logout", icon=":material/logout:"):
         login.log_out(session)
         st.rerun()
 login.issue_cookie_if_due(session)
-navigation.run()
+with reporting_broken_files():
+    navigation.run()

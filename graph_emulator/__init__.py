@@ -6,9 +6,10 @@ facebook-business SDK against it, with no network and no token.
         truth = emulator.ground_truth("ad", since, until)
 """
 
-from graph_emulator.account import ACCOUNT_ID, AccountShape, SeededAccount
+from graph_emulator.account import ACCOUNT_ID, HOSTILE_HOST, HOSTILE_NAMES, AccountShape, SeededAccount
 from graph_emulator.faults import HARMLESS_MALFORMATIONS, MALFORMATIONS, FaultRule, Faults, Malformation
 from graph_emulator.server import GraphEmulator, ReportRun
 
-__all__ = ["ACCOUNT_ID", "AccountShape", "FaultRule", "Faults", "GraphEmulator", "HARMLESS_MALFORMATIONS",
+__all__ = ["ACCOUNT_ID", "HOSTILE_HOST", "HOSTILE_NAMES", "AccountShape", "FaultRule", "Faults", "GraphEmulator",
+           "HARMLESS_MALFORMATIONS",
            "MALFORMATIONS", "Malformation", "ReportRun", "SeededAccount"]

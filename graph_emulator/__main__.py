@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--campaigns", type=int, default=20)
     parser.add_argument("--adsets-per-campaign", type=int, default=3)
     parser.add_argument("--ads-per-adset", type=int, default=2)
+    parser.add_argument("--hostile-names", action="store_true",
+                        help="names full of markdown and HTML (links, images to 127.0.0.2), to check they show as text")
     parser.add_argument("--polls-to-complete", type=int, default=3, help="status polls before a report run ends")
     faults = parser.add_argument_group("faults")
     faults.add_argument("--throttle-every", type=int, default=0, help="every n-th request: error 80000")
@@ -45,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    account = SeededAccount(AccountShape(args.campaigns, args.adsets_per_campaign, args.ads_per_adset))
+    account = SeededAccount(AccountShape(args.campaigns, args.adsets_per_campaign, args.ads_per_adset),
+                            hostile_names=args.hostile_names)
     rules = []
     if args.throttle_every:
         rules.append(FaultRule("throttle", every=args.throttle_every, regain_minutes=args.regain_minutes))

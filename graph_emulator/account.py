@@ -47,12 +47,26 @@ class AccountShape:
     ads_per_adset: int = 2
 
 
+HOSTILE_HOST = "127.0.0.2:9"
+"""A loopback address nothing listens on: a browser that fetches from it shows the markup was rendered."""
+HOSTILE_NAMES = (
+    f"![x](http://{HOSTILE_HOST}/p.png) [phish](http://{HOSTILE_HOST}/phish)",
+    f'<img src="http://{HOSTILE_HOST}/h.png"> <a href="http://{HOSTILE_HOST}/phish">html</a>',
+    f"see http://{HOSTILE_HOST}/phish or www.example.invalid <http://{HOSTILE_HOST}/phish>",
+    ":red[alarm] :material/warning: :smile: $x^2$ # *bold* _it_ `code` ~~gone~~ | a | b | mail@example.invalid",
+    "back\\slash \\*not bold\\* &amp; &lt;b&gt; [ref]: http://127.0.0.2:9/ref",
+)
+"""Names an ad's owner could give it (`hostile_names=True`): markdown and HTML that must show as text."""
+
+
 class SeededAccount:
     """Entities as Graph returns them, and `daily(level, since, until)`: the truth per entity and day."""
 
     def __init__(self, shape: AccountShape = AccountShape(), account_id: str = ACCOUNT_ID,
-                 timezone_name: str = "America/Los_Angeles", currency: str = "USD") -> None:
+                 timezone_name: str = "America/Los_Angeles", currency: str = "USD",
+                 hostile_names: bool = False) -> None:
         self.shape = shape
+        self.hostile_names = hostile_names
         self.account_id = account_id
         self.timezone_name = timezone_name
         self.currency = currency
@@ -71,8 +85,11 @@ class SeededAccount:
 
     def account_json(self) -> dict:
         return {"id": self.account_id, "account_id": self.account_id.removeprefix("act_"),
-                "name": "Emulated Store", "currency": self.currency, "timezone_name": self.timezone_name,
+                "name": self._name("Emulated Store", 0), "currency": self.currency, "timezone_name": self.timezone_name,
                 "account_status": 1}
+
+    def _name(self, plain: str, index: int) -> str:
+        return f"{plain} {HOSTILE_NAMES[index % len(HOSTILE_NAMES)]}" if self.hostile_names else plain
 
     def campaign_index(self, level: Level) -> np.ndarray:
         """Each entity's campaign position."""
@@ -143,7 +160,7 @@ class SeededAccount:
         for i, entity_id in enumerate(self.ids[level]):
             u = uniforms(hash_ids([entity_id]), 2)[0]
             created = dt.datetime(2025, 1, 6, 9, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=int(u * 400 * 86400))
-            item = {"id": entity_id, "account_id": account, "name": f"{level.title()} {i + 1}",
+            item = {"id": entity_id, "account_id": account, "name": self._name(f"{level.title()} {i + 1}", i),
                     "status": self.status[level][i], "effective_status": self._effective(level, i),
                     "created_time": created.strftime("%Y-%m-%dT%H:%M:%S+0000")}
             if level == "campaign":

@@ -78,3 +78,7 @@ class PublishError(StoreError):
 
 class DataDirError(ConfigError):
     """INSIGHTS_DATA_DIR cannot hold the worker's files."""
+
+
+class SnapshotUnreadableError(StoreError):
+    """The published snapshot cannot be read; the dashboard reads the next one the worker publishes."""

@@ -1,8 +1,9 @@
 """Who may do what in the dashboard: the permission map and the pages each role sees.
 
 Pure policy, no Streamlit: `app.py` turns `pages_for(role)` into `st.navigation`, and each page
-checks `can(role, permission)` again, so a page left out of a role's navigation cannot be run
-by typing its URL either.
+checks `can(role, permission)` again. The other pages (`forbidden_pages_for`) are registered
+hidden, at their URLs, as a "no access" message: a typed URL says so instead of Streamlit's
+"Page not found".
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def can(role: str | None, permission: Permission) -> bool:
 def pages_for(role: str | None) -> list[PageSpec]:
     """The pages `role` may open, in navigation order (Overview first); none for an unknown role."""
     return [page for page in PAGES if can(role, page.permission)]
+
+
+def forbidden_pages_for(role: str | None) -> list[PageSpec]:
+    """The pages `role` may not open (every page for an unknown role)."""
+    return [page for page in PAGES if not can(role, page.permission)]
 
 
 def highest_role(roles: object) -> Role | None:

@@ -4,7 +4,7 @@
 import streamlit as st
 
 from insights_core.dashboard import charts, data, widgets
-from insights_core.dashboard.formatting import DASH, format_peer_comparison
+from insights_core.dashboard.formatting import DASH, format_peer_comparison, literal
 from insights_core.dashboard.scoring import PEER_METRICS, peer_comparison
 from insights_core.metrics import with_ratio_columns
 
@@ -23,18 +23,19 @@ if view is None:
     widgets.unknown_entity("ad", ad_id, bounds)
 entity, currency = view.entity, view.entity.get("currency") or "USD"
 
-st.header(entity["name"])
+st.header(literal(entity["name"]))
 up_adset, up_campaign = st.columns(2)
 with up_adset:
-    st.page_link("pages/adset.py", label=f"Ad set: {entity.get('adset_name') or entity['adset_id']}",
+    st.page_link("pages/adset.py", label=f"Ad set: {literal(entity.get('adset_name') or entity['adset_id'])}",
                  query_params={"adset_id": entity["adset_id"]}, icon=":material/arrow_upward:")
 with up_campaign:
-    st.page_link("pages/campaign.py", label=f"Campaign: {entity.get('campaign_name') or entity['campaign_id']}",
+    st.page_link("pages/campaign.py",
+                 label=f"Campaign: {literal(entity.get('campaign_name') or entity['campaign_id'])}",
                  query_params={"campaign_id": entity["campaign_id"]}, icon=":material/arrow_upward:")
 facts = st.columns(3)
-facts[0].metric("Status", entity.get("effective_status") or entity.get("status") or DASH)
+facts[0].metric("Status", literal(entity.get("effective_status") or entity.get("status") or DASH))
 facts[1].metric("Days with delivery", f"{len(view.daily):,}")
-facts[2].caption(f"Ad id {ad_id}  \nCreative id {entity.get('creative_id') or DASH}")
+facts[2].caption(f"Ad id {ad_id}  \nCreative id {literal(entity.get('creative_id') or DASH)}")
 
 widgets.metric_cards(view.totals, currency)
 if view.daily.empty:

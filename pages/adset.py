@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 from insights_core.dashboard import charts, data, widgets
-from insights_core.dashboard.formatting import DASH, format_money
+from insights_core.dashboard.formatting import DASH, format_money, literal
 from insights_core.metrics import with_ratio_columns
 
 user = widgets.require("analytics:read")
@@ -23,23 +23,23 @@ if view is None:
     widgets.unknown_entity("adset", adset_id, bounds)
 entity, currency = view.entity, view.entity.get("currency") or "USD"
 
-st.header(entity["name"])
-st.page_link("pages/campaign.py", label=f"Campaign: {entity.get('campaign_name') or entity['campaign_id']}",
+st.header(literal(entity["name"]))
+st.page_link("pages/campaign.py", label=f"Campaign: {literal(entity.get('campaign_name') or entity['campaign_id'])}",
              query_params={"campaign_id": entity["campaign_id"]}, icon=":material/arrow_upward:")
 facts = st.columns(4)
-facts[0].metric("Status", entity.get("effective_status") or entity.get("status") or DASH)
-facts[1].metric("Optimization goal", entity.get("optimization_goal") or DASH)
-facts[2].metric("Billing event", entity.get("billing_event") or DASH)
+facts[0].metric("Status", literal(entity.get("effective_status") or entity.get("status") or DASH))
+facts[1].metric("Optimization goal", literal(entity.get("optimization_goal") or DASH))
+facts[2].metric("Billing event", literal(entity.get("billing_event") or DASH))
 facts[3].metric("Daily budget", format_money(entity.get("daily_budget"), currency))
 
 st.subheader("Targeting")
 ages = (f"{entity['age_min']}–{entity['age_max']}" if entity.get("age_min") is not None else DASH)
 targeting = st.columns(4)
 targeting[0].metric("Ages", ages)
-targeting[1].metric("Genders", (entity.get("genders") or DASH).replace(",", ", "))
-targeting[2].metric("Countries", (entity.get("countries") or DASH).replace(",", ", "))
-targeting[3].markdown("**Placements**  \n" + ", ".join(
-    p.replace("_", " ") for p in (entity.get("placements") or "").split(",") if p) or DASH)
+targeting[1].metric("Genders", literal((entity.get("genders") or DASH).replace(",", ", ")))
+targeting[2].metric("Countries", literal((entity.get("countries") or DASH).replace(",", ", ")))
+targeting[3].markdown("**Placements**  \n" + (literal(", ".join(
+    p.replace("_", " ") for p in (entity.get("placements") or "").split(",") if p)) or DASH))
 if entity.get("targeting_json"):
     with st.expander("Full targeting spec"):
         try:

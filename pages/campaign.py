@@ -4,7 +4,7 @@ objective, daily chart, totals, efficiency score, and its ad sets and ads."""
 import streamlit as st
 
 from insights_core.dashboard import charts, data, widgets
-from insights_core.dashboard.formatting import format_money, format_value
+from insights_core.dashboard.formatting import format_money, format_value, literal
 from insights_core.dashboard.inputs import parse_entity_id
 from insights_core.dashboard.periods import previous_period
 from insights_core.dashboard.scoring import EFFICIENCY_HELP, efficiency_score
@@ -35,7 +35,7 @@ text = st.text_input("Find a campaign by name or id", key="campaign_search", pla
 if text.strip():
     found = data.load_campaign_search(snapshot, text.strip())
     if found.empty:
-        st.warning(f"No campaign name or id matches {text.strip()!r}.")
+        st.warning(f"No campaign name or id matches {literal(repr(text.strip()))}.")
     options = dict(zip(found["campaign_id"], found["name"]))
 else:
     options = dict(zip(summary["campaign_id"].head(50), summary["name"].head(50)))
@@ -61,10 +61,10 @@ if view is None:
     widgets.unknown_entity("campaign", campaign_id, bounds)
 entity, currency = view.entity, view.entity.get("currency") or "USD"
 
-st.header(entity["name"])
+st.header(literal(entity["name"]))
 facts = st.columns(5)
-facts[0].metric("Status", entity.get("effective_status") or entity.get("status") or "—")
-facts[1].metric("Objective", (entity.get("objective") or "—").removeprefix("OUTCOME_").title())
+facts[0].metric("Status", literal(entity.get("effective_status") or entity.get("status") or "—"))
+facts[1].metric("Objective", literal((entity.get("objective") or "—").removeprefix("OUTCOME_").title()))
 facts[2].metric("Daily budget", format_money(entity.get("daily_budget"), currency))
 facts[3].metric("Ad sets", f"{len(view.children['adset']):,}")
 facts[4].metric("Ads", f"{len(view.children['ad']):,}")

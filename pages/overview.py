@@ -7,7 +7,7 @@ import streamlit as st
 
 from insights_core.dashboard import charts, data, widgets
 from insights_core.dashboard.alerts import performance_alerts, period_change, sync_alerts
-from insights_core.dashboard.formatting import format_duration, format_timestamp
+from insights_core.dashboard.formatting import format_duration, format_timestamp, literal
 from insights_core.dashboard.periods import previous_period
 from insights_core.dashboard.scoring import EFFICIENCY_HELP, efficiency_scores
 from insights_core.metrics import with_ratio_columns
@@ -71,9 +71,9 @@ if runs.empty:
     st.info("No sync has run yet.")
 else:
     last = runs.iloc[0]
-    st.markdown(f"**Time** {format_timestamp(last['sync_timestamp'])} · **Status** {last['status']} "
-                f"({last['sync_type']}) · **Duration** {format_duration(last['total_duration_seconds'])} · "
-                f"**Mode** {last['mode']}")
+    st.markdown(f"**Time** {format_timestamp(last['sync_timestamp'])} · **Status** {literal(last['status'])} "
+                f"({literal(last['sync_type'])}) · **Duration** {format_duration(last['total_duration_seconds'])} · "
+                f"**Mode** {literal(last['mode'])}")
     if can(user.role, "sync:run"):
         st.page_link("pages/sync.py", label="Sync page: run history and Sync now", icon=":material/sync:")
 

@@ -8,9 +8,9 @@ import streamlit as st
 
 from insights_core.dashboard import charts, data, sync_view, widgets
 from insights_core.dashboard.alerts import MAX_RATE_LIMIT_HITS_PER_HOUR, sync_alerts
-from insights_core.dashboard.inputs import LEVEL_LABELS
+from insights_core.dashboard.inputs import LEVEL_LABELS, refuse_other_digits
 from insights_core.dashboard.sync_health import day_coverage, entity_coverage, error_rates, history_table
-from insights_core.errors import InputError, SnapshotUnavailableError
+from insights_core.errors import InputError, StoreError
 from insights_core.models import LEVELS
 from insights_core.roles import can
 from insights_core.sync_requests import parse_sync_request
@@ -21,69 +21,73 @@ COVERAGE_DAYS = 30
 user = widgets.require("sync:run")
 widgets.page_title("sync")
 settings = widgets.app_settings()
-control = data.control_channel(str(settings.control_db_path))
+control = sync_view.open_control_channel(settings.control_db_path)  # None (and one error line) when broken
 try:
     snapshot = data.current_snapshot(settings)
-except SnapshotUnavailableError as exc:
+    data.load_bounds(snapshot)  # a damaged file is found here, not halfway down the page
+except StoreError as exc:
     snapshot = None
-    st.info(str(exc))
+    widgets.show_notice(exc)
 
+if control is not None:  # without it, the page still shows the run history
 
-@st.fragment(run_every="5s")
-def worker_panel() -> None:
-    sync_view.render_worker_status(control.fetch_worker_status(), dt.datetime.now(dt.timezone.utc))
+    @st.fragment(run_every="5s")
+    def worker_panel() -> None:
+        with widgets.reporting_broken_files():
+            sync_view.render_worker_status(control.fetch_worker_status(), dt.datetime.now(dt.timezone.utc))
 
+    worker_panel()
 
-worker_panel()
+    st.subheader("Sync now")
+    with st.form("sync_now_form"):
+        days_column, type_column = st.columns(2)
+        days_back = days_column.text_input("Days back", value="7", key="sync_days_back",
+                                           help=f"1 to {settings.max_days_back}; empty: the scheduled window "
+                                                f"(the last {settings.lookback_days} days, or a first backfill)")
+        entity_type = type_column.selectbox("Entity type", ["", *LEVELS], key="sync_entity_type",
+                                            format_func=lambda l: "All entities" if not l else LEVEL_LABELS[l])
+        entity_ids = st.text_area("Entity ids", key="sync_entity_ids", height=80,
+                                  help="Ids of the chosen type, separated by commas or lines (a campaign brings its "
+                                       "ad sets and ads).")
+        force = st.checkbox("Force: re-read settled days already stored", key="sync_force")
+        submitted = st.form_submit_button("Sync now", type="primary", icon=":material/sync:")
+    if submitted:
+        try:
+            request = parse_sync_request(max_days_back=settings.max_days_back, sync_type="manual",
+                                         days_back=refuse_other_digits(days_back, "days back"),
+                                         entity_type=entity_type or None,
+                                         entity_ids=refuse_other_digits(entity_ids, "entity ids"), force=force,
+                                         requested_by=user.username)
+            if request.entity_type and snapshot is not None:
+                known = data.load_existing_ids(snapshot, request.entity_type, request.entity_ids)
+                unknown = [i for i in request.entity_ids if i not in known]
+                if unknown:
+                    raise InputError(f"unknown {LEVEL_LABELS[request.entity_type]} id"
+                                     f"{'s' if len(unknown) > 1 else ''}: {', '.join(unknown[:5])}"
+                                     f"{' ...' if len(unknown) > 5 else ''} (not in the synced data)")
+        except InputError as exc:
+            widgets.show_error(exc)
+        else:
+            request_id, created = control.save_request(request)
+            st.session_state[REQUEST_KEY] = request_id
+            if not created:
+                st.info(f"An identical request (#{request_id}) is already queued or running: following that one.")
 
-st.subheader("Sync now")
-with st.form("sync_now_form"):
-    days_column, type_column = st.columns(2)
-    days_back = days_column.text_input("Days back", value="7", key="sync_days_back",
-                                       help=f"1 to {settings.max_days_back}; empty: the scheduled window "
-                                            f"(the last {settings.lookback_days} days, or a first backfill)")
-    entity_type = type_column.selectbox("Entity type", ["", *LEVELS], key="sync_entity_type",
-                                        format_func=lambda l: "All entities" if not l else LEVEL_LABELS[l])
-    entity_ids = st.text_area("Entity ids", key="sync_entity_ids", height=80,
-                              help="Ids of the chosen type, separated by commas or lines (a campaign brings its "
-                                   "ad sets and ads).")
-    force = st.checkbox("Force: re-read settled days already stored", key="sync_force")
-    submitted = st.form_submit_button("Sync now", type="primary", icon=":material/sync:")
-if submitted:
-    try:
-        request = parse_sync_request(max_days_back=settings.max_days_back, sync_type="manual", days_back=days_back,
-                                     entity_type=entity_type or None, entity_ids=entity_ids, force=force,
-                                     requested_by=user.username)
-        if request.entity_type and snapshot is not None:
-            known = data.load_existing_ids(snapshot, request.entity_type, request.entity_ids)
-            unknown = [i for i in request.entity_ids if i not in known]
-            if unknown:
-                raise InputError(f"unknown {LEVEL_LABELS[request.entity_type]} id"
-                                 f"{'s' if len(unknown) > 1 else ''}: {', '.join(unknown[:5])}"
-                                 f"{' ...' if len(unknown) > 5 else ''} (not in the synced data)")
-    except InputError as exc:
-        widgets.show_error(exc)
-    else:
-        request_id, created = control.save_request(request)
-        st.session_state[REQUEST_KEY] = request_id
-        if not created:
-            st.info(f"An identical request (#{request_id}) is already queued or running: following that one.")
+    request_id = st.session_state.get(REQUEST_KEY)
+    record = control.fetch_request(request_id) if request_id else None
+    if record is not None and record.is_open:
 
-request_id = st.session_state.get(REQUEST_KEY)
-record = control.fetch_request(request_id) if request_id else None
-if record is not None and record.is_open:
+        @st.fragment(run_every="1s")
+        def live_progress() -> None:
+            current = control.fetch_request(record.id)
+            if current is None or not current.is_open:
+                st.rerun(scope="app")
+            status = control.fetch_worker_status()
+            sync_view.render_progress(current, status is not None and status.is_alive())
 
-    @st.fragment(run_every="1s")
-    def live_progress() -> None:
-        current = control.fetch_request(record.id)
-        if current is None or not current.is_open:
-            st.rerun(scope="app")
-        status = control.fetch_worker_status()
-        sync_view.render_progress(current, status is not None and status.is_alive())
-
-    live_progress()
-elif record is not None:
-    sync_view.render_report(record, user)
+        live_progress()
+    elif record is not None:
+        sync_view.render_report(record, user)
 
 st.subheader("Run history")
 if snapshot is None:
@@ -95,7 +99,7 @@ else:
     widgets.table(history_table(runs), "sync_history", "sync_runs", user, kinds={"total_duration_seconds": "ratio"},
                   height=320)
 
-requests = control.fetch_recent_requests(limit=20)
+requests = control.fetch_recent_requests(limit=20) if control is not None else []
 if requests:
     with st.expander(f"Recent Sync now requests ({len(requests)})"):
         widgets.table(pd.DataFrame([{"id": r.id, "created_at": r.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),

@@ -4,7 +4,7 @@ a daily chart with a metric selector, and the table. Deep link `?entity_type=ad&
 import streamlit as st
 
 from insights_core.dashboard import charts, data, widgets
-from insights_core.dashboard.formatting import METRIC_LABELS
+from insights_core.dashboard.formatting import METRIC_LABELS, literal
 from insights_core.dashboard.inputs import LEVEL_LABELS, parse_days, parse_entity_id, parse_level
 from insights_core.dashboard.periods import days_back_range
 from insights_core.errors import InputError
@@ -21,26 +21,33 @@ widgets.page_title("timeline", "Reach, unique clicks and frequency are shown per
 settings = widgets.app_settings()
 snapshot, bounds = widgets.open_snapshot(settings)
 
-url_error = None
 for name, key in (("entity_type", "timeline_level"), ("entity_id", "timeline_id"), ("days", "timeline_days")):
     value = widgets.query_value(name)
     if value is None or st.session_state.get(f"{key}_url") == value:
         continue
     st.session_state[f"{key}_url"] = value
-    if name == "entity_type" and value not in LEVELS:
-        url_error = f"entity type must be one of {', '.join(LEVELS)}, got {value!r}"
-        continue
-    st.session_state[key] = value
+    st.session_state[key] = value if name != "entity_type" or value in LEVELS else None
+st.session_state.setdefault("timeline_level", "campaign")
 st.session_state.setdefault("timeline_days", "30")
-if url_error:
-    widgets.show_error(url_error)
+
+
+def _remember_level() -> None:
+    """A type picked in the box replaces the link's (a bad one would otherwise be refused on every run)."""
+    if st.session_state.get("timeline_level") in LEVELS:
+        st.query_params["entity_type"] = st.session_state["timeline_level"]
+
 
 level_column, id_column, days_column = st.columns([1, 2, 1])
-level = level_column.selectbox("Entity type", LEVELS, key="timeline_level", format_func=lambda l: LEVEL_LABELS[l])
+level = level_column.selectbox("Entity type", LEVELS, key="timeline_level", format_func=lambda l: LEVEL_LABELS[l],
+                               index=None, placeholder="Pick a type", on_change=_remember_level)
+url_level = widgets.query_value("entity_type")
+if url_level is not None and url_level not in LEVELS:
+    widgets.show_error(f"entity type must be one of {', '.join(LEVELS)}, got {url_level!r}: pick one above")
+    st.stop()
 raw_id = id_column.text_input("Entity id", key="timeline_id", placeholder="e.g. 120210000000000001")
 raw_days = days_column.text_input("Days back", key="timeline_days", help=f"1 to {MAX_DAYS}")
-if not raw_id.strip():
-    st.info("Enter the id of a campaign, ad set or ad.")
+if level is None or not raw_id.strip():
+    st.info("Pick an entity type and enter the id of a campaign, ad set or ad.")
     st.stop()
 try:
     level = parse_level(level)
@@ -57,7 +64,7 @@ view = data.load_entity_view(snapshot, level, entity_id, since, until)
 if view is None:
     widgets.unknown_entity(level, entity_id, bounds)
 currency = view.entity.get("currency") or "USD"
-st.header(view.entity["name"])
+st.header(literal(view.entity["name"]))
 st.caption(f"{LEVEL_LABELS[level].capitalize()} {entity_id}, {since} to {until} ({days} days, through the last "
            "stored day).")
 st.page_link(f"pages/{level}.py", label=f"Open the {LEVEL_LABELS[level]} page", query_params={f"{level}_id": entity_id},

@@ -11,7 +11,9 @@ import pytest
 from app_harness import CAMPAIGN, assert_clean, open_page, texts, use_data_dir
 from app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
 from dashboard_data import build_stub_data_dir
+from markdown_text import shown_texts, unescape
 from insights_core.control import ControlChannel
+from insights_core.engine import new_failed_report
 from insights_core.settings import Settings
 from insights_core.sync_requests import parse_sync_request
 from insights_core.worker import SyncWorker
@@ -73,7 +75,7 @@ def test_bad_sync_now_input_gets_a_message_and_no_request(settings: Settings, da
     at = open_page("manager", "pages/sync.py")
     fill_sync_form(at, days=days, entity_type=entity_type, ids=ids)
     assert not at.exception
-    assert len(at.error) == 1 and message in at.error[0].value
+    assert len(at.error) == 1 and message in unescape(at.error[0].value)
     assert ControlChannel(settings.control_db_path).fetch_recent_requests() == []
 
 
@@ -90,7 +92,7 @@ def test_progress_while_the_worker_runs_the_request(settings: Settings) -> None:
     assert_clean(at)
     bars = [p.proto.text for p in at.get("progress")]
     assert bars == ["campaigns: 6 of 6", "adsets: 9 of 18", "ads: 0 of 36"]
-    assert "ads of act_1000000000001" in texts(at) and "1,234 rows read so far" in texts(at)
+    assert "ads of act_1000000000001" in shown_texts(at) and "1,234 rows read so far" in texts(at)
 
 
 def test_report_after_the_worker_finished(settings: Settings) -> None:
@@ -117,7 +119,7 @@ def test_report_after_the_worker_finished(settings: Settings) -> None:
         {"Level": "ads", "Processed": 6, "Succeeded": 6, "Errors": 0}]
     assert {"sync_report_counts_download_csv", "sync_report_counts_download_xlsx"} <= {
         b.key for b in at.get("download_button")}
-    assert report.sync_id in texts(at)
+    assert report.sync_id in shown_texts(at)
     # the history comes from the new snapshot the worker published
     history = next(d.value for d in at.dataframe if "Sync id" in d.value.columns)
     assert report.sync_id in set(history["Sync id"]) and len(history) == 2
@@ -130,7 +132,21 @@ def test_a_request_the_worker_refused_shows_its_error(settings: Settings) -> Non
     request_id, _, _ = control.claim_next_request()
     control.finish_request(request_id, None, error="unknown campaign id: 42")
     at.run()
-    assert any("unknown campaign id: 42" in e.value for e in at.error)
+    assert any("unknown campaign id: 42" in unescape(e.value) for e in at.error)
+
+
+def test_a_sync_that_failed_before_reading_days_never_says_none(settings: Settings) -> None:
+    at = open_page("manager", "pages/sync.py")
+    fill_sync_form(at, days="2")
+    control = ControlChannel(settings.control_db_path)
+    request_id, params, requested_by = control.claim_next_request()
+    request = parse_sync_request(max_days_back=settings.max_days_back, request_id=request_id,
+                                 requested_by=requested_by, **params)
+    control.finish_request(request_id, new_failed_report(request, "stub", "the warehouse cannot be opened: disk"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    failed = [unescape(e.value) for e in at.error if "Sync failed" in unescape(e.value)]
+    assert failed and "None" not in failed[0] and "no days read" in failed[0], failed
 
 
 def test_worker_heartbeat_in_plain_words(settings: Settings) -> None:

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterator, Sequence
@@ -25,8 +26,12 @@ import duckdb
 import jwt
 import pytest
 
+from graph_emulator import HOSTILE_HOST, HOSTILE_NAMES, GraphEmulator, SeededAccount
 from helpers import PYTHON, ROOT, subprocess_env
+from insights_core.dashboard.formatting import WORD_JOINER
 from insights_core.metrics import RATIO_FORMULAS
+from live_helpers import SHAPE as LIVE_SHAPE
+from live_helpers import run_worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -102,33 +107,42 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-@pytest.fixture(scope="module")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
-    """The worker and the dashboard, started with the commands scripts/run.sh uses."""
+def _require_chromium() -> None:
     if not CHROMIUM.exists():  # fail these tests, not the whole session's collection
         pytest.fail(f"{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium "
                     "(or set INSIGHTS_SKIP_BROWSER=1 to skip the browser tests)", pytrace=False)
-    data_dir = tmp_path_factory.mktemp("e2e") / "data"
-    data_dir.mkdir()
+
+
+def _start_app(data_dir: Path, env: dict[str, str], out: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = subprocess_env(data_dir, META_INSIGHTS_MODE="stub", **SHAPE)
-    logs = [data_dir.parent / "worker.out", data_dir.parent / "app.out"]
-    with logs[0].open("wb") as worker_out, logs[1].open("wb") as app_out:
-        worker = subprocess.Popen([PYTHON, "sync_worker.py"], cwd=ROOT, env=env,
-                                  stdout=worker_out, stderr=subprocess.STDOUT)
+    with out.open("wb") as app_out:
         app = subprocess.Popen([PYTHON, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                                 "--server.address", "127.0.0.1", "--server.headless", "true",
                                 "--browser.gatherUsageStats", "false"],
                                cwd=ROOT, env=env, stdout=app_out, stderr=subprocess.STDOUT)
-        try:
-            _wait_until(lambda: (data_dir / "current.duckdb").exists(), "the first published snapshot", 120,
-                        [worker, app], logs)
-            _wait_until(lambda: _healthy(url), "the dashboard's health endpoint", 120, [worker, app], logs)
-            yield Dashboard(url, data_dir)
-        finally:
-            _stop(app)
-            _stop(worker)
+    return app, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    """The worker and the dashboard, started with the commands scripts/run.sh uses."""
+    _require_chromium()
+    data_dir = tmp_path_factory.mktemp("e2e") / "data"
+    data_dir.mkdir()
+    env = subprocess_env(data_dir, META_INSIGHTS_MODE="stub", **SHAPE)
+    logs = [data_dir.parent / "worker.out", data_dir.parent / "app.out"]
+    with logs[0].open("wb") as worker_out:
+        worker = subprocess.Popen([PYTHON, "sync_worker.py"], cwd=ROOT, env=env,
+                                  stdout=worker_out, stderr=subprocess.STDOUT)
+    app, url = _start_app(data_dir, env, logs[1])
+    try:
+        _wait_until(lambda: (data_dir / "current.duckdb").exists(), "the first published snapshot", 120,
+                    [worker, app], logs)
+        _wait_until(lambda: _healthy(url), "the dashboard's health endpoint", 120, [worker, app], logs)
+        yield Dashboard(url, data_dir)
+    finally:
+        _stop(app)
+        _stop(worker)
 
 
 @pytest.fixture(scope="module")
@@ -319,14 +333,18 @@ def test_a_viewer_cannot_open_sync_by_url(browser: Browser, dashboard: Dashboard
     page.goto(dashboard.url)
     _log_in(page, "viewer")
     navigation = page.locator("[data-testid='stSidebarNav'] a").all_inner_texts()
-    assert not any(entry.endswith("Sync") for entry in navigation), navigation
+    assert not any(entry.endswith("Sync") or entry.endswith("Users") for entry in navigation), navigation
     _wait_for_login_cookie(page.context)
     page.goto(f"{dashboard.url}/sync")
     _settled(page)
     page.get_by_role("button", name="Log out").wait_for(timeout=TIMEOUT_MS)  # still logged in, by the cookie
-    assert _title(page) == "Overview"
+    page.get_by_text("You do not have access to this page.").wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_timeout(500)  # Streamlit's "Page not found" dialog comes after the run
+    assert page.get_by_text("Page not found").count() == 0
     assert page.get_by_role("button", name="Sync now").count() == 0
     assert page.get_by_text("Run history").count() == 0
+    navigation = page.locator("[data-testid='stSidebarNav'] a").all_inner_texts()
+    assert not any(entry.endswith("Sync") for entry in navigation), navigation  # still hidden from the menu
     _screenshot(page, "viewer-sync-url", whole=False)  # the top shows where the viewer landed
     page.context.close()
 
@@ -365,3 +383,77 @@ def test_the_same_cookie_signed_with_the_real_key_is_accepted(browser: Browser, 
     assert _title(page) == "Overview"
     page.context.close()
 
+
+
+
+@pytest.fixture(scope="module")
+def hostile_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    """A live sync of an emulated account whose every name is hostile markdown and HTML, and a dashboard on it.
+
+    The dashboard runs in stub mode (demo logins) on the data dir the live worker filled: what it shows
+    comes from the published snapshot only.
+    """
+    _require_chromium()
+    data_dir = tmp_path_factory.mktemp("e2e_hostile") / "data"
+    with GraphEmulator(account=SeededAccount(LIVE_SHAPE, hostile_names=True)) as emulator:
+        result = run_worker(data_dir, emulator, "--once", "--days-back", "30")
+    assert result.returncode == 0, result.stderr[-2000:]
+    app, url = _start_app(data_dir, subprocess_env(data_dir, META_INSIGHTS_MODE="stub"),
+                          data_dir.parent / "app.out")
+    try:
+        _wait_until(lambda: _healthy(url), "the dashboard's health endpoint", 120, [app], [data_dir.parent / "app.out"])
+        yield Dashboard(url, data_dir)
+    finally:
+        _stop(app)
+
+
+_WHERE_JS = """nodes => nodes.map(node => {
+    const testids = [];
+    for (let e = node; e; e = e.parentElement) { if (e.dataset && e.dataset.testid) testids.push(e.dataset.testid); }
+    return testids.join(" < ") + " :: " + node.outerHTML.slice(0, 200);
+})"""
+"""Where each element sits (Streamlit's test ids up the tree), for a failure message."""
+
+
+def test_hostile_names_are_shown_as_text_and_fetch_nothing(browser: Browser, hostile_dashboard: Dashboard) -> None:
+    dashboard = hostile_dashboard
+    page = _new_page(browser)
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url)
+            if urllib.parse.urlsplit(request.url).netloc == HOSTILE_HOST else None)
+    page.goto(dashboard.url)
+    _log_in(page, "admin")
+    ids, names = {}, {}
+    for level, table in (("campaign", "campaigns"), ("adset", "adsets"), ("ad", "ads")):
+        # the first entity of each level carries the markdown image and link (HOSTILE_NAMES[0])
+        [(ids[level], names[level])] = dashboard.query(
+            f"SELECT {level}_id, name FROM {table} WHERE name LIKE ? ORDER BY {level}_id LIMIT 1",
+            [f"% {HOSTILE_NAMES[0]}"])
+    pages = [("", "Overview", None),
+             (f"campaign?campaign_id={ids['campaign']}", "Campaign", names["campaign"]),
+             (f"adset?adset_id={ids['adset']}", "Ad set", names["adset"]),
+             (f"ad?ad_id={ids['ad']}", "Ad", names["ad"]),
+             (f"timeline?entity_type=ad&entity_id={ids['ad']}&days=30", "Timeline", names["ad"]),
+             ("sync", "Sync", None),
+             ("timeline?entity_type=![x](http://127.0.0.2:9/t.png)&entity_id=1&days=7", "Timeline", None)]
+    # every other hostile name in a heading too: each campaign and ad set carries one of them
+    pages += [(f"campaign?campaign_id={cid}", "Campaign", name) for cid, name in dashboard.query(
+        "SELECT campaign_id, name FROM campaigns WHERE campaign_id <> ? ORDER BY campaign_id", [ids["campaign"]])]
+    pages += [(f"adset?adset_id={aid}", "Ad set", name) for aid, name in dashboard.query(
+        "SELECT adset_id, name FROM adsets WHERE name LIKE ? ORDER BY adset_id LIMIT 1", [f"% {HOSTILE_NAMES[4]}"])]
+    assert {name.split(" ", 2)[2] for _, _, name in pages if name} == set(HOSTILE_NAMES)
+    for link, title, name in pages:
+        page.goto(f"{dashboard.url}/{link}")
+        page.get_by_role("heading", name=title, level=1, exact=True).wait_for(timeout=TIMEOUT_MS)
+        _settled(page)
+        if title == "Overview":  # its top campaigns chart labels bars with the names
+            page.locator(".js-plotly-plot").first.wait_for(timeout=TIMEOUT_MS)
+        page.wait_for_timeout(1000)  # charts and images load after the script run
+        _assert_no_exception(page)
+        assert not fetched, (link, fetched)  # no image or link target was requested
+        planted = page.locator(f"[href*='{HOSTILE_HOST}'], [src*='{HOSTILE_HOST}']")
+        assert planted.count() == 0, (link, planted.evaluate_all(_WHERE_JS))
+        if name is not None:  # the heading reads the name character for character
+            assert page.locator("h2").first.inner_text().replace(WORD_JOINER, "").strip() == name
+        _screenshot(page, "hostile-" + (link.split("?")[0] or "overview"), whole=False)
+    page.context.close()

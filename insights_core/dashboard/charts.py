@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from insights_core.dashboard.formatting import CURRENCY_SYMBOLS, METRIC_LABELS
+from insights_core.dashboard.formatting import CURRENCY_SYMBOLS, METRIC_LABELS, plotly_literal
 from insights_core.models import LEVELS
 
 SPEND_COLOR = "#4C78A8"
@@ -53,7 +53,8 @@ def ranking_figure(frame: pd.DataFrame, metric: str, label_column: str = "name",
     """Horizontal bars of the `top` rows by `metric` (rows without a value left out)."""
     label = METRIC_LABELS.get(metric, metric)
     shown = frame.dropna(subset=[metric]).nlargest(top, metric).iloc[::-1]
-    figure = go.Figure(go.Bar(x=shown[metric], y=shown[label_column], orientation="h", marker_color=SPEND_COLOR))
+    labels = [plotly_literal(label) for label in shown[label_column]]  # names from Meta: plotly renders <a href>
+    figure = go.Figure(go.Bar(x=shown[metric], y=labels, orientation="h", marker_color=SPEND_COLOR))
     prefix = _money_prefix(currency) if metric in ("spend", "revenue") else ""
     figure.update_layout(title=f"Top {len(shown)} by {label}", margin=_LAYOUT["margin"],
                          height=max(260, 28 * len(shown) + 80))
@@ -68,13 +69,15 @@ def peer_figure(peers: pd.DataFrame, metric: str, target_id: str, id_column: str
     values = peers.dropna(subset=[metric])
     mine = values[values[id_column].astype(str) == str(target_id)]
     others = values[values[id_column].astype(str) != str(target_id)]
-    groups = others[group_column] if group_column else "peers"
+    groups = [plotly_literal(g) for g in others[group_column]] if group_column else "peers"
+    hover = [plotly_literal(n) for n in others["name"]] if "name" in others else None
     figure = go.Figure()
     figure.add_trace(go.Box(x=others[metric], y=groups if group_column else None, name="Peers", boxpoints="all",
                             jitter=0.4, pointpos=0, marker=dict(color=SPEND_COLOR, size=6), line=dict(color="#999"),
-                            orientation="h", hovertext=others.get("name"), fillcolor="rgba(0,0,0,0)"))
+                            orientation="h", hovertext=hover, fillcolor="rgba(0,0,0,0)"))
     if not mine.empty:
-        figure.add_trace(go.Scatter(x=mine[metric], y=mine[group_column] if group_column else ["Peers"],
+        mine_groups = [plotly_literal(g) for g in mine[group_column]] if group_column else ["Peers"]
+        figure.add_trace(go.Scatter(x=mine[metric], y=mine_groups,
                                     mode="markers", name="This ad",
                                     marker=dict(color=HIGHLIGHT_COLOR, size=14, symbol="diamond")))
     figure.update_layout(title=f"{label} of peer ads", margin=_LAYOUT["margin"], height=260, showlegend=True)

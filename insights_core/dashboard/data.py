@@ -22,6 +22,7 @@ import streamlit as st
 
 from insights_core.control import ControlChannel
 from insights_core.dashboard.exports import ExportFormat, export_streamed
+from insights_core.errors import SnapshotUnreadableError
 from insights_core.levels import LEVEL_SPECS
 from insights_core.metrics import with_ratio_columns
 from insights_core.settings import Settings
@@ -50,13 +51,32 @@ def _connection(path: str, stamp: int) -> duckdb.DuckDBPyConnection:
     return connect_snapshot(Path(path))
 
 
+_UNREADABLE = (duckdb.OperationalError, duckdb.InternalError, duckdb.CatalogException)
+"""What a damaged, truncated or foreign file raises (IO, serialization, internal, missing table);
+a wrong query (parser, binder) is a bug and is left to surface as one."""
+
+
 @contextmanager
 def snapshot_cursor(snapshot: Snapshot) -> Iterator[duckdb.DuckDBPyConnection]:
-    cursor = _connection(snapshot.path, snapshot.stamp).cursor()
+    """A cursor on the snapshot; a file that cannot be read raises SnapshotUnreadableError, which is not
+    cached, so the next run after a new publish opens the new generation."""
+    try:
+        cursor = _connection(snapshot.path, snapshot.stamp).cursor()
+    except _UNREADABLE as exc:
+        raise _unreadable(snapshot, exc) from exc
     try:
         yield cursor
+    except _UNREADABLE as exc:
+        raise _unreadable(snapshot, exc) from exc
     finally:
         cursor.close()
+
+
+def _unreadable(snapshot: Snapshot, exc: Exception) -> SnapshotUnreadableError:
+    reason = str(exc).splitlines()[0].replace(snapshot.path, Path(snapshot.path).name)
+    return SnapshotUnreadableError(
+        f"The published snapshot {Path(snapshot.path).name} cannot be read ({reason}). The dashboard switches to "
+        "the next snapshot as soon as the worker publishes one (after its next sync, or a Sync now).")
 
 
 @st.cache_resource(show_spinner=False)

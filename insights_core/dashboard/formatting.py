@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
+import re
 from collections.abc import Mapping
 
 import pandas as pd
@@ -10,6 +12,36 @@ import pandas as pd
 DASH = "—"
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "BRL": "R$", "MXN": "MX$", "AUD": "A$",
                     "CAD": "CA$"}
+
+
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TEXT_PATTERNS = re.compile(r"(?<=[:@])|(?<=www)(?=\.)", re.IGNORECASE)
+WORD_JOINER = "\u2060"
+"""Invisible, and not a word character: it splits `http://`, `www.`, `a@b` and `:name:` for Streamlit's
+markdown, which links URLs and e-mail addresses and swaps `:shortcodes:` in the text after escapes
+are resolved (so a backslash cannot stop those)."""
+
+
+def literal(value: object) -> str:
+    """`value` as markdown that Streamlit shows character for character, never as markup.
+
+    Names, statuses and messages come from Meta (whoever can rename an ad writes them) or from
+    what a visitor typed; headings, captions, alerts, metric values and link labels all render
+    markdown, so an image there is fetched by every viewer's browser and a link is clickable.
+    Every ASCII punctuation character is backslash-escaped (CommonMark allows it for all of them,
+    and it also stops Streamlit's `:color[...]` directives and `$` math); control characters,
+    which could start a new block, become spaces; a WORD_JOINER after each `:` and `@` and inside
+    `www.` stops the link and shortcode passes that run on the text itself.
+    """
+    text = _CONTROL.sub(" ", "" if value is None else str(value))
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", _TEXT_PATTERNS.sub(WORD_JOINER, text))
+
+
+def plotly_literal(value: object) -> str:
+    """`value` as plotly text: plotly renders a subset of HTML (`<a href>`, `<b>`) in titles,
+    tick labels and hover text, and decodes entities only after it has split the tags."""
+    return html.escape("" if value is None else str(value), quote=False)
 
 
 def is_missing(value: object) -> bool:

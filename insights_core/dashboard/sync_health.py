@@ -72,3 +72,11 @@ def history_table(runs: pd.DataFrame) -> pd.DataFrame:
                 "ads_processed", "ads_errors", "rows_written", "rate_limit_hits", "sync_id"]].copy()
     out["first_error"] = [next(iter(run_errors(r)), "") for r in runs["report_json"]]
     return out
+
+
+def report_window(report: dict) -> str:
+    """The days a report covers, in words; a sync that failed before it chose its days says so."""
+    since, until = report.get("since"), report.get("until")
+    if not since or not until:
+        return "no days read"
+    return f"day {since}" if since == until else f"days {since} to {until}"

@@ -3,17 +3,41 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import streamlit as st
 
-from insights_core.control import RequestRecord, WorkerStatus
-from insights_core.dashboard import widgets
-from insights_core.dashboard.formatting import format_age, format_duration, format_int, format_timestamp
+from insights_core.control import ControlChannel, RequestRecord, WorkerStatus
+from insights_core.dashboard import data, widgets
+from insights_core.dashboard.formatting import format_age, format_duration, format_int, format_timestamp, literal
 from insights_core.dashboard.login import CurrentUser
-from insights_core.dashboard.sync_health import report_counts
+from insights_core.errors import ControlChannelError
+from insights_core.dashboard.sync_health import report_counts, report_window
 from insights_core.models import LEVEL_PLURAL, LEVELS
 
 START_HINT = "Start it with `python sync_worker.py` (or `scripts/run.sh`, which starts the worker and the dashboard)."
+
+
+def open_control_channel(path: Path) -> ControlChannel | None:
+    """The control channel, read once to prove it works; None when it cannot be read.
+
+    A failure is shown as one error line. The cached channel is then dropped and built once more:
+    the control channel recreates a deleted file and moves a damaged one aside, so the page usually
+    goes on with a new, empty channel in the same run (the line says what was lost).
+    """
+    failure: ControlChannelError | None = None
+    control: ControlChannel | None = None
+    for _ in range(2):
+        try:
+            control = data.control_channel(str(path))
+            control.fetch_worker_status()
+            break
+        except ControlChannelError as exc:
+            data.control_channel.clear()
+            failure, control = exc, None
+    if failure is not None:
+        widgets.show_error(widgets.control_channel_error(failure))
+    return control
 
 
 def render_worker_status(status: WorkerStatus | None, now: dt.datetime) -> bool:
@@ -23,13 +47,14 @@ def render_worker_status(status: WorkerStatus | None, now: dt.datetime) -> bool:
         return False
     age = (now - status.heartbeat_at).total_seconds()
     if not status.is_alive(now):
-        st.error(f"The sync worker is not running (last heartbeat {format_age(age)}, state {status.state}). "
+        st.error(f"The sync worker is not running (last heartbeat {format_age(age)}, state {literal(status.state)}). "
                  f"Sync now requests wait until it runs again. {START_HINT}", icon=":material/power_off:")
         return False
     schedule = (f"next scheduled sync {format_timestamp(status.next_run_at)}" if status.next_run_at
                 else "scheduled syncs are off (INSIGHTS_SYNC_ENABLED=false)" if not status.sync_enabled
                 else "no scheduled sync pending")
-    st.success(f"Sync worker running: {status.state}, {status.mode} mode, pid {status.pid} on {status.hostname}; "
+    st.success(f"Sync worker running: {literal(status.state)}, {literal(status.mode)} mode, pid {status.pid} on "
+               f"{literal(status.hostname)}; "
                f"heartbeat {format_age(age)}; every {status.interval_minutes} min, {schedule}.",
                icon=":material/monitor_heart:")
     return True
@@ -37,13 +62,14 @@ def render_worker_status(status: WorkerStatus | None, now: dt.datetime) -> bool:
 
 def render_progress(record: RequestRecord, worker_alive: bool) -> None:
     """A pending or running request: who asked, what, and per-level progress while the worker runs it."""
-    st.markdown(f"**Request #{record.id}** by {record.requested_by or 'unknown'} · {describe_params(record.params)}")
+    st.markdown(f"**Request #{record.id}** by {literal(record.requested_by or 'unknown')} · "
+                f"{literal(describe_params(record.params))}")
     if record.status == "pending":
         st.info("Waiting for the worker to pick it up…" if worker_alive
                 else "Queued, but the worker is not running: it starts when the worker does.")
         return
     progress = record.progress or {}
-    st.caption(progress.get("message") or "starting…")
+    st.caption(literal(progress.get("message") or "starting…"))
     for level in LEVELS:
         counts = (progress.get("levels") or {}).get(level) or {}
         done, total = int(counts.get("done", 0)), int(counts.get("total", 0))
@@ -55,19 +81,20 @@ def render_report(record: RequestRecord, user: CurrentUser) -> None:
     """The finished request: the seed's report (counts per level, duration, success, errors)."""
     report = record.report
     if report is None:
-        st.error(f"Request #{record.id} {record.status}: {record.error or 'no report'}")
+        st.error(f"Request #{record.id} {literal(record.status)}: {literal(record.error or 'no report')}")
         return
     show = st.success if report.get("success") else st.error
-    show(f"Sync {report.get('status')} in {format_duration(report.get('total_duration_seconds'))}: "
+    show(f"Sync {literal(report.get('status'))} in {format_duration(report.get('total_duration_seconds'))}: "
          f"{format_int(report.get('rows_written'))} rows read ({format_int(report.get('rows_inserted'))} new, "
          f"{format_int(report.get('rows_updated'))} changed, {format_int(report.get('rows_deleted'))} removed), "
-         f"days {report.get('since')} to {report.get('until')}.")
+         f"{literal(report_window(report))}.")
     left, right = st.columns([2, 3])
     with left:
         widgets.table(report_counts(report), "sync_report_counts", f"sync_report_{record.id}", user,
                       labels={"level": "Level", "processed": "Processed", "success": "Succeeded", "errors": "Errors"})
     with right:
-        st.markdown(f"Sync id `{report.get('sync_id')}` · {report.get('sync_type')} · {report.get('mode')} mode · "
+        st.markdown(f"Sync id {literal(report.get('sync_id'))} · {literal(report.get('sync_type'))} · "
+                    f"{literal(report.get('mode'))} mode · "
                     f"started {format_timestamp(report.get('sync_timestamp'))} · "
                     f"{format_int(report.get('api_requests'))} API requests · "
                     f"{format_int(report.get('rate_limit_hits'))} rate-limit hits")

@@ -4,7 +4,8 @@ tables with their CSV/Excel downloads, alerts. Pages stay thin by calling these.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import pandas as pd
 import streamlit as st
@@ -13,11 +14,18 @@ from streamlit.errors import StreamlitAPIException
 from insights_core.dashboard import data
 from insights_core.dashboard.alerts import Alert
 from insights_core.dashboard.exports import MIME_TYPES, ExportFormat, export_bytes
-from insights_core.dashboard.formatting import METRIC_LABELS, display_frame, format_change, format_value
+from insights_core.dashboard.formatting import METRIC_LABELS, display_frame, format_change, format_value, literal
 from insights_core.dashboard.inputs import LEVEL_LABELS, parse_entity_id
 from insights_core.dashboard.login import USER_KEY, CurrentUser
 from insights_core.dashboard.periods import default_range
-from insights_core.errors import ConfigError, InputError, InsightsError, SnapshotUnavailableError
+from insights_core.errors import (
+    ConfigError,
+    ControlChannelError,
+    InputError,
+    InsightsError,
+    SnapshotUnavailableError,
+    StoreError,
+)
 from insights_core.metrics import pct_change, ratios_from_totals
 from insights_core.roles import PAGES_BY_KEY, Permission, can
 from insights_core.settings import Settings, load_settings
@@ -37,9 +45,17 @@ def require(permission: Permission) -> CurrentUser:
         st.error("Log in first.")
         st.stop()
     if not can(info.get("role"), permission):
-        st.error("You do not have access to this page.")
+        show_no_access()
         st.stop()
     return CurrentUser(**info)
+
+
+NO_ACCESS = "You do not have access to this page."
+
+
+def show_no_access() -> None:
+    """What a page the role may not open shows (app.py registers it at that page's URL)."""
+    st.error(NO_ACCESS, icon=":material/block:")
 
 
 def _through_the_entrypoint() -> None:
@@ -65,7 +81,7 @@ def app_settings() -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
-        st.error(str(exc))
+        show_error(exc)
         st.stop()
 
 
@@ -75,7 +91,7 @@ def open_snapshot(settings: Settings) -> tuple[data.Snapshot, DataBounds]:
         snapshot = data.current_snapshot(settings)
         bounds = data.load_bounds(snapshot)
     except SnapshotUnavailableError as exc:
-        st.info(str(exc))
+        show_notice(exc)
         st.stop()
     if bounds.last_day is None or bounds.first_day is None:
         st.info("The last sync stored no insights yet. Run a sync (Sync page, or `python sync_worker.py --once`).")
@@ -83,8 +99,35 @@ def open_snapshot(settings: Settings) -> tuple[data.Snapshot, DataBounds]:
     return snapshot, bounds
 
 
+@contextmanager
+def reporting_broken_files() -> Iterator[None]:
+    """A damaged snapshot or control database ends the run (or fragment) with one error line, not a traceback.
+
+    Nothing failed is cached, and every run resolves the current snapshot again, so the next run
+    after the worker publishes a new one (or after the control database is repaired) is whole again.
+    """
+    try:
+        yield
+    except ControlChannelError as exc:
+        show_error(control_channel_error(exc))
+    except StoreError as exc:
+        show_error(exc)
+
+
+def control_channel_error(exc: ControlChannelError) -> str:
+    """The control database's failure in words, with what happens next."""
+    return (f"The control database (Sync now requests, the worker's heartbeat) cannot be read: {exc}. Sync now "
+            "and the worker's status are unavailable until it works again: a deleted or damaged file is "
+            "replaced by a new one at the next try (queued requests in a damaged file are lost).")
+
+
+def show_notice(exc: InsightsError | str) -> None:
+    st.info(literal(exc))
+
+
 def show_error(exc: InsightsError | str) -> None:
-    st.error(str(exc))
+    """One error line, shown as text: messages quote what was typed or read, which is nobody's markdown."""
+    st.error(literal(exc))
 
 
 def date_range(key: str, bounds: DataBounds, days: int = 30) -> tuple[dt.date, dt.date]:
@@ -111,7 +154,7 @@ def account_filter(key: str, bounds: DataBounds) -> tuple[str | None, str]:
         options = [None, *options]
     names = dict(zip(accounts["account_id"], accounts["name"]))
     chosen = st.selectbox("Ad account", options, key=key,
-                          format_func=lambda a: "All accounts" if a is None else f"{names[a]} ({a})")
+                          format_func=lambda a: "All accounts" if a is None else f"{names[a]} ({a})")  # plain text
     currency = accounts.loc[accounts["account_id"] == chosen, "currency"]
     return chosen, str(currency.iloc[0]) if len(currency) else str(accounts["currency"].iloc[0])
 
@@ -172,7 +215,7 @@ def render_alerts(alerts: Sequence[Alert],
         return
     for index, alert in enumerate(alerts):
         show = {"error": st.error, "warning": st.warning}.get(alert.severity, st.info)
-        show(alert.message, icon=":material/warning:" if alert.severity != "info" else ":material/info:")
+        show(literal(alert.message), icon=":material/warning:" if alert.severity != "info" else ":material/info:")
         if alert.campaign_id:
             st.page_link("pages/campaign.py", label="Open this campaign", query_params={"campaign_id": alert.campaign_id},
                          icon=":material/arrow_forward:")
@@ -207,7 +250,7 @@ def entity_id_input(level: str, key: str, label: str | None = None) -> str | Non
     try:
         return parse_entity_id(raw, level)
     except InputError as exc:
-        st.error(str(exc))
+        show_error(exc)
         st.stop()
 
 
