@@ -28,6 +28,8 @@ import pytest
 
 from graph_emulator import HOSTILE_HOST, HOSTILE_NAMES, GraphEmulator, SeededAccount
 from helpers import PYTHON, ROOT, subprocess_env
+from insights_core.auth import load_auth_config
+from insights_core.auth_tokens import password_fingerprint
 from insights_core.dashboard.formatting import WORD_JOINER
 from insights_core.metrics import RATIO_FORMULAS
 from live_helpers import SHAPE as LIVE_SHAPE
@@ -349,11 +351,16 @@ def test_a_viewer_cannot_open_sync_by_url(browser: Browser, dashboard: Dashboard
     page.context.close()
 
 
-def _forged_cookie(key: str, username: str = "admin") -> str:
+def _forged_cookie(dashboard: Dashboard, key: str, username: str = "admin") -> str:
+    """The claims our cookies carry (with the password fingerprint keyed like the signature), signed with `key`."""
     now = time.time()
+    user = load_auth_config(dashboard.data_dir / "auth.yaml").user(username)
+    assert user is not None
+    claims = {"username": username, "exp_date": now + 86_400, "iat": now,
+              "pwd": password_fingerprint(user.password_hash, key)}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The HMAC key is .* below the minimum")  # the point of the forgery
-        return jwt.encode({"username": username, "exp_date": now + 86_400, "iat": now}, key, algorithm="HS256")
+        return jwt.encode(claims, key, algorithm="HS256")
 
 
 def _open_with_cookie(browser: Browser, dashboard: Dashboard, token: str) -> Page:
@@ -367,7 +374,7 @@ def _open_with_cookie(browser: Browser, dashboard: Dashboard, token: str) -> Pag
 
 
 def test_a_cookie_forged_with_the_library_default_key_is_refused(browser: Browser, dashboard: Dashboard) -> None:
-    page = _open_with_cookie(browser, dashboard, _forged_cookie(LIBRARY_DEFAULT_KEY))
+    page = _open_with_cookie(browser, dashboard, _forged_cookie(dashboard, LIBRARY_DEFAULT_KEY))
     page.get_by_role("button", name="Log in").wait_for(timeout=TIMEOUT_MS)
     assert _title(page) == "Meta Insights"
     assert page.get_by_role("button", name="Log out").count() == 0
@@ -378,7 +385,7 @@ def test_a_cookie_forged_with_the_library_default_key_is_refused(browser: Browse
 def test_the_same_cookie_signed_with_the_real_key_is_accepted(browser: Browser, dashboard: Dashboard) -> None:
     """The control for the test above: only the key differs, so the refusal is the signature's doing."""
     real_key = (dashboard.data_dir / "cookie_key").read_text(encoding="utf-8").strip()
-    page = _open_with_cookie(browser, dashboard, _forged_cookie(real_key))
+    page = _open_with_cookie(browser, dashboard, _forged_cookie(dashboard, real_key))
     page.get_by_role("button", name="Log out").wait_for(timeout=TIMEOUT_MS)
     assert _title(page) == "Overview"
     page.context.close()

@@ -240,25 +240,35 @@ def render_login_form(session: LoginSession) -> None:
     st.session_state.update({"authentication_status": True, "username": user.username, "name": user.name,
                              "email": user.email, "roles": list(user.roles)})
     _bind_session(user, session.cookie_key, now)
-    st.session_state[_MINT_KEY] = True
+    # the re-login cookie first: it is what the user notices missing; none when expiry is 0 days
+    st.session_state[_MINT_KEY] = (["login"] if settings.cookie_expiry_days > 0 else []) + ["device"]
     st.rerun()
 
 
 def issue_cookie_if_due(session: LoginSession) -> None:
-    """On the first run after a password login, send the re-login and device cookies to the browser."""
-    if not st.session_state.pop(_MINT_KEY, False) or session.user is None:
+    """After a password login, send the re-login cookie, then (on the next run) the device cookie.
+
+    One cookie per run: each cookie component reruns the app once it has set its cookie, and that
+    rerun would remove a second component of the same run before its browser side had set anything.
+    """
+    pending = st.session_state.get(_MINT_KEY)
+    if not pending or session.user is None:
+        st.session_state.pop(_MINT_KEY, None)
         return
     user = session.config.user(session.user.username)
     if user is None:
+        st.session_state.pop(_MINT_KEY, None)
         return
+    kind, st.session_state[_MINT_KEY] = pending[0], list(pending[1:])
     now = time.time()
     manager = _cookie_manager(session)
-    device, device_expires = mint_device_cookie(user.username, session.cookie_key, now)
-    manager.set(device_cookie_name(session.settings), device, key="mi_set_device", expires_at=device_expires)
-    days = session.settings.cookie_expiry_days
-    if days > 0:
-        token, expires = mint_login_cookie(user.username, user.password_hash, session.cookie_key, days, now)
+    if kind == "login":
+        token, expires = mint_login_cookie(user.username, user.password_hash, session.cookie_key,
+                                           session.settings.cookie_expiry_days, now)
         manager.set(session.settings.cookie_name, token, key="mi_set_cookie", expires_at=expires)
+    else:
+        device, device_expires = mint_device_cookie(user.username, session.cookie_key, now)
+        manager.set(device_cookie_name(session.settings), device, key="mi_set_device", expires_at=device_expires)
 
 
 def log_out(session: LoginSession) -> None:
