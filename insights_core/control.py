@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -101,6 +102,20 @@ class RequestRecord:
         return self.status in ("pending", "running")
 
 
+_SCHEMA_ATTEMPTS = 20
+"""Tries at creating the schema while another process creates it too (about 10 s in all)."""
+
+
+def _create_schema(path: Path) -> None:
+    con = sqlite3.connect(path, timeout=10, isolation_level=None)
+    try:
+        con.execute("PRAGMA busy_timeout=10000")
+        con.execute("PRAGMA journal_mode=WAL")
+        con.executescript(_SCHEMA)
+    finally:
+        con.close()
+
+
 class ControlChannel:
     """Sync requests and the worker heartbeat, in `path` (created on first use).
 
@@ -139,13 +154,16 @@ class ControlChannel:
             for suffix in ("-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         ensure_private_dir(self.path.parent)
-        con = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        try:
-            con.execute("PRAGMA busy_timeout=10000")
-            con.execute("PRAGMA journal_mode=WAL")
-            con.executescript(_SCHEMA)
-        finally:
-            con.close()
+        for attempt in range(_SCHEMA_ATTEMPTS):
+            try:
+                _create_schema(self.path)
+                break
+            except sqlite3.OperationalError as exc:
+                # switching a new file to WAL while another process (the app, the worker) does the same
+                # fails at once with "database is locked": SQLite does not wait on its busy handler there
+                if "locked" not in str(exc) or attempt == _SCHEMA_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
         for suffix in ("", "-wal", "-shm"):
             make_private(Path(f"{self.path}{suffix}"))  # sqlite gives its wal and shm the database file's mode
         self._schema_ready = True

@@ -55,7 +55,10 @@ def make_private(path: Path) -> None:
         return
     wanted = PRIVATE_DIR_MODE if stat.S_ISDIR(mode) else PRIVATE_FILE_MODE
     if stat.S_IMODE(mode) != wanted:
-        os.chmod(path, wanted)
+        try:
+            os.chmod(path, wanted)
+        except FileNotFoundError:
+            return  # removed in between (SQLite drops its -wal when the last connection closes)
 
 
 def ensure_private_data_dir(data_dir: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from pathlib import Path
 
 from insights_core.control import STALE_AFTER_SECONDS, ControlChannel
 from insights_core.models import SyncReport, SyncRequest
@@ -81,3 +82,23 @@ def test_heartbeat_goes_stale(tmp_path) -> None:
     assert not status.is_alive(status.heartbeat_at + dt.timedelta(seconds=STALE_AFTER_SECONDS + 1))
     control.save_heartbeat(mode="stub", state="stopped", started_at=start, interval_minutes=30, sync_enabled=True)
     assert not control.fetch_worker_status().is_alive()
+
+
+def test_processes_creating_the_control_db_at_once_all_get_it(tmp_path: Path) -> None:
+    """The worker and the dashboard start on a fresh data dir together: neither may fail with 'locked'."""
+    failures: list[Exception] = []
+
+    def open_channel(path: Path) -> None:
+        try:
+            ControlChannel(path)
+        except Exception as exc:
+            failures.append(exc)
+
+    for attempt in range(100):
+        path = tmp_path / f"run{attempt}" / "control.sqlite"
+        threads = [threading.Thread(target=open_channel, args=(path,)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
