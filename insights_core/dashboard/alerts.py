@@ -96,7 +96,7 @@ def peak_rate_limit_hits(runs: pd.DataFrame, now: dt.datetime) -> tuple[int, dt.
     best, best_at = 0, None
     times = recent["_t"].to_numpy()
     hits = recent["rate_limit_hits"].fillna(0).to_numpy()
-    for i, end in enumerate(times):
+    for end in times:
         window = (times > end - np.timedelta64(1, "h")) & (times <= end)
         total = int(hits[window].sum())
         if total > best:

@@ -20,7 +20,8 @@ def _money_prefix(currency: str | None) -> str:
     return CURRENCY_SYMBOLS.get(currency or "", "")
 
 
-def daily_trend_figure(daily: pd.DataFrame, currency: str | None = "USD", title: str = "Daily spend, revenue and ROAS") -> go.Figure:
+def daily_trend_figure(daily: pd.DataFrame, currency: str | None = "USD",
+                       title: str = "Daily spend, revenue and ROAS") -> go.Figure:
     """Spend and revenue bars per day, ROAS (revenue / spend of that day) as a line on a second axis.
 
     The second axis is laid out by hand: plotly's make_subplots builds the same layout but costs

@@ -149,7 +149,8 @@ def load_existing_ids(snapshot: Snapshot, level: str, ids: tuple[str, ...]) -> s
 
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def load_entity_view(snapshot: Snapshot, level: str, entity_id: str, since: dt.date, until: dt.date) -> EntityView | None:
+def load_entity_view(snapshot: Snapshot, level: str, entity_id: str, since: dt.date,
+                     until: dt.date) -> EntityView | None:
     """One entity with its daily rows, totals and children's sums for the period; None if unknown."""
     with snapshot_cursor(snapshot) as cur:
         entity = queries.fetch_entity(cur, level, entity_id)

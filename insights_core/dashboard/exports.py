@@ -97,7 +97,7 @@ def _write_cell(sheet: xlsxwriter.worksheet.Worksheet, row: int, col: int, value
         sheet.write_boolean(row, col, value)
     elif isinstance(value, (int, float)):
         sheet.write_number(row, col, value)
-    elif isinstance(value, pd.Timestamp) or isinstance(value, dt.datetime):
+    elif isinstance(value, (pd.Timestamp, dt.datetime)):
         moment = pd.Timestamp(value)
         if moment.tzinfo is not None:
             moment = moment.tz_convert("UTC").tz_localize(None)

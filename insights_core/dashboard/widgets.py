@@ -213,12 +213,12 @@ def render_alerts(alerts: Sequence[Alert],
     if not alerts:
         st.success(all_clear, icon=":material/check_circle:")
         return
-    for index, alert in enumerate(alerts):
+    for alert in alerts:
         show = {"error": st.error, "warning": st.warning}.get(alert.severity, st.info)
         show(literal(alert.message), icon=":material/warning:" if alert.severity != "info" else ":material/info:")
         if alert.campaign_id:
-            st.page_link("pages/campaign.py", label="Open this campaign", query_params={"campaign_id": alert.campaign_id},
-                         icon=":material/arrow_forward:")
+            st.page_link("pages/campaign.py", label="Open this campaign",
+                         query_params={"campaign_id": alert.campaign_id}, icon=":material/arrow_forward:")
 
 
 def query_value(name: str) -> str | None:

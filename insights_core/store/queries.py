@@ -28,7 +28,8 @@ _ZEROED = ", ".join(f"coalesce(i.{m}, 0) AS {m}" for m in ADDITIVE_METRICS)
 _MONEY = ("spend", "conversions", "revenue")
 _ACCOUNT = "($account_id IS NULL OR account_id = $account_id)"
 EXPORT_COLUMNS = ("date_start", "date_end", "account_id", "entity_type", "entity_id", "name",
-                  *(s.id_column for s in LEVEL_SPECS.values()), *ADDITIVE_METRICS, "reach", "unique_clicks", "frequency")
+                  *(s.id_column for s in LEVEL_SPECS.values()), *ADDITIVE_METRICS,
+                  "reach", "unique_clicks", "frequency")
 
 
 def _level(level: str) -> Level:

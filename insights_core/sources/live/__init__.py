@@ -45,7 +45,7 @@ class LiveSource:
         self._trees: dict[str, EntityTree] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "LiveSource":
+    def from_settings(cls, settings: Settings) -> LiveSource:
         return cls(settings)
 
     def interrupt(self) -> None:
