@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from insights_core.dashboard.formatting import CURRENCY_SYMBOLS, METRIC_LABELS, plotly_literal
-from insights_core.models import LEVELS
+from insights_core.levels import LEVELS
 
 SPEND_COLOR = "#4C78A8"
 REVENUE_COLOR = "#54A24B"
