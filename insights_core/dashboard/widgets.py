@@ -205,6 +205,7 @@ def table(frame: pd.DataFrame, key: str, file_stem: str, user: CurrentUser, curr
                          on_select="rerun" if selectable else "ignore", selection_mode="single-row")
     download_buttons(frame, f"{key}_download", file_stem, user)
     if selectable and event is not None:
+        # streamlit types the result as element or selection state; with on_select it is the state
         rows = event.selection.rows  # type: ignore[union-attr]
         return rows[0] if rows else None
     return None
