@@ -100,7 +100,7 @@ class GraphEmulator:
     def total_requests(self) -> int:
         return sum(self.requests.values())
 
-    def start(self) -> "GraphEmulator":
+    def start(self) -> GraphEmulator:
         self._thread = threading.Thread(target=self._server.serve_forever, name="graph-emulator", daemon=True)
         self._thread.start()
         return self
@@ -109,7 +109,7 @@ class GraphEmulator:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "GraphEmulator":
+    def __enter__(self) -> GraphEmulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -294,10 +294,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out as separate writes
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self._answer("GET", parse_qs(urlsplit(self.path).query))
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else ""
         params = parse_qs(urlsplit(self.path).query)
@@ -322,6 +322,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         if not self.server.emulator.quiet:  # type: ignore[attr-defined]
             super().log_message(format, *(_TOKEN_PARAM.sub(r"\1[redacted]", str(a)) for a in args))

@@ -17,6 +17,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 LOGOUTS_FILE = "auth_logouts.json"
 LOCKOUTS_FILE = "auth_lockouts.json"
@@ -57,7 +58,7 @@ def _exclusive(data_dir: Path) -> Iterator[None]:
             os.close(fd)
 
 
-def _fetch_json(path: Path) -> dict:
+def _fetch_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

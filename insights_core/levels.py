@@ -58,7 +58,7 @@ class LevelSpec:
         return tuple(dict.fromkeys(c.graph_field or c.name for c in self.columns))
 
     @cached_property
-    def ancestors(self) -> tuple["LevelSpec", ...]:
+    def ancestors(self) -> tuple[LevelSpec, ...]:
         """The levels above, outermost first."""
         if self.parent is None:
             return ()

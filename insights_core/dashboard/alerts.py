@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import pandas as pd
 
+from insights_core.levels import LEVEL_PLURAL, LEVELS
 from insights_core.metrics import RATIO_FORMULAS, pct_change, ratio, ratio_array
-from insights_core.models import LEVEL_PLURAL, LEVELS
 
 Severity = Literal["error", "warning", "info"]
 
@@ -96,7 +96,7 @@ def peak_rate_limit_hits(runs: pd.DataFrame, now: dt.datetime) -> tuple[int, dt.
     best, best_at = 0, None
     times = recent["_t"].to_numpy()
     hits = recent["rate_limit_hits"].fillna(0).to_numpy()
-    for i, end in enumerate(times):
+    for end in times:
         window = (times > end - np.timedelta64(1, "h")) & (times <= end)
         total = int(hits[window].sum())
         if total > best:
@@ -168,10 +168,11 @@ def performance_alerts(campaigns: pd.DataFrame, metrics: tuple[str, ...] = ("roa
     for metric in metrics:
         drops = metric_drops(campaigns, metric, drop_percent, min_spend)
         label = metric.upper()
+        # the stubs type each itertuples field as any scalar: `change` is a float column
         for row in drops.head(MAX_LISTED).itertuples():
             alerts.append(Alert(
                 "warning", f"{metric}_drop",
-                f"{row.name}: {label} fell {abs(row.change):.0f}% against the previous period "
+                f"{row.name}: {label} fell {abs(cast(float, row.change)):.0f}% against the previous period "
                 f"({row.previous:.2f} → {row.current:.2f}).", campaign_id=str(row.campaign_id)))
         if len(drops) > MAX_LISTED:
             alerts.append(Alert("info", f"{metric}_drop_more",
@@ -189,4 +190,4 @@ def _naive_utc(moment: dt.datetime) -> dt.datetime:
 def _when(value: object) -> str:
     if value is None:
         return "—"
-    return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M UTC")  # type: ignore[arg-type]
+    return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M UTC")  # type: ignore[arg-type]  # Timestamp() is the check

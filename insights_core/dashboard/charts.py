@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from insights_core.dashboard.formatting import CURRENCY_SYMBOLS, METRIC_LABELS, plotly_literal
-from insights_core.models import LEVELS
+from insights_core.levels import LEVELS
 
 SPEND_COLOR = "#4C78A8"
 REVENUE_COLOR = "#54A24B"
@@ -20,7 +20,8 @@ def _money_prefix(currency: str | None) -> str:
     return CURRENCY_SYMBOLS.get(currency or "", "")
 
 
-def daily_trend_figure(daily: pd.DataFrame, currency: str | None = "USD", title: str = "Daily spend, revenue and ROAS") -> go.Figure:
+def daily_trend_figure(daily: pd.DataFrame, currency: str | None = "USD",
+                       title: str = "Daily spend, revenue and ROAS") -> go.Figure:
     """Spend and revenue bars per day, ROAS (revenue / spend of that day) as a line on a second axis.
 
     The second axis is laid out by hand: plotly's make_subplots builds the same layout but costs

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import duckdb
 import pandas as pd
@@ -23,7 +23,7 @@ import streamlit as st
 from insights_core.control import ControlChannel
 from insights_core.dashboard.exports import ExportFormat, export_streamed
 from insights_core.errors import SnapshotUnreadableError
-from insights_core.levels import LEVEL_SPECS
+from insights_core.levels import LEVEL_SPECS, Level
 from insights_core.metrics import with_ratio_columns
 from insights_core.settings import Settings
 from insights_core.store import queries
@@ -97,7 +97,7 @@ class Overview:
 
 @dataclass(frozen=True)
 class EntityView:
-    entity: dict
+    entity: dict[str, Any]
     totals: dict[str, float]
     daily: pd.DataFrame
     children: dict[str, pd.DataFrame]
@@ -137,7 +137,7 @@ def load_campaign_search(snapshot: Snapshot, text: str) -> pd.DataFrame:
 
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def load_entity(snapshot: Snapshot, level: str, entity_id: str) -> dict | None:
+def load_entity(snapshot: Snapshot, level: str, entity_id: str) -> dict[str, Any] | None:
     with snapshot_cursor(snapshot) as cur:
         return queries.fetch_entity(cur, level, entity_id)
 
@@ -149,7 +149,8 @@ def load_existing_ids(snapshot: Snapshot, level: str, ids: tuple[str, ...]) -> s
 
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def load_entity_view(snapshot: Snapshot, level: str, entity_id: str, since: dt.date, until: dt.date) -> EntityView | None:
+def load_entity_view(snapshot: Snapshot, level: Level, entity_id: str, since: dt.date,
+                     until: dt.date) -> EntityView | None:
     """One entity with its daily rows, totals and children's sums for the period; None if unknown."""
     with snapshot_cursor(snapshot) as cur:
         entity = queries.fetch_entity(cur, level, entity_id)

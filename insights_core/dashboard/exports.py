@@ -97,7 +97,7 @@ def _write_cell(sheet: xlsxwriter.worksheet.Worksheet, row: int, col: int, value
         sheet.write_boolean(row, col, value)
     elif isinstance(value, (int, float)):
         sheet.write_number(row, col, value)
-    elif isinstance(value, pd.Timestamp) or isinstance(value, dt.datetime):
+    elif isinstance(value, (pd.Timestamp, dt.datetime)):
         moment = pd.Timestamp(value)
         if moment.tzinfo is not None:
             moment = moment.tz_convert("UTC").tz_localize(None)
@@ -105,7 +105,7 @@ def _write_cell(sheet: xlsxwriter.worksheet.Worksheet, row: int, col: int, value
     elif isinstance(value, dt.date):
         sheet.write_datetime(row, col, dt.datetime(value.year, value.month, value.day), date_format)
     elif hasattr(value, "item"):  # numpy scalars
-        _write_cell(sheet, row, col, value.item(), date_format, time_format)  # type: ignore[union-attr]
+        _write_cell(sheet, row, col, value.item(), date_format, time_format)
     else:
         sheet.write_string(row, col, str(value))
 
@@ -133,6 +133,6 @@ def export_streamed(frames: Callable[[], Iterable[pd.DataFrame]], fmt: ExportFor
     an open temporary file) and keeps them until the browser has fetched them.
     """
     with tempfile.TemporaryFile(prefix="meta-insights-export-") as handle:
-        write_export(frames(), handle, fmt, sheet_name)  # type: ignore[arg-type]
+        write_export(frames(), handle, fmt, sheet_name)
         handle.seek(0)
         return handle.read()

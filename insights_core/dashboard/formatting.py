@@ -48,15 +48,25 @@ def is_missing(value: object) -> bool:
     if value is None:
         return True
     try:
-        return bool(pd.isna(value))
+        return bool(pd.isna(value))  # type: ignore[call-overload]  # the stubs know scalars only; any object works
     except (TypeError, ValueError):
         return False
+
+
+def _as_float(value: object) -> float:
+    """A present cell as a float: any number (Python, numpy, Decimal) or numeric text; else it raises."""
+    return float(value)  # type: ignore[arg-type]  # cells are untyped: float() is the check
+
+
+def _as_timestamp(value: object) -> pd.Timestamp:
+    """A present cell as a Timestamp: a datetime, date, datetime64 or ISO text; else it raises."""
+    return pd.Timestamp(value)  # type: ignore[arg-type]  # cells are untyped: Timestamp() is the check
 
 
 def format_money(value: object, currency: str | None = "USD") -> str:
     if is_missing(value):
         return DASH
-    amount = float(value)  # type: ignore[arg-type]
+    amount = _as_float(value)
     symbol = CURRENCY_SYMBOLS.get(currency or "", "")
     sign = "-" if amount < 0 else ""
     text = f"{abs(amount):,.2f}"
@@ -64,30 +74,30 @@ def format_money(value: object, currency: str | None = "USD") -> str:
 
 
 def format_int(value: object) -> str:
-    return DASH if is_missing(value) else f"{round(float(value)):,}"  # type: ignore[arg-type]
+    return DASH if is_missing(value) else f"{round(_as_float(value)):,}"
 
 
 def format_number(value: object, decimals: int = 2) -> str:
-    return DASH if is_missing(value) else f"{float(value):,.{decimals}f}"  # type: ignore[arg-type]
+    return DASH if is_missing(value) else f"{_as_float(value):,.{decimals}f}"
 
 
 def format_percent(value: object, decimals: int = 2) -> str:
     """`value` is already a percentage (CTR = clicks / impressions * 100)."""
-    return DASH if is_missing(value) else f"{float(value):,.{decimals}f}%"  # type: ignore[arg-type]
+    return DASH if is_missing(value) else f"{_as_float(value):,.{decimals}f}%"
 
 
 def format_change(value: object) -> str | None:
     """A change in percent for `st.metric(delta=...)`; None (no delta shown) when there is nothing to compare."""
     if is_missing(value):
         return None
-    change = round(float(value), 1) + 0.0  # + 0.0 turns -0.0 into 0.0: a tiny fall is no "↓ -0.0%"
+    change = round(_as_float(value), 1) + 0.0  # + 0.0 turns -0.0 into 0.0: a tiny fall is no "↓ -0.0%"
     return f"{change:+.1f}%"
 
 
 def format_duration(seconds: object) -> str:
     if is_missing(seconds):
         return DASH
-    total = float(seconds)  # type: ignore[arg-type]
+    total = _as_float(seconds)
     if total < 60:
         return f"{total:.1f} s"
     minutes, secs = divmod(round(total), 60)
@@ -99,7 +109,7 @@ def format_timestamp(value: object) -> str:
     """A UTC timestamp (naive means UTC, as stored) shown as `YYYY-MM-DD HH:MM UTC`."""
     if is_missing(value):
         return DASH
-    stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    stamp = _as_timestamp(value)
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC")
     return stamp.strftime("%Y-%m-%d %H:%M UTC")
@@ -161,7 +171,7 @@ def format_value(value: object, kind: str, currency: str | None = "USD") -> str:
     if kind == "ratio":
         return format_number(value, 2)
     if kind == "number":
-        return format_number(value, 0 if not is_missing(value) and float(value) == int(float(value)) else 2)  # type: ignore[arg-type]
+        return format_number(value, 0 if not is_missing(value) and _as_float(value) == int(_as_float(value)) else 2)
     if kind == "change":
         return format_change(value) or DASH
     if kind == "score":
@@ -169,7 +179,7 @@ def format_value(value: object, kind: str, currency: str | None = "USD") -> str:
     if kind == "timestamp":
         return format_timestamp(value)
     if kind == "date":
-        return DASH if is_missing(value) else pd.Timestamp(value).strftime("%Y-%m-%d")  # type: ignore[arg-type]
+        return DASH if is_missing(value) else _as_timestamp(value).strftime("%Y-%m-%d")
     return DASH if is_missing(value) else str(value)
 
 

@@ -22,30 +22,30 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypedDict
 
 import streamlit as st
 import streamlit_authenticator as stauth
 from streamlit_authenticator.utilities import LoginError
 
 from insights_core.auth import (
-    LOGOUTS_FILE,
     AuthConfig,
-    LoginThrottle,
     User,
     check_auth_config_for_mode,
     credentials_for_authenticator,
     dummy_hash_for,
     ensure_demo_auth_config,
-    fetch_logouts,
     load_auth_config,
+    resolve_cookie_key,
+    verify_login,
+)
+from insights_core.auth_store import LOGOUTS_FILE, LoginThrottle, fetch_logouts, save_logout
+from insights_core.auth_tokens import (
     mint_device_cookie,
     mint_login_cookie,
     password_fingerprint,
     read_device_cookie,
     read_login_cookie,
-    resolve_cookie_key,
-    save_logout,
-    verify_login,
 )
 from insights_core.settings import Settings
 
@@ -75,7 +75,7 @@ class LoginSession:
     config: AuthConfig
     cookie_key: str
     authenticator: stauth.Authenticate
-    credentials: dict
+    credentials: dict[str, Any]
     user: CurrentUser | None
 
 
@@ -137,8 +137,9 @@ def start_session(settings: Settings, config: AuthConfig, cookie_key: str) -> Lo
     return session
 
 
-def _cookie_manager(session: LoginSession):  # type: ignore[no-untyped-def]
-    """streamlit-authenticator 0.4.2 keeps its cookie component here (the version is pinned)."""
+def _cookie_manager(session: LoginSession) -> Any:
+    """streamlit-authenticator 0.4.2 keeps its cookie component here (the version is pinned); its
+    CookieManager (extra-streamlit-components) ships no types."""
     manager = session.authenticator.cookie_controller.cookie_model.cookie_manager
     manager.cookies = dict(manager.cookies or {})
     manager.cookies.setdefault(session.settings.cookie_name, "")  # its delete() drops the key from this dict
@@ -158,8 +159,16 @@ def _screen_cookie(settings: Settings, config: AuthConfig, cookie_key: str, now:
         st.session_state["logout"] = True
 
 
-def _bind_session(user: User, cookie_key: str, now: float) -> dict:
-    binding = {"username": user.username, "fingerprint": password_fingerprint(user.password_hash, cookie_key),
+class _Binding(TypedDict):
+    """What ties a browser session to the password it logged in with, and when."""
+
+    username: str
+    fingerprint: str
+    at: float
+
+
+def _bind_session(user: User, cookie_key: str, now: float) -> _Binding:
+    binding: _Binding = {"username": user.username, "fingerprint": password_fingerprint(user.password_hash, cookie_key),
                "at": now}
     st.session_state[_BINDING_KEY] = binding
     return binding

@@ -4,7 +4,7 @@ tables with their CSV/Excel downloads, alerts. Pages stay thin by calling these.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import pandas as pd
@@ -15,7 +15,7 @@ from insights_core.dashboard import data
 from insights_core.dashboard.alerts import Alert
 from insights_core.dashboard.exports import MIME_TYPES, ExportFormat, export_bytes
 from insights_core.dashboard.formatting import METRIC_LABELS, display_frame, format_change, format_value, literal
-from insights_core.dashboard.inputs import LEVEL_LABELS, parse_entity_id
+from insights_core.dashboard.inputs import parse_entity_id
 from insights_core.dashboard.login import USER_KEY, CurrentUser
 from insights_core.dashboard.periods import default_range
 from insights_core.errors import (
@@ -26,6 +26,7 @@ from insights_core.errors import (
     SnapshotUnavailableError,
     StoreError,
 )
+from insights_core.levels import LEVEL_LABELS, Level
 from insights_core.metrics import pct_change, ratios_from_totals
 from insights_core.roles import PAGES_BY_KEY, Permission, can
 from insights_core.settings import Settings, load_settings
@@ -155,8 +156,8 @@ def account_filter(key: str, bounds: DataBounds) -> tuple[str | None, str]:
     names = dict(zip(accounts["account_id"], accounts["name"]))
     chosen = st.selectbox("Ad account", options, key=key,
                           format_func=lambda a: "All accounts" if a is None else f"{names[a]} ({a})")  # plain text
-    currency = accounts.loc[accounts["account_id"] == chosen, "currency"]
-    return chosen, str(currency.iloc[0]) if len(currency) else str(accounts["currency"].iloc[0])
+    currencies = accounts.loc[accounts["account_id"] == chosen, "currency"]
+    return chosen, str(currencies.iloc[0]) if len(currencies) else str(accounts["currency"].iloc[0])
 
 
 def metric_cards(totals: Mapping[str, float], currency: str, previous: Mapping[str, float] | None = None,
@@ -176,17 +177,18 @@ def download_buttons(frame: pd.DataFrame, key: str, file_stem: str, user: Curren
     if not can(user.role, "export"):
         return
     row = st.container(horizontal=True)
-    for fmt, label in (("csv", "Download CSV"), ("xlsx", "Download Excel")):
+    formats: tuple[tuple[ExportFormat, str], ...] = (("csv", "Download CSV"), ("xlsx", "Download Excel"))
+    for fmt, label in formats:
         row.download_button(label, data=_deferred_bytes(frame, fmt, file_stem), file_name=f"{file_stem}.{fmt}",
                                mime=MIME_TYPES[fmt], key=f"{key}_{fmt}", on_click="ignore",
                                icon=":material/download:")
 
 
-def _deferred_bytes(frame: pd.DataFrame, fmt: ExportFormat, sheet: str):  # type: ignore[no-untyped-def]
+def _deferred_bytes(frame: pd.DataFrame, fmt: ExportFormat, sheet: str) -> Callable[[], bytes]:
     return lambda: export_bytes(frame, fmt, sheet_name=sheet[:31])
 
 
-_cached_display_frame = st.cache_data(display_frame, max_entries=64, show_spinner=False)
+_cached_display_frame = st.cache_data(max_entries=64, show_spinner=False)(display_frame)
 """Formatting is Python per cell (~0.1 s for a 1000-row table), so reruns reuse the text of an unchanged frame."""
 
 
@@ -203,6 +205,7 @@ def table(frame: pd.DataFrame, key: str, file_stem: str, user: CurrentUser, curr
                          on_select="rerun" if selectable else "ignore", selection_mode="single-row")
     download_buttons(frame, f"{key}_download", file_stem, user)
     if selectable and event is not None:
+        # streamlit types the result as element or selection state; with on_select it is the state
         rows = event.selection.rows  # type: ignore[union-attr]
         return rows[0] if rows else None
     return None
@@ -213,12 +216,12 @@ def render_alerts(alerts: Sequence[Alert],
     if not alerts:
         st.success(all_clear, icon=":material/check_circle:")
         return
-    for index, alert in enumerate(alerts):
+    for alert in alerts:
         show = {"error": st.error, "warning": st.warning}.get(alert.severity, st.info)
         show(literal(alert.message), icon=":material/warning:" if alert.severity != "info" else ":material/info:")
         if alert.campaign_id:
-            st.page_link("pages/campaign.py", label="Open this campaign", query_params={"campaign_id": alert.campaign_id},
-                         icon=":material/arrow_forward:")
+            st.page_link("pages/campaign.py", label="Open this campaign",
+                         query_params={"campaign_id": alert.campaign_id}, icon=":material/arrow_forward:")
 
 
 def query_value(name: str) -> str | None:
@@ -226,7 +229,7 @@ def query_value(name: str) -> str | None:
     return value if value else None
 
 
-def entity_id_input(level: str, key: str, label: str | None = None) -> str | None:
+def entity_id_input(level: Level, key: str, label: str | None = None) -> str | None:
     """A text box for one entity id, kept in sync with the `?<level>_id=` deep link; None while empty.
 
     Bad input (not a Meta id, e.g. with SQL in it) stops the page with a message.
@@ -259,7 +262,7 @@ def open_child(level: str, entity_id: str) -> None:
     st.switch_page(PAGES_BY_KEY[level].path, query_params={f"{level}_id": entity_id})
 
 
-def unknown_entity(level: str, entity_id: str, bounds: DataBounds) -> None:
+def unknown_entity(level: Level, entity_id: str, bounds: DataBounds) -> None:
     st.error(f"No {LEVEL_LABELS[level]} with id {entity_id} in the synced data (stored through {bounds.last_day}). "
              "Check the id, or run a sync if it is new.")
     st.stop()

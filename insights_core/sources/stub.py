@@ -16,17 +16,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
-from insights_core.levels import LEVEL_SPECS, LEVELS
+from insights_core.levels import LEVEL_SPECS, LEVELS, Level
 from insights_core.models import (
     INSIGHT_SOURCE_COLUMNS,
     Account,
     DateWindow,
     EntityTree,
     InsightBatch,
-    Level,
     Scope,
     SourceStats,
 )
@@ -107,14 +107,14 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def uniforms(seed: np.ndarray, stream: int) -> np.ndarray:
+def uniforms(seed: np.ndarray, stream: int) -> npt.NDArray[np.float64]:
     """Uniform floats in [0, 1), one per seed, independent across `stream` numbers."""
     with np.errstate(over="ignore"):
         mixed = _mix(seed + _GOLDEN * np.uint64(stream + 1))
     return (mixed >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
-def _normal(seed: np.ndarray, stream: int) -> np.ndarray:
+def _normal(seed: np.ndarray, stream: int) -> npt.NDArray[np.float64]:
     """Standard normal draws (Box-Muller) from two uniform streams."""
     u1 = np.maximum(uniforms(seed, stream), 1e-12)
     u2 = uniforms(seed, stream + 1)
@@ -127,7 +127,7 @@ def _day_seed(entity_hash: np.ndarray, day_numbers: np.ndarray) -> np.ndarray:
         return _mix(entity_hash[:, None] ^ (day_numbers[None, :].astype(np.uint64) * _GOLDEN))
 
 
-def _pick(options: tuple, hashes: np.ndarray, stream: int) -> np.ndarray:
+def _pick(options: tuple[object, ...], hashes: np.ndarray, stream: int) -> np.ndarray:
     idx = (uniforms(hashes, stream) * len(options)).astype(np.int64)
     out = np.empty(len(hashes), dtype=object)
     out[:] = [options[i] for i in idx]
@@ -148,7 +148,7 @@ class StubSource:
         self._tree: EntityTree | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "StubSource":
+    def from_settings(cls, settings: Settings) -> StubSource:
         shape = StubShape(settings.stub_campaigns, settings.stub_adsets_per_campaign, settings.stub_ads_per_adset)
         return cls(shape, settings.stub_error_rate)
 
@@ -222,7 +222,8 @@ class StubSource:
             "genders": genders,
             "countries": [",".join(cs) for cs in countries],
             "placements": [",".join(ps) for ps in placements],
-            "targeting_json": [_targeting_json(a, g, cs, ps) for a, g, cs, ps in zip(ages, genders, countries, placements)],
+            "targeting_json": [_targeting_json(a, g, cs, ps)
+                               for a, g, cs, ps in zip(ages, genders, countries, placements)],
             "created_time": _created_times(a_hash),
         })
 
@@ -261,8 +262,8 @@ class StubSource:
             ids = scope.ids(level)
             if not ids:
                 continue
-            parents = tree.frame(level)
-            parents = parents[parents[LEVEL_SPECS[level].id_column].isin(ids)]["campaign_id"]
+            frame = tree.frame(level)
+            parents = frame[frame[LEVEL_SPECS[level].id_column].isin(ids)]["campaign_id"]
             needed[[campaign_index[c] for c in parents]] = True
         chunk = max(1, ROWS_PER_CHUNK // max(1, s.adsets_per_campaign * s.ads_per_adset * window.days))
         campaigns = np.flatnonzero(needed)
@@ -291,7 +292,7 @@ class StubSource:
         campaign = _roll_up(per_campaign, hash_ids(c_ids), days)
 
         # ids travel as integers (each entity's lineage, outermost first) and become strings in _frame
-        levels: list[tuple[Level, np.ndarray, dict, tuple[np.ndarray, ...]]] = [
+        levels: list[tuple[Level, np.ndarray, dict[str, np.ndarray], tuple[np.ndarray, ...]]] = [
             ("campaign", c_ids, campaign, (c_num,)),
             ("adset", a_ids, adset, (np.repeat(c_num, a_per_c), a_num)),
             ("ad", d_ids, ad, (np.repeat(c_num, a_per_c * d_per_a), np.repeat(a_num, d_per_a), d_num)),
@@ -388,8 +389,8 @@ def _frame(account_id: str, level: Level, lineage: tuple[np.ndarray, ...], value
     id_strings = [_id_strings(numbers[entity_index]) for numbers in lineage]
     named = dict(zip((*spec.parent_id_columns, spec.id_column), id_strings))
     frame = pd.DataFrame({
-        "account_id": pd.array(pa.array(np.full(n, account_id)), dtype=_ARROW_STRING),
-        "entity_type": pd.array(pa.array(np.full(n, level)), dtype=_ARROW_STRING),
+        "account_id": _text_strings(np.full(n, account_id)),
+        "entity_type": _text_strings(np.full(n, level)),
         "entity_id": id_strings[-1],
         **{c: named[c] if c in named else _null_strings(n) for c in (s.id_column for s in LEVEL_SPECS.values())},
         "date_start": dates[day_index],
@@ -417,7 +418,11 @@ def _table_frame(level: Level, frame: pd.DataFrame) -> pd.DataFrame:
 def _arrow_strings(frame: pd.DataFrame) -> pd.DataFrame:
     """Text columns as Arrow strings: a third of the memory of Python str objects, and faster to scan."""
     text = [c for c in frame.columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])]
-    return frame.astype({c: _ARROW_STRING for c in text})
+    return frame.astype(dict.fromkeys(text, _ARROW_STRING))
+
+
+def _text_strings(texts: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    return pd.array(pa.array(texts), dtype=_ARROW_STRING)
 
 
 def _id_strings(numbers: np.ndarray) -> pd.api.extensions.ExtensionArray:
@@ -445,7 +450,8 @@ def _created_times(hashes: np.ndarray) -> np.ndarray:
 
 def _targeting_json(ages: tuple[int, int], gender: str, countries: tuple[str, ...], placements: tuple[str, ...]) -> str:
     """The shape Meta's `targeting` field has, so live and stub ad sets read alike."""
-    targeting: dict = {"age_min": ages[0], "age_max": ages[1], "geo_locations": {"countries": list(countries)}}
+    targeting: dict[str, object] = {"age_min": ages[0], "age_max": ages[1],
+                                    "geo_locations": {"countries": list(countries)}}
     if gender != "all":
         targeting["genders"] = [1 if gender == "male" else 2]
     if placements != ("automatic",):

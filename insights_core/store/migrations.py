@@ -172,4 +172,5 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> list[int]:
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    assert row is not None  # an aggregate without GROUP BY returns one row
     return int(row[0] or 0)

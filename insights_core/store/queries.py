@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -28,13 +29,14 @@ _ZEROED = ", ".join(f"coalesce(i.{m}, 0) AS {m}" for m in ADDITIVE_METRICS)
 _MONEY = ("spend", "conversions", "revenue")
 _ACCOUNT = "($account_id IS NULL OR account_id = $account_id)"
 EXPORT_COLUMNS = ("date_start", "date_end", "account_id", "entity_type", "entity_id", "name",
-                  *(s.id_column for s in LEVEL_SPECS.values()), *ADDITIVE_METRICS, "reach", "unique_clicks", "frequency")
+                  *(s.id_column for s in LEVEL_SPECS.values()), *ADDITIVE_METRICS,
+                  "reach", "unique_clicks", "frequency")
 
 
 def _level(level: str) -> Level:
     if level not in LEVELS:
         raise InputError(f"entity type must be one of {', '.join(LEVELS)}, got {level!r}")
-    return level  # type: ignore[return-value]
+    return level
 
 
 def _spec(level: str) -> LevelSpec:
@@ -51,24 +53,31 @@ class DataBounds:
 
 
 def fetch_data_bounds(con: Con) -> DataBounds:
-    first, last = con.execute(
-        "SELECT min(date_start), max(date_start) FROM meta_ad_insights WHERE entity_type = 'campaign'").fetchone()
+    first, last = _one_row(con.execute(
+        "SELECT min(date_start), max(date_start) FROM meta_ad_insights WHERE entity_type = 'campaign'"))
     accounts = con.execute(
         "SELECT account_id, name, currency, timezone_name FROM ad_accounts ORDER BY account_id").df()
     return DataBounds(first, last, accounts)
 
 
-def _metric_totals(row: Sequence[object]) -> dict[str, float]:
+def _one_row(cursor: Con) -> tuple[Any, ...]:
+    """The row of an aggregate query without GROUP BY: there is always exactly one."""
+    row = cursor.fetchone()
+    assert row is not None
+    return row
+
+
+def _metric_totals(row: Sequence[float | None]) -> dict[str, float]:
     """A row of sums in ADDITIVE_METRICS order as {metric: total}; no rows summed (NULL) is 0."""
-    return {m: float(v or 0) for m, v in zip(ADDITIVE_METRICS, row)}  # type: ignore[arg-type]
+    return {m: float(v or 0) for m, v in zip(ADDITIVE_METRICS, row)}
 
 
 def fetch_totals(con: Con, since: dt.date, until: dt.date, account_id: str | None = None) -> dict[str, float]:
     """Additive totals over campaign rows (the account's total: campaigns add up to it)."""
-    row = con.execute(
+    row = _one_row(con.execute(
         f"SELECT {_SUMS} FROM meta_ad_insights WHERE entity_type = 'campaign'"
         f" AND date_start BETWEEN $since AND $until AND {_ACCOUNT}",
-        {"since": since, "until": until, "account_id": account_id}).fetchone()
+        {"since": since, "until": until, "account_id": account_id}))
     return _metric_totals(row)
 
 
@@ -77,20 +86,20 @@ def fetch_period_totals(con: Con, since: dt.date, until: dt.date, prev_since: dt
     """`fetch_totals` of a period and of the one to compare it with, in one scan of the table."""
     sums = ", ".join(f"sum({m}) FILTER (WHERE date_start BETWEEN ${p}since AND ${p}until)::DOUBLE"
                      for p in ("", "prev_") for m in ADDITIVE_METRICS)
-    row = con.execute(
+    row = _one_row(con.execute(
         f"SELECT {sums} FROM meta_ad_insights WHERE entity_type = 'campaign'"
         f" AND (date_start BETWEEN $since AND $until OR date_start BETWEEN $prev_since AND $prev_until) AND {_ACCOUNT}",
         {"since": since, "until": until, "prev_since": prev_since, "prev_until": prev_until,
-         "account_id": account_id}).fetchone()
+         "account_id": account_id}))
     count = len(ADDITIVE_METRICS)
     return _metric_totals(row[:count]), _metric_totals(row[count:])
 
 
 def fetch_campaign_counts(con: Con, account_id: str | None = None) -> tuple[int, int]:
     """(all campaigns, campaigns whose effective status is ACTIVE)."""
-    total, active = con.execute(
+    total, active = _one_row(con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE effective_status = 'ACTIVE') FROM campaigns WHERE {_ACCOUNT}",
-        {"account_id": account_id}).fetchone()
+        {"account_id": account_id}))
     return int(total), int(active or 0)
 
 
@@ -144,13 +153,13 @@ def _entity_sql(spec: LevelSpec) -> str:
             f" LEFT JOIN ad_accounts AS a ON a.account_id = e.account_id WHERE e.{spec.id_column} = $id")
 
 
-def fetch_entity(con: Con, level: str, entity_id: str) -> dict | None:
+def fetch_entity(con: Con, level: str, entity_id: str) -> dict[str, Any] | None:
     """One campaign, ad set or ad with its parents' names and its account's currency; None if unknown."""
     frame = con.execute(_entity_sql(_spec(level)), {"id": entity_id}).df()
     if frame.empty:
         return None
     row = frame.iloc[0].to_dict()
-    return {k: (None if _is_missing(v) else v) for k, v in row.items()}
+    return {str(k): (None if _is_missing(v) else v) for k, v in row.items()}
 
 
 def fetch_children(con: Con, child_level: str, parent_level: str, parent_id: str,
@@ -201,10 +210,10 @@ def fetch_entity_daily(con: Con, level: str, entity_id: str, since: dt.date, unt
 
 
 def fetch_entity_totals(con: Con, level: str, entity_id: str, since: dt.date, until: dt.date) -> dict[str, float]:
-    row = con.execute(
+    row = _one_row(con.execute(
         f"SELECT {_SUMS} FROM meta_ad_insights WHERE entity_type = $level AND entity_id = $id"
         " AND date_start BETWEEN $since AND $until",
-        {"level": _level(level), "id": entity_id, "since": since, "until": until}).fetchone()
+        {"level": _level(level), "id": entity_id, "since": since, "until": until}))
     return _metric_totals(row)
 
 
@@ -251,10 +260,10 @@ def fetch_day_coverage(con: Con, since: dt.date, until: dt.date) -> pd.DataFrame
 
 
 def count_insight_rows(con: Con, level: str, since: dt.date, until: dt.date, account_id: str | None = None) -> int:
-    row = con.execute(
+    row = _one_row(con.execute(
         f"SELECT count(*) FROM meta_ad_insights WHERE entity_type = $level AND date_start BETWEEN $since AND $until"
         f" AND {_ACCOUNT}", {"level": _level(level), "since": since, "until": until, "account_id": account_id}
-    ).fetchone()
+    ))
     return int(row[0])
 
 
@@ -284,6 +293,6 @@ def iter_insight_rows(con: Con, level: str, since: dt.date, until: dt.date, acco
 
 def _is_missing(value: object) -> bool:
     try:
-        return bool(pd.isna(value))
+        return bool(pd.isna(value))  # type: ignore[call-overload]  # the stubs know scalars only; any object works
     except (TypeError, ValueError):
         return False

@@ -108,7 +108,8 @@ def resolve_current_snapshot(link: Path) -> Path:
         raise SnapshotUnavailableError()
     target = link.resolve()
     if not target.exists():
-        raise SnapshotUnavailableError(f"the published snapshot {target.name} is missing; the worker will publish a new one")
+        raise SnapshotUnavailableError(
+            f"the published snapshot {target.name} is missing; the worker will publish a new one")
     return target
 
 

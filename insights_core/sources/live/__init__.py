@@ -15,8 +15,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from insights_core.levels import LEVEL_SPECS
-from insights_core.models import LEVELS, Account, DateWindow, EntityTree, InsightBatch, Scope, SourceStats
+from insights_core.levels import LEVEL_SPECS, LEVELS
+from insights_core.models import Account, DateWindow, EntityTree, InsightBatch, Scope, SourceStats
 from insights_core.settings import Settings
 from insights_core.sources import StatusCallback
 from insights_core.sources.live.api import connect_api, fetch_account_json, fetch_entities_json
@@ -45,7 +45,7 @@ class LiveSource:
         self._trees: dict[str, EntityTree] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "LiveSource":
+    def from_settings(cls, settings: Settings) -> LiveSource:
         return cls(settings)
 
     def interrupt(self) -> None:

@@ -10,7 +10,8 @@ The access token travels as a query parameter on every URL: nothing here logs a 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from facebook_business.adobjects.ad import Ad
 from facebook_business.adobjects.adaccount import AdAccount
@@ -19,7 +20,7 @@ from facebook_business.adobjects.adset import AdSet
 from facebook_business.adobjects.adsinsights import AdsInsights
 from facebook_business.adobjects.campaign import Campaign
 from facebook_business.adobjects.objectparser import ObjectParser
-from facebook_business.api import Cursor, FacebookAdsApi
+from facebook_business.api import Cursor, FacebookAdsApi, FacebookResponse
 
 from insights_core.errors import EntityError
 from insights_core.levels import LEVEL_SPECS, Level
@@ -28,7 +29,7 @@ from insights_core.sources.live.throttle import RetryPolicy
 
 REQUEST_TIMEOUT_SECONDS = 120
 ACCOUNT_FIELDS = ("id", "account_id", "name", "currency", "timezone_name", "account_status")
-_SDK_NODES: dict[Level, tuple[type, Callable[..., Cursor]]] = {
+_SDK_NODES: dict[Level, tuple[type[Any], Callable[..., Cursor]]] = {
     "campaign": (Campaign, AdAccount.get_campaigns), "adset": (AdSet, AdAccount.get_ad_sets),
     "ad": (Ad, AdAccount.get_ads),
 }
@@ -42,14 +43,15 @@ def effective_statuses(level: Level) -> list[str]:
     return sorted(v for k, v in vars(statuses).items() if not k.startswith("_") and isinstance(v, str))
 
 
-class GraphApi(FacebookAdsApi):
+class GraphApi(FacebookAdsApi):  # type: ignore[misc]  # facebook_business ships no types: its base class is Any
     """FacebookAdsApi whose every call runs under a RetryPolicy (pacing, counting, retries)."""
 
     policy: RetryPolicy | None = None
 
-    def call(self, method, path, params=None, headers=None, files=None, url_override=None,  # type: ignore[override]
-             api_version=None):
-        def send():  # type: ignore[no-untyped-def]
+    def call(self, method: str, path: str | Sequence[str], params: dict[str, Any] | None = None,
+             headers: dict[str, str] | None = None, files: dict[str, Any] | None = None,
+             url_override: str | None = None, api_version: str | None = None) -> FacebookResponse:
+        def send() -> FacebookResponse:
             return super(GraphApi, self).call(method, path, params=params, headers=headers, files=files,
                                               url_override=url_override, api_version=api_version)
 
@@ -59,7 +61,7 @@ class GraphApi(FacebookAdsApi):
 def connect_api(settings: Settings, policy: RetryPolicy) -> GraphApi:
     """An SDK session on META_GRAPH_URL. `crash_log=False`: the SDK's default excepthook would post
     crash reports (with request details) to Meta."""
-    api = GraphApi.init(
+    api: GraphApi = GraphApi.init(
         app_id=settings.app_id,
         app_secret=settings.app_secret.get_secret_value() if settings.app_secret else None,
         access_token=settings.access_token.get_secret_value() if settings.access_token else None,
@@ -72,12 +74,13 @@ def connect_api(settings: Settings, policy: RetryPolicy) -> GraphApi:
     return api
 
 
-def fetch_account_json(api: GraphApi, account_id: str) -> dict:
+def fetch_account_json(api: GraphApi, account_id: str) -> dict[str, Any]:
     account = AdAccount(account_id, api=api).api_get(fields=list(ACCOUNT_FIELDS))
-    return account.export_all_data()
+    data: dict[str, Any] = account.export_all_data()
+    return data
 
 
-def fetch_entities_json(api: GraphApi, account_id: str, level: Level, page_size: int) -> list[dict]:
+def fetch_entities_json(api: GraphApi, account_id: str, level: Level, page_size: int) -> list[dict[str, Any]]:
     """Every object of the level in the account, paused, archived and deleted ones included."""
     edge = _SDK_NODES[level][1]
     cursor = edge(AdAccount(account_id, api=api), fields=list(LEVEL_SPECS[level].graph_fields),
@@ -85,7 +88,7 @@ def fetch_entities_json(api: GraphApi, account_id: str, level: Level, page_size:
     return [item.export_all_data() for item in cursor]
 
 
-def start_report_run(api: GraphApi, account_id: str, params: dict) -> str:
+def start_report_run(api: GraphApi, account_id: str, params: dict[str, Any]) -> str:
     """POST act_<id>/insights: Meta queues the report and answers with its run id."""
     run = AdAccount(account_id, api=api).get_insights(params=params, is_async=True)
     run_id = run.get("report_run_id") or run.get("id")
@@ -106,7 +109,7 @@ def fetch_report_status(api: GraphApi, report_run_id: str) -> tuple[str, int]:
     return status, percent
 
 
-def fetch_report_rows(api: GraphApi, report_run_id: str, page_size: int) -> Iterator[dict]:
+def fetch_report_rows(api: GraphApi, report_run_id: str, page_size: int) -> Iterator[dict[str, Any]]:
     """The result rows of a finished report run, page by page (`after` cursors), as raw JSON.
 
     Raw dicts rather than AdsInsights objects: the SDK's objects drop null values, and a null
@@ -120,7 +123,8 @@ def fetch_report_rows(api: GraphApi, report_run_id: str, page_size: int) -> Iter
     yield from cursor
 
 
-def fetch_entity_insights_json(api: GraphApi, entity_id: str, params: dict, fields: Sequence[str]) -> list[dict]:
+def fetch_entity_insights_json(api: GraphApi, entity_id: str, params: Mapping[str, Any],
+                               fields: Sequence[str]) -> list[dict[str, Any]]:
     """GET /<entity id>/insights: one entity's rows, synchronously (the per-entity approach)."""
     cursor = Cursor(
         target_objects_class=AdsInsights, params=dict(params), fields=list(fields), include_summary=False,

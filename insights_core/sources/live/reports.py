@@ -21,10 +21,11 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from typing import Any
 
 from insights_core.errors import EntityError, FatalSyncError
-from insights_core.levels import LEVEL_SPECS
-from insights_core.models import Account, DateWindow, EntityTree, InsightBatch, Level, Scope
+from insights_core.levels import LEVEL_SPECS, Level
+from insights_core.models import Account, DateWindow, EntityTree, InsightBatch, Scope
 from insights_core.sources.live.api import (
     GraphApi,
     effective_statuses,
@@ -81,7 +82,7 @@ class ReportContext:
 
 def plan_chunks(levels: Sequence[Level], window: DateWindow, max_days: int) -> list[ReportChunk]:
     """Consecutive windows of at most `max_days`, one chunk per level each."""
-    chunks = []
+    chunks: list[ReportChunk] = []
     since = window.since
     while since <= window.until:
         until = min(window.until, since + dt.timedelta(days=max_days - 1))
@@ -118,7 +119,7 @@ def scope_entities(tree: EntityTree, scope: Scope, level: Level) -> set[str]:
     return set(tree.frame(level)[LEVEL_SPECS[level].id_column].astype(str))
 
 
-def scope_filters(level: Level, scope: Scope, campaigns_of_level: dict[str, str]) -> list[dict]:
+def scope_filters(level: Level, scope: Scope, campaigns_of_level: dict[str, str]) -> list[dict[str, Any]]:
     """Graph `filtering` entries that keep a report to the scope (none for a full-account sync)."""
     if scope.is_full:
         return []
@@ -137,7 +138,7 @@ def insight_id_fields(level: Level) -> tuple[str, ...]:
     return (*spec.parent_id_columns, spec.id_column)
 
 
-def report_params(chunk: ReportChunk, extra_filters: list[dict]) -> dict:
+def report_params(chunk: ReportChunk, extra_filters: list[dict[str, Any]]) -> dict[str, Any]:
     """The POST act_<id>/insights parameters of one chunk: daily rows, every status, its filters.
 
     `use_unified_attribution_setting` counts conversions with each ad set's own attribution

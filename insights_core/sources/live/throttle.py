@@ -15,7 +15,7 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -52,6 +52,15 @@ TRANSIENT_FIRST_WAIT = 2.0
 
 Sleep = Callable[[float], object]
 Clock = Callable[[], float]
+
+
+class _Response(Protocol):
+    """What `RetryPolicy.run` reads from an answer (the SDK's FacebookResponse)."""
+
+    def headers(self) -> Mapping[str, str] | None: ...
+
+
+_R = TypeVar("_R", bound=_Response)
 
 
 class ReportTooLargeError(EntityError):
@@ -118,7 +127,8 @@ def classify_error(exc: BaseException, secrets: Iterable[str] = ()) -> ApiFailur
     secrets = list(secrets)
     if isinstance(exc, requests.RequestException):
         # never str(exc): requests puts the full URL, access token included, in its messages
-        host = urlsplit(exc.request.url).netloc if exc.request is not None and exc.request.url else "the Graph API"
+        url = exc.request.url if exc.request is not None else None
+        host = urlsplit(url).netloc if isinstance(url, str) and url else "the Graph API"
         said = f"no answer from {host} ({type(exc).__name__})"
         if isinstance(exc, _NETWORK_ERRORS):
             return ApiFailure(TransientApiError(f"{said} and retries ran out"), "transient", detail=said)
@@ -162,7 +172,7 @@ def retry_wait(failure: ApiFailure, attempt: int, base_delay: float, rng: random
     """
     if failure.retry == "throttle":
         return max(failure.usage.regain_seconds, base_delay * (attempt + 1)) * (1 + 0.1 * rng.random())
-    return min(base_delay, TRANSIENT_FIRST_WAIT * 2 ** attempt) * rng.uniform(0.5, 1.0)
+    return min(base_delay, TRANSIENT_FIRST_WAIT * 2.0 ** attempt) * rng.uniform(0.5, 1.0)
 
 
 class Pacer:
@@ -213,7 +223,7 @@ class RetryPolicy:
         self.secrets = list(secrets)
         self.rng = rng or random.Random()
 
-    def run(self, send: Callable[[], object]) -> object:
+    def run(self, send: Callable[[], _R]) -> _R:
         attempt = 0
         while True:
             self.pacer.wait_turn()
@@ -225,7 +235,7 @@ class RetryPolicy:
                 if isinstance(exc, FacebookRequestError):
                     self.pacer.observe(exc.http_headers())
             else:
-                self.pacer.observe(response.headers())  # type: ignore[attr-defined]
+                self.pacer.observe(response.headers())
                 return response
             if failure.retry == "throttle":
                 self.stats.rate_limit_hits += 1
@@ -239,7 +249,7 @@ class RetryPolicy:
             attempt += 1
 
 
-def _usage_entries(payload: object) -> list[Mapping]:
+def _usage_entries(payload: object) -> list[Mapping[str, object]]:
     """x-business-use-case-usage nests lists of entries under business ids; the others are flat."""
     if isinstance(payload, Mapping):
         if any(isinstance(v, list) for v in payload.values()):
@@ -249,9 +259,11 @@ def _usage_entries(payload: object) -> list[Mapping]:
 
 
 def _number(value: object) -> float:
+    if not isinstance(value, (str, int, float)):  # decoded JSON: null, a list or an object
+        return 0.0
     try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        number = float(value)
+    except ValueError:
         return 0.0
     return number if number == number and number != float("inf") else 0.0
 

@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
@@ -46,7 +47,7 @@ class ParsedRows:
     unattributed: list[str] = field(default_factory=list)
 
 
-def account_from_json(data: Mapping, requested_id: str) -> Account:
+def account_from_json(data: Mapping[str, Any], requested_id: str) -> Account:
     """The ad account's identity; its timezone decides which calendar day a row belongs to."""
     missing = [name for name in ("name", "currency", "timezone_name") if not isinstance(data.get(name), str)]
     if missing:
@@ -66,13 +67,13 @@ def account_from_json(data: Mapping, requested_id: str) -> Account:
     )
 
 
-def entity_frame(level: Level, records: Iterable[Mapping], account: Account) -> pd.DataFrame:
+def entity_frame(level: Level, records: Iterable[Mapping[str, Any]], account: Account) -> pd.DataFrame:
     """The level's entity table rows (`LevelSpec.columns`) from Graph objects; objects without an id are dropped."""
     spec = LEVEL_SPECS[level]
     return _entity_frame([entity_row(spec, r, account) for r in records if r.get("id")], spec.columns)
 
 
-def entity_row(spec: LevelSpec, record: Mapping, account: Account) -> dict:
+def entity_row(spec: LevelSpec, record: Mapping[str, Any], account: Account) -> dict[str, Any]:
     """One object's columns: Graph's value as is, unless the column needs reading (ids, budgets, times, targeting)."""
     row = {c.name: record.get(c.graph_field or c.name) for c in spec.columns}
     row[spec.id_column] = str(record["id"])
@@ -89,7 +90,7 @@ def entity_row(spec: LevelSpec, record: Mapping, account: Account) -> dict:
     return row
 
 
-def targeting_columns(targeting: Mapping | None) -> dict:
+def targeting_columns(targeting: Mapping[str, Any] | None) -> dict[str, Any]:
     """The ad set columns derived from Meta's `targeting` spec, plus the spec itself as JSON.
 
     Placements read `<platform>_<position>` (e.g. `instagram_story`) for platforms with explicit
@@ -160,7 +161,7 @@ def parse_number(value: object, name: str, *, whole: bool) -> Decimal:
     return number
 
 
-def conversions_of(record: Mapping, preference: Sequence[str]) -> tuple[Decimal, Decimal]:
+def conversions_of(record: Mapping[str, Any], preference: Sequence[str]) -> tuple[Decimal, Decimal]:
     """(conversions, revenue) from the first preferred action type the row reports.
 
     Overlapping types (`omni_purchase`, `purchase`, the pixel purchase) count the same
@@ -181,7 +182,7 @@ def conversions_of(record: Mapping, preference: Sequence[str]) -> tuple[Decimal,
     return conversions, revenue
 
 
-def insight_rows(records: Iterable[Mapping], level: Level, account_id: str, window: DateWindow,
+def insight_rows(records: Iterable[Mapping[str, Any]], level: Level, account_id: str, window: DateWindow,
                  preference: Sequence[str]) -> ParsedRows:
     """Daily rows of one level from a report's result pages.
 
@@ -192,7 +193,7 @@ def insight_rows(records: Iterable[Mapping], level: Level, account_id: str, wind
     neither can be trusted. Rows that name no entity cannot be charged to anyone and are listed
     in `unattributed`, for the caller to fail the whole report.
     """
-    parsed: dict[tuple[str, dt.date], dict] = {}
+    parsed: dict[tuple[str, dt.date], dict[str, Any]] = {}
     problems: dict[str, list[str]] = {}
     unattributed: list[str] = []
     duplicated: set[tuple[str, dt.date]] = set()
@@ -220,7 +221,7 @@ def insight_rows(records: Iterable[Mapping], level: Level, account_id: str, wind
     return ParsedRows(insight_frame(list(parsed.values())), failures, unattributed)
 
 
-def insight_frame(rows: list[dict]) -> pd.DataFrame:
+def insight_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Rows in INSIGHT_SOURCE_COLUMNS with nullable types: an unknown reach stays NULL, never 0."""
     frame = pd.DataFrame(rows, columns=list(INSIGHT_SOURCE_COLUMNS))
     for column in ("date_start", "date_end"):
@@ -238,50 +239,50 @@ def insight_frame(rows: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def _parse_row(record: Mapping, level: Level, entity_id: str, account_id: str, window: DateWindow,
-               preference: Sequence[str]) -> dict:
+def _parse_row(record: Mapping[str, Any], level: Level, entity_id: str, account_id: str, window: DateWindow,
+               preference: Sequence[str]) -> dict[str, Any]:
     spec = LEVEL_SPECS[level]
     day = _parse_day(record, "date_start")
     if _parse_day(record, "date_stop") != day:
         raise RowError(f"date_stop {record.get('date_stop')!r} differs from date_start (expected daily rows)")
     if not window.since <= day <= window.until:
         raise RowError(f"date {day} is outside the requested {window.since}..{window.until}")
-    parents = {}
+    parents: dict[str, str | None] = {}
     for name in spec.parent_id_columns:
         parents[name] = _str(record.get(name))
         if not parents[name]:
             raise RowError(f"{name} is missing")
     conversions, revenue = conversions_of(record, preference)
-    values = {"spend": _required(record, "spend", whole=False)}
-    values.update({name: _required(record, name, whole=True) for name in REQUIRED_COUNTS})
-    values.update({name: _optional(record, name, whole=True) for name in OPTIONAL_COUNTS})
+    spend = _required(record, "spend", whole=False)
+    counts = {name: _required(record, name, whole=True) for name in REQUIRED_COUNTS}
+    optional = {name: _optional(record, name, whole=True) for name in OPTIONAL_COUNTS}
     frequency = _optional(record, "frequency", whole=False)
     ids = {**parents, spec.id_column: entity_id}
     return {
         "account_id": account_id, "entity_type": level, "entity_id": entity_id,
         **{s.id_column: ids.get(s.id_column) for s in LEVEL_SPECS.values()},
         "date_start": day, "date_end": day,
-        "spend": float(values["spend"]), "impressions": int(values["impressions"]), "clicks": int(values["clicks"]),
+        "spend": float(spend), "impressions": int(counts["impressions"]), "clicks": int(counts["clicks"]),
         "conversions": float(conversions), "revenue": float(revenue),
-        "reach": None if values["reach"] is None else int(values["reach"]),
-        "unique_clicks": None if values["unique_clicks"] is None else int(values["unique_clicks"]),
+        "reach": None if optional["reach"] is None else int(optional["reach"]),
+        "unique_clicks": None if optional["unique_clicks"] is None else int(optional["unique_clicks"]),
         "frequency": None if frequency is None else float(frequency),
     }
 
 
-def _required(record: Mapping, name: str, *, whole: bool) -> Decimal:
+def _required(record: Mapping[str, Any], name: str, *, whole: bool) -> Decimal:
     if name not in record:
         raise RowError(f"{name} is missing")
     return parse_number(record[name], name, whole=whole)
 
 
-def _optional(record: Mapping, name: str, *, whole: bool) -> Decimal | None:
+def _optional(record: Mapping[str, Any], name: str, *, whole: bool) -> Decimal | None:
     """Reach, unique clicks, frequency: absent or null means not reported, stored as NULL (never 0)."""
     value = record.get(name)
     return None if value is None else parse_number(value, name, whole=whole)
 
 
-def _action_map(record: Mapping, name: str) -> dict[str, object]:
+def _action_map(record: Mapping[str, Any], name: str) -> dict[str, object]:
     if name not in record:
         return {}
     entries = record[name]
@@ -300,7 +301,7 @@ def _action_map(record: Mapping, name: str) -> dict[str, object]:
     return found
 
 
-def _parse_day(record: Mapping, name: str) -> dt.date:
+def _parse_day(record: Mapping[str, Any], name: str) -> dt.date:
     value = record.get(name)
     if not isinstance(value, str):
         raise RowError(f"{name} is {'missing' if value is None else repr(value)}")
@@ -315,7 +316,7 @@ def _day_text(record: object) -> str:
     return value if isinstance(value, str) else "an unknown day"
 
 
-def _entity_frame(rows: list[dict], columns: tuple[Column, ...]) -> pd.DataFrame:
+def _entity_frame(rows: list[dict[str, Any]], columns: tuple[Column, ...]) -> pd.DataFrame:
     """Rows typed by their columns: whole numbers stay nullable (an unknown age is not 0), times are datetimes."""
     frame = pd.DataFrame(rows, columns=[c.name for c in columns])
     for column in columns:
@@ -326,7 +327,7 @@ def _entity_frame(rows: list[dict], columns: tuple[Column, ...]) -> pd.DataFrame
     return frame
 
 
-def _name(record: Mapping) -> str:
+def _name(record: Mapping[str, Any]) -> str:
     name = record.get("name")
     return name if isinstance(name, str) else ""
 
@@ -340,7 +341,9 @@ def _str(value: object) -> str | None:
 
 
 def _int_or_none(value: object) -> int | None:
+    if not isinstance(value, (str, int, float)):  # decoded JSON: null, a list or an object
+        return None
     try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        return int(value)
+    except ValueError:
         return None
