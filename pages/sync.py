@@ -6,7 +6,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from insights_core.dashboard import charts, data, sync_view, widgets
+from insights_core.dashboard import charts, data, login, sync_view, widgets
 from insights_core.dashboard.alerts import MAX_RATE_LIMIT_HITS_PER_HOUR, sync_alerts
 from insights_core.dashboard.inputs import LEVEL_LABELS, refuse_other_digits
 from insights_core.dashboard.sync_health import day_coverage, entity_coverage, error_rates, history_table
@@ -33,6 +33,7 @@ if control is not None:  # without it, the page still shows the run history
 
     @st.fragment(run_every="5s")
     def worker_panel() -> None:
+        login.rerun_app_if_session_ended(settings)  # a timed fragment skips app.py's session check
         with widgets.reporting_broken_files():
             sync_view.render_worker_status(control.fetch_worker_status(), dt.datetime.now(dt.timezone.utc))
 
@@ -79,6 +80,7 @@ if control is not None:  # without it, the page still shows the run history
 
         @st.fragment(run_every="1s")
         def live_progress() -> None:
+            login.rerun_app_if_session_ended(settings)
             current = control.fetch_request(record.id)
             if current is None or not current.is_open:
                 st.rerun(scope="app")

@@ -35,6 +35,8 @@ class Jars:
     def __init__(self) -> None:
         self.jars: dict[str, dict[str, str]] = {}
         self.active: dict[str, str] = {}
+        self.cookie_set = False
+        """A cookie component set a cookie in the last run: in a browser it then reruns the app."""
 
 
 class Browser:
@@ -55,19 +57,28 @@ class Browser:
     def run(self) -> AppTest:
         assert self.at is not None
         self.jars.active = self.cookies
-        return self.at.run()
+        return self._settle(self.at.run())
 
     def log_in(self, username: str, password: str) -> AppTest:
         assert self.at is not None
         self.at.text_input[0].input(username)
         self.at.text_input[1].input(password)
         self.jars.active = self.cookies
-        return self.at.button[0].click().run()
+        return self._settle(self.at.button[0].click().run())
 
     def log_out(self) -> AppTest:
         assert self.at is not None
         self.jars.active = self.cookies
-        return self.at.button(key="mi_logout").click().run()
+        return self._settle(self.at.button(key="mi_logout").click().run())
+
+    def _settle(self, at: AppTest) -> AppTest:
+        """Rerun as a browser does after each cookie the cookie component set (a few at most)."""
+        for _ in range(3):
+            if not self.jars.cookie_set:
+                break
+            self.jars.cookie_set = False
+            at = at.run()
+        return at
 
     @property
     def title(self) -> list[str]:
@@ -88,6 +99,7 @@ def jars(monkeypatch: pytest.MonkeyPatch) -> Jars:
 
     def set_cookie(self, cookie: str, val: str, key: str = "set", **_: object) -> None:  # type: ignore[no-untyped-def]
         jars.active[cookie] = val
+        jars.cookie_set = True
         self.cookies[cookie] = val
 
     def delete_cookie(self, cookie: str, key: str = "delete") -> None:  # type: ignore[no-untyped-def]
@@ -290,3 +302,34 @@ def test_odd_names_at_the_form_are_counted_like_any_other(jars: Jars, data_dir: 
     assert "Too many failed logins" in shown[5]
     locked = auth.LoginThrottle(data_dir, 5, 900).locked_users(time.time())
     assert list(locked) == [login_name_key(entered)] and len(next(iter(locked))) <= 64
+
+
+def _fragment_check_script() -> None:
+    """What a timed fragment does first: each run counts itself, and only the first one checks."""
+    import streamlit as st
+
+    from insights_core.dashboard import login
+    from insights_core.settings import load_settings
+
+    st.session_state["runs"] = st.session_state.get("runs", 0) + 1
+    if st.session_state["runs"] == 1:
+        login.rerun_app_if_session_ended(load_settings())
+
+
+@pytest.mark.parametrize("ended", [False, True])
+def test_a_timed_fragment_reruns_the_app_once_the_session_was_ended_elsewhere(
+        jars: Jars, data_dir: Path, monkeypatch: pytest.MonkeyPatch, ended: bool) -> None:
+    """The Sync page's timed fragments skip app.py: the check makes them rerun it (which shows the login form)."""
+    laptop, phone = Browser(jars, "laptop"), Browser(jars, "phone")
+    laptop.open()
+    laptop.log_in("manager", "demo")
+    phone.open()
+    phone.log_in("manager", "demo")
+    assert phone.title == ["Overview"]
+    if ended:
+        laptop.log_out()
+    fragment = AppTest.from_function(_fragment_check_script)
+    fragment.session_state["mi_login_binding"] = phone.at.session_state["mi_login_binding"]
+    fragment.run()
+    assert not fragment.exception
+    assert fragment.session_state["runs"] == (2 if ended else 1)

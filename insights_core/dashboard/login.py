@@ -47,6 +47,7 @@ from insights_core.auth_tokens import (
     read_device_cookie,
     read_login_cookie,
 )
+from insights_core.errors import ConfigError
 from insights_core.settings import Settings
 
 USER_KEY = "mi_user"
@@ -187,13 +188,35 @@ def _resolve_user(session: LoginSession) -> CurrentUser | None:
         # fingerprint and logouts), or by a path that sets the library's keys directly
         binding = _bind_session(user, session.cookie_key, time.time())
     if (user is None or user.role is None or binding is None
-            or binding["fingerprint"] != password_fingerprint(user.password_hash, session.cookie_key)
-            or fetch_logouts(session.settings.data_dir).get(user.username, float("-inf")) >= binding["at"]):
+            or not _binding_holds(binding, user, session.cookie_key, session.settings.data_dir)):
         _end_session(session)
         return None
     current = CurrentUser(user.username, user.name, user.role)
     st.session_state[USER_KEY] = {"username": current.username, "name": current.name, "role": current.role}
     return current
+
+
+def _binding_holds(binding: _Binding, user: User, cookie_key: str, data_dir: Path) -> bool:
+    """The user still has a role, the password the session logged in with, and no logout since."""
+    return (user.role is not None
+            and binding["fingerprint"] == password_fingerprint(user.password_hash, cookie_key)
+            and fetch_logouts(data_dir).get(user.username, float("-inf")) < binding["at"])
+
+
+def rerun_app_if_session_ended(settings: Settings) -> None:
+    """For `st.fragment`s that rerun on a timer: they skip app.py, where a session is checked, so a
+    session ended elsewhere (logout, new password, removed user) reruns the whole app, which shows
+    the login form, instead of refreshing the fragment."""
+    binding = st.session_state.get(_BINDING_KEY)
+    if binding is None:
+        return  # not bound yet: the app's own run binds it or shows the login form
+    try:
+        config, cookie_key = load_auth(settings)
+    except ConfigError:
+        st.rerun(scope="app")  # the app's run says what is wrong with the users file or key
+    user = config.user(binding["username"])
+    if user is None or not _binding_holds(binding, user, cookie_key, settings.data_dir):
+        st.rerun(scope="app")
 
 
 def _end_session(session: LoginSession) -> None:
