@@ -12,7 +12,7 @@ from insights_core.sync_requests import parse_entity_ids, parse_sync_request
 def test_defaults_match_the_design(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_settings()
     assert (s.mode, s.sync_interval_minutes, s.sync_enabled, s.rate_limit_retry_delay, s.max_retries,
-            s.max_days_back, s.default_batch_size, s.lookback_days) == ("stub", 30, True, 60, 3, 365, 5, 28)
+            s.max_days_back, s.report_runs_in_flight, s.lookback_days) == ("stub", 30, True, 60, 3, 365, 5, 28)
     assert s.graph_url == "https://graph.facebook.com"
     assert s.conversion_action_types[0] == "omni_purchase"
 
