@@ -13,7 +13,8 @@ from insights_core.dashboard.formatting import format_age, format_duration, form
 from insights_core.dashboard.login import CurrentUser
 from insights_core.errors import ControlChannelError
 from insights_core.dashboard.sync_health import report_counts, report_window
-from insights_core.models import LEVEL_PLURAL, LEVELS, SyncRequest
+from insights_core.levels import LEVEL_PLURAL, LEVELS
+from insights_core.models import SyncRequest
 
 START_HINT = "Start it with `python sync_worker.py` (or `scripts/run.sh`, which starts the worker and the dashboard)."
 
