@@ -75,18 +75,6 @@ def test_orphaned_running_requests_are_failed_at_worker_start(tmp_path) -> None:
     assert record.status == "failed" and "nothing of it was committed" in record.error
 
 
-def test_heartbeat_goes_stale(tmp_path) -> None:
-    control = ControlChannel(tmp_path / "control.sqlite")
-    assert control.fetch_worker_status() is None
-    start = dt.datetime.now(dt.timezone.utc)
-    control.save_heartbeat(mode="stub", state="idle", started_at=start, interval_minutes=30, sync_enabled=True)
-    status = control.fetch_worker_status()
-    assert status.is_alive() and status.state == "idle" and status.mode == "stub"
-    assert not status.is_alive(status.heartbeat_at + dt.timedelta(seconds=STALE_AFTER_SECONDS + 1))
-    control.save_heartbeat(mode="stub", state="stopped", started_at=start, interval_minutes=30, sync_enabled=True)
-    assert not control.fetch_worker_status().is_alive()
-
-
 def test_the_claim_returns_the_request_that_was_saved(tmp_path) -> None:
     control = ControlChannel(tmp_path / "control.sqlite")
     saved = SyncRequest(days_back=14, entity_type="adset", entity_ids=("22", "11"), force=True, requested_by="ana")
@@ -134,3 +122,15 @@ def test_a_stored_report_with_the_old_rows_written_key_reads_as_rows_read(tmp_pa
     record = control.fetch_request(request_id)
     assert record.report["rows_read"] == 1234 and "rows_written" not in record.report
     assert SyncReport.from_dict(old).rows_read == 1234
+
+
+def test_heartbeat_goes_stale(tmp_path) -> None:
+    control = ControlChannel(tmp_path / "control.sqlite")
+    assert control.fetch_worker_status() is None
+    start = dt.datetime.now(dt.timezone.utc)
+    control.save_heartbeat(mode="stub", state="idle", started_at=start, interval_minutes=30, sync_enabled=True)
+    status = control.fetch_worker_status()
+    assert status.is_alive() and status.state == "idle" and status.mode == "stub"
+    assert not status.is_alive(status.heartbeat_at + dt.timedelta(seconds=STALE_AFTER_SECONDS + 1))
+    control.save_heartbeat(mode="stub", state="stopped", started_at=start, interval_minutes=30, sync_enabled=True)
+    assert not control.fetch_worker_status().is_alive()
