@@ -51,7 +51,7 @@ def run_scenario(name: str, data_dir: Path) -> dict:
         done = time.perf_counter()
         assert report.success, report.errors
         passes.append({"pass": label, "sync_s": synced - started, "publish_s": done - synced,
-                       "wall_s": done - started, "rows": report.rows_written,
+                       "wall_s": done - started, "rows": report.rows_read,
                        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
     warehouse.close()
     return {

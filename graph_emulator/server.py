@@ -5,7 +5,7 @@
     POST /vXX.X/act_<id>/insights              starts an async report run -> {"report_run_id"}
     GET  /vXX.X/<report_run_id>                status; progresses one step per poll
     GET  /vXX.X/<report_run_id>/insights       result rows (`limit`/`after`)
-    GET  /vXX.X/<entity_id>/insights           one entity's rows, synchronously (the seed's approach)
+    GET  /vXX.X/<entity_id>/insights           one entity's rows, synchronously (the per-entity approach)
     GET  /vXX.X/<campaign_id>/adsets, /<adset_id>/ads
 
 It counts requests per kind, can add latency to each, and switches faults on (see `faults`).

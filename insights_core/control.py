@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import socket
 import sqlite3
@@ -20,10 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from insights_core.datadir import ensure_private_dir, make_private
-from insights_core.errors import ControlChannelError
-from insights_core.models import SyncReport, SyncRequest
+from insights_core.errors import ControlChannelError, InputError
+from insights_core.models import SyncReport, SyncRequest, upgrade_report_keys
+from insights_core.sync_requests import parse_stored_request, request_params
 
-HEARTBEAT_SECONDS = 2.0
+log = logging.getLogger("meta_insights.control")
+
+WORKER_HEARTBEAT_SECONDS = 2.0
+"""How often the worker writes its heartbeat row (the app reads it to tell whether the worker runs)."""
 STALE_AFTER_SECONDS = 15.0
 """A heartbeat older than this means the worker is not running (or is stuck)."""
 
@@ -74,8 +79,8 @@ class WorkerStatus:
     sync_enabled: bool
     next_run_at: dt.datetime | None
     current_sync_id: str | None
-    progress: dict | None
-    last_report: dict | None
+    progress: dict[str, Any] | None
+    last_report: dict[str, Any] | None
 
     def is_alive(self, now: dt.datetime | None = None) -> bool:
         """False once the heartbeat is stale or the worker said it stopped."""
@@ -85,16 +90,20 @@ class WorkerStatus:
 
 @dataclass(frozen=True)
 class RequestRecord:
+    """A Sync now request as the Sync page shows it: what was asked, its state, progress and report."""
+
     id: int
     created_at: dt.datetime
     requested_by: str | None
-    params: dict
+    request: SyncRequest | None
+    """None when the stored row is not a request this version can read (it is refused at the claim)."""
     status: str
     claimed_at: dt.datetime | None
     finished_at: dt.datetime | None
     sync_id: str | None
-    progress: dict | None
-    report: dict | None
+    progress: dict[str, Any] | None
+    report: dict[str, Any] | None
+    """The finished report's JSON, with today's key names (`insights_core.models.upgrade_report_keys`)."""
     error: str | None
 
     @property
@@ -189,7 +198,7 @@ class ControlChannel:
         The same request while an equal one is pending or running returns that one's id with
         created=False, so a double click never starts two syncs.
         """
-        params = _request_params(request)
+        params = request_params(request)
         key = json.dumps(params, sort_keys=True)
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
@@ -207,22 +216,33 @@ class ControlChannel:
             con.execute("COMMIT")
             return int(cur.lastrowid or 0), True
 
-    def claim_next_request(self) -> tuple[int, dict, str | None] | None:
-        """Atomically mark the oldest pending request running; return (id, params, requested_by)."""
-        with self._connect() as con:
-            row = con.execute(
-                """
-                UPDATE sync_requests SET status = 'running', claimed_at = ?
-                WHERE id = (SELECT id FROM sync_requests WHERE status = 'pending' ORDER BY id LIMIT 1)
-                RETURNING id, params, requested_by
-                """,
-                [_iso(_utcnow())],
-            ).fetchone()
-        if row is None:
-            return None
-        return int(row["id"]), json.loads(row["params"]), row["requested_by"]
+    def claim_next_request(self, max_days_back: int) -> SyncRequest | None:
+        """Atomically mark the oldest pending request running and return it, validated (`request_id` set).
 
-    def save_request_progress(self, request_id: int, sync_id: str, progress: dict) -> None:
+        A stored request that no longer passes validation (days back above `max_days_back`, a row
+        from an older version) is finished as failed with the reason, and the next one is claimed.
+        """
+        while True:
+            with self._connect() as con:
+                row = con.execute(
+                    """
+                    UPDATE sync_requests SET status = 'running', claimed_at = ?
+                    WHERE id = (SELECT id FROM sync_requests WHERE status = 'pending' ORDER BY id LIMIT 1)
+                    RETURNING id, params, requested_by
+                    """,
+                    [_iso(_utcnow())],
+                ).fetchone()
+            if row is None:
+                return None
+            request_id = int(row["id"])
+            try:
+                return parse_stored_request(_json_object(row["params"]), max_days_back=max_days_back,
+                                            request_id=request_id, requested_by=row["requested_by"])
+            except InputError as exc:
+                log.warning("request %d refused: %s", request_id, exc)
+                self.finish_request(request_id, None, error=str(exc))
+
+    def save_request_progress(self, request_id: int, sync_id: str, progress: dict[str, Any]) -> None:
         with self._connect() as con:
             con.execute(
                 "UPDATE sync_requests SET sync_id = ?, progress = ? WHERE id = ?",
@@ -230,7 +250,11 @@ class ControlChannel:
             )
 
     def finish_request(self, request_id: int, report: SyncReport | None, error: str | None = None) -> None:
-        """Record the outcome: succeeded/failed/cancelled from the report, or failed with `error`."""
+        """Record the outcome: succeeded/failed/cancelled from the report, or failed with `error`.
+
+        A report and an error together: the sync failed before it started (unknown ids), and the
+        report echoes the request with the error as its first line.
+        """
         status = report.status if report is not None and report.status != "running" else "failed"
         with self._connect() as con:
             con.execute(
@@ -271,7 +295,7 @@ class ControlChannel:
         sync_enabled: bool,
         next_run_at: dt.datetime | None = None,
         current_sync_id: str | None = None,
-        progress: dict | None = None,
+        progress: dict[str, Any] | None = None,
         last_report: SyncReport | None = None,
     ) -> None:
         """Upsert the worker's single status row (fields left None keep no stale progress)."""
@@ -305,22 +329,41 @@ class ControlChannel:
             state=row["state"], interval_minutes=row["interval_minutes"],
             sync_enabled=bool(row["sync_enabled"]), next_run_at=_parse_opt(row["next_run_at"]),
             current_sync_id=row["current_sync_id"], progress=_json_opt(row["progress"]),
-            last_report=_json_opt(row["last_report"]),
+            last_report=_report_opt(row["last_report"]),
         )
 
 
-def _request_params(request: SyncRequest) -> dict[str, Any]:
-    return {"days_back": request.days_back, "entity_type": request.entity_type,
-            "entity_ids": list(request.entity_ids), "force": request.force}
+_DISPLAY_DAYS_BOUND = 999_999
+"""Reading a request back to show it: the days-back bound was checked when it was queued and is
+checked again when it is claimed, so only the format is checked here."""
+
+
+def _stored_request(row: sqlite3.Row) -> SyncRequest | None:
+    try:
+        return parse_stored_request(_json_object(row["params"]), max_days_back=_DISPLAY_DAYS_BOUND,
+                                    request_id=int(row["id"]), requested_by=row["requested_by"])
+    except InputError:
+        return None
 
 
 def _request_record(row: sqlite3.Row) -> RequestRecord:
     return RequestRecord(
         id=row["id"], created_at=_parse(row["created_at"]), requested_by=row["requested_by"],
-        params=json.loads(row["params"]), status=row["status"], claimed_at=_parse_opt(row["claimed_at"]),
+        request=_stored_request(row), status=row["status"], claimed_at=_parse_opt(row["claimed_at"]),
         finished_at=_parse_opt(row["finished_at"]), sync_id=row["sync_id"],
-        progress=_json_opt(row["progress"]), report=_json_opt(row["report"]), error=row["error"],
+        progress=_json_opt(row["progress"]), report=_report_opt(row["report"]), error=row["error"],
     )
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """A stored JSON object; anything else is a request this version cannot read."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise InputError("the stored request is not a JSON object")
+    return value
 
 
 def _utcnow() -> dt.datetime:
@@ -339,5 +382,10 @@ def _parse_opt(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text) if text else None
 
 
-def _json_opt(text: str | None) -> dict | None:
+def _json_opt(text: str | None) -> dict[str, Any] | None:
     return json.loads(text) if text else None
+
+
+def _report_opt(text: str | None) -> dict[str, Any] | None:
+    report = _json_opt(text)
+    return upgrade_report_keys(report) if report is not None else None

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 
@@ -34,7 +35,7 @@ from insights_core.store.warehouse import Warehouse
 
 log = logging.getLogger("meta_insights.sync")
 
-ProgressSink = Callable[[dict], None]
+ProgressSink = Callable[[dict[str, Any]], None]
 MAX_ERRORS_LISTED = 50
 """The report lists this many entity errors one by one and sums up the rest in one line."""
 MAX_FAILED_SHARE = 0.5
@@ -44,7 +45,8 @@ MAX_FAILED_SHARE = 0.5
 def resolve_scope(tree: EntityTree, request: SyncRequest) -> tuple[Scope, set[str]]:
     """The entities a request covers in one account, and the requested ids not found in it.
 
-    A campaign brings its ad sets and ads, an ad set its ads (the seed's cascade); an ad is itself.
+    A campaign brings its ad sets and ads, an ad set its ads (a Sync now of a campaign refreshes
+    everything under it); an ad is itself.
     """
     known = {lvl: set(tree.frame(lvl)[LEVEL_SPECS[lvl].id_column]) for lvl in LEVELS}
     if request.entity_type is None:
@@ -118,11 +120,8 @@ def run_sync(
     now = now or dt.datetime.now(dt.timezone.utc)
     started = time.monotonic()
     secrets = settings.secret_values()
-    report = SyncReport(
-        sync_id=str(uuid.uuid4()), sync_timestamp=now.isoformat(), sync_type=request.sync_type, mode=source.mode,
-        days_back=request.days_back, entity_type=request.entity_type, entity_ids=list(request.entity_ids),
-        force=request.force, request_id=request.request_id,
-    )
+    report = SyncReport.for_request(request, sync_id=str(uuid.uuid4()), sync_timestamp=now.isoformat(),
+                                    mode=source.mode)
     stats_before = (source.stats.api_requests, source.stats.rate_limit_hits)
     tally = _Tally()
     progress = _ProgressReporter(report, tally, on_progress)
@@ -172,13 +171,11 @@ def fetch_entity_trees(source: InsightsSource) -> list[EntityTree]:
 
 
 def new_failed_report(request: SyncRequest, mode: str, reason: str) -> SyncReport:
-    """The report of a sync that could not start (storage unusable): success false, `reason` first."""
-    return SyncReport(
-        sync_id=str(uuid.uuid4()), sync_timestamp=dt.datetime.now(dt.timezone.utc).isoformat(),
-        sync_type=request.sync_type, mode=mode, days_back=request.days_back, entity_type=request.entity_type,
-        entity_ids=list(request.entity_ids), force=request.force, request_id=request.request_id,
-        status="failed", success=False, errors=[reason],
-    )
+    """The report of a sync that could not start (storage unusable, unknown ids): success false, `reason` first."""
+    report = SyncReport.for_request(request, sync_id=str(uuid.uuid4()),
+                                    sync_timestamp=dt.datetime.now(dt.timezone.utc).isoformat(), mode=mode)
+    report.status, report.success, report.errors = "failed", False, [reason]
+    return report
 
 
 def _save_run_if_possible(warehouse: Warehouse, report: SyncReport) -> None:
@@ -263,7 +260,7 @@ def _finish_report(report: SyncReport, tally: _Tally, source: InsightsSource, st
     if fatal:
         errors.insert(0, fatal)
     report.errors = [redact(e, secrets) for e in errors]
-    report.rows_written = tally.rows if committed else 0
+    report.rows_read = tally.rows if committed else 0
     report.rows_inserted = tally.inserted if committed else 0
     report.rows_updated = tally.updated if committed else 0
     report.rows_deleted = tally.deleted if committed else 0
@@ -287,5 +284,5 @@ class _ProgressReporter:
             "sync_id": self.report.sync_id,
             "message": message,
             "levels": {lvl: {"done": self.tally.done[lvl], "total": self.tally.processed[lvl]} for lvl in LEVELS},
-            "rows_written": self.tally.rows,
+            "rows_read": self.tally.rows,
         })

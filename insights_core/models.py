@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -107,7 +107,10 @@ class SourceStats:
 
 @dataclass(frozen=True)
 class SyncRequest:
-    """What to sync. Build it with `insights_core.requests.parse_sync_request` to validate input."""
+    """What to sync: the one shape of a request from the Sync page or the CLI to the worker and its report.
+
+    Build it with `insights_core.sync_requests.parse_sync_request`, which validates the input.
+    """
 
     sync_type: SyncType = "manual"
     days_back: int | None = None
@@ -128,7 +131,8 @@ class LevelCounts:
 
 @dataclass
 class SyncReport:
-    """The seed's sync report, plus what an operator needs to trust it."""
+    """The sync report (the keys the original specification named, through `errors`), plus what an
+    operator needs to trust it: the request it ran (echoed), its window, row counts and API usage."""
 
     sync_id: str
     sync_timestamp: str
@@ -148,8 +152,9 @@ class SyncReport:
     entity_ids: list[str] = field(default_factory=list)
     force: bool = False
     accounts: list[str] = field(default_factory=list)
-    rows_written: int = 0
-    """Rows the sync read and stored: inserted, updated, or found unchanged."""
+    rows_read: int = 0
+    """Rows read from the source and committed: each inserted, updated, or found unchanged (then not
+    rewritten); 0 when the sync rolled back. Reports stored before it was named so say `rows_written`."""
     rows_inserted: int = 0
     rows_updated: int = 0
     """Stored rows whose values changed (Meta restated them)."""
@@ -158,17 +163,38 @@ class SyncReport:
     api_requests: int = 0
     rate_limit_hits: int = 0
     request_id: int | None = None
+    requested_by: str | None = None
+
+    @classmethod
+    def for_request(cls, request: SyncRequest, *, sync_id: str, sync_timestamp: str, mode: str) -> "SyncReport":
+        """A new report that echoes `request`, so a report always says what was asked."""
+        return cls(sync_id=sync_id, sync_timestamp=sync_timestamp, sync_type=request.sync_type, mode=mode,
+                   days_back=request.days_back, entity_type=request.entity_type,
+                   entity_ids=list(request.entity_ids), force=request.force, request_id=request.request_id,
+                   requested_by=request.requested_by)
 
     def counts(self, level: Level) -> LevelCounts:
         return getattr(self, LEVEL_PLURAL[level])
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SyncReport":
-        values = dict(data)
+    def from_dict(cls, data: Mapping[str, Any]) -> "SyncReport":
+        """A report from its JSON, including reports stored under older key names."""
+        values = upgrade_report_keys(data)
         for plural in LEVEL_PLURAL.values():
             values[plural] = LevelCounts(**values.get(plural, {}))
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def upgrade_report_keys(report: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored report (control.sqlite, `sync_runs.report_json`) with today's key names.
+
+    `rows_written` was renamed `rows_read` (it counts rows read from the source, not rows written).
+    """
+    values = dict(report)
+    if "rows_read" not in values and "rows_written" in values:
+        values["rows_read"] = values.pop("rows_written")
+    return values

@@ -57,8 +57,10 @@ class Settings(BaseSettings):
         365, alias="INSIGHTS_MAX_DAYS_BACK", ge=1, le=1131,
         description="upper bound for days_back (Meta keeps 37 months of insights)",
     )
-    default_batch_size: int = Field(
-        5, alias="INSIGHTS_DEFAULT_BATCH_SIZE", ge=1, le=100, description="parallelism where work is per entity"
+    # the environment name is kept from the original specification (a contract); what it sets is this
+    report_runs_in_flight: int = Field(
+        5, alias="INSIGHTS_DEFAULT_BATCH_SIZE", ge=1, le=100,
+        description="live: how many async report runs are in flight at once",
     )
     lookback_days: int = Field(
         28, alias="INSIGHTS_LOOKBACK_DAYS", ge=1, le=90,

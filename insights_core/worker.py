@@ -22,11 +22,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import schedule
 
-from insights_core.control import HEARTBEAT_SECONDS, ControlChannel
+from insights_core.control import WORKER_HEARTBEAT_SECONDS, ControlChannel
 from insights_core.datadir import PRIVATE_FILE_MODE, ensure_private_dir, make_private
 from insights_core.engine import new_failed_report, run_sync
 from insights_core.errors import InputError, PublishError, WorkerLockedError
@@ -34,7 +34,6 @@ from insights_core.models import EntityTree, SyncReport, SyncRequest
 from insights_core.settings import Settings
 from insights_core.sources import InsightsSource, open_source
 from insights_core.store.warehouse import Warehouse
-from insights_core.sync_requests import parse_sync_request
 
 log = logging.getLogger("meta_insights.worker")
 REQUEST_POLL_SECONDS = 1.0
@@ -111,7 +110,7 @@ class SyncWorker:
         self.stop_event = threading.Event()
         self.started_at = dt.datetime.now(dt.timezone.utc)
         self._state = "starting"
-        self._progress: dict | None = None
+        self._progress: dict[str, Any] | None = None
         self._current_sync_id: str | None = None
         self._last_report: SyncReport | None = None
         self._status_lock = threading.Lock()
@@ -155,7 +154,7 @@ class SyncWorker:
         A publish that fails after the commit keeps the sync's rows; its run in `sync_runs` is
         rewritten as failed, and the next successful publish (retried while idle) shows them.
         """
-        def on_progress(progress: dict) -> None:
+        def on_progress(progress: dict[str, Any]) -> None:
             with self._status_lock:
                 self._progress, self._current_sync_id = progress, progress["sync_id"]
             now = time.monotonic()
@@ -187,7 +186,7 @@ class SyncWorker:
             extra={"sync_id": report.sync_id, "sync_type": report.sync_type, "campaigns": report.campaigns.processed,
                    "adsets": report.adsets.processed, "ads": report.ads.processed,
                    "duration_seconds": report.total_duration_seconds, "errors": len(report.errors),
-                   "rows_written": report.rows_written, "rate_limit_hits": report.rate_limit_hits,
+                   "rows_read": report.rows_read, "rate_limit_hits": report.rate_limit_hits,
                    "mode": report.mode, "success": report.success},
         )
         for line in report.errors[:5]:
@@ -240,6 +239,9 @@ class SyncWorker:
                 self._scheduled_due = True
         else:
             log.info("INSIGHTS_SYNC_ENABLED is false: serving Sync now requests only")
+        if self.warehouse.applied_migrations and self.settings.current_snapshot_link.exists():
+            # the dashboard queries the new schema: publish it now rather than at the next sync
+            self._publish_pending, self._next_publish_retry = True, 0.0
         self._set_state("idle")
         log.info("worker started", extra={"mode": self.settings.mode, "pid": os.getpid(),
                                            "interval_minutes": self.settings.sync_interval_minutes})
@@ -280,7 +282,7 @@ class SyncWorker:
             self.warehouse.ensure_open()
             try:
                 self._publish()
-                log.info("published the syncs a failed publish held back")
+                log.info("published the snapshot held back (by a failed publish or a schema migration)")
             except PublishError:
                 pass  # logged once by _publish; retried after PUBLISH_RETRY_SECONDS
         return False
@@ -289,20 +291,25 @@ class SyncWorker:
         self._scheduled_due = True
 
     def _serve_one_request(self) -> bool:
-        claimed = self.control.claim_next_request()
-        if claimed is None:
+        """Run the oldest queued Sync now request (claimed validated); False when none is queued.
+
+        Its ids are checked against the entities the sync fetches, as for `--once --entity-ids`: an
+        unknown id fails the request with a report that echoes it and says which ids are unknown.
+        """
+        request = self.control.claim_next_request(self.settings.max_days_back)
+        if request is None:
             return False
-        request_id, params, requested_by = claimed
+        request_id = request.request_id
+        assert request_id is not None  # the control channel sets it on every claimed request
         report: SyncReport | None = None
         error: str | None = None
         try:
-            request = parse_sync_request(max_days_back=self.settings.max_days_back, sync_type="manual",
-                                         request_id=request_id, requested_by=requested_by, **params)
-            log.info("serving Sync now request %d from %s", request_id, requested_by or "unknown")
+            log.info("serving Sync now request %d from %s", request_id, request.requested_by or "unknown")
             report = self.sync_and_publish(request)
         except InputError as exc:
             log.warning("request %d refused: %s", request_id, exc)
             error = str(exc)
+            report = new_failed_report(request, self.source.mode, error)
         except Exception as exc:  # the request fails with a message; the loop goes on
             error = f"the sync failed: {type(exc).__name__}: {exc}"
             self._errors.failed(f"request {request_id}", exc)
@@ -340,7 +347,7 @@ class SyncWorker:
                 self._errors.worked("heartbeat")
             except Exception as exc:  # a locked or full disk must not kill the worker; the app will see staleness
                 self._errors.failed("heartbeat", exc)
-            self.stop_event.wait(HEARTBEAT_SECONDS)
+            self.stop_event.wait(WORKER_HEARTBEAT_SECONDS)
 
     def _write_heartbeat(self) -> None:
         with self._status_lock:

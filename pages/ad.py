@@ -1,4 +1,4 @@
-"""Ad (the seed's GET /ad/{id}): insights and a comparison with peer ads in its ad set and campaign
+"""Ad (what the endpoint GET /ad/{id} returned): insights and a comparison with peer ads in its ad set and campaign
 (percentile and difference from the median for CTR, CPC, ROAS). Deep link `?ad_id=`."""
 
 import streamlit as st

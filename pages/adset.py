@@ -1,4 +1,4 @@
-"""Ad set (the seed's GET /adset/{id}): targeting, insights and its ads. Deep link `?adset_id=`."""
+"""Ad set (what the endpoint GET /adset/{id} returned): targeting, insights and its ads. Deep link `?adset_id=`."""
 
 import json
 

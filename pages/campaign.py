@@ -1,4 +1,4 @@
-"""Campaign (the seed's GET /campaign/{id}): find by name or id (deep link `?campaign_id=`), status,
+"""Campaign (what the endpoint GET /campaign/{id} returned): find by name or id (deep link `?campaign_id=`), status,
 objective, daily chart, totals, efficiency score, and its ad sets and ads."""
 
 import streamlit as st

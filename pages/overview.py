@@ -1,5 +1,5 @@
-"""Overview (the seed's GET /meta/insights/overview): totals against the previous period, daily trend,
-top campaigns, last sync and alerts."""
+"""Overview (what the endpoint GET /meta/insights/overview returned): totals against the previous period,
+daily trend, top campaigns, last sync and alerts."""
 
 import datetime as dt
 

@@ -1,5 +1,9 @@
-"""Sync (admin, manager): Sync now with the seed's request fields, live progress, the report, run history
-and the worker's heartbeat; admins also see sync health."""
+"""Sync (admin, manager): Sync now (days back, force, entity type and ids), live progress, the report, run
+history and the worker's heartbeat; admins also see sync health.
+
+Sync now checks the request's format only and queues it: whether the ids exist is for the worker to say,
+against the entities it fetches from the source (as `sync_worker.py --once --entity-ids` does), since the
+published snapshot does not know an entity created since the last sync."""
 
 import datetime as dt
 
@@ -8,7 +12,7 @@ import streamlit as st
 
 from insights_core.dashboard import charts, data, login, sync_view, widgets
 from insights_core.dashboard.alerts import MAX_RATE_LIMIT_HITS_PER_HOUR, sync_alerts
-from insights_core.dashboard.inputs import LEVEL_LABELS, refuse_other_digits
+from insights_core.dashboard.inputs import LEVEL_LABELS
 from insights_core.dashboard.sync_health import day_coverage, entity_coverage, error_rates, history_table
 from insights_core.errors import InputError, StoreError
 from insights_core.models import LEVELS
@@ -55,17 +59,8 @@ if control is not None:  # without it, the page still shows the run history
     if submitted:
         try:
             request = parse_sync_request(max_days_back=settings.max_days_back, sync_type="manual",
-                                         days_back=refuse_other_digits(days_back, "days back"),
-                                         entity_type=entity_type or None,
-                                         entity_ids=refuse_other_digits(entity_ids, "entity ids"), force=force,
-                                         requested_by=user.username)
-            if request.entity_type and snapshot is not None:
-                known = data.load_existing_ids(snapshot, request.entity_type, request.entity_ids)
-                unknown = [i for i in request.entity_ids if i not in known]
-                if unknown:
-                    raise InputError(f"unknown {LEVEL_LABELS[request.entity_type]} id"
-                                     f"{'s' if len(unknown) > 1 else ''}: {', '.join(unknown[:5])}"
-                                     f"{' ...' if len(unknown) > 5 else ''} (not in the synced data)")
+                                         days_back=days_back, entity_type=entity_type or None,
+                                         entity_ids=entity_ids, force=force, requested_by=user.username)
         except InputError as exc:
             widgets.show_error(exc)
         else:
@@ -105,7 +100,7 @@ requests = control.fetch_recent_requests(limit=20) if control is not None else [
 if requests:
     with st.expander(f"Recent Sync now requests ({len(requests)})"):
         widgets.table(pd.DataFrame([{"id": r.id, "created_at": r.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                                     "requested_by": r.requested_by, "request": sync_view.describe_params(r.params),
+                                     "requested_by": r.requested_by, "request": sync_view.describe_request(r.request),
                                      "status": r.status, "error": r.error or ""} for r in requests]),
                       "sync_requests", "sync_requests", user)
 
@@ -125,4 +120,4 @@ if can(user.role, "sync:health") and not runs.empty:
     right.plotly_chart(charts.coverage_figure(entity_coverage(runs)), key="sync_coverage_chart")
     st.caption(f"Days stored by full syncs in the last {COVERAGE_DAYS} days, per account and level:")
     widgets.table(day_coverage(days, COVERAGE_DAYS), "sync_day_coverage", "sync_day_coverage", user,
-                  kinds={"coverage_pct": "percent"})
+                  kinds={"coverage_pct": "percent"}, labels={"entity_type": "Level"})

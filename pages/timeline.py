@@ -1,17 +1,18 @@
-"""Timeline (the seed's GET /recent-insights/{entity_id}): any entity by type and id, days back 1–365,
-a daily chart with a metric selector, and the table. Deep link `?entity_type=ad&entity_id=...&days=30`."""
+"""Timeline (the recent insights of one entity, GET /recent-insights/{entity_id} in the original API): any
+entity by type and id, days back 1 to INSIGHTS_MAX_DAYS_BACK (365), a daily chart with a metric selector, and the
+table. Deep link `?entity_type=ad&entity_id=...&days=30`."""
 
 import streamlit as st
 
 from insights_core.dashboard import charts, data, widgets
 from insights_core.dashboard.formatting import METRIC_LABELS, literal
-from insights_core.dashboard.inputs import LEVEL_LABELS, parse_days, parse_entity_id, parse_level
+from insights_core.dashboard.inputs import LEVEL_LABELS, parse_entity_id
 from insights_core.dashboard.periods import days_back_range
 from insights_core.errors import InputError
 from insights_core.metrics import with_ratio_columns
 from insights_core.models import LEVELS
+from insights_core.sync_requests import parse_days_back, parse_entity_type
 
-MAX_DAYS = 365
 CHART_METRICS = ("spend", "impressions", "clicks", "conversions", "revenue", "ctr", "cpc", "cpm", "roas",
                  "cost_per_conversion", "reach", "unique_clicks", "frequency")
 
@@ -41,18 +42,21 @@ level_column, id_column, days_column = st.columns([1, 2, 1])
 level = level_column.selectbox("Entity type", LEVELS, key="timeline_level", format_func=lambda l: LEVEL_LABELS[l],
                                index=None, placeholder="Pick a type", on_change=_remember_level)
 url_level = widgets.query_value("entity_type")
-if url_level is not None and url_level not in LEVELS:
-    widgets.show_error(f"entity type must be one of {', '.join(LEVELS)}, got {url_level!r}: pick one above")
-    st.stop()
+if url_level is not None:
+    try:
+        parse_entity_type(url_level)
+    except InputError as exc:
+        widgets.show_error(f"{exc}: pick one above")
+        st.stop()
 raw_id = id_column.text_input("Entity id", key="timeline_id", placeholder="e.g. 120210000000000001")
-raw_days = days_column.text_input("Days back", key="timeline_days", help=f"1 to {MAX_DAYS}")
+raw_days = days_column.text_input("Days back", key="timeline_days", help=f"1 to {settings.max_days_back}")
 if level is None or not raw_id.strip():
     st.info("Pick an entity type and enter the id of a campaign, ad set or ad.")
     st.stop()
 try:
-    level = parse_level(level)
+    level = parse_entity_type(level)
     entity_id = parse_entity_id(raw_id, level)
-    days = parse_days(raw_days, 1, MAX_DAYS)
+    days = parse_days_back(raw_days, settings.max_days_back)
 except InputError as exc:
     widgets.show_error(exc)
     st.stop()

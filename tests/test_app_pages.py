@@ -1,4 +1,4 @@
-"""Every page renders for every role that may open it, on stub data, with the seed's content."""
+"""Every page renders for every role that may open it, on stub data, with the figures and tables it promises."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_page_renders_for_role(role: str, key: str, path: str, title: str) -> No
         assert downloads == 0, f"{role} must not see downloads on {key}"
 
 
-def test_overview_shows_the_seeds_figures(data_dir: Path) -> None:
+def test_overview_shows_totals_and_ratios(data_dir: Path) -> None:
     at = open_page("viewer", "pages/overview.py")
     assert_clean(at)
     labels = [m.label for m in at.metric]

@@ -4,6 +4,7 @@ heartbeat, run history and (for admins) sync health."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,12 @@ import pytest
 from app_harness import CAMPAIGN, assert_clean, open_page, texts, use_data_dir
 from app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
 from dashboard_data import build_stub_data_dir
+from helpers import PYTHON, ROOT, SMALL_SHAPE, make_settings, subprocess_env
 from markdown_text import shown_texts, unescape
 from insights_core.control import ControlChannel
 from insights_core.engine import new_failed_report
+from insights_core.models import SyncRequest
 from insights_core.settings import Settings
-from insights_core.sync_requests import parse_sync_request
 from insights_core.worker import SyncWorker
 
 pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time")
@@ -44,11 +46,13 @@ def test_manager_sync_now_creates_a_request(settings: Settings) -> None:
     assert_clean(at)
     requests = ControlChannel(settings.control_db_path).fetch_recent_requests()
     assert len(requests) == 1
-    request = requests[0]
-    assert request.status == "pending" and request.requested_by == "manager"
-    assert request.params == {"days_back": 3, "entity_type": "campaign", "entity_ids": [CAMPAIGN], "force": True}
+    record = requests[0]
+    assert record.status == "pending" and record.requested_by == "manager"
+    assert record.request == SyncRequest(sync_type="manual", days_back=3, entity_type="campaign",
+                                         entity_ids=(CAMPAIGN,), force=True, request_id=record.id,
+                                         requested_by="manager")
     page = texts(at)
-    assert f"Request #{request.id}" in page and "the worker is not running" in page
+    assert f"Request #{record.id}" in page and "the worker is not running" in page
 
 
 def test_the_same_request_twice_follows_the_first(settings: Settings) -> None:
@@ -65,8 +69,6 @@ def test_the_same_request_twice_follows_the_first(settings: Settings) -> None:
      ("0", "", "", "days back must be from 1 to 365"),
      ("a week", "", "", "days back must be a whole number"),
      ("3", "campaign", "1; DROP TABLE campaigns", "is not a Meta object id"),
-     ("3", "campaign", "999999", "unknown campaign id: 999999"),
-     ("3", "ad", f"{CAMPAIGN}", "unknown ad id"),
      ("3", "", CAMPAIGN, "entity ids need an entity type"),
      ("3", "adset", "", "needs at least one entity id")],
 )
@@ -83,9 +85,9 @@ def test_progress_while_the_worker_runs_the_request(settings: Settings) -> None:
     at = open_page("manager", "pages/sync.py")
     fill_sync_form(at, days="2")
     control = ControlChannel(settings.control_db_path)
-    request_id, _, _ = control.claim_next_request()  # the worker picked it up
+    request_id = control.claim_next_request(settings.max_days_back).request_id  # the worker picked it up
     control.save_request_progress(request_id, "sync-1", {
-        "sync_id": "sync-1", "message": "ads of act_1000000000001", "rows_written": 1234,
+        "sync_id": "sync-1", "message": "ads of act_1000000000001", "rows_read": 1234,
         "levels": {"campaign": {"done": 6, "total": 6}, "adset": {"done": 9, "total": 18},
                    "ad": {"done": 0, "total": 36}}})
     at.run()
@@ -99,15 +101,14 @@ def test_report_after_the_worker_finished(settings: Settings) -> None:
     at = open_page("admin", "pages/sync.py")
     fill_sync_form(at, days="2", entity_type="campaign", ids=CAMPAIGN)
     control = ControlChannel(settings.control_db_path)
-    request_id, params, requested_by = control.claim_next_request()
+    request = control.claim_next_request(settings.max_days_back)
     worker = SyncWorker(settings)  # what the worker loop does with a claimed request
     try:
-        request = parse_sync_request(max_days_back=settings.max_days_back, request_id=request_id,
-                                     requested_by=requested_by, **params)
         report = worker.run_once(request)
     finally:
         worker.close()
-    control.finish_request(request_id, report)
+    assert report.request_id == request.request_id and report.requested_by == "admin"  # the report echoes it
+    control.finish_request(request.request_id, report)
     at.run()
     assert_clean(at)
     assert any("Sync succeeded" in s.value for s in at.success)
@@ -129,7 +130,7 @@ def test_a_request_the_worker_refused_shows_its_error(settings: Settings) -> Non
     at = open_page("manager", "pages/sync.py")
     fill_sync_form(at, days="2")
     control = ControlChannel(settings.control_db_path)
-    request_id, _, _ = control.claim_next_request()
+    request_id = control.claim_next_request(settings.max_days_back).request_id
     control.finish_request(request_id, None, error="unknown campaign id: 42")
     at.run()
     assert any("unknown campaign id: 42" in unescape(e.value) for e in at.error)
@@ -139,14 +140,51 @@ def test_a_sync_that_failed_before_reading_days_never_says_none(settings: Settin
     at = open_page("manager", "pages/sync.py")
     fill_sync_form(at, days="2")
     control = ControlChannel(settings.control_db_path)
-    request_id, params, requested_by = control.claim_next_request()
-    request = parse_sync_request(max_days_back=settings.max_days_back, request_id=request_id,
-                                 requested_by=requested_by, **params)
-    control.finish_request(request_id, new_failed_report(request, "stub", "the warehouse cannot be opened: disk"))
+    request = control.claim_next_request(settings.max_days_back)
+    control.finish_request(request.request_id,
+                           new_failed_report(request, "stub", "the warehouse cannot be opened: disk"))
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     failed = [unescape(e.value) for e in at.error if "Sync failed" in unescape(e.value)]
     assert failed and "None" not in failed[0] and "no days read" in failed[0], failed
+
+
+NEW_CAMPAIGN = "120210000000000007"
+"""The source's 7th campaign: created after the last publish, so the snapshot (6 campaigns) lacks it."""
+UNKNOWN = "424242"
+
+
+def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = subprocess_env(settings.data_dir, INSIGHTS_STUB_CAMPAIGNS="7", INSIGHTS_STUB_ADSETS_PER_CAMPAIGN="3",
+                         INSIGHTS_STUB_ADS_PER_ADSET="2")
+    return subprocess.run([PYTHON, str(ROOT / "sync_worker.py"), "--once", *args], capture_output=True, text=True,
+                          env=env, timeout=120, cwd=settings.data_dir.parent)
+
+
+def test_sync_now_and_the_cli_accept_and_refuse_the_same_ids(settings: Settings) -> None:
+    at = open_page("manager", "pages/sync.py")
+    fill_sync_form(at, days="2", entity_type="campaign", ids=NEW_CAMPAIGN)
+    fill_sync_form(at, days="2", entity_type="campaign", ids=f"{CAMPAIGN},{UNKNOWN}")
+    assert not at.error, [e.value for e in at.error]  # well-formed: both are queued
+    control = ControlChannel(settings.control_db_path)
+    worker = SyncWorker(make_settings(settings.data_dir, **{**SMALL_SHAPE, "stub_campaigns": 7}))
+    try:
+        assert worker._serve_one_request() and worker._serve_one_request()  # what the worker loop does
+    finally:
+        worker.close()
+    new, mixed = sorted(control.fetch_recent_requests(), key=lambda r: r.id)
+    assert new.status == "succeeded" and new.report["campaigns"] == {"processed": 1, "success": 1, "errors": 0}
+    assert mixed.status == "failed" and mixed.report["errors"] == [f"unknown campaign id: {UNKNOWN}"]
+    assert mixed.report["entity_ids"] == [CAMPAIGN, UNKNOWN] and mixed.report["requested_by"] == "manager"
+    at.run()
+    assert not at.exception
+    assert any(f"unknown campaign id: {UNKNOWN}" in c.value for c in at.code), "the report's error lines"
+    # the CLI, on the same source, decides the same
+    accepted = run_cli(settings, "--days-back", "2", "--entity-type", "campaign", "--entity-ids", NEW_CAMPAIGN)
+    assert accepted.returncode == 0, accepted.stderr
+    refused = run_cli(settings, "--days-back", "2", "--entity-type", "campaign", "--entity-ids",
+                      f"{CAMPAIGN},{UNKNOWN}")
+    assert refused.returncode == 2 and f"unknown campaign id: {UNKNOWN}" in refused.stderr
 
 
 def test_worker_heartbeat_in_plain_words(settings: Settings) -> None:

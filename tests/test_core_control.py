@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import sqlite3
 import threading
 from pathlib import Path
 
 from insights_core.control import STALE_AFTER_SECONDS, ControlChannel
 from insights_core.models import SyncReport, SyncRequest
+
+MAX_DAYS = 365
 
 
 def test_an_equal_request_while_one_is_open_does_not_queue_a_second(tmp_path) -> None:
@@ -17,8 +21,8 @@ def test_an_equal_request_while_one_is_open_does_not_queue_a_second(tmp_path) ->
     other, created_other = control.save_request(SyncRequest(days_back=8))
     assert created and not created_again and created_other
     assert again == first and other != first
-    claimed = control.claim_next_request()
-    assert claimed is not None and claimed[0] == first and claimed[2] == "ana"
+    claimed = control.claim_next_request(MAX_DAYS)
+    assert claimed is not None and claimed.request_id == first and claimed.requested_by == "ana"
     # still open while running
     assert control.save_request(SyncRequest(days_back=7)) == (first, False)
     report = SyncReport(sync_id="s1", sync_timestamp="2026-11-20T00:00:00+00:00", sync_type="manual", mode="stub",
@@ -41,20 +45,20 @@ def test_concurrent_double_clicks_queue_exactly_one_request(tmp_path) -> None:
         t.join()
     assert sum(created for _, created in results) == 1
     assert len({request_id for request_id, _ in results}) == 1
-    assert control.claim_next_request() is not None and control.claim_next_request() is None
+    assert control.claim_next_request(MAX_DAYS) is not None and control.claim_next_request(MAX_DAYS) is None
 
 
 def test_claims_go_oldest_first_and_only_once(tmp_path) -> None:
     control = ControlChannel(tmp_path / "control.sqlite")
     ids = [control.save_request(SyncRequest(days_back=d))[0] for d in (1, 2, 3)]
-    claimed = [control.claim_next_request()[0] for _ in range(3)]
-    assert claimed == ids and control.claim_next_request() is None
+    claimed = [control.claim_next_request(MAX_DAYS).request_id for _ in range(3)]
+    assert claimed == ids and control.claim_next_request(MAX_DAYS) is None
 
 
 def test_progress_and_failure_are_recorded(tmp_path) -> None:
     control = ControlChannel(tmp_path / "control.sqlite")
     request_id, _ = control.save_request(SyncRequest(days_back=2))
-    control.claim_next_request()
+    control.claim_next_request(MAX_DAYS)
     control.save_request_progress(request_id, "s9", {"sync_id": "s9", "levels": {"ad": {"done": 3, "total": 9}}})
     record = control.fetch_request(request_id)
     assert record.status == "running" and record.progress["levels"]["ad"] == {"done": 3, "total": 9}
@@ -66,10 +70,59 @@ def test_progress_and_failure_are_recorded(tmp_path) -> None:
 def test_orphaned_running_requests_are_failed_at_worker_start(tmp_path) -> None:
     control = ControlChannel(tmp_path / "control.sqlite")
     request_id, _ = control.save_request(SyncRequest(days_back=2))
-    control.claim_next_request()
+    control.claim_next_request(MAX_DAYS)
     assert control.fail_orphaned_requests() == 1
     record = control.fetch_request(request_id)
     assert record.status == "failed" and "nothing of it was committed" in record.error
+
+
+def test_the_claim_returns_the_request_that_was_saved(tmp_path) -> None:
+    control = ControlChannel(tmp_path / "control.sqlite")
+    saved = SyncRequest(days_back=14, entity_type="adset", entity_ids=("22", "11"), force=True, requested_by="ana")
+    request_id, _ = control.save_request(saved)
+    claimed = control.claim_next_request(MAX_DAYS)
+    assert claimed == SyncRequest(sync_type="manual", days_back=14, entity_type="adset", entity_ids=("22", "11"),
+                                  force=True, request_id=request_id, requested_by="ana")
+    assert control.fetch_request(request_id).request == claimed
+
+
+def _store_raw_request(path, params: object) -> int:
+    """A pending row as an older version or a hand edit might have left it."""
+    with sqlite3.connect(path) as con:
+        cur = con.execute("INSERT INTO sync_requests (created_at, requested_by, params, params_key, status)"
+                          " VALUES ('2026-11-20T00:00:00.000+00:00', 'old', ?, ?, 'pending')",
+                          [json.dumps(params), json.dumps(params) + "-raw"])
+        return int(cur.lastrowid)
+
+
+def test_a_stored_request_that_no_longer_validates_is_failed_at_the_claim_and_the_next_one_runs(tmp_path) -> None:
+    path = tmp_path / "control.sqlite"
+    control = ControlChannel(path)
+    too_long = _store_raw_request(path, {"days_back": 200, "entity_type": None, "entity_ids": [], "force": False})
+    not_ids = _store_raw_request(path, {"days_back": 2, "entity_type": "ad", "entity_ids": ["1; DROP TABLE ads"],
+                                        "force": False})
+    good, _ = control.save_request(SyncRequest(days_back=3))
+    claimed = control.claim_next_request(max_days_back=100)  # INSIGHTS_MAX_DAYS_BACK lowered since it was queued
+    assert claimed is not None and claimed.request_id == good and claimed.days_back == 3
+    first, second = control.fetch_request(too_long), control.fetch_request(not_ids)
+    assert first.status == "failed" and "days back must be from 1 to 100" in first.error
+    assert second.status == "failed" and "is not a Meta object id" in second.error
+    assert second.request is None  # shown as unreadable, never run
+    assert control.claim_next_request(max_days_back=100) is None
+
+
+def test_a_stored_report_with_the_old_rows_written_key_reads_as_rows_read(tmp_path) -> None:
+    control = ControlChannel(tmp_path / "control.sqlite")
+    request_id, _ = control.save_request(SyncRequest(days_back=2))
+    control.claim_next_request(MAX_DAYS)
+    old = {"sync_id": "s1", "sync_timestamp": "2026-11-20T00:00:00+00:00", "sync_type": "manual", "mode": "stub",
+           "status": "succeeded", "success": True, "rows_written": 1234}
+    with sqlite3.connect(tmp_path / "control.sqlite") as con:
+        con.execute("UPDATE sync_requests SET status = 'succeeded', report = ? WHERE id = ?",
+                    [json.dumps(old), request_id])
+    record = control.fetch_request(request_id)
+    assert record.report["rows_read"] == 1234 and "rows_written" not in record.report
+    assert SyncReport.from_dict(old).rows_read == 1234
 
 
 def test_heartbeat_goes_stale(tmp_path) -> None:

@@ -63,7 +63,7 @@ def stored_rows(db_path: Path) -> int:
 
 def snapshot_runs(data: Path) -> dict[str, tuple]:
     with duckdb.connect(str((data / "current.duckdb").resolve()), read_only=True) as con:
-        rows = con.execute("SELECT sync_id, status, success, rows_written FROM sync_runs").fetchall()
+        rows = con.execute("SELECT sync_id, status, success, rows_read FROM sync_runs").fetchall()
     return {r[0]: r[1:] for r in rows}
 
 
@@ -89,7 +89,7 @@ def fresh_heartbeat(path: Path, after: dt.datetime) -> bool:
 @pytest.fixture
 def fast_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(worker_module, "REQUEST_POLL_SECONDS", 0.05)
-    monkeypatch.setattr(worker_module, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(worker_module, "WORKER_HEARTBEAT_SECONDS", 0.1)
     monkeypatch.setattr(worker_module, "ERROR_BACKOFF_SECONDS", (0.05, 0.2), raising=False)
 
 
@@ -129,21 +129,21 @@ def test_a_publish_error_fails_the_sync_keeps_its_rows_and_the_next_publish_reco
         failed = worker.run_once(SyncRequest(days_back=5))
         assert failed.success is False and failed.status == "failed"
         assert "publish failed" in failed.errors[0] and "No space left on device" in failed.errors[0]
-        assert failed.rows_written > 0
+        assert failed.rows_read > 0
         assert leftovers(settings.data_dir) == []
         assert not settings.current_snapshot_link.exists(), "nothing was published"
         run = worker.warehouse.con.execute("SELECT status, success, error_count FROM sync_runs WHERE sync_id = ?",
                                            [failed.sync_id]).fetchone()
         assert run == ("failed", False, 1)
         assert worker.warehouse.con.execute("SELECT count(*) FROM meta_ad_insights").fetchone()[0] \
-            == failed.rows_written, "the sync's rows stay committed"
+            == failed.rows_read, "the sync's rows stay committed"
 
         monkeypatch.undo()
         ok = worker.run_once(SyncRequest(days_back=5))
         assert ok.success is True, ok.errors
     finally:
         worker.close()
-    assert stored_rows(settings.current_snapshot_link.resolve()) == failed.rows_written
+    assert stored_rows(settings.current_snapshot_link.resolve()) == failed.rows_read
     runs = snapshot_runs(settings.data_dir)
     assert runs[failed.sync_id][:2] == ("failed", False) and runs[ok.sync_id][:2] == ("succeeded", True)
 
@@ -253,8 +253,8 @@ def test_a_control_call_on_a_corrupt_file_raises_one_store_error_and_the_next_ca
     control = ControlChannel(path)
     path.write_bytes(b"garbage" * 1000)
     with pytest.raises(StoreError, match="control"):
-        control.claim_next_request()
-    assert control.claim_next_request() is None
+        control.claim_next_request(max_days_back=365)
+    assert control.claim_next_request(max_days_back=365) is None
     assert control_module.ControlChannel(path).fetch_worker_status() is None
 
 
@@ -279,7 +279,7 @@ def test_once_with_a_full_disk_prints_a_failed_report_and_exits_1(tmp_path: Path
     assert "Traceback" not in result.stderr, result.stderr
     report = json.loads(result.stdout)
     assert report["success"] is False and "No space left on device" in report["errors"][0]
-    assert stored_rows(data / "insights.duckdb") == report["rows_written"] > 0
+    assert stored_rows(data / "insights.duckdb") == report["rows_read"] > 0
     assert leftovers(data) == []
 
 
@@ -332,7 +332,7 @@ def test_a_full_tmpfs_fails_the_sync_cleanly_and_the_next_sync_publishes_after_s
         assert record.status == "succeeded", record.report
         assert thread.is_alive()
     # rows a failed sync committed (before its publish failed) are all published; else the next sync's are
-    committed = (overflowed.report or {}).get("rows_written") or record.report["rows_written"]
+    committed = (overflowed.report or {}).get("rows_read") or record.report["rows_read"]
     assert stored_rows(settings.current_snapshot_link.resolve()) == stored_rows(settings.db_path) == committed > 0
     assert leftovers(settings.data_dir) == []
 

@@ -6,13 +6,13 @@ import pytest
 
 from insights_core.errors import ConfigError, InputError
 from insights_core.settings import load_settings
-from insights_core.sync_requests import parse_entity_ids, parse_sync_request
+from insights_core.sync_requests import parse_days_back, parse_entity_ids, parse_sync_request
 
 
 def test_defaults_match_the_design(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_settings()
     assert (s.mode, s.sync_interval_minutes, s.sync_enabled, s.rate_limit_retry_delay, s.max_retries,
-            s.max_days_back, s.default_batch_size, s.lookback_days) == ("stub", 30, True, 60, 3, 365, 5, 28)
+            s.max_days_back, s.report_runs_in_flight, s.lookback_days) == ("stub", 30, True, 60, 3, 365, 5, 28)
     assert s.graph_url == "https://graph.facebook.com"
     assert s.conversion_action_types[0] == "omni_purchase"
 
@@ -92,6 +92,21 @@ def test_good_sync_request_is_normalized() -> None:
     assert request.days_back == 7
     assert request.entity_ids == ("123", "456", "789")
     assert request.force is True and request.sync_type == "manual"
+
+
+@pytest.mark.parametrize("raw", ["\u0661\u0662", "\uff17", "1\u0663"])
+def test_other_scripts_digits_get_one_message_from_every_door(raw: str) -> None:
+    """The CLI, the Sync page, the Timeline's days box and the id boxes share these checks and lines."""
+    with pytest.raises(InputError, match=r"^days back must be a whole number from 1 to 365 \(digits 0-9\)"):
+        parse_days_back(raw, 365)
+    with pytest.raises(InputError, match=r"^campaign id '.+' is not a Meta object id \(digits 0-9 only\)$"):
+        parse_entity_ids(raw, what="campaign id")
+
+
+def test_days_back_is_the_same_number_from_text_a_link_or_json() -> None:
+    assert parse_days_back(" 30 ", 365) == parse_days_back(30, 365) == parse_days_back(30.0, 365) == 30
+    with pytest.raises(InputError, match="from 1 to 90 \\(INSIGHTS_MAX_DAYS_BACK\\), got 91"):
+        parse_days_back("91", 90)
 
 
 def test_entity_id_list_is_bounded() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pandas as pd
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from helpers import FIXED_NOW, make_settings
 from insights_core.engine import plan_window, run_sync
 from insights_core.errors import FatalSyncError, InputError
-from insights_core.models import DateWindow, SyncRequest
+from insights_core.models import DateWindow, SyncReport, SyncRequest
 from insights_core.settings import Settings
 from insights_core.sources.stub import StubSource
 from insights_core.store.warehouse import Warehouse
@@ -34,7 +35,7 @@ def duplicate_keys(warehouse: Warehouse) -> int:
         " GROUP BY ALL HAVING count(*) > 1)").fetchone()[0])
 
 
-def test_report_has_the_seed_shape_and_counts(settings: Settings, warehouse: Warehouse) -> None:
+def test_report_has_the_contract_keys_and_counts(settings: Settings, warehouse: Warehouse) -> None:
     report = sync(settings, warehouse).to_dict()
     for key in ("sync_id", "sync_timestamp", "sync_type", "mode", "campaigns", "adsets", "ads",
                 "total_duration_seconds", "success", "errors"):
@@ -45,7 +46,7 @@ def test_report_has_the_seed_shape_and_counts(settings: Settings, warehouse: War
     assert report["ads"] == {"processed": 36, "success": 36, "errors": 0}
     assert (report["since"], report["until"]) == ("2026-11-11", "2026-11-20")
     stored = table(warehouse, "SELECT count(*) AS n FROM meta_ad_insights")["n"][0]
-    assert report["rows_written"] == stored > 0
+    assert report["rows_read"] == stored > 0
     runs = table(warehouse, "SELECT sync_id, success, campaigns_processed, ads_success FROM sync_runs")
     assert runs.to_dict("records") == [{"sync_id": report["sync_id"], "success": True,
                                         "campaigns_processed": 6, "ads_success": 36}]
@@ -67,9 +68,9 @@ def test_two_syncs_of_one_window_leave_the_same_rows_and_no_duplicates(settings:
     assert (after["id"] == created["id"]).all(), "a re-synced row keeps its id"
     assert (after["created_at"] == created["created_at"]).all(), "created_at is kept"
     assert (after["updated_at"] == created["updated_at"]).all(), "unchanged rows are not rewritten"
-    assert (first_report.rows_inserted, first_report.rows_updated) == (first_report.rows_written, 0)
+    assert (first_report.rows_inserted, first_report.rows_updated) == (first_report.rows_read, 0)
     assert (second_report.rows_inserted, second_report.rows_updated) == (0, 0)
-    assert second_report.rows_written == first_report.rows_written
+    assert second_report.rows_read == first_report.rows_read
 
 
 def test_a_restated_row_is_corrected_and_its_updated_at_moves(settings: Settings, warehouse: Warehouse) -> None:
@@ -91,8 +92,32 @@ def test_a_restated_row_is_corrected_and_its_updated_at_moves(settings: Settings
     assert moved == 1
 
 
+def test_migrations_rename_rows_written_and_level_and_keep_the_data(settings: Settings, tmp_path) -> None:
+    path = tmp_path / "old.duckdb"
+    warehouse = Warehouse(path)
+    report = sync(settings, warehouse, SyncRequest(days_back=3))
+    days = table(warehouse, "SELECT account_id, entity_type, day FROM synced_days ORDER BY ALL")
+    warehouse.con.execute("ALTER TABLE sync_runs RENAME COLUMN rows_read TO rows_written;"  # as version 1 had it
+                          "ALTER TABLE synced_days RENAME COLUMN entity_type TO level;"
+                          "DELETE FROM schema_migrations WHERE version > 1")
+    stored_json = warehouse.con.execute("SELECT report_json FROM sync_runs").fetchone()[0]
+    warehouse.close()
+    warehouse = Warehouse(path)
+    try:
+        assert warehouse.applied_migrations == [2, 3]
+        assert warehouse.con.execute("SELECT sync_id, rows_read FROM sync_runs").fetchall() == [
+            (report.sync_id, report.rows_read)] and report.rows_read > 0
+        assert table(warehouse, "SELECT account_id, entity_type, day FROM synced_days ORDER BY ALL").equals(days)
+        assert len(days) == 3 * 3 and len(warehouse.fetch_synced_days(report.accounts[0], "ad")) == 3
+    finally:
+        warehouse.close()
+    old_report = json.loads(stored_json)
+    old_report["rows_written"] = old_report.pop("rows_read")  # a report stored before the rename
+    assert SyncReport.from_dict(old_report).rows_read == report.rows_read
+
+
 def test_campaign_rows_cannot_be_duplicated_by_the_primary_key(warehouse: Warehouse) -> None:
-    """The seed's UNIQUE(campaign_id, adset_id, ad_id, ...) let campaign rows repeat (NULLs never collide)."""
+    """A UNIQUE(campaign_id, adset_id, ad_id, ...) constraint lets campaign rows repeat (NULLs never collide)."""
     insert = ("INSERT INTO meta_ad_insights (account_id, entity_type, entity_id, campaign_id, date_start, date_end,"
               " spend, impressions, clicks, conversions, revenue, created_at, updated_at)"
               " VALUES ('act_1', 'campaign', '1', '1', DATE '2026-01-01', DATE '2026-01-01', 1, 1, ?, 0, 0,"
@@ -183,7 +208,7 @@ def test_unknown_entity_ids_write_nothing(settings: Settings, warehouse: Warehou
 def test_a_stop_request_rolls_back_the_whole_sync(settings: Settings, warehouse: Warehouse) -> None:
     calls = iter(range(1000))
     report = sync(settings, warehouse, should_stop=lambda: next(calls) >= 2)
-    assert report.status == "cancelled" and report.success is False and report.rows_written == 0
+    assert report.status == "cancelled" and report.success is False and report.rows_read == 0
     assert "cancelled" in report.errors[0]
     assert table(warehouse, "SELECT count(*) AS n FROM meta_ad_insights")["n"][0] == 0
     assert table(warehouse, "SELECT count(*) AS n FROM campaigns")["n"][0] == 0
@@ -236,7 +261,7 @@ def test_first_scheduled_sync_backfills_then_reads_the_lookback(settings: Settin
     assert (first.since, first.until) == ((TODAY - dt.timedelta(days=89)).isoformat(), TODAY.isoformat())
     second = sync(settings, warehouse, SyncRequest(sync_type="scheduled"), now=FIXED_NOW + dt.timedelta(minutes=30))
     assert second.since == (TODAY - dt.timedelta(days=27)).isoformat()
-    assert second.rows_written < first.rows_written
+    assert second.rows_read < first.rows_read
 
 
 S = make_settings("unused", lookback_days=28, backfill_days=90)  # type: ignore[arg-type]
@@ -279,5 +304,5 @@ def test_a_sync_that_misses_most_entities_is_not_a_success_but_keeps_what_it_rea
     assert report.success is False and report.status == "failed"
     assert report.errors[0] == f"{failed} of 130 entities failed (more than 50%); the others were stored"
     stored = table(warehouse, "SELECT count(*) AS n FROM meta_ad_insights")["n"][0]
-    assert stored == report.rows_written > 0
+    assert stored == report.rows_read > 0
     warehouse.close()

@@ -67,7 +67,7 @@ def test_once_prints_the_report_logs_it_and_exits_zero(tmp_path: Path) -> None:
     assert {"campaigns": 6, "errors": 0, "mode": "stub"}.items() <= done[0].items()
     assert done[0]["duration_seconds"] == report["total_duration_seconds"]
     assert (data / "current.duckdb").is_symlink()
-    assert len(snapshot_rows(data)) == report["rows_written"]
+    assert len(snapshot_rows(data)) == report["rows_read"] == done[0]["rows_read"]
 
 
 @pytest.mark.parametrize(
@@ -232,7 +232,7 @@ def start_long_sync(data: Path) -> tuple[subprocess.Popen, ControlChannel, int]:
     worker = start_worker(data, env=BIG)
     control = ControlChannel(data / "control.sqlite")
     request_id, _ = control.save_request(SyncRequest(days_back=365, force=True))
-    wait_for(lambda: (r := control.fetch_request(request_id)).progress and r.progress["rows_written"] > 0, 60,
+    wait_for(lambda: (r := control.fetch_request(request_id)).progress and r.progress["rows_read"] > 0, 60,
              "the sync to be half-way through writing")
     return worker, control, request_id
 
@@ -245,7 +245,7 @@ def test_sigterm_during_a_sync_exits_zero_and_publishes_nothing_half_written(tmp
     worker, control, request_id = start_long_sync(data)
     assert stop(worker, signal.SIGTERM, timeout=30) == 0
     record = control.fetch_request(request_id)
-    assert record.status == "cancelled" and record.report["rows_written"] == 0
+    assert record.status == "cancelled" and record.report["rows_read"] == 0
     assert snapshot_rows(data) == before
     after = sorted(p.name for p in (data / "snapshots").iterdir())
     assert not [name for name in after if name.startswith(".partial")]
@@ -291,16 +291,16 @@ while not os.path.exists(stop_file):
     try:
         path = os.path.realpath(link)
         con = duckdb.connect(path, read_only=True)
-        sync_id, since, until, rows_written = con.execute(
-            "SELECT sync_id, since, until, rows_written FROM sync_runs ORDER BY sync_timestamp DESC LIMIT 1").fetchone()
+        sync_id, since, until, rows_read = con.execute(
+            "SELECT sync_id, since, until, rows_read FROM sync_runs ORDER BY sync_timestamp DESC LIMIT 1").fetchone()
         from_sync = con.execute("SELECT count(*) FROM meta_ad_insights WHERE date_start BETWEEN ? AND ?",
                                 [since, until]).fetchone()[0]
         levels = con.execute("SELECT entity_type, sum(spend), sum(clicks) FROM meta_ad_insights GROUP BY 1").fetchall()
         con.close()
         totals = {(round(float(s), 2), int(c)) for _, s, c in levels}
-        if from_sync != rows_written or len(totals) != 1 or len(levels) != 3:
+        if from_sync != rows_read or len(totals) != 1 or len(levels) != 3:
             partial += 1
-            problems.append([path, sync_id, from_sync, rows_written, sorted(map(list, totals))])
+            problems.append([path, sync_id, from_sync, rows_read, sorted(map(list, totals))])
         seen.add(sync_id)
         reads += 1
     except Exception as exc:
@@ -323,7 +323,7 @@ def test_a_reader_never_sees_an_error_or_a_partial_sync_while_the_worker_runs_20
     control = ControlChannel(data / "control.sqlite")
     try:
         # full-account syncs of 5..24 days: each one reads one day more than the last, so a reader
-        # that saw half of one would find the newest run's window short of its rows_written
+        # that saw half of one would find the newest run's window short of its rows_read
         ids = [control.save_request(SyncRequest(days_back=5 + i))[0] for i in range(20)]
         wait_for(lambda: all(not control.fetch_request(i).is_open for i in ids), 120, "20 syncs", interval=0.5)
         statuses = {control.fetch_request(i).status for i in ids}
@@ -346,3 +346,25 @@ def test_worker_module_runs_without_the_app_installed_bits() -> None:
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True).stdout.strip()
     assert out == "False"
     assert sys.executable
+
+
+def test_a_data_dir_from_before_the_renames_is_migrated_and_published_at_start(tmp_path: Path) -> None:
+    """The dashboard queries the new column names: the worker publishes them without waiting for a sync."""
+    from insights_core.store.snapshots import publish_snapshot
+
+    data = tmp_path / "data"
+    assert run_cli(data, "--once", "--days-back", "3").returncode == 0
+    with duckdb.connect(str(data / "insights.duckdb")) as con:  # back to schema version 1, as an old worker left it
+        con.execute("ALTER TABLE sync_runs RENAME COLUMN rows_read TO rows_written;"
+                    "ALTER TABLE synced_days RENAME COLUMN entity_type TO level;"
+                    "DELETE FROM schema_migrations WHERE version > 1")
+    old_snapshot = publish_snapshot(data / "insights.duckdb", data / "snapshots", data / "current.duckdb")
+    proc = start_worker(data)  # the data is fresh: no scheduled sync runs at start
+    try:
+        wait_for(lambda: (data / "current.duckdb").resolve() != old_snapshot.resolve(), 60, "a new snapshot")
+    finally:
+        assert stop(proc) == 0
+    with duckdb.connect(str((data / "current.duckdb").resolve()), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM sync_runs").fetchone()[0] == 1, "published, not synced"
+        assert con.execute("SELECT rows_read FROM sync_runs").fetchone()[0] == len(snapshot_rows(data)) > 0
+        assert con.execute("SELECT count(DISTINCT entity_type) FROM synced_days").fetchone()[0] == 3

@@ -283,7 +283,7 @@ def test_admin_presses_sync_now_and_sees_the_report(admin: Page, dashboard: Dash
     _wait_until(lambda: dashboard.query("SELECT count(*) FROM sync_runs")[0][0] > runs_before,
                 "the sync run in the snapshot", 60, [])
     [(sync_id, since, until, rows)] = dashboard.query(
-        "SELECT sync_id, since, until, rows_written FROM sync_runs ORDER BY sync_timestamp DESC LIMIT 1")
+        "SELECT sync_id, since, until, rows_read FROM sync_runs ORDER BY sync_timestamp DESC LIMIT 1")
     text = report.inner_text()
     assert f"{rows:,} rows read" in text and f"days {since} to {until}" in text, text
     assert admin.get_by_text(str(sync_id), exact=False).count() >= 1

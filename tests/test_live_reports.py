@@ -254,7 +254,7 @@ def test_when_retries_run_out_the_entities_of_the_report_fail_precisely(tmp_path
     assert len(report.errors) == 41
     assert all("reading the report failed: Meta answered with a temporary error and retries ran out" in e
                for e in report.errors[1:])
-    assert not report.success and report.rows_written == 0
+    assert not report.success and report.rows_read == 0
     assert emulator.requests["report_page"] == 3 * 3  # one try and two retries per level
 
 

@@ -1,4 +1,5 @@
-"""The role policy: the seed's permission map and the pages each role gets."""
+"""The role policy: which role has which permission (analytics:read, export, sync:run, ...) and the pages
+each role gets."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
         ("intruder", "analytics:read", False), (None, "analytics:read", False), ("", "export", False),
     ],
 )
-def test_permission_map_follows_the_seed(role: str | None, permission: str, allowed: bool) -> None:
+def test_permission_map_by_role(role: str | None, permission: str, allowed: bool) -> None:
     assert can(role, permission) is allowed  # type: ignore[arg-type]
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from insights_core.dashboard import formatting, inputs, periods, scoring
 from insights_core.errors import InputError
+from insights_core.sync_requests import parse_days_back
 
 
 @pytest.mark.parametrize(
@@ -147,9 +148,9 @@ def test_entity_id_is_trimmed_and_empty_input_asks_for_one() -> None:
 def test_days_back_from_1_to_365(raw, ok) -> None:
     if ok is None:
         with pytest.raises(InputError, match="days back"):
-            inputs.parse_days(raw, 1, 365)
+            parse_days_back(raw, 365)
     else:
-        assert inputs.parse_days(raw, 1, 365) == ok
+        assert parse_days_back(raw, 365) == ok
 
 
 def test_periods() -> None:

@@ -1,6 +1,6 @@
 """Alerts, as pure functions of stored sync runs and campaign sums (tested with small tables).
 
-The seed's four sync alerts, with the thresholds it names:
+Four sync alerts, each with a fixed threshold:
 - a sync failed more than twice in a row;
 - the latest sync took more than twice the average of earlier comparable syncs;
 - more than 10 rate-limit hits within one hour (any hour of the last day);
@@ -129,7 +129,7 @@ def entity_error_alert(runs: pd.DataFrame) -> Alert | None:
 
 
 def sync_alerts(runs: pd.DataFrame, now: dt.datetime) -> list[Alert]:
-    """The seed's four sync alerts that fire on `runs` (rows of `sync_runs`)."""
+    """The four sync alerts that fire on `runs` (rows of `sync_runs`)."""
     found = (consecutive_failures_alert(runs), slow_sync_alert(runs), rate_limit_alert(runs, now),
              entity_error_alert(runs))
     return [alert for alert in found if alert is not None]

@@ -149,7 +149,7 @@ COLUMN_LABELS: dict[str, str] = {
     "status": "Status", "entity_id": "Id", "campaign_id": "Campaign id", "adset_id": "Ad set id",
     "ad_id": "Ad id", "account_id": "Account", "date": "Date", "date_start": "Date", "date_end": "Date end",
     "sync_timestamp": "Started (UTC)", "sync_type": "Type", "mode": "Mode", "since": "From", "until": "To",
-    "entity_type": "Scope", "total_duration_seconds": "Duration (s)", "rows_written": "Rows",
+    "entity_type": "Scope", "total_duration_seconds": "Duration (s)", "rows_read": "Rows read",
     "rate_limit_hits": "Rate-limit hits", "sync_id": "Sync id", "first_error": "First error",
     "campaigns_processed": "Campaigns", "campaigns_errors": "Campaign errors", "adsets_processed": "Ad sets",
     "adsets_errors": "Ad set errors", "ads_processed": "Ads", "ads_errors": "Ad errors", "level": "Level",

@@ -40,13 +40,13 @@ def entity_coverage(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def day_coverage(days: pd.DataFrame, window_days: int) -> pd.DataFrame:
-    """`days` (account_id, level, days_synced) with the share of the window's days stored, in percent."""
+    """`days` (account_id, entity_type, days_synced) with the share of the window's days stored, in percent."""
     return days.assign(window_days=window_days,
                        coverage_pct=ratio_array(days["days_synced"].to_numpy(), [window_days] * len(days), 100.0))
 
 
 def report_counts(report: dict) -> pd.DataFrame:
-    """The seed's per-level counts of a sync report as a table."""
+    """A sync report's counts per level (processed, success, errors of campaigns, adsets, ads) as a table."""
     rows = []
     for level in LEVELS:
         counts = report.get(LEVEL_PLURAL[level]) or {}
@@ -69,7 +69,7 @@ def history_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The run history as shown and exported: one row per sync, newest first, first error inlined."""
     out = runs[["sync_timestamp", "sync_type", "mode", "status", "total_duration_seconds", "since", "until",
                 "entity_type", "campaigns_processed", "campaigns_errors", "adsets_processed", "adsets_errors",
-                "ads_processed", "ads_errors", "rows_written", "rate_limit_hits", "sync_id"]].copy()
+                "ads_processed", "ads_errors", "rows_read", "rate_limit_hits", "sync_id"]].copy()
     out["first_error"] = [next(iter(run_errors(r)), "") for r in runs["report_json"]]
     return out
 

@@ -1,4 +1,4 @@
-"""Streamlit pieces of the Sync page: worker heartbeat, a request's live progress, the seed's report."""
+"""Streamlit pieces of the Sync page: worker heartbeat, a request's live progress, the sync report."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from insights_core.dashboard.formatting import format_age, format_duration, form
 from insights_core.dashboard.login import CurrentUser
 from insights_core.errors import ControlChannelError
 from insights_core.dashboard.sync_health import report_counts, report_window
-from insights_core.models import LEVEL_PLURAL, LEVELS
+from insights_core.levels import LEVEL_PLURAL, LEVELS
+from insights_core.models import SyncRequest
 
 START_HINT = "Start it with `python sync_worker.py` (or `scripts/run.sh`, which starts the worker and the dashboard)."
 
@@ -63,7 +64,7 @@ def render_worker_status(status: WorkerStatus | None, now: dt.datetime) -> bool:
 def render_progress(record: RequestRecord, worker_alive: bool) -> None:
     """A pending or running request: who asked, what, and per-level progress while the worker runs it."""
     st.markdown(f"**Request #{record.id}** by {literal(record.requested_by or 'unknown')} · "
-                f"{literal(describe_params(record.params))}")
+                f"{literal(describe_request(record.request))}")
     if record.status == "pending":
         st.info("Waiting for the worker to pick it up…" if worker_alive
                 else "Queued, but the worker is not running: it starts when the worker does.")
@@ -74,18 +75,19 @@ def render_progress(record: RequestRecord, worker_alive: bool) -> None:
         counts = (progress.get("levels") or {}).get(level) or {}
         done, total = int(counts.get("done", 0)), int(counts.get("total", 0))
         st.progress(min(1.0, done / total) if total else 0.0, text=f"{LEVEL_PLURAL[level]}: {done:,} of {total:,}")
-    st.caption(f"{format_int(progress.get('rows_written', 0))} rows read so far")
+    rows_read = progress.get("rows_read", progress.get("rows_written", 0))  # rows_written: a worker before the rename
+    st.caption(f"{format_int(rows_read)} rows read so far")
 
 
 def render_report(record: RequestRecord, user: CurrentUser) -> None:
-    """The finished request: the seed's report (counts per level, duration, success, errors)."""
+    """The finished request: its sync report (counts per level, duration, success, errors)."""
     report = record.report
     if report is None:
         st.error(f"Request #{record.id} {literal(record.status)}: {literal(record.error or 'no report')}")
         return
     show = st.success if report.get("success") else st.error
     show(f"Sync {literal(report.get('status'))} in {format_duration(report.get('total_duration_seconds'))}: "
-         f"{format_int(report.get('rows_written'))} rows read ({format_int(report.get('rows_inserted'))} new, "
+         f"{format_int(report.get('rows_read'))} rows read ({format_int(report.get('rows_inserted'))} new, "
          f"{format_int(report.get('rows_updated'))} changed, {format_int(report.get('rows_deleted'))} removed), "
          f"{literal(report_window(report))}.")
     left, right = st.columns([2, 3])
@@ -102,13 +104,14 @@ def render_report(record: RequestRecord, user: CurrentUser) -> None:
         if errors:
             with st.expander(f"{len(errors)} error lines", expanded=not report.get("success")):
                 st.code("\n".join(errors), language=None)
-    with st.expander("Report as JSON (the seed's shape)"):
+    with st.expander("Report as JSON"):
         st.json(report, expanded=False)
 
 
-def describe_params(params: dict) -> str:
-    days = params.get("days_back")
-    scope = (f"{params.get('entity_type')} {', '.join(params.get('entity_ids') or [])}" if params.get("entity_type")
-             else "all entities")
-    window = f"{days} days back" if days else "the scheduled window"
-    return f"{window}, {scope}{', force' if params.get('force') else ''}"
+def describe_request(request: SyncRequest | None) -> str:
+    """What a request syncs, in words: "7 days back, campaign 1, 2, force"."""
+    if request is None:
+        return "a request this version cannot read"
+    scope = f"{request.entity_type} {', '.join(request.entity_ids)}" if request.entity_type else "all entities"
+    window = f"{request.days_back} days back" if request.days_back else "the scheduled window"
+    return f"{window}, {scope}{', force' if request.force else ''}"

@@ -142,6 +142,18 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "sync_runs.rows_written is named rows_read",
+        # it counts rows read from the source (inserted, updated or unchanged), not rows written;
+        # the column keeps its position, so positional inserts still match
+        "ALTER TABLE sync_runs RENAME COLUMN rows_written TO rows_read;",
+    ),
+    (
+        3,
+        "synced_days.level is named entity_type, as in meta_ad_insights",
+        "ALTER TABLE synced_days RENAME COLUMN level TO entity_type;",
+    ),
 ]
 
 

@@ -238,7 +238,7 @@ def fetch_sync_runs(con: Con, limit: int = 500) -> pd.DataFrame:
         SELECT sync_id, sync_timestamp, sync_type, mode, status, success, since, until, days_back, entity_type,
                entity_ids, force, campaigns_processed, campaigns_success, campaigns_errors, adsets_processed,
                adsets_success, adsets_errors, ads_processed, ads_success, ads_errors, total_duration_seconds,
-               rows_written, api_requests, rate_limit_hits, error_count, request_id, report_json
+               rows_read, api_requests, rate_limit_hits, error_count, request_id, report_json
         FROM sync_runs ORDER BY sync_timestamp DESC LIMIT $limit
         """,
         {"limit": limit}).df()
@@ -252,10 +252,10 @@ def fetch_rate_limit_hits_per_hour(con: Con, since: dt.datetime) -> pd.DataFrame
 
 
 def fetch_day_coverage(con: Con, since: dt.date, until: dt.date) -> pd.DataFrame:
-    """Per account and level: how many days of [since, until] a full sync has stored."""
+    """Per account and entity type: how many days of [since, until] a full sync has stored."""
     return con.execute(
-        "SELECT account_id, level, count(DISTINCT day)::BIGINT AS days_synced FROM synced_days"
-        " WHERE day BETWEEN $since AND $until GROUP BY account_id, level ORDER BY account_id, level",
+        "SELECT account_id, entity_type, count(DISTINCT day)::BIGINT AS days_synced FROM synced_days"
+        " WHERE day BETWEEN $since AND $until GROUP BY account_id, entity_type ORDER BY account_id, entity_type",
         {"since": since, "until": until}).df()
 
 

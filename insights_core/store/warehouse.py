@@ -57,6 +57,8 @@ class Warehouse:
         ensure_private_dir(self.path.parent)
         self.memory_limit = memory_limit
         self._con: duckdb.DuckDBPyConnection | None = None
+        self.applied_migrations: list[int] = []
+        """Migrations this object applied when it opened the file: published snapshots still have the old schema."""
         self.reopen()
 
     def reopen(self) -> None:
@@ -65,7 +67,7 @@ class Warehouse:
         try:
             ensure_private_dir(temp_dir)
             self._con = duckdb.connect(str(self.path), config=config)
-            ensure_schema(self._con)
+            self.applied_migrations += ensure_schema(self._con)
             for path in (self.path, self.path.with_name(self.path.name + ".wal")):
                 make_private(path)
         except (duckdb.Error, OSError) as exc:
@@ -257,7 +259,7 @@ class Warehouse:
 
     def fetch_synced_days(self, account_id: str, level: Level) -> set[dt.date]:
         rows = self.con.execute(
-            "SELECT day FROM synced_days WHERE account_id = ? AND level = ?", [account_id, level]
+            "SELECT day FROM synced_days WHERE account_id = ? AND entity_type = ?", [account_id, level]
         ).fetchall()
         return {row[0] for row in rows}
 
@@ -270,7 +272,7 @@ class Warehouse:
             self.con.execute(
                 """
                 INSERT INTO synced_days SELECT $account_id, $level, day, $now FROM synced
-                ON CONFLICT (account_id, level, day) DO UPDATE SET synced_at = excluded.synced_at
+                ON CONFLICT (account_id, entity_type, day) DO UPDATE SET synced_at = excluded.synced_at
                 """,
                 {"account_id": account_id, "level": level, "now": _naive(now)},
             )
@@ -290,7 +292,7 @@ class Warehouse:
                 r.force, r.campaigns.processed, r.campaigns.success, r.campaigns.errors,
                 r.adsets.processed, r.adsets.success, r.adsets.errors,
                 r.ads.processed, r.ads.success, r.ads.errors,
-                r.total_duration_seconds, r.rows_written, r.rows_inserted, r.rows_updated, r.rows_deleted,
+                r.total_duration_seconds, r.rows_read, r.rows_inserted, r.rows_updated, r.rows_deleted,
                 r.api_requests, r.rate_limit_hits,
                 len(r.errors), r.request_id, json.dumps(r.to_dict()),
             ],

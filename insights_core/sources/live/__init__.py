@@ -86,7 +86,7 @@ class LiveSource:
         ctx = ReportContext(
             api=self.api, account=account, tree=tree, scope=scope,
             conversion_types=self.settings.conversion_action_types, page_size=self.settings.insights_page_size,
-            concurrency=self.settings.default_batch_size, max_poll_seconds=self.settings.report_poll_seconds,
+            concurrency=self.settings.report_runs_in_flight, max_poll_seconds=self.settings.report_poll_seconds,
             max_resubmits=self.settings.max_retries, sleep=self.sleep, clock=self.clock, on_status=on_status,
         )
         yield from ReportRunner(ctx, chunks).batches()

@@ -1,6 +1,6 @@
 """Account-level async report runs: one per level per date window, split when Meta refuses.
 
-The seed asked for insights one entity at a time (2,100 requests for 100 x 5 x 3 entities). Here
+Asking for insights one entity at a time takes 2,100 requests for 100 x 5 x 3 entities. Here
 each level of each window is one report run on the ad account, so requests grow with result
 pages, not with entities. Up to INSIGHTS_DEFAULT_BATCH_SIZE runs are in flight at once: Meta
 works on them in parallel while this single thread polls them in turn, so there are no client
@@ -42,7 +42,7 @@ JOB_COMPLETED, JOB_FAILED, JOB_SKIPPED = "Job Completed", "Job Failed", "Job Ski
 REPORT_TIMEOUT_SECONDS = 3600
 """Meta says a report run can take up to an hour; after that its entities count as errors."""
 FIRST_POLL_SECONDS = 1.0
-HEARTBEAT_SECONDS = 2.0
+STOP_CHECK_SECONDS = 2.0
 """While runs are in flight, an empty batch goes to the engine this often so a stop request is seen."""
 MAX_FILTER_IDS = 200
 """Longer id lists are filtered by their campaigns instead (and cut down to the scope afterwards)."""
@@ -208,7 +208,7 @@ class ReportRunner:
             if self.running and not ready:
                 run = min(self.running, key=lambda r: r.next_poll_at)
                 delay = run.next_poll_at - clock()
-                if delay > 0 and clock() - last_yield >= HEARTBEAT_SECONDS:
+                if delay > 0 and clock() - last_yield >= STOP_CHECK_SECONDS:
                     ready.append(InsightBatch(run.chunk.level, insight_frame([])))
                 elif delay > 0:
                     self.ctx.sleep(delay)
