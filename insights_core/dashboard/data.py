@@ -143,12 +143,6 @@ def load_entity(snapshot: Snapshot, level: str, entity_id: str) -> dict[str, Any
 
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def load_existing_ids(snapshot: Snapshot, level: str, ids: tuple[str, ...]) -> set[str]:
-    with snapshot_cursor(snapshot) as cur:
-        return queries.fetch_existing_ids(cur, level, list(ids))
-
-
-@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
 def load_entity_view(snapshot: Snapshot, level: Level, entity_id: str, since: dt.date,
                      until: dt.date) -> EntityView | None:
     """One entity with its daily rows, totals and children's sums for the period; None if unknown."""
