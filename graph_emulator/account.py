@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from insights_core.models import LEVELS, Level
+from insights_core.levels import LEVELS, Level
 from insights_core.sources.stub import generate_ad_days, hash_ids, uniforms
 
 ACCOUNT_ID = "act_5550001"

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal
 
-from insights_core.models import Level
+from insights_core.levels import Level
 
 RequestKind = Literal["account", "entities", "report_start", "report_status", "report_page",
                       "entity_insights", "entity_edge", "node", "unknown"]

@@ -16,7 +16,7 @@ import numpy as np
 
 from graph_emulator.account import SeededAccount
 from graph_emulator.faults import Malformation, malform
-from insights_core.models import Level
+from insights_core.levels import Level
 from insights_core.sources.stub import hash_ids, uniforms
 
 HIDDEN_STATUSES = frozenset({"ARCHIVED", "DELETED"})

@@ -40,7 +40,7 @@ from graph_emulator.payloads import (
     usage_headers,
     visible,
 )
-from insights_core.models import LEVELS, Level
+from insights_core.levels import LEVELS, Level
 
 _VERSION = re.compile(r"^v\d+\.\d+$")
 _TOKEN_PARAM = re.compile(r"(access_token=)[^&\s]+")

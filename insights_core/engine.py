@@ -17,14 +17,11 @@ from typing import Any
 import duckdb
 
 from insights_core.errors import FatalSyncError, InputError, InsightsError, SyncCancelledError
-from insights_core.levels import LEVEL_SPECS
+from insights_core.levels import LEVEL_PLURAL, LEVEL_SPECS, LEVELS, Level
 from insights_core.logs import redact
 from insights_core.models import (
-    LEVEL_PLURAL,
-    LEVELS,
     DateWindow,
     EntityTree,
-    Level,
     Scope,
     SyncReport,
     SyncRequest,

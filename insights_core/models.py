@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from insights_core.levels import LEVEL_PLURAL, LEVEL_SPECS, LEVELS, Level  # noqa: F401 (LEVELS re-exported)
+from insights_core.levels import LEVEL_PLURAL, LEVEL_SPECS, Level
 
 SyncType = Literal["scheduled", "manual"]
 
@@ -68,7 +68,8 @@ class EntityTree:
     ads: pd.DataFrame
 
     def frame(self, level: Level) -> pd.DataFrame:
-        return getattr(self, LEVEL_SPECS[level].plural)
+        frame: pd.DataFrame = getattr(self, LEVEL_SPECS[level].plural)
+        return frame
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,8 @@ class SyncReport:
                    requested_by=request.requested_by)
 
     def counts(self, level: Level) -> LevelCounts:
-        return getattr(self, LEVEL_PLURAL[level])
+        counts: LevelCounts = getattr(self, LEVEL_PLURAL[level])
+        return counts
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
@@ -221,7 +222,7 @@ class Settings(BaseSettings):
         return [s.get_secret_value() for s in secrets if s and s.get_secret_value()]
 
 
-def _describe_error(error: dict) -> str:
+def _describe_error(error: ErrorDetails) -> str:
     field_name = error["loc"][0] if error["loc"] else None
     field = Settings.model_fields.get(str(field_name)) if field_name else None
     env_name = (field.alias if field else None) or (str(field_name) if field_name else "settings")
@@ -237,7 +238,7 @@ _SECRET_ENV = {"META_ACCESS_TOKEN", "META_APP_SECRET", "INSIGHTS_COOKIE_KEY"}
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment and `.env`; raise ConfigError with one line on bad input."""
     try:
-        return Settings(**overrides)
+        return Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates what callers pass
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"invalid setting {_describe_error(first)}") from None

@@ -199,7 +199,7 @@ class SyncWorker:
         except PublishError as exc:
             line = f"{exc}; the sync's rows are stored and the next successful publish shows them"
             report.errors.insert(0 if report.success else len(report.errors), line)
-            report.status, report.success = "failed", False  # type: ignore[assignment]
+            report.status, report.success = "failed", False
             try:
                 self.warehouse.ensure_open()
                 self.warehouse.save_sync_run(report)

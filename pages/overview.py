@@ -11,7 +11,7 @@ from insights_core.dashboard.formatting import format_duration, format_timestamp
 from insights_core.dashboard.periods import previous_period
 from insights_core.dashboard.scoring import EFFICIENCY_HELP, efficiency_scores
 from insights_core.metrics import with_ratio_columns
-from insights_core.models import LEVELS
+from insights_core.levels import LEVELS
 from insights_core.roles import can
 
 user = widgets.require("analytics:read")

@@ -10,7 +10,7 @@ from insights_core.dashboard.inputs import LEVEL_LABELS, parse_entity_id
 from insights_core.dashboard.periods import days_back_range
 from insights_core.errors import InputError
 from insights_core.metrics import with_ratio_columns
-from insights_core.models import LEVELS
+from insights_core.levels import LEVELS
 from insights_core.sync_requests import parse_days_back, parse_entity_type
 
 CHART_METRICS = ("spend", "impressions", "clicks", "conversions", "revenue", "ctr", "cpc", "cpm", "roas",

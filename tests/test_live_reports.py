@@ -15,7 +15,8 @@ from facebook_business.crashreporter import CrashReporter
 
 from graph_emulator import HARMLESS_MALFORMATIONS, MALFORMATIONS, FaultRule, GraphEmulator, Malformation
 from insights_core.engine import run_sync
-from insights_core.models import LEVELS, DateWindow, Scope, SyncReport, SyncRequest
+from insights_core.levels import LEVELS
+from insights_core.models import DateWindow, Scope, SyncReport, SyncRequest
 from insights_core.settings import Settings
 from insights_core.sources.live import LiveSource
 from insights_core.sources.live.reports import MAX_FILTER_IDS, ReportChunk, plan_chunks, scope_filters, split_chunk

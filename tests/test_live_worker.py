@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from graph_emulator import FaultRule, GraphEmulator, Malformation
-from insights_core.models import LEVELS
+from insights_core.levels import LEVELS
 from live_helpers import (
     TOKEN,
     assert_equals_truth,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from insights_core.metrics import ratio, ratio_array
-from insights_core.models import LEVEL_PLURAL, LEVELS
+from insights_core.levels import LEVEL_PLURAL, LEVELS
 
 
 def error_rates(runs: pd.DataFrame) -> pd.DataFrame:
@@ -42,10 +45,11 @@ def entity_coverage(runs: pd.DataFrame) -> pd.DataFrame:
 def day_coverage(days: pd.DataFrame, window_days: int) -> pd.DataFrame:
     """`days` (account_id, entity_type, days_synced) with the share of the window's days stored, in percent."""
     return days.assign(window_days=window_days,
-                       coverage_pct=ratio_array(days["days_synced"].to_numpy(), [window_days] * len(days), 100.0))
+                       coverage_pct=ratio_array(days["days_synced"].to_numpy(),
+                                                          np.full(len(days), float(window_days)), 100.0))
 
 
-def report_counts(report: dict) -> pd.DataFrame:
+def report_counts(report: Mapping[str, Any]) -> pd.DataFrame:
     """A sync report's counts per level (processed, success, errors of campaigns, adsets, ads) as a table."""
     rows = []
     for level in LEVELS:
@@ -74,7 +78,7 @@ def history_table(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def report_window(report: dict) -> str:
+def report_window(report: Mapping[str, Any]) -> str:
     """The days a report covers, in words; a sync that failed before it chose its days says so."""
     since, until = report.get("since"), report.get("until")
     if not since or not until:

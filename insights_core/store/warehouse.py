@@ -19,8 +19,8 @@ import pyarrow as pa
 
 from insights_core.datadir import ensure_private_dir, make_private
 from insights_core.errors import PublishError, StoreError
-from insights_core.levels import LEVEL_SPECS
-from insights_core.models import ADDITIVE_METRICS, INSIGHT_SOURCE_COLUMNS, Account, EntityTree, Level, SyncReport
+from insights_core.levels import LEVEL_SPECS, Level
+from insights_core.models import ADDITIVE_METRICS, INSIGHT_SOURCE_COLUMNS, Account, EntityTree, SyncReport
 from insights_core.store.migrations import ensure_schema
 from insights_core.store.snapshots import publish_snapshot
 
@@ -63,7 +63,8 @@ class Warehouse:
 
     def reopen(self) -> None:
         temp_dir = self.path.parent / "tmp"
-        config = {"memory_limit": self.memory_limit, "temp_directory": str(temp_dir)}
+        config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": self.memory_limit,
+                                                                   "temp_directory": str(temp_dir)}
         try:
             ensure_private_dir(temp_dir)
             self._con = duckdb.connect(str(self.path), config=config)
