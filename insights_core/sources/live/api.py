@@ -10,7 +10,7 @@ The access token travels as a query parameter on every URL: nothing here logs a 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 
 from facebook_business.adobjects.ad import Ad
 from facebook_business.adobjects.adaccount import AdAccount
@@ -118,13 +118,3 @@ def fetch_report_rows(api: GraphApi, report_run_id: str, page_size: int) -> Iter
         object_parser=ObjectParser(custom_parse_method=lambda data, _api: data),
     )
     yield from cursor
-
-
-def fetch_entity_insights_json(api: GraphApi, entity_id: str, params: dict, fields: Sequence[str]) -> list[dict]:
-    """GET /<entity id>/insights: one entity's rows, synchronously (the per-entity approach)."""
-    cursor = Cursor(
-        target_objects_class=AdsInsights, params=dict(params), fields=list(fields), include_summary=False,
-        api=api, node_id=entity_id, endpoint="insights",
-        object_parser=ObjectParser(custom_parse_method=lambda data, _api: data),
-    )
-    return list(cursor)
