@@ -9,8 +9,9 @@ from insights_core.dashboard.formatting import DASH, format_peer_comparison, lit
 from insights_core.dashboard.scoring import PEER_METRICS, peer_comparison
 from insights_core.metrics import with_ratio_columns
 
+user = widgets.require("analytics:read")
 page = open_entity_page("ad", "Paste an ad id, or open one from its ad set's or campaign's page.")
-user, ad_id, view, entity, currency = page.user, page.entity_id, page.view, page.entity, page.currency
+ad_id, view, entity, currency = page.entity_id, page.view, page.entity, page.currency
 snapshot, since, until = page.snapshot, page.since, page.until
 
 st.header(literal(entity["name"]))

@@ -9,8 +9,9 @@ from insights_core.dashboard.entity_page import open_entity_page
 from insights_core.dashboard.formatting import DASH, format_money, literal
 from insights_core.metrics import with_ratio_columns
 
+user = widgets.require("analytics:read")
 page = open_entity_page("adset", "Paste an ad set id, or open one from its campaign's page.")
-user, adset_id, view, entity, currency = page.user, page.entity_id, page.view, page.entity, page.currency
+adset_id, view, entity, currency = page.entity_id, page.view, page.entity, page.currency
 
 st.header(literal(entity["name"]))
 st.page_link("pages/campaign.py", label=f"Campaign: {literal(entity.get('campaign_name') or entity['campaign_id'])}",

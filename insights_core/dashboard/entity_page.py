@@ -1,4 +1,4 @@
-"""The head the ad set and ad pages share: guard, title, snapshot, date range, the id box and the entity.
+"""The head the ad set and ad pages share after their guard: title, snapshot, date range, the id box and the entity.
 
 One place for it so both pages stop the same way on a missing or unknown id, and keep the same
 widget keys (`<level>_range`, `<level>_id_input`) and deep link (`?<level>_id=`).
@@ -12,14 +12,12 @@ from dataclasses import dataclass
 import streamlit as st
 
 from insights_core.dashboard import data, widgets
-from insights_core.dashboard.login import CurrentUser
 
 
 @dataclass(frozen=True)
 class EntityPage:
-    """What an entity page renders from: who looks, which snapshot and period, and the entity's view."""
+    """What an entity page renders from: which snapshot and period, and the entity's view."""
 
-    user: CurrentUser
     snapshot: data.Snapshot
     since: dt.date
     until: dt.date
@@ -39,10 +37,9 @@ def open_entity_page(level: str, hint: str) -> EntityPage:
     """Render the page head for one `level` entity and load it for the chosen period.
 
     Stops the run with `hint` and a link to the campaign finder while no id is given, with an error
-    for an id that is not in the synced data, and (through `widgets`) for a missing permission or
-    snapshot, so the caller only sees a loaded entity.
+    for an id that is not in the synced data, and (through `widgets`) for a missing snapshot, so the
+    caller only sees a loaded entity. The page checks its permission itself first (`widgets.require`).
     """
-    user = widgets.require("analytics:read")
     widgets.page_title(level)
     snapshot, bounds = widgets.open_snapshot(widgets.app_settings())
     since, until = widgets.date_range(f"{level}_range", bounds)
@@ -55,4 +52,4 @@ def open_entity_page(level: str, hint: str) -> EntityPage:
     if view is None:
         widgets.unknown_entity(level, entity_id, bounds)
     assert view is not None  # unknown_entity stopped the run
-    return EntityPage(user, snapshot, since, until, entity_id, view)
+    return EntityPage(snapshot, since, until, entity_id, view)
