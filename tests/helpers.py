@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (import as `from helpers import ...`)."""
+"""Helpers shared by test modules (`from tests.helpers import ...`; pytest.ini puts the repo root on sys.path)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from insights_core.settings import Settings
 
-from insights_core.settings import Settings  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 FIXED_NOW = dt.datetime(2026, 11, 20, 15, 0, tzinfo=dt.timezone.utc)
 """A fixed 'now' for engine tests: 2026-11-20 10:00 in the stub account's New York time."""

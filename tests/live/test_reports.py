@@ -20,7 +20,7 @@ from insights_core.settings import Settings
 from insights_core.sources.live import LiveSource
 from insights_core.sources.live.reports import MAX_FILTER_IDS, ReportChunk, plan_chunks, scope_filters, split_chunk
 from insights_core.store.warehouse import Warehouse
-from live_helpers import (
+from tests.live.helpers import (
     TOKEN,
     FakeClock,
     assert_equals_truth,

@@ -13,9 +13,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from helpers import PYTHON, ROOT, subprocess_env
 from insights_core.control import ControlChannel
 from insights_core.models import SyncRequest
+from tests.helpers import PYTHON, ROOT, subprocess_env
 
 pytestmark = pytest.mark.slow
 SMALL = {"INSIGHTS_STUB_CAMPAIGNS": "6", "INSIGHTS_STUB_ADSETS_PER_CAMPAIGN": "3", "INSIGHTS_STUB_ADS_PER_ADSET": "2"}

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from graph_emulator import ACCOUNT_ID, FaultRule, GraphEmulator
-from live_helpers import TOKEN, running_emulator
+from tests.live.helpers import TOKEN, running_emulator
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import duckdb
 import pandas as pd
 
 from graph_emulator import ACCOUNT_ID, AccountShape, GraphEmulator
-from helpers import PYTHON, ROOT, make_settings, subprocess_env
 from insights_core.settings import Settings
+from tests.helpers import PYTHON, ROOT, make_settings, subprocess_env
 
 SHAPE = AccountShape(campaigns=4, adsets_per_campaign=3, ads_per_adset=2)
 TOKEN = "EAAG-not-a-real-token-but-secret-7f3a9c"

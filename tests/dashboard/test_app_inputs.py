@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from app_harness import AD, CAMPAIGN, assert_clean, open_page, texts, use_data_dir
-from app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
-from dashboard_data import build_stub_data_dir
 from insights_core.dashboard import data
 from insights_core.models import SyncRequest
 from insights_core.store import queries
 from insights_core.store.snapshots import connect_snapshot
 from insights_core.worker import SyncWorker
-from xlsx_cells import read_xlsx_cells
+from tests.dashboard.app_harness import AD, CAMPAIGN, assert_clean, open_page, texts, use_data_dir
+from tests.dashboard.app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
+from tests.dashboard.xlsx_cells import read_xlsx_cells
+from tests.dashboard_data import build_stub_data_dir
 
 pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time")
 

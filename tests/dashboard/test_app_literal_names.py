@@ -17,12 +17,12 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app_harness import AD, ADSET, CAMPAIGN, PAGE_QUERIES, assert_clean, open_page, use_data_dir
-from app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
-from dashboard_data import build_stub_data_dir
 from graph_emulator import HOSTILE_HOST, HOSTILE_NAMES
 from insights_core.store.snapshots import publish_snapshot
-from markdown_text import unescape
+from tests.dashboard.app_harness import AD, ADSET, CAMPAIGN, PAGE_QUERIES, assert_clean, open_page, use_data_dir
+from tests.dashboard.app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
+from tests.dashboard.markdown_text import unescape
+from tests.dashboard_data import build_stub_data_dir
 
 pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time")
 

@@ -100,7 +100,7 @@ def test_entity_id_list_is_bounded() -> None:
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:
-    from helpers import ROOT
+    from tests.helpers import ROOT
     from insights_core.settings import Settings
 
     from insights_core.settings import settings_table_markdown

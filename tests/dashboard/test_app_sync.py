@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from app_harness import CAMPAIGN, assert_clean, open_page, texts, use_data_dir
-from app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
-from dashboard_data import build_stub_data_dir
-from markdown_text import shown_texts, unescape
 from insights_core.control import ControlChannel
 from insights_core.engine import new_failed_report
 from insights_core.settings import Settings
 from insights_core.sync_requests import parse_sync_request
 from insights_core.worker import SyncWorker
+from tests.dashboard.app_harness import CAMPAIGN, assert_clean, open_page, texts, use_data_dir
+from tests.dashboard.app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
+from tests.dashboard.markdown_text import shown_texts, unescape
+from tests.dashboard_data import build_stub_data_dir
 
 pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time")
 

@@ -13,7 +13,7 @@ import pytest
 
 from graph_emulator import FaultRule, GraphEmulator, Malformation
 from insights_core.models import LEVELS
-from live_helpers import (
+from tests.live.helpers import (
     TOKEN,
     assert_equals_truth,
     entities_under,
@@ -161,10 +161,10 @@ def test_sigterm_cuts_a_throttle_wait_of_minutes_short(tmp_path: Path, emulator:
     import subprocess
     import time
 
-    from helpers import PYTHON, ROOT, subprocess_env
+    from tests.helpers import PYTHON, ROOT, subprocess_env
     from insights_core.control import ControlChannel
     from insights_core.models import SyncRequest
-    from live_helpers import live_env
+    from tests.live.helpers import live_env
 
     data = tmp_path / "data"
     data.mkdir()

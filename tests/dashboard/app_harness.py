@@ -9,7 +9,7 @@ import streamlit.runtime.scriptrunner.script_runner as script_runner_module
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from helpers import ROOT
+from tests.helpers import ROOT
 
 APP = str(ROOT / "app.py")
 CAMPAIGN, ADSET, AD = "120210000000000001", "120220000000000001", "120230000000000001"

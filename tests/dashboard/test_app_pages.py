@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from app_harness import AD, ADSET, CAMPAIGN, PAGE_QUERIES, assert_clean, open_page, texts, use_data_dir
-from app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
-from dashboard_data import build_stub_data_dir
 from insights_core.dashboard.formatting import format_money
 from insights_core.roles import ROLES, can, pages_for
 from insights_core.store.snapshots import connect_snapshot, resolve_current_snapshot
 from insights_core.store.warehouse import Warehouse
+from tests.dashboard.app_harness import AD, ADSET, CAMPAIGN, PAGE_QUERIES, assert_clean, open_page, texts, use_data_dir
+from tests.dashboard.app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
+from tests.dashboard_data import build_stub_data_dir
 
 
 pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time")

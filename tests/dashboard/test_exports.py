@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
-from xlsx_cells import read_xlsx_cells
+from tests.dashboard.xlsx_cells import read_xlsx_cells
 
 from insights_core.dashboard import exports
 

@@ -11,13 +11,13 @@ import pytest
 from streamlit.runtime.context import ContextProxy
 from streamlit.testing.v1 import AppTest
 
-from app_harness import assert_clean, new_app, open_page, texts, use_data_dir
-from app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
-from dashboard_data import build_stub_data_dir
-from helpers import ROOT
 from insights_core import auth
 from insights_core.dashboard.login import USER_KEY
 from insights_core.roles import PAGES
+from tests.dashboard.app_harness import assert_clean, new_app, open_page, texts, use_data_dir
+from tests.dashboard.app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
+from tests.dashboard_data import build_stub_data_dir
+from tests.helpers import ROOT
 
 KEY = "test-cookie-key-" + "x" * 32
 
