@@ -16,7 +16,6 @@ from insights_core.roles import PAGES, ROLES, forbidden_pages_for, pages_for
 from insights_core.settings import Settings
 from insights_core.worker import SyncWorker
 from tests.dashboard.app_harness import AD, CAMPAIGN, new_app, open_page, use_data_dir
-from tests.dashboard.app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
 from tests.dashboard.markdown_text import unescape
 from tests.dashboard_data import build_stub_data_dir
 
@@ -36,14 +35,6 @@ def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def shared(monkeypatch: pytest.MonkeyPatch, shared_dir: Path) -> Path:
     use_data_dir(monkeypatch, shared_dir)
     return shared_dir
-
-
-@pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """A data dir of its own, for tests that break its files."""
-    settings = build_stub_data_dir(tmp_path / "data", days_back=10)
-    use_data_dir(monkeypatch, settings.data_dir)
-    return settings
 
 
 def open_url_path(role: str, url_path: str) -> AppTest:

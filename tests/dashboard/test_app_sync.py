@@ -14,19 +14,10 @@ from insights_core.settings import Settings
 from insights_core.sync_requests import parse_sync_request
 from insights_core.worker import SyncWorker
 from tests.dashboard.app_harness import CAMPAIGN, assert_clean, open_page, texts, use_data_dir
-from tests.dashboard.app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
 from tests.dashboard.markdown_text import shown_texts, unescape
 from tests.dashboard_data import build_stub_data_dir
 
 pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time")
-
-
-@pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """A fresh data dir per test: requests and runs of one test never leak into another."""
-    settings = build_stub_data_dir(tmp_path / "data", days_back=10)
-    use_data_dir(monkeypatch, settings.data_dir)
-    return settings
 
 
 def fill_sync_form(at, days: str = "3", entity_type: str = "", ids: str = "", force: bool = False):  # type: ignore[no-untyped-def]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -19,12 +18,6 @@ SHAPE = AccountShape(campaigns=4, adsets_per_campaign=3, ads_per_adset=2)
 TOKEN = "EAAG-not-a-real-token-but-secret-7f3a9c"
 """Not shaped like a Meta token on purpose: it must be masked because it is a secret, not by pattern."""
 METRICS = ("spend", "impressions", "clicks", "conversions", "revenue")
-
-
-def running_emulator() -> Iterator[GraphEmulator]:
-    """The body of each test module's `emulator` fixture: a fresh seeded emulator on a free loopback port."""
-    with GraphEmulator(SHAPE) as running:
-        yield running
 
 
 class FakeClock:

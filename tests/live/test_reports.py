@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -26,16 +25,9 @@ from tests.live.helpers import (
     assert_equals_truth,
     entities_under,
     live_settings,
-    running_emulator,
     stored_rows,
     window_of,
 )
-
-
-@pytest.fixture
-def emulator() -> Iterator[GraphEmulator]:
-    yield from running_emulator()
-
 
 DAY = dt.date(2026, 11, 10)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,16 +17,9 @@ from tests.live.helpers import (
     assert_equals_truth,
     entities_under,
     run_worker,
-    running_emulator,
     stored_rows,
     window_of,
 )
-
-
-@pytest.fixture
-def emulator() -> Iterator[GraphEmulator]:
-    yield from running_emulator()
-
 
 pytestmark = pytest.mark.slow
 
@@ -161,9 +153,9 @@ def test_sigterm_cuts_a_throttle_wait_of_minutes_short(tmp_path: Path, emulator:
     import subprocess
     import time
 
-    from tests.helpers import PYTHON, ROOT, subprocess_env
     from insights_core.control import ControlChannel
     from insights_core.models import SyncRequest
+    from tests.helpers import PYTHON, ROOT, subprocess_env
     from tests.live.helpers import live_env
 
     data = tmp_path / "data"
