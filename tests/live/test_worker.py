@@ -155,7 +155,7 @@ def test_sigterm_cuts_a_throttle_wait_of_minutes_short(tmp_path: Path, emulator:
 
     from insights_core.control import ControlChannel
     from insights_core.models import SyncRequest
-    from tests.helpers import PYTHON, ROOT, subprocess_env
+    from tests.helpers import PYTHON, ROOT, subprocess_env, wait_for
     from tests.live.helpers import live_env
 
     data = tmp_path / "data"
@@ -171,7 +171,9 @@ def test_sigterm_cuts_a_throttle_wait_of_minutes_short(tmp_path: Path, emulator:
     while emulator.faults.rules[-1].hits == 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert emulator.faults.rules[-1].hits >= 1, "the worker never reached the throttled report start"
-    time.sleep(0.5)  # now inside the wait
+    log = data / "logs" / "meta_insights.log"  # the retry is logged right before the 600 s wait starts
+    wait_for(lambda: log.exists() and "throttle error" in log.read_text(errors="replace"), 30,
+             "the worker to log its throttle wait")
     stopped_at = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     _, err = worker.communicate(timeout=30)
