@@ -28,17 +28,6 @@ def test_each_ratio_from_the_period_sums(name: str, expected: float) -> None:
     assert ratios_from_totals(TOTALS)[name] == pytest.approx(expected)
 
 
-def test_the_formula_table_names_the_analysts_formulas() -> None:
-    assert RATIO_FORMULAS == {
-        "ctr": ("clicks", "impressions", 100.0),
-        "cpc": ("spend", "clicks", 1.0),
-        "cpm": ("spend", "impressions", 1000.0),
-        "roas": ("revenue", "spend", 1.0),
-        "cost_per_conversion": ("spend", "conversions", 1.0),
-        "conversion_rate": ("conversions", "clicks", 100.0),
-    }
-
-
 @pytest.mark.parametrize(
     ("numerator", "denominator", "scale", "expected"),
     [(1, 4, 1.0, 0.25),
