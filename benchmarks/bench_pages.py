@@ -6,7 +6,7 @@
 
 A run is what a click costs on the server: app.py logs the session in (admin, who sees every page),
 builds the navigation and runs the page with its queries, charts and tables, driven headless by
-Streamlit's AppTest as in tests/app_harness.py. The detail pages open deep links to the busiest
+Streamlit's AppTest as in tests/dashboard/app_harness.py. The detail pages open deep links to the busiest
 entities of the store (the campaign with most insight rows, its busiest ad set and that ad set's
 busiest ad). Each figure comes from fresh processes, two per page:
 

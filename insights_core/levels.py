@@ -3,7 +3,7 @@
 Sources, the store and the pages derive what differs per level from these specs: table and id
 column, the hierarchy, the words a page shows, the Graph fields to request and the entity
 table's columns. Code that does the same thing per level loops over `LEVEL_SPECS`, so a column
-added to a level is one line here (and a numbered migration; `tests/test_levels.py` holds the
+added to a level is one line here (and a numbered migration; `tests/core/test_levels.py` holds the
 specs against the migrated schema). No imports from the rest of the package: everyone may use it.
 """
 

@@ -34,31 +34,6 @@ def ratio(numerator: Number | None, denominator: Number | None, scale: float = 1
     return float(numerator) / float(denominator) * scale
 
 
-def ctr(clicks: Number | None, impressions: Number | None) -> float | None:
-    return ratio(clicks, impressions, 100.0)
-
-
-def cpc(spend: Number | None, clicks: Number | None) -> float | None:
-    return ratio(spend, clicks)
-
-
-def cpm(spend: Number | None, impressions: Number | None) -> float | None:
-    return ratio(spend, impressions, 1000.0)
-
-
-def roas(revenue: Number | None, spend: Number | None) -> float | None:
-    return ratio(revenue, spend)
-
-
-def cost_per_conversion(spend: Number | None, conversions: Number | None) -> float | None:
-    return ratio(spend, conversions)
-
-
-def frequency(impressions: Number | None, reach: Number | None) -> float | None:
-    """Impressions per person reached, for one entity and one reporting period (not additive)."""
-    return ratio(impressions, reach)
-
-
 def ratios_from_totals(totals: Mapping[str, Number | None]) -> dict[str, float | None]:
     """Every ratio in RATIO_FORMULAS computed from summed totals (spend, clicks, ...)."""
     return {

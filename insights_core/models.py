@@ -13,14 +13,13 @@ from insights_core.levels import LEVEL_PLURAL, LEVEL_SPECS, Level
 
 SyncType = Literal["scheduled", "manual"]
 
-INSIGHT_KEY_COLUMNS = ("entity_type", "entity_id", "date_start")
 INSIGHT_ID_COLUMNS = ("account_id", "entity_type", "entity_id", *(s.id_column for s in LEVEL_SPECS.values()),
                       "date_start", "date_end")
 ADDITIVE_METRICS = ("spend", "impressions", "clicks", "conversions", "revenue")
 """Metrics whose campaign value equals the sum of its ad sets' and of its ads'."""
 NON_ADDITIVE_METRICS = ("reach", "unique_clicks", "frequency")
 """Reported per entity and day; summing them across days or children overstates them."""
-INSIGHT_SOURCE_COLUMNS = INSIGHT_ID_COLUMNS + ADDITIVE_METRICS + ("reach", "unique_clicks", "frequency")
+INSIGHT_SOURCE_COLUMNS = INSIGHT_ID_COLUMNS + ADDITIVE_METRICS + NON_ADDITIVE_METRICS
 """The columns a source yields in every `InsightBatch.rows` frame (ratios are derived later)."""
 
 

@@ -16,7 +16,6 @@ ROLES: tuple[Role, ...] = get_args(Role)
 """Most privileged first."""
 
 Permission = Literal["analytics:read", "sync:run", "export", "sync:health", "users:list"]
-PERMISSIONS: tuple[Permission, ...] = get_args(Permission)
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     "admin": frozenset({"analytics:read", "sync:run", "export", "sync:health", "users:list"}),
@@ -48,10 +47,6 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("users", "Users", "pages/users.py", "users", ":material/manage_accounts:", "users:list"),
 )
 PAGES_BY_KEY: dict[str, PageSpec] = {page.key: page for page in PAGES}
-
-
-def is_role(value: object) -> bool:
-    return value in ROLES
 
 
 def permissions_for(role: str | None) -> frozenset[Permission]:

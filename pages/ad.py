@@ -4,24 +4,15 @@
 import streamlit as st
 
 from insights_core.dashboard import charts, data, widgets
+from insights_core.dashboard.entity_page import open_entity_page
 from insights_core.dashboard.formatting import DASH, format_peer_comparison, literal
 from insights_core.dashboard.scoring import PEER_METRICS, peer_comparison
 from insights_core.metrics import with_ratio_columns
 
 user = widgets.require("analytics:read")
-widgets.page_title("ad")
-settings = widgets.app_settings()
-snapshot, bounds = widgets.open_snapshot(settings)
-since, until = widgets.date_range("ad_range", bounds)
-ad_id = widgets.entity_id_input("ad", "ad_id_input")
-if ad_id is None:
-    st.info("Paste an ad id, or open one from its ad set's or campaign's page.")
-    st.page_link("pages/campaign.py", label="Find a campaign", icon=":material/campaign:")
-    st.stop()
-view = data.load_entity_view(snapshot, "ad", ad_id, since, until)
-if view is None:
-    widgets.unknown_entity("ad", ad_id, bounds)
-entity, currency = view.entity, view.entity.get("currency") or "USD"
+page = open_entity_page("ad", "Paste an ad id, or open one from its ad set's or campaign's page.")
+ad_id, view, entity, currency = page.entity_id, page.view, page.entity, page.currency
+snapshot, since, until = page.snapshot, page.since, page.until
 
 st.header(literal(entity["name"]))
 up_adset, up_campaign = st.columns(2)

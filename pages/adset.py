@@ -4,24 +4,14 @@ import json
 
 import streamlit as st
 
-from insights_core.dashboard import charts, data, widgets
+from insights_core.dashboard import charts, widgets
+from insights_core.dashboard.entity_page import open_entity_page
 from insights_core.dashboard.formatting import DASH, format_money, literal
 from insights_core.metrics import with_ratio_columns
 
 user = widgets.require("analytics:read")
-widgets.page_title("adset")
-settings = widgets.app_settings()
-snapshot, bounds = widgets.open_snapshot(settings)
-since, until = widgets.date_range("adset_range", bounds)
-adset_id = widgets.entity_id_input("adset", "adset_id_input")
-if adset_id is None:
-    st.info("Paste an ad set id, or open one from its campaign's page.")
-    st.page_link("pages/campaign.py", label="Find a campaign", icon=":material/campaign:")
-    st.stop()
-view = data.load_entity_view(snapshot, "adset", adset_id, since, until)
-if view is None:
-    widgets.unknown_entity("adset", adset_id, bounds)
-entity, currency = view.entity, view.entity.get("currency") or "USD"
+page = open_entity_page("adset", "Paste an ad set id, or open one from its campaign's page.")
+adset_id, view, entity, currency = page.entity_id, page.view, page.entity, page.currency
 
 st.header(literal(entity["name"]))
 st.page_link("pages/campaign.py", label=f"Campaign: {literal(entity.get('campaign_name') or entity['campaign_id'])}",

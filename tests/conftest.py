@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SMALL_SHAPE, make_settings
 from insights_core.settings import Settings
 from insights_core.sources.stub import StubSource
 from insights_core.store.warehouse import Warehouse
+from tests.helpers import SMALL_SHAPE, make_settings
 
 
 @pytest.fixture(autouse=True)

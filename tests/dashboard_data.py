@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers import SMALL_SHAPE, make_settings
 from insights_core.models import SyncReport, SyncRequest
 from insights_core.settings import Settings
 from insights_core.worker import SyncWorker
+from tests.helpers import SMALL_SHAPE, make_settings
 
 
 def build_stub_data_dir(data_dir: Path, days_back: int = 60, syncs: int = 1, require_success: bool = True,

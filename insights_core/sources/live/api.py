@@ -10,7 +10,7 @@ The access token travels as a query parameter on every URL: nothing here logs a 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from facebook_business.adobjects.ad import Ad
@@ -121,14 +121,3 @@ def fetch_report_rows(api: GraphApi, report_run_id: str, page_size: int) -> Iter
         object_parser=ObjectParser(custom_parse_method=lambda data, _api: data),
     )
     yield from cursor
-
-
-def fetch_entity_insights_json(api: GraphApi, entity_id: str, params: Mapping[str, Any],
-                               fields: Sequence[str]) -> list[dict[str, Any]]:
-    """GET /<entity id>/insights: one entity's rows, synchronously (the per-entity approach)."""
-    cursor = Cursor(
-        target_objects_class=AdsInsights, params=dict(params), fields=list(fields), include_summary=False,
-        api=api, node_id=entity_id, endpoint="insights",
-        object_parser=ObjectParser(custom_parse_method=lambda data, _api: data),
-    )
-    return list(cursor)

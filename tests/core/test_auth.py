@@ -11,9 +11,9 @@ import jwt
 import pytest
 import yaml
 
-from helpers import make_settings
 from insights_core import auth
 from insights_core.errors import ConfigError
+from tests.helpers import make_settings
 
 KEY = "k" * 40
 
@@ -315,7 +315,7 @@ def test_cli_reports_an_unwritable_users_file_in_one_line(tmp_path: Path, monkey
 def test_the_auth_command_never_prints_a_traceback(tmp_path: Path, case: str) -> None:
     import subprocess
 
-    from helpers import PYTHON, ROOT, subprocess_env
+    from tests.helpers import PYTHON, ROOT, subprocess_env
 
     (tmp_path / "file").write_text("")
     path = tmp_path / ("file" if case == "unwritable file" else "ok") / "auth.yaml"

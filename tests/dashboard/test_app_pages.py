@@ -6,28 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from app_harness import AD, ADSET, CAMPAIGN, PAGE_QUERIES, assert_clean, open_page, texts, use_data_dir
-from app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
-from dashboard_data import build_stub_data_dir
 from insights_core.dashboard.formatting import format_money
 from insights_core.roles import ROLES, can, pages_for
 from insights_core.store.snapshots import connect_snapshot, resolve_current_snapshot
 from insights_core.store.warehouse import Warehouse
+from tests.dashboard.app_harness import AD, ADSET, CAMPAIGN, PAGE_QUERIES, assert_clean, open_page, texts, use_data_dir
 
-
-pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time")
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("app_pages") / "data"
-    build_stub_data_dir(path, days_back=60)
-    return path
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
-    use_data_dir(monkeypatch, data_dir)
+pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time", "app_on_data_dir")
+STUB_DAYS_BACK = 60
 
 
 CASES = [(role, page.key, page.path, page.title) for role in ROLES for page in pages_for(role)]

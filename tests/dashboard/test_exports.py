@@ -10,9 +10,9 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
-from xlsx_cells import read_xlsx_cells
 
 from insights_core.dashboard import exports
+from tests.dashboard.xlsx_cells import read_xlsx_cells
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,6 @@ import shutil
 import sqlite3
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,23 +26,13 @@ import pytest
 import insights_core.control as control_module
 import insights_core.store.snapshots as snapshots_module
 import insights_core.worker as worker_module
-from helpers import PYTHON, ROOT, SMALL_SHAPE, make_settings, subprocess_env
 from insights_core.control import ControlChannel
 from insights_core.errors import StoreError
 from insights_core.models import SyncRequest
 from insights_core.settings import Settings
 from insights_core.store.snapshots import publish_snapshot
 from insights_core.worker import SyncWorker
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+from tests.helpers import PYTHON, ROOT, SMALL_SHAPE, make_settings, subprocess_env, wait_for
 
 
 def enospc(*_args, **_kwargs):

@@ -9,26 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from app_harness import CAMPAIGN, assert_clean, open_page, texts, use_data_dir
-from app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
-from dashboard_data import build_stub_data_dir
-from helpers import PYTHON, ROOT, SMALL_SHAPE, make_settings, subprocess_env
-from markdown_text import shown_texts, unescape
 from insights_core.control import ControlChannel
 from insights_core.engine import new_failed_report
 from insights_core.models import SyncRequest
 from insights_core.settings import Settings
 from insights_core.worker import SyncWorker
+from tests.dashboard.app_harness import CAMPAIGN, assert_clean, open_page, texts, use_data_dir
+from tests.dashboard.markdown_text import shown_texts, unescape
+from tests.dashboard_data import build_stub_data_dir
+from tests.helpers import PYTHON, ROOT, SMALL_SHAPE, make_settings, subprocess_env
 
 pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time")
-
-
-@pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """A fresh data dir per test: requests and runs of one test never leak into another."""
-    settings = build_stub_data_dir(tmp_path / "data", days_back=10)
-    use_data_dir(monkeypatch, settings.data_dir)
-    return settings
 
 
 def fill_sync_form(at, days: str = "3", entity_type: str = "", ids: str = "", force: bool = False):  # type: ignore[no-untyped-def]

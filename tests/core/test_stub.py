@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import PYTHON, ROOT
 from insights_core.models import ADDITIVE_METRICS, DateWindow, Scope
 from insights_core.sources.stub import StubShape, StubSource
+from tests.helpers import PYTHON, ROOT
 
 WINDOW = DateWindow(dt.date(2026, 9, 1), dt.date(2026, 10, 30))
 
@@ -35,8 +35,7 @@ def default_rows() -> pd.DataFrame:
 
 
 DIGEST_SCRIPT = """
-import datetime as dt, hashlib, sys
-sys.path.insert(0, {root!r})
+import datetime as dt, hashlib
 from insights_core.models import DateWindow, Scope
 from insights_core.sources.stub import StubSource, StubShape
 src = StubSource(StubShape(7, 3, 2))
@@ -53,10 +52,9 @@ print(h.hexdigest())
 
 
 def test_same_ids_give_same_numbers_in_separate_processes_with_different_hash_seeds() -> None:
-    script = DIGEST_SCRIPT.format(root=str(ROOT))
     digests = {
-        subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, check=True,
-                       env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"}).stdout.strip()
+        subprocess.run([PYTHON, "-c", DIGEST_SCRIPT], capture_output=True, text=True, check=True,
+                       env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}).stdout.strip()
         for seed in ("1", "2", "random")
     }
     assert len(digests) == 1

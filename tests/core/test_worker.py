@@ -13,9 +13,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from helpers import PYTHON, ROOT, subprocess_env
 from insights_core.control import ControlChannel
 from insights_core.models import SyncRequest
+from tests.helpers import PYTHON, ROOT, subprocess_env, wait_for
 
 pytestmark = pytest.mark.slow
 SMALL = {"INSIGHTS_STUB_CAMPAIGNS": "6", "INSIGHTS_STUB_ADSETS_PER_CAMPAIGN": "3", "INSIGHTS_STUB_ADS_PER_ADSET": "2"}
@@ -30,16 +30,6 @@ def start_worker(data_dir: Path, env: dict | None = None) -> subprocess.Popen:
     log = open(data_dir.parent / f"worker-{time.monotonic_ns()}.err", "w")
     return subprocess.Popen([PYTHON, str(ROOT / "sync_worker.py")], stdout=subprocess.DEVNULL, stderr=log,
                             env=subprocess_env(data_dir, **(env or SMALL)), cwd=data_dir.parent)
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def snapshot_rows(data_dir: Path) -> list[tuple]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -13,21 +12,14 @@ import pytest
 
 from graph_emulator import FaultRule, GraphEmulator, Malformation
 from insights_core.levels import LEVELS
-from live_helpers import (
+from tests.live.helpers import (
     TOKEN,
     assert_equals_truth,
     entities_under,
     run_worker,
-    running_emulator,
     stored_rows,
     window_of,
 )
-
-
-@pytest.fixture
-def emulator() -> Iterator[GraphEmulator]:
-    yield from running_emulator()
-
 
 pytestmark = pytest.mark.slow
 
@@ -161,10 +153,10 @@ def test_sigterm_cuts_a_throttle_wait_of_minutes_short(tmp_path: Path, emulator:
     import subprocess
     import time
 
-    from helpers import PYTHON, ROOT, subprocess_env
     from insights_core.control import ControlChannel
     from insights_core.models import SyncRequest
-    from live_helpers import live_env
+    from tests.helpers import PYTHON, ROOT, subprocess_env, wait_for
+    from tests.live.helpers import live_env
 
     data = tmp_path / "data"
     data.mkdir()
@@ -179,7 +171,9 @@ def test_sigterm_cuts_a_throttle_wait_of_minutes_short(tmp_path: Path, emulator:
     while emulator.faults.rules[-1].hits == 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert emulator.faults.rules[-1].hits >= 1, "the worker never reached the throttled report start"
-    time.sleep(0.5)  # now inside the wait
+    log = data / "logs" / "meta_insights.log"  # the retry is logged right before the 600 s wait starts
+    wait_for(lambda: log.exists() and "throttle error" in log.read_text(errors="replace"), 30,
+             "the worker to log its throttle wait")
     stopped_at = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     _, err = worker.communicate(timeout=30)

@@ -8,11 +8,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from dashboard_data import build_stub_data_dir
 from insights_core.errors import InputError
 from insights_core.models import ADDITIVE_METRICS
 from insights_core.store import queries
 from insights_core.store.snapshots import connect_snapshot, resolve_current_snapshot
+from tests.dashboard_data import build_stub_data_dir
 
 
 @pytest.fixture(scope="module")

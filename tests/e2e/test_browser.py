@@ -27,13 +27,13 @@ import jwt
 import pytest
 
 from graph_emulator import HOSTILE_HOST, HOSTILE_NAMES, GraphEmulator, SeededAccount
-from helpers import PYTHON, ROOT, subprocess_env
 from insights_core.auth import load_auth_config
 from insights_core.auth_tokens import password_fingerprint
 from insights_core.dashboard.formatting import WORD_JOINER
 from insights_core.metrics import RATIO_FORMULAS
-from live_helpers import SHAPE as LIVE_SHAPE
-from live_helpers import run_worker
+from tests.helpers import PYTHON, ROOT, subprocess_env
+from tests.live.helpers import SHAPE as LIVE_SHAPE
+from tests.live.helpers import run_worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

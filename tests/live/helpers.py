@@ -5,26 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from graph_emulator import ACCOUNT_ID, AccountShape, GraphEmulator
-from helpers import PYTHON, ROOT, make_settings, subprocess_env
 from insights_core.settings import Settings
+from tests.helpers import PYTHON, ROOT, make_settings, subprocess_env
 
 SHAPE = AccountShape(campaigns=4, adsets_per_campaign=3, ads_per_adset=2)
 TOKEN = "EAAG-not-a-real-token-but-secret-7f3a9c"
 """Not shaped like a Meta token on purpose: it must be masked because it is a secret, not by pattern."""
 METRICS = ("spend", "impressions", "clicks", "conversions", "revenue")
-
-
-def running_emulator() -> Iterator[GraphEmulator]:
-    """The body of each test module's `emulator` fixture: a fresh seeded emulator on a free loopback port."""
-    with GraphEmulator(SHAPE) as running:
-        yield running
 
 
 class FakeClock:

@@ -25,7 +25,7 @@ from insights_core.sources.live.transform import (
     targeting_columns,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "live"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "live"
 NOVEMBER = DateWindow(dt.date(2026, 11, 1), dt.date(2026, 11, 3))
 ACCOUNT = Account("act_5550001", "Emulated Store", "USD", "America/Los_Angeles")
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit.runtime.scriptrunner.script_runner as script_runner_module
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from helpers import ROOT
+from tests.helpers import ROOT
 
 APP = str(ROOT / "app.py")
 CAMPAIGN, ADSET, AD = "120210000000000001", "120220000000000001", "120230000000000001"
@@ -18,22 +16,6 @@ PAGE_QUERIES: dict[str, dict[str, str]] = {
     "campaign": {"campaign_id": CAMPAIGN}, "adset": {"adset_id": ADSET}, "ad": {"ad_id": AD},
     "timeline": {"entity_type": "ad", "entity_id": AD, "days": "30"},
 }
-
-
-class _NavigationMode(PagesManager):
-    uses_pages_directory = False
-
-
-@pytest.fixture
-def entrypoint_runs_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make every AppTest run go through app.py, as every run does on a live server.
-
-    A folder named pages/ next to app.py puts Streamlit in its legacy multipage mode, where a
-    rerun of a page runs only that page's file; a server leaves that mode for good the first time
-    app.py calls st.navigation, but AppTest re-enters it on every run, so reruns after a click
-    would skip app.py (login, navigation, logout). The pages' own guard covers the legacy mode.
-    """
-    monkeypatch.setattr(script_runner_module, "PagesManager", _NavigationMode)
 
 
 def use_data_dir(monkeypatch: pytest.MonkeyPatch, data_dir: Path, **env: str) -> None:

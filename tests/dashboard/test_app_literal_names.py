@@ -17,14 +17,13 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app_harness import AD, ADSET, CAMPAIGN, PAGE_QUERIES, assert_clean, open_page, use_data_dir
-from app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
-from dashboard_data import build_stub_data_dir
 from graph_emulator import HOSTILE_HOST, HOSTILE_NAMES
 from insights_core.store.snapshots import publish_snapshot
-from markdown_text import unescape
+from tests.dashboard.app_harness import AD, ADSET, CAMPAIGN, PAGE_QUERIES, assert_clean, open_page
+from tests.dashboard.markdown_text import unescape
+from tests.dashboard_data import build_stub_data_dir
 
-pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time")
+pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time", "app_on_data_dir")
 
 RAW_MARKUP = ("](", "<img", "<a ", f"http://{HOSTILE_HOST}", ":red[", "$x^2$", "www.example.invalid", "&lt;")
 """Pieces of the hostile names that only survive unescaped (escaped, `](` reads `\\]\\(` and `<img` `\\<img`)."""
@@ -53,11 +52,6 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         con.execute("UPDATE ads SET effective_status = ?", [hostile(2)])
     publish_snapshot(settings.db_path, settings.snapshot_dir, settings.current_snapshot_link)
     return path
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
-    use_data_dir(monkeypatch, data_dir)
 
 
 def markdown_bodies(at: AppTest) -> Iterator[str]:

@@ -29,7 +29,7 @@ from insights_core.sources.live.throttle import (
     parse_usage,
     retry_wait,
 )
-from live_helpers import FakeClock
+from tests.live.helpers import FakeClock
 
 TOKEN = "test-token-Zq81"
 

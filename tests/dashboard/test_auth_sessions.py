@@ -18,10 +18,9 @@ import pytest
 from streamlit.runtime.context import ContextProxy
 from streamlit.testing.v1 import AppTest
 
-from app_harness import new_app, texts, use_data_dir
-from app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
 from insights_core import auth
 from insights_core.auth_store import login_name_key
+from tests.dashboard.app_harness import new_app, texts, use_data_dir
 
 KEY = "test-cookie-key-" + "y" * 32
 COOKIE = "meta_insights_auth"

@@ -4,14 +4,11 @@ each role gets."""
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from helpers import PYTHON
 from insights_core.roles import PAGES, ROLES, can, highest_role, pages_for, permissions_for
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import PYTHON, ROOT
 
 
 @pytest.mark.parametrize(

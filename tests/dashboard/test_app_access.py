@@ -11,30 +11,18 @@ import pytest
 from streamlit.runtime.context import ContextProxy
 from streamlit.testing.v1 import AppTest
 
-from app_harness import assert_clean, new_app, open_page, texts, use_data_dir
-from app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
-from dashboard_data import build_stub_data_dir
-from helpers import ROOT
 from insights_core import auth
 from insights_core.dashboard.login import USER_KEY
 from insights_core.roles import PAGES
+from tests.dashboard.app_harness import assert_clean, new_app, open_page, texts, use_data_dir
+from tests.helpers import ROOT
 
 KEY = "test-cookie-key-" + "x" * 32
 
 
-pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time")
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("app_access") / "data"
-    build_stub_data_dir(path, days_back=35)
-    return path
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
-    use_data_dir(monkeypatch, data_dir, INSIGHTS_COOKIE_KEY=KEY)
+pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time", "app_on_data_dir")
+STUB_DAYS_BACK = 35
+APP_ENV = {"INSIGHTS_COOKIE_KEY": KEY}
 
 
 def log_in(at, username: str, password: str):  # type: ignore[no-untyped-def]

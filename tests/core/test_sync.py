@@ -8,13 +8,13 @@ import json
 import pandas as pd
 import pytest
 
-from helpers import FIXED_NOW, make_settings
 from insights_core.engine import plan_window, run_sync
 from insights_core.errors import FatalSyncError, InputError
 from insights_core.models import DateWindow, SyncReport, SyncRequest
 from insights_core.settings import Settings
 from insights_core.sources.stub import StubSource
 from insights_core.store.warehouse import Warehouse
+from tests.helpers import FIXED_NOW, make_settings
 
 TODAY = dt.date(2026, 11, 20)  # FIXED_NOW in the stub account's time zone
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,22 +20,15 @@ from insights_core.settings import Settings
 from insights_core.sources.live import LiveSource
 from insights_core.sources.live.reports import MAX_FILTER_IDS, ReportChunk, plan_chunks, scope_filters, split_chunk
 from insights_core.store.warehouse import Warehouse
-from live_helpers import (
+from tests.live.helpers import (
     TOKEN,
     FakeClock,
     assert_equals_truth,
     entities_under,
     live_settings,
-    running_emulator,
     stored_rows,
     window_of,
 )
-
-
-@pytest.fixture
-def emulator() -> Iterator[GraphEmulator]:
-    yield from running_emulator()
-
 
 DAY = dt.date(2026, 11, 10)
 

@@ -9,29 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from app_harness import AD, CAMPAIGN, assert_clean, open_page, texts, use_data_dir
-from app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
-from dashboard_data import build_stub_data_dir
 from insights_core.dashboard import data
 from insights_core.models import SyncRequest
 from insights_core.store import queries
 from insights_core.store.snapshots import connect_snapshot
 from insights_core.worker import SyncWorker
-from xlsx_cells import read_xlsx_cells
+from tests.dashboard.app_harness import AD, CAMPAIGN, assert_clean, open_page, texts, use_data_dir
+from tests.dashboard.xlsx_cells import read_xlsx_cells
+from tests.dashboard_data import build_stub_data_dir
 
-pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time")
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("app_inputs") / "data"
-    build_stub_data_dir(path, days_back=40)
-    return path
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
-    use_data_dir(monkeypatch, data_dir)
+pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time", "app_on_data_dir")
+STUB_DAYS_BACK = 40
 
 
 @pytest.mark.parametrize(

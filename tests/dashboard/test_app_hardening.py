@@ -10,15 +10,14 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
-from app_harness import AD, CAMPAIGN, new_app, open_page, use_data_dir
-from app_harness import entrypoint_runs_every_time  # noqa: F401  (used by pytestmark)
-from dashboard_data import build_stub_data_dir
 from insights_core.control import ControlChannel
 from insights_core.models import SyncRequest
 from insights_core.roles import PAGES, ROLES, forbidden_pages_for, pages_for
 from insights_core.settings import Settings
 from insights_core.worker import SyncWorker
-from markdown_text import unescape
+from tests.dashboard.app_harness import AD, CAMPAIGN, new_app, open_page, use_data_dir
+from tests.dashboard.markdown_text import unescape
+from tests.dashboard_data import build_stub_data_dir
 
 pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time")
 
@@ -36,14 +35,6 @@ def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def shared(monkeypatch: pytest.MonkeyPatch, shared_dir: Path) -> Path:
     use_data_dir(monkeypatch, shared_dir)
     return shared_dir
-
-
-@pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """A data dir of its own, for tests that break its files."""
-    settings = build_stub_data_dir(tmp_path / "data", days_back=10)
-    use_data_dir(monkeypatch, settings.data_dir)
-    return settings
 
 
 def open_url_path(role: str, url_path: str) -> AppTest:

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 
 import pytest
 import requests
 
 from graph_emulator import ACCOUNT_ID, FaultRule, GraphEmulator
-from live_helpers import TOKEN, running_emulator
-
-
-@pytest.fixture
-def emulator() -> Iterator[GraphEmulator]:
-    yield from running_emulator()
-
+from tests.live.helpers import TOKEN
 
 WINDOW = {"since": "2026-11-01", "until": "2026-11-07"}
 

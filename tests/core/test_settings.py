@@ -115,10 +115,8 @@ def test_entity_id_list_is_bounded() -> None:
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:
-    from helpers import ROOT
-    from insights_core.settings import Settings
-
-    from insights_core.settings import settings_table_markdown
+    from insights_core.settings import Settings, settings_table_markdown
+    from tests.helpers import ROOT
 
     readme = (ROOT / "README.md").read_text()
     missing = [f.alias for f in Settings.model_fields.values() if f.alias not in readme]
