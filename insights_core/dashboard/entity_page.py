@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 
 from insights_core.dashboard import data, widgets
+from insights_core.levels import Level
 
 
 @dataclass(frozen=True)
@@ -25,15 +27,15 @@ class EntityPage:
     view: data.EntityView
 
     @property
-    def entity(self) -> dict:
+    def entity(self) -> dict[str, Any]:
         return self.view.entity
 
     @property
     def currency(self) -> str:
-        return self.view.entity.get("currency") or "USD"
+        return str(self.view.entity.get("currency") or "USD")
 
 
-def open_entity_page(level: str, hint: str) -> EntityPage:
+def open_entity_page(level: Level, hint: str) -> EntityPage:
     """Render the page head for one `level` entity and load it for the chosen period.
 
     Stops the run with `hint` and a link to the campaign finder while no id is given, with an error
