@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -153,12 +154,18 @@ def test_stored_values_equal_the_source_and_ratios_come_from_the_row(settings: S
     assert merged["cpc"].isna().any() and merged["cost_per_conversion"].isna().any()
 
 
-def test_entity_errors_are_counted_and_do_not_abort_the_others(tmp_path) -> None:
+def _sync_with_failing_entities(tmp_path: Path, error_rate: float) -> tuple[SyncReport, int, Warehouse]:
+    """A sync of a 10 x 3 x 3 account (130 entities) where `error_rate` of the entities fail:
+    the report, how many entities failed, and the (open) warehouse."""
     settings = make_settings(tmp_path / "d", stub_campaigns=10, stub_adsets_per_campaign=3, stub_ads_per_adset=3,
-                             stub_error_rate=0.15)
+                             stub_error_rate=error_rate)
     warehouse = Warehouse(settings.db_path)
     report = sync(settings, warehouse)
-    failed = report.campaigns.errors + report.adsets.errors + report.ads.errors
+    return report, report.campaigns.errors + report.adsets.errors + report.ads.errors, warehouse
+
+
+def test_entity_errors_are_counted_and_do_not_abort_the_others(tmp_path) -> None:
+    report, failed, warehouse = _sync_with_failing_entities(tmp_path, 0.15)
     assert failed > 0 and report.success is True
     for level in ("campaign", "adset", "ad"):
         counts = report.counts(level)
@@ -295,11 +302,7 @@ def test_plan_window(request_: SyncRequest, synced: set[dt.date], since: dt.date
 
 
 def test_a_sync_that_misses_most_entities_is_not_a_success_but_keeps_what_it_read(tmp_path) -> None:
-    settings = make_settings(tmp_path / "d", stub_campaigns=10, stub_adsets_per_campaign=3, stub_ads_per_adset=3,
-                             stub_error_rate=0.8)
-    warehouse = Warehouse(settings.db_path)
-    report = sync(settings, warehouse)
-    failed = report.campaigns.errors + report.adsets.errors + report.ads.errors
+    report, failed, warehouse = _sync_with_failing_entities(tmp_path, 0.8)
     assert failed > 0.5 * 130
     assert report.success is False and report.status == "failed"
     assert report.errors[0] == f"{failed} of 130 entities failed (more than 50%); the others were stored"

@@ -147,36 +147,38 @@ def test_logging_out_ends_every_open_session_of_that_user(jars: Jars, data_dir: 
 
 def test_changing_a_password_ends_sessions_and_refuses_cookies_issued_before(
         jars: Jars, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    laptop = Browser(jars, "laptop")
-    laptop.open()
-    laptop.log_in("analyst", "demo")
-    assert laptop.title == ["Overview"] and laptop.cookies.get(COOKIE)
-    old_cookie = dict(laptop.cookies)
-
+    laptop, old_cookie = _analyst_logged_in_on_a_laptop(jars)
     assert cli(monkeypatch, data_dir, "set-password", "analyst", "--password-stdin", stdin="new password 42\n") == 0
     laptop.run()
     assert laptop.title == LOGIN_FORM
-    thief = Browser(jars, "thief")
-    thief.cookies.update(old_cookie)
-    thief.open()
-    assert thief.title == LOGIN_FORM
+    _assert_cookies_refused(jars, old_cookie)
     laptop.log_in("analyst", "new password 42")
     assert laptop.title == ["Overview"]
 
 
 def test_a_removed_user_added_back_gets_no_old_session_or_cookie_back(
         jars: Jars, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    laptop = Browser(jars, "laptop")
-    laptop.open()
-    laptop.log_in("analyst", "demo")
-    old_cookie = dict(laptop.cookies)
+    laptop, old_cookie = _analyst_logged_in_on_a_laptop(jars)
     assert cli(monkeypatch, data_dir, "remove-user", "analyst") == 0
     assert cli(monkeypatch, data_dir, "add-user", "analyst", "--role", "analyst", "--password-stdin",
                stdin="a brand new one\n") == 0
     laptop.run()  # the session never saw the removal: it ran again only once the name was back
     assert laptop.title == LOGIN_FORM
+    _assert_cookies_refused(jars, old_cookie)
+
+
+def _analyst_logged_in_on_a_laptop(jars: Jars) -> tuple[Browser, dict[str, str]]:
+    """A logged-in tab and a copy of its browser's cookies (what a thief would take)."""
+    laptop = Browser(jars, "laptop")
+    laptop.open()
+    laptop.log_in("analyst", "demo")
+    assert laptop.title == ["Overview"] and laptop.cookies.get(COOKIE)
+    return laptop, dict(laptop.cookies)
+
+
+def _assert_cookies_refused(jars: Jars, cookies: dict[str, str]) -> None:
     thief = Browser(jars, "thief")
-    thief.cookies.update(old_cookie)
+    thief.cookies.update(cookies)
     thief.open()
     assert thief.title == LOGIN_FORM
 
