@@ -172,6 +172,8 @@ def with_cookie(monkeypatch: pytest.MonkeyPatch, token: str) -> None:
 
 
 def password_hash(data_dir: Path, username: str) -> str:
+    """A demo user's hash; the demo users file is written here when no app run has written it yet."""
+    auth.ensure_demo_auth_config(data_dir / "auth.yaml")
     return auth.load_auth_config(data_dir / "auth.yaml").users[username].password_hash
 
 

@@ -332,5 +332,5 @@ def test_a_timed_fragment_reruns_the_app_once_the_session_was_ended_elsewhere(
     fragment = AppTest.from_function(_fragment_check_script)
     fragment.session_state["mi_login_binding"] = phone.at.session_state["mi_login_binding"]
     fragment.run()
-    assert not fragment.exception
+    assert not fragment.exception, [e.stack_trace for e in fragment.exception]
     assert fragment.session_state["runs"] == (2 if ended else 1)
