@@ -20,6 +20,9 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 PREFIX = "/meta/insights"
+Store = tuple[Settings, dict[str, str]]
+"""A synced data dir and a token per role."""
+__all__ = ["TestClient", "Starlette"]
 
 
 def build_api_data_dir(data_dir: Path, **overrides: object) -> Settings:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from api_helpers import PREFIX, api_client, bearer, build_api_data_dir, query_store, role_tokens
+from api_helpers import PREFIX, Store, TestClient, api_client, bearer, build_api_data_dir, query_store, role_tokens
 from app_harness import AD, ADSET, CAMPAIGN
 from insights_core.dashboard.scoring import efficiency_score
 from insights_core.roles import ROLES
@@ -21,13 +21,13 @@ SUMS = "sum(spend)::DOUBLE, sum(impressions), sum(clicks), sum(conversions)::DOU
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, dict[str, str]]]:
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     settings = build_api_data_dir(tmp_path_factory.mktemp("api") / "data")
     yield settings, role_tokens(settings)
 
 
 @pytest.fixture
-def client(store: tuple[Settings, dict[str, str]]):  # type: ignore[no-untyped-def]
+def client(store: Store) -> Iterator[TestClient]:
     with api_client(store[0]) as client:
         yield client
 
@@ -49,7 +49,7 @@ def _assert_metrics(block: dict, sums: dict[str, float]) -> None:
     assert block["roas"] == pytest.approx(sums["revenue"] / sums["spend"])
 
 
-def test_overview_endpoint_ok(store: tuple[Settings, dict[str, str]], client) -> None:  # type: ignore[no-untyped-def]
+def test_overview_endpoint_ok(store: Store, client: TestClient) -> None:
     settings, tokens = store
     answer = client.get(f"{PREFIX}/overview", headers=bearer(tokens["viewer"]))
     assert answer.status_code == 200, answer.text
@@ -65,8 +65,9 @@ def test_overview_endpoint_ok(store: tuple[Settings, dict[str, str]], client) ->
     top = body["top_campaigns"]
     assert [c["spend"] for c in top] == sorted((c["spend"] for c in top), reverse=True) and len(top) == 6
     first = top[0]
-    assert first["spend"] == pytest.approx(_sums(settings, "entity_type = 'campaign' AND entity_id = ? AND date_start"
-                                                           " BETWEEN ? AND ?", [first["campaign_id"], since, last])["spend"])
+    mine = _sums(settings, "entity_type = 'campaign' AND entity_id = ? AND date_start BETWEEN ? AND ?",
+                 [first["campaign_id"], since, last])
+    assert first["spend"] == pytest.approx(mine["spend"])
     assert sum(c["spend"] for c in top) == pytest.approx(sums["spend"])
     assert all(0 <= c["efficiency_score"] <= 100 for c in top) and first["campaign_name"]
     (sync_id,), = query_store(settings, "SELECT sync_id FROM sync_runs ORDER BY sync_timestamp DESC LIMIT 1")
@@ -76,7 +77,7 @@ def test_overview_endpoint_ok(store: tuple[Settings, dict[str, str]], client) ->
     assert dt.datetime.fromisoformat(body["timestamp"]).tzinfo is not None
 
 
-def test_overview_period_and_account(store: tuple[Settings, dict[str, str]], client) -> None:  # type: ignore[no-untyped-def]
+def test_overview_period_and_account(store: Store, client: TestClient) -> None:
     settings, tokens = store
     last = _last_day(settings)
     since, until = last - dt.timedelta(days=9), last - dt.timedelta(days=3)
@@ -86,8 +87,8 @@ def test_overview_period_and_account(store: tuple[Settings, dict[str, str]], cli
                           headers=bearer(tokens["analyst"])).json()
         assert body["date_range"] == {"start": since.isoformat(), "end": until.isoformat()}
         assert body["account_id"] == "act_1000000000001"
-        _assert_metrics(body["global_metrics"], _sums(settings, "entity_type = 'campaign' AND date_start BETWEEN ? AND ?",
-                                                      [since, until]))
+        sums = _sums(settings, "entity_type = 'campaign' AND date_start BETWEEN ? AND ?", [since, until])
+        _assert_metrics(body["global_metrics"], sums)
         previous = body["previous_period"]
         assert previous["date_range"] == {"start": (since - dt.timedelta(days=7)).isoformat(),
                                           "end": (since - dt.timedelta(days=1)).isoformat()}
@@ -110,13 +111,13 @@ def test_overview_period_and_account(store: tuple[Settings, dict[str, str]], cli
     ({"top": "0"}, 400, "top must be"),
     ({"sort_by": "name"}, 400, "sort_by must be"),
 ])
-def test_overview_bad_parameters(store: tuple[Settings, dict[str, str]], client, params: dict[str, str], status: int,  # type: ignore[no-untyped-def]
+def test_overview_bad_parameters(store: Store, client: TestClient, params: dict[str, str], status: int,
                                  words: str) -> None:
     answer = client.get(f"{PREFIX}/overview", params=params, headers=bearer(store[1]["viewer"]))
     assert answer.status_code == status and words in answer.json()["error"]
 
 
-def test_campaign_endpoint_ok(store: tuple[Settings, dict[str, str]], client) -> None:  # type: ignore[no-untyped-def]
+def test_campaign_endpoint_ok(store: Store, client: TestClient) -> None:
     settings, tokens = store
     answer = client.get(f"{PREFIX}/campaign/{CAMPAIGN}", params={"days": "7"}, headers=bearer(tokens["manager"]))
     assert answer.status_code == 200, answer.text
@@ -150,7 +151,7 @@ def test_campaign_endpoint_ok(store: tuple[Settings, dict[str, str]], client) ->
     assert 0 <= expected <= 100
 
 
-def test_adset_endpoint_ok(store: tuple[Settings, dict[str, str]], client) -> None:  # type: ignore[no-untyped-def]
+def test_adset_endpoint_ok(store: Store, client: TestClient) -> None:
     settings, tokens = store
     body = client.get(f"{PREFIX}/adset/{ADSET}", headers=bearer(tokens["viewer"])).json()
     (age_min, age_max, countries, campaign_id), = query_store(
@@ -166,7 +167,7 @@ def test_adset_endpoint_ok(store: tuple[Settings, dict[str, str]], client) -> No
     assert body["ads_count"] == 2 and sum(a["spend"] for a in body["ads"]) == pytest.approx(sums["spend"])
 
 
-def test_ad_endpoint_ok(store: tuple[Settings, dict[str, str]], client) -> None:  # type: ignore[no-untyped-def]
+def test_ad_endpoint_ok(store: Store, client: TestClient) -> None:
     settings, tokens = store
     body = client.get(f"{PREFIX}/ad/{AD}", params={"days": "30"}, headers=bearer(tokens["analyst"])).json()
     assert (body["ad_id"], body["adset_id"], body["campaign_id"]) == (AD, ADSET, CAMPAIGN)
@@ -176,9 +177,10 @@ def test_ad_endpoint_ok(store: tuple[Settings, dict[str, str]], client) -> None:
     _assert_metrics(body["ad_insights"]["totals"], sums)
     comparison = body["peer_comparison"]
     for scope, column, parent in (("adset", "adset_id", ADSET), ("campaign", "campaign_id", CAMPAIGN)):
-        (delivered,), = query_store(settings, f"SELECT count(DISTINCT entity_id) FROM meta_ad_insights WHERE entity_type"
-                                              f" = 'ad' AND {column} = ? AND entity_id <> ? AND date_start BETWEEN ? AND ?",
-                                    [parent, AD, last - dt.timedelta(days=29), last])
+        (delivered,), = query_store(
+            settings, f"SELECT count(DISTINCT entity_id) FROM meta_ad_insights WHERE entity_type = 'ad'"
+                      f" AND {column} = ? AND entity_id <> ? AND date_start BETWEEN ? AND ?",
+            [parent, AD, last - dt.timedelta(days=29), last])
         assert comparison[scope]["peers_delivered"] == delivered, scope
     assert comparison["campaign"]["peers_delivered"] >= 3
     by_metric = {row["metric"]: row for row in comparison["campaign"]["metrics"]}
@@ -188,7 +190,7 @@ def test_ad_endpoint_ok(store: tuple[Settings, dict[str, str]], client) -> None:
     assert 0 <= by_metric["ctr"]["percentile"] <= 100
 
 
-def test_recent_insights_finds_the_level_and_counts_days(store: tuple[Settings, dict[str, str]], client) -> None:  # type: ignore[no-untyped-def]
+def test_recent_insights_finds_the_level_and_counts_days(store: Store, client: TestClient) -> None:
     settings, tokens = store
     last = _last_day(settings)
     for entity_type in (None, "ad"):
@@ -206,14 +208,14 @@ def test_recent_insights_finds_the_level_and_counts_days(store: tuple[Settings, 
 @pytest.mark.parametrize("path", [
     f"/overview", f"/campaign/{CAMPAIGN}", f"/adset/{ADSET}", f"/ad/{AD}", f"/recent-insights/{CAMPAIGN}"])
 @pytest.mark.parametrize("role", ROLES)
-def test_every_role_reads_every_endpoint(store: tuple[Settings, dict[str, str]], client, path: str,  # type: ignore[no-untyped-def]
+def test_every_role_reads_every_endpoint(store: Store, client: TestClient, path: str,
                                          role: str) -> None:
     answer = client.get(PREFIX + path, headers=bearer(store[1][role]))
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"] == "application/json"
 
 
-def test_rbac_protection(store: tuple[Settings, dict[str, str]], client) -> None:  # type: ignore[no-untyped-def]
+def test_rbac_protection(store: Store, client: TestClient) -> None:
     """No token or a bad one: 401 on every endpoint; a role without sync:run: 403 on sync-now."""
     tokens = store[1]
     for path in ("/overview", f"/campaign/{CAMPAIGN}", f"/ad/{AD}", "/sync-now/1"):
@@ -244,7 +246,7 @@ def test_rbac_protection(store: tuple[Settings, dict[str, str]], client) -> None
     (f"/recent-insights/{AD}?entity_type=account", "entity type must be one of"),
     (f"/sync-now/abc", "positive whole number"),
 ])
-def test_malformed_input_is_400(store: tuple[Settings, dict[str, str]], client, path: str, words: str) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_input_is_400(store: Store, client: TestClient, path: str, words: str) -> None:
     answer = client.get(PREFIX + path, headers=bearer(store[1]["admin"]))
     assert answer.status_code == 400, answer.text
     assert words in answer.json()["error"]
@@ -252,12 +254,12 @@ def test_malformed_input_is_400(store: tuple[Settings, dict[str, str]], client, 
 
 @pytest.mark.parametrize("path", ["/campaign/999", f"/adset/{CAMPAIGN}", f"/ad/{ADSET}", "/recent-insights/42",
                                   "/sync-now/999", "/nothing-here", "/campaign/1/extra"])
-def test_unknown_ids_and_paths_are_404(store: tuple[Settings, dict[str, str]], client, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_ids_and_paths_are_404(store: Store, client: TestClient, path: str) -> None:
     answer = client.get(PREFIX + path, headers=bearer(store[1]["admin"]))
     assert answer.status_code == 404 and answer.json()["error"]
 
 
-def test_wrong_method_is_a_json_405(store: tuple[Settings, dict[str, str]], client) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_method_is_a_json_405(store: Store, client: TestClient) -> None:
     answer = client.post(f"{PREFIX}/overview", headers=bearer(store[1]["admin"]))
     assert answer.status_code == 405 and answer.headers["allow"] == "GET, HEAD" and answer.json()["error"]
     answer = client.get(f"{PREFIX}/sync-now", headers=bearer(store[1]["admin"]))
