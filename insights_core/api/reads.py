@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import duckdb
 
@@ -25,6 +26,7 @@ MAX_OPEN_GENERATIONS = 2
 _UNREADABLE = (duckdb.OperationalError, duckdb.InternalError, duckdb.CatalogException, duckdb.IOException)
 
 SnapshotKey = tuple[str, int]
+T = TypeVar("T")
 
 
 class SnapshotReader:
@@ -75,3 +77,41 @@ def _unreadable(path: str, exc: Exception) -> SnapshotUnreadableError:
     reason = str(exc).splitlines()[0].replace(path, name)
     return SnapshotUnreadableError(f"the published snapshot {name} cannot be read ({reason}); the next publish "
                                    "replaces it")
+
+
+class SnapshotCache(Generic[T]):
+    """Answers computed from one immutable snapshot, kept while they are among the `max_entries` newest.
+
+    A snapshot never changes, so an answer keyed on its (path, stamp) never goes stale: the next
+    publish is a new key, as the pages' `st.cache_data` does. Concurrent requests for the same key
+    wait for one computation instead of running it twenty times. Errors are not cached.
+    """
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self.max_entries = max_entries
+        self._values: OrderedDict[Hashable, T] = OrderedDict()
+        self._pending: dict[Hashable, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def fetch(self, key: Hashable, compute: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+            gate = self._pending.setdefault(key, threading.Lock())
+        with gate:
+            with self._lock:
+                if key in self._values:
+                    return self._values[key]
+            try:
+                value = compute()
+            except BaseException:
+                with self._lock:
+                    self._pending.pop(key, None)
+                raise
+            with self._lock:
+                self._values[key] = value
+                while len(self._values) > self.max_entries:
+                    self._values.popitem(last=False)
+                self._pending.pop(key, None)
+            return value

@@ -10,12 +10,15 @@ the route's template. Handlers authenticate first, then validate, then read.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import duckdb
+import pandas as pd
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -37,7 +40,7 @@ from insights_core.api.params import (
     parse_request_id,
     parse_sync_body,
 )
-from insights_core.api.reads import SnapshotReader
+from insights_core.api.reads import SnapshotCache, SnapshotKey, SnapshotReader
 from insights_core.api.serializers import JsonObject, json_value
 from insights_core.api_tokens import TokenStore
 from insights_core.control import ControlChannel
@@ -70,8 +73,15 @@ class ApiContext:
         self.tokens = TokenStore(settings.data_dir)
         self.users = UsersFile(settings.auth_config_path, settings.mode)
         self.reader = SnapshotReader(settings.current_snapshot_link)
+        # answers and shared pieces per immutable snapshot (as the pages' st.cache_data)
+        self.payloads: SnapshotCache[bytes] = SnapshotCache(256)
+        self.frames: SnapshotCache[pd.DataFrame] = SnapshotCache(32)
+        self.periods: SnapshotCache[views.Period] = SnapshotCache(64)
         self.control = ControlChannel(settings.control_db_path)
         self.metrics = ApiMetrics(self.reader, self.control)
+
+    def days_period(self, snapshot: SnapshotKey, cur: duckdb.DuckDBPyConnection, days: int) -> views.Period:
+        return self.periods.fetch((snapshot, days), lambda: views.days_period(cur, days))
 
     def caller(self, request: Request, permission: str = "analytics:read") -> Principal:
         principal = authenticate(request.headers.get("authorization"), self.tokens, self.users)
@@ -163,6 +173,15 @@ def _json(payload: JsonObject, status: int = 200, headers: dict[str, str] | None
     return JSONResponse(payload, status_code=status, headers=headers)
 
 
+def encode_json(payload: JsonObject) -> bytes:
+    """What JSONResponse would send; cached answers are kept encoded, so a repeat costs no encoding."""
+    return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _cached_json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
 def get_overview(request: Request, _body: bytes, ctx: ApiContext) -> Response:
     ctx.caller(request)
     query = request.query_params
@@ -172,25 +191,41 @@ def get_overview(request: Request, _body: bytes, ctx: ApiContext) -> Response:
     sort_by = parse_choice(query.get("sort_by"), "sort_by", ("spend", "roas"), "spend")
     if since and until and since > until:
         raise InputError(f"since ({since}) is after until ({until})")
-    with ctx.reader.cursor() as cur:
-        views.check_account(cur, account_id)
-        period = views.overview_period(cur, since, until)
-        if period.since > period.until:
-            raise InputError(f"since ({period.since}) is after until ({period.until}, the last stored day)")
-        payload = views.overview_view(cur, period, account_id, dt.datetime.now(dt.timezone.utc), top,
-                                      sort_by)  # type: ignore[arg-type]
-    return _json(payload)
+    snapshot = ctx.reader.current_key()
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def compute() -> JsonObject:
+        with ctx.reader.cursor(snapshot) as cur:
+            views.check_account(cur, account_id)
+            period = views.overview_period(cur, since, until)
+            if period.since > period.until:
+                raise InputError(f"since ({period.since}) is after until ({period.until}, the last stored day)")
+            payload = views.overview_view(cur, period, account_id, now, top, sort_by)  # type: ignore[arg-type]
+            return encode_json({k: v for k, v in payload.items() if k != "timestamp"})
+
+    # the sync alerts look at the last 24 hours, so a cached overview is kept for the minute at most
+    key = (snapshot, "overview", since, until, account_id, top, sort_by, int(now.timestamp() // 60))
+    body = ctx.payloads.fetch(key, compute)
+    stamp = encode_json({"timestamp": now.isoformat(timespec="seconds")})
+    return _cached_json(stamp[:-1] + b"," + body[1:])  # the timestamp of this request first, as the seed shows
 
 
 def _entity_handler(level: Level) -> Handler:
-    build = {"campaign": views.campaign_view, "adset": views.adset_view, "ad": views.ad_view}[level]
-
     def handle(request: Request, _body: bytes, ctx: ApiContext) -> Response:
         ctx.caller(request)
         entity_id = parse_entity_id(request.path_params[f"{level}_id"], level)
         days = parse_days_param(request.query_params.get("days"))
-        with ctx.reader.cursor() as cur:
-            return _json(build(cur, entity_id, views.days_period(cur, days)))
+        snapshot = ctx.reader.current_key()
+
+        def compute() -> bytes:
+            with ctx.reader.cursor(snapshot) as cur:
+                period = ctx.days_period(snapshot, cur, days)
+                if level == "campaign":
+                    return encode_json(views.campaign_view(cur, entity_id, period, lambda: ctx.frames.fetch(
+                        (snapshot, "delivered", period), lambda: views.fetch_delivered_campaigns(cur, period))))
+                return encode_json((views.adset_view if level == "adset" else views.ad_view)(cur, entity_id, period))
+
+        return _cached_json(ctx.payloads.fetch((snapshot, level, entity_id, days), compute))
 
     return handle
 
@@ -200,8 +235,13 @@ def get_recent_insights(request: Request, _body: bytes, ctx: ApiContext) -> Resp
     level = parse_level_param(request.query_params.get("entity_type"))
     entity_id = parse_entity_id(request.path_params["entity_id"], level or "campaign")
     days = parse_days_param(request.query_params.get("days"))
-    with ctx.reader.cursor() as cur:
-        return _json(views.recent_view(cur, entity_id, level, days))
+    snapshot = ctx.reader.current_key()
+
+    def compute() -> bytes:
+        with ctx.reader.cursor(snapshot) as cur:
+            return encode_json(views.recent_view(cur, entity_id, level, ctx.days_period(snapshot, cur, days)))
+
+    return _cached_json(ctx.payloads.fetch((snapshot, "recent", entity_id, level, days), compute))
 
 
 def post_sync_now(request: Request, body: bytes, ctx: ApiContext) -> Response:

@@ -8,6 +8,7 @@ Every figure comes from the same code the pages use: sums from `store.queries`, 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -130,13 +131,23 @@ def _children(con: Con, child: Level, level: Level, entity_id: str, period: Peri
     return with_ratio_columns(queries.fetch_children(con, child, level, entity_id, period.since, period.until))
 
 
-def campaign_view(con: Con, campaign_id: str, period: Period) -> JsonObject:
-    """The seed's campaign: insights per day, totals, children counts and the efficiency score."""
-    entity = _entity(con, "campaign", campaign_id)
-    insights = _insights(con, "campaign", campaign_id, period)
+def fetch_delivered_campaigns(con: Con, period: Period) -> pd.DataFrame:
+    """Every campaign that spent in the period, with its sums: the population of the efficiency score."""
     prev_since, prev_until = previous_period(period.since, period.until)
     summary = queries.fetch_campaign_summary(con, period.since, period.until, prev_since, prev_until, None)
-    delivered = summary[summary["spend"] > 0]
+    return summary[summary["spend"] > 0]
+
+
+def campaign_view(con: Con, campaign_id: str, period: Period,
+                  delivered_campaigns: Callable[[], pd.DataFrame] | None = None) -> JsonObject:
+    """The seed's campaign: insights per day, totals, children counts and the efficiency score.
+
+    `delivered_campaigns` may supply `fetch_delivered_campaigns` from a cache: it is the same for
+    every campaign of the period.
+    """
+    entity = _entity(con, "campaign", campaign_id)
+    insights = _insights(con, "campaign", campaign_id, period)
+    delivered = delivered_campaigns() if delivered_campaigns else fetch_delivered_campaigns(con, period)
     totals = {m: float(insights["totals"][m] or 0) for m in ADDITIVE_METRICS}
     score = efficiency_score(totals, delivered) if totals["spend"] > 0 else None
     adsets = _children(con, "adset", "campaign", campaign_id, period)
@@ -208,10 +219,10 @@ def find_entity_level(con: Con, entity_id: str) -> Level:
     raise NotFoundError(f"unknown entity id {entity_id} (no campaign, ad set or ad in the synced data)")
 
 
-def recent_view(con: Con, entity_id: str, level: Level | None, days: int) -> JsonObject:
-    """The seed's recent insights: one entity's last `days` stored days (the Timeline page)."""
+def recent_view(con: Con, entity_id: str, level: Level | None, period: Period) -> JsonObject:
+    """The seed's recent insights: one entity's last stored days (`days_period`, as the Timeline page)."""
     level = level or find_entity_level(con, entity_id)
     entity = _entity(con, level, entity_id)
-    period = days_period(con, days)
+    days = (period.until - period.since).days + 1
     return {"entity_name": json_value(entity.get("name")), "days": days,
             "date_range": date_range(period.since, period.until), **_insights(con, level, entity_id, period)}
