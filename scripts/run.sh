@@ -32,7 +32,7 @@ mode=$(.venv/bin/python -c "from insights_core.settings import load_settings; pr
 echo
 echo "Meta Insights is starting ($mode mode, data in $INSIGHTS_DATA_DIR)"
 echo "  Dashboard: http://$ADDRESS:$PORT"
-echo "  API:       http://$ADDRESS:$PORT/meta/insights/ (token: .venv/bin/python -m insights_core.auth new-token USERNAME;"
+echo "  API:       http://$ADDRESS:$PORT/meta/insights/ (token: python -m insights_core.auth new-token USERNAME;"
 echo "             description: /meta/insights/openapi.json; monitoring: /metrics, /healthz)"
 if [ "$mode" = "stub" ]; then
   echo "  Demo logins (password 'demo'): admin, manager, analyst, viewer"

@@ -22,7 +22,7 @@ with warnings.catch_warnings():
 PREFIX = "/meta/insights"
 Store = tuple[Settings, dict[str, str]]
 """A synced data dir and a token per role."""
-__all__ = ["TestClient", "Starlette"]
+__all__ = ["Starlette", "TestClient"]
 
 
 def build_api_data_dir(data_dir: Path, **overrides: object) -> Settings:

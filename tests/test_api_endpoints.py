@@ -206,7 +206,7 @@ def test_recent_insights_finds_the_level_and_counts_days(store: Store, client: T
 
 
 @pytest.mark.parametrize("path", [
-    f"/overview", f"/campaign/{CAMPAIGN}", f"/adset/{ADSET}", f"/ad/{AD}", f"/recent-insights/{CAMPAIGN}"])
+    "/overview", f"/campaign/{CAMPAIGN}", f"/adset/{ADSET}", f"/ad/{AD}", f"/recent-insights/{CAMPAIGN}"])
 @pytest.mark.parametrize("role", ROLES)
 def test_every_role_reads_every_endpoint(store: Store, client: TestClient, path: str,
                                          role: str) -> None:
@@ -244,7 +244,7 @@ def test_rbac_protection(store: Store, client: TestClient) -> None:
     (f"/ad/{AD}?days=7.5", "whole number"),
     (f"/recent-insights/{AD}?days=-1", "days back"),
     (f"/recent-insights/{AD}?entity_type=account", "entity type must be one of"),
-    (f"/sync-now/abc", "positive whole number"),
+    ("/sync-now/abc", "positive whole number"),
 ])
 def test_malformed_input_is_400(store: Store, client: TestClient, path: str, words: str) -> None:
     answer = client.get(PREFIX + path, headers=bearer(store[1]["admin"]))
@@ -269,6 +269,7 @@ def test_wrong_method_is_a_json_405(store: Store, client: TestClient) -> None:
 def test_before_the_first_sync_reads_answer_503(tmp_path: Path) -> None:
     from api_helpers import issue_token
     from helpers import make_settings
+
     from insights_core.auth import ensure_demo_auth_config
 
     settings = make_settings(tmp_path / "data")

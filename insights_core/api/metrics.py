@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from insights_core.api.reads import SnapshotReader
 from insights_core.control import ControlChannel
 from insights_core.dashboard.sync_health import entity_coverage
 from insights_core.errors import InsightsError
-from insights_core.models import LEVEL_PLURAL, LEVELS
+from insights_core.levels import LEVEL_PLURAL, LEVELS
 from insights_core.store import queries
 
 log = logging.getLogger("meta_insights.api")
@@ -153,9 +154,10 @@ def sync_run_metrics(runs: pd.DataFrame, now: dt.datetime) -> Iterator[Metric]:
                                  "Share of entities the latest full sync read successfully, per level",
                                  labels=["level"])
     if not runs.empty:
-        for row in entity_coverage(runs).itertuples():
-            if not pd.isna(row.coverage_pct):
-                coverage.add_metric([str(row.level)], float(row.coverage_pct) / 100.0)
+        shares = entity_coverage(runs)
+        for level, percent in zip(shares["level"].tolist(), shares["coverage_pct"].tolist()):
+            if not math.isnan(percent):  # NaN: the latest full sync processed no entity of that level
+                coverage.add_metric([str(level)], float(percent) / 100.0)
     yield coverage
 
 

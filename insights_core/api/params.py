@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from insights_core.dashboard.inputs import parse_days, parse_entity_id, parse_level
+from insights_core.dashboard.inputs import parse_days, parse_level
 from insights_core.errors import InputError
 from insights_core.levels import Level
 
@@ -24,9 +24,6 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _ACCOUNT = re.compile(r"(?:act_)?([0-9]{1,32})")
 _REQUEST_ID = re.compile(r"[0-9]{1,18}")
 SYNC_FIELDS = frozenset({"days_back", "force", "entity_ids", "entity_type"})
-
-__all__ = ["parse_days", "parse_entity_id", "parse_level", "parse_date", "parse_account_id", "parse_days_param",
-           "parse_choice", "parse_request_id", "parse_sync_body", "MAX_DAYS"]
 
 
 def parse_date(raw: str | None, name: str) -> dt.date | None:

@@ -35,7 +35,6 @@ from insights_core.api.params import (
     parse_count,
     parse_date,
     parse_days_param,
-    parse_entity_id,
     parse_level_param,
     parse_request_id,
     parse_sync_body,
@@ -44,6 +43,7 @@ from insights_core.api.reads import SnapshotCache, SnapshotKey, SnapshotReader
 from insights_core.api.serializers import JsonObject, json_value
 from insights_core.api_tokens import TokenStore
 from insights_core.control import ControlChannel
+from insights_core.dashboard.inputs import parse_entity_id
 from insights_core.errors import (
     ApiAuthError,
     ApiForbiddenError,
@@ -54,7 +54,9 @@ from insights_core.errors import (
     StoreError,
 )
 from insights_core.levels import LEVEL_LABELS, Level
+from insights_core.roles import Permission
 from insights_core.settings import Settings, load_settings
+from insights_core.store import queries
 from insights_core.store.snapshots import resolve_current_snapshot
 from insights_core.sync_requests import parse_sync_request
 
@@ -83,9 +85,9 @@ class ApiContext:
     def days_period(self, snapshot: SnapshotKey, cur: duckdb.DuckDBPyConnection, days: int) -> views.Period:
         return self.periods.fetch((snapshot, days), lambda: views.days_period(cur, days))
 
-    def caller(self, request: Request, permission: str = "analytics:read") -> Principal:
+    def caller(self, request: Request, permission: Permission = "analytics:read") -> Principal:
         principal = authenticate(request.headers.get("authorization"), self.tokens, self.users)
-        require(principal, permission)  # type: ignore[arg-type]
+        require(principal, permission)
         return principal
 
 
@@ -193,14 +195,15 @@ def get_overview(request: Request, _body: bytes, ctx: ApiContext) -> Response:
         raise InputError(f"since ({since}) is after until ({until})")
     snapshot = ctx.reader.current_key()
     now = dt.datetime.now(dt.timezone.utc)
+    order: views.SortBy = "roas" if sort_by == "roas" else "spend"
 
-    def compute() -> JsonObject:
+    def compute() -> bytes:
         with ctx.reader.cursor(snapshot) as cur:
             views.check_account(cur, account_id)
             period = views.overview_period(cur, since, until)
             if period.since > period.until:
                 raise InputError(f"since ({period.since}) is after until ({period.until}, the last stored day)")
-            payload = views.overview_view(cur, period, account_id, now, top, sort_by)  # type: ignore[arg-type]
+            payload = views.overview_view(cur, period, account_id, now, top, order)
             return encode_json({k: v for k, v in payload.items() if k != "timestamp"})
 
     # the sync alerts look at the last 24 hours, so a cached overview is kept for the minute at most
@@ -268,7 +271,7 @@ def _refuse_unknown_ids(ctx: ApiContext, level: Level, ids: list[str]) -> None:
     """Ids not in the synced data are refused, as on the Sync page (before the first sync, any id passes)."""
     try:
         with ctx.reader.cursor() as cur:
-            known = views.queries.fetch_existing_ids(cur, level, ids)
+            known = queries.fetch_existing_ids(cur, level, ids)
     except SnapshotUnavailableError:
         return
     unknown = [i for i in ids if i not in known]

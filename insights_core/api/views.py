@@ -28,7 +28,7 @@ from insights_core.api.serializers import (
     split_list,
     sync_run_record,
 )
-from insights_core.dashboard.alerts import period_change, performance_alerts, sync_alerts
+from insights_core.dashboard.alerts import performance_alerts, period_change, sync_alerts
 from insights_core.dashboard.periods import days_back_range, default_range, previous_period
 from insights_core.dashboard.scoring import efficiency_score, efficiency_scores, peer_comparison
 from insights_core.errors import NotFoundError, SnapshotUnavailableError
@@ -105,7 +105,7 @@ def overview_view(con: Con, period: Period, account_id: str | None, now: dt.date
         "previous_period": {"date_range": date_range(prev_since, prev_until), "global_metrics": metric_block(previous)},
         "top_campaigns": frame_records(ranked.rename(columns={"name": "campaign_name"}),
                                        [("campaign_name" if c == "name" else c) for c in TOP_COLUMNS]),
-        "last_sync": sync_run_record(runs.iloc[0].to_dict()) if not runs.empty else None,
+        "last_sync": sync_run_record({str(k): v for k, v in runs.iloc[0].items()}) if not runs.empty else None,
         "alerts": [alert_record(a) for a in alerts],
     }
 
