@@ -61,7 +61,10 @@ def test_answers_carry_the_documented_fields(store: Settings, client: TestClient
 
 def test_the_readme_shows_every_endpoint_with_curl() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    curls = [line for line in readme.splitlines() if "curl " in line]
+    base = re.search(r"^BASE=(\S+)$", readme, re.M)
+    assert base is not None and base.group(1).endswith(PREFIX)
+    commands = readme.replace("\\\n", " ").replace("$BASE", base.group(1))
+    curls = [line for line in commands.splitlines() if "curl " in line]
     for fragment in ("/meta/insights/overview", "/meta/insights/campaign/", "/meta/insights/adset/",
                      "/meta/insights/ad/", "/meta/insights/recent-insights/", "/meta/insights/sync-now",
                      "/metrics", "/healthz"):
