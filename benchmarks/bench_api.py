@@ -5,10 +5,15 @@
     .venv/bin/python benchmarks/bench_api.py --clients 20 --requests 400 --seconds 60
 
 A real server (`streamlit run app.py`, pages and API on one loopback port, as scripts/run.sh starts
-it) serves the store; `--clients` threads, each with its own HTTP keep-alive connection (httpx),
-send GET requests with an admin's bearer token back to back until `--requests` answers per endpoint
-or `--seconds` have passed. Latency is the time from sending a request to reading its whole answer,
-queueing in the server included. Two workloads per endpoint:
+it) serves the store; `--clients` threads send GET requests with an admin's bearer token back to
+back, each on a new connection as curl and most scripts do (stdlib http.client, so the client
+costs little CPU), until `--requests` answers per endpoint or `--seconds` have passed.
+`--keep-alive` reuses one connection per thread instead: on this Streamlit (1.67) every request
+after the first on a connection then waits ~40 ms, for Streamlit's own /_stcore/health too: its
+listening socket is created without IPPROTO_TCP, so asyncio never sets TCP_NODELAY on accepted
+connections, and the response body waits for the delayed ACK of its headers (Nagle).
+Latency is the time from sending a request to reading its whole answer, queueing in the server
+included. Two workloads per endpoint:
 
 - repeated: the same request over and over (a dashboard or BI tool polling): the busiest campaign
   of the store (most insight rows), 30 days; the overview's default period. After the first
@@ -37,7 +42,9 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
+import http.client
+import urllib.parse
+import urllib.request
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -90,9 +97,10 @@ def start_server(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], st
         if server.poll() is not None:
             raise SystemExit(f"the server exited with {server.returncode}; see {log}")
         try:
-            if httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
-                return server, url
-        except httpx.HTTPError:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return server, url
+        except OSError:
             pass
         time.sleep(0.3)
     stop_server(server)
@@ -108,7 +116,20 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
         server.wait()
 
 
-def measure(urls: list[str], token: str, clients: int, seconds: float) -> dict[str, float]:
+def _fetch(connection: http.client.HTTPConnection | None, url: str, headers: dict[str, str]
+           ) -> tuple[int, http.client.HTTPConnection | None]:
+    """GET `url` (on `connection` when keeping it alive); (status, the connection to reuse)."""
+    parts = urllib.parse.urlsplit(url)
+    own = connection or http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+    own.request("GET", f"{parts.path}?{parts.query}" if parts.query else parts.path, headers=headers)
+    answer = own.getresponse()
+    answer.read()
+    if connection is None:
+        own.close()
+    return answer.status, connection
+
+
+def measure(urls: list[str], token: str, clients: int, seconds: float, keep_alive: bool) -> dict[str, float]:
     """GET each of `urls` once, from `clients` threads at once (or until `seconds`); latency figures."""
     latencies: list[float] = []
     failures: list[int] = []
@@ -116,25 +137,30 @@ def measure(urls: list[str], token: str, clients: int, seconds: float) -> dict[s
     queue = list(reversed(urls))
     deadline = time.monotonic() + seconds
     headers = {"Authorization": f"Bearer {token}"}
+    parts = urllib.parse.urlsplit(urls[0])
 
     def client() -> None:
-        with httpx.Client(headers=headers, timeout=60) as http:
-            while time.monotonic() < deadline:
-                with lock:
-                    if not queue:
-                        return
-                    url = queue.pop()
-                started = time.perf_counter()
-                answer = http.get(url)
-                elapsed = time.perf_counter() - started
-                with lock:
-                    latencies.append(elapsed)
-                    if answer.status_code != 200:
-                        failures.append(answer.status_code)
+        connection = (http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+                      if keep_alive else None)
+        while time.monotonic() < deadline:
+            with lock:
+                if not queue:
+                    break
+                url = queue.pop()
+            started = time.perf_counter()
+            status, connection = _fetch(connection, url, headers)
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
+                if status != 200:
+                    failures.append(status)
+        if connection is not None:
+            connection.close()
 
-    with httpx.Client(headers=headers, timeout=60) as http:
-        for _ in range(WARMUP):
-            http.get(urls[0]).raise_for_status()
+    for _ in range(WARMUP):
+        status, _ = _fetch(None, urls[0], headers)
+        if status != 200:
+            raise SystemExit(f"warm-up of {urls[0]} answered {status}")
     started = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
@@ -147,7 +173,7 @@ def measure(urls: list[str], token: str, clients: int, seconds: float) -> dict[s
             "max": ordered[-1], "rps": len(ordered) / wall, "failures": len(failures)}
 
 
-def bench_store(name: str, store_dir: Path, clients: int, requests: int, seconds: float) -> None:
+def bench_store(name: str, store_dir: Path, clients: int, requests: int, seconds: float, keep_alive: bool) -> None:
     from insights_core.api_tokens import TokenStore
     from insights_core.auth import ensure_demo_auth_config, load_auth_config
 
@@ -170,15 +196,17 @@ def bench_store(name: str, store_dir: Path, clients: int, requests: int, seconds
                                        f"{last - dt.timedelta(days=i)}" for i in range(requests)],
             ("campaign", "repeated"): [f"{p}/campaign/{campaign}?days=30"] * requests,
             ("campaign", "distinct"): [f"{p}/campaign/{c}?days={d}" for c, d in distinct],
-            ("recent-insights", "repeated"): [f"{p}/recent-insights/{campaign}?entity_type=campaign&days=30"] * requests,
+            ("recent-insights", "repeated"):
+                [f"{p}/recent-insights/{campaign}?entity_type=campaign&days=30"] * requests,
             ("recent-insights", "distinct"): [f"{p}/recent-insights/{c}?entity_type=campaign&days={d}"
                                               for c, d in distinct],
         }
-        print(f"\n{name}: {rows:,} insight rows, {clients} concurrent clients, up to {requests} requests per row")
+        print(f"\n{name}: {rows:,} insight rows, {clients} concurrent clients, up to {requests} requests per row"
+              f"{', keep-alive connections' if keep_alive else ', a connection per request'}")
         print(f"{'endpoint':<16} {'workload':<9} {'n':>5} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'req/s':>7}"
               f" {'non-200':>8}")
         for (label, workload), urls in workloads.items():
-            figures = measure(urls, token, clients, seconds)
+            figures = measure(urls, token, clients, seconds, keep_alive)
             target = TARGET_P95_S.get(name)
             verdict = "" if target is None else ("  ok" if figures["p95"] <= target else "  above target")
             print(f"{label:<16} {workload:<9} {figures['n']:>5.0f} {figures['median'] * 1000:>10.1f}"
@@ -196,9 +224,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=400, help="requests per endpoint and workload")
     parser.add_argument("--seconds", type=float, default=60.0, help="time limit per endpoint and workload")
+    parser.add_argument("--keep-alive", action="store_true", help="one connection per client thread")
     args = parser.parse_args()
     for name in [args.only] if args.only else STORES:
-        bench_store(name, args.store_dir, args.clients, args.requests, args.seconds)
+        bench_store(name, args.store_dir, args.clients, args.requests, args.seconds, args.keep_alive)
 
 
 if __name__ == "__main__":
