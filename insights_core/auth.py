@@ -12,7 +12,7 @@
 - Cookies live in `auth_tokens`; logouts and failed-login lockouts in `auth_store` (files in the
   data dir). Their public names are re-exported here.
 
-`python -m insights_core.auth --help` manages users (and lockouts) for live deployments.
+`python -m insights_core.auth --help` manages users, lockouts and API tokens for live deployments.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from insights_core.auth_tokens import (  # noqa: F401  (re-exported)
     read_device_cookie,
     read_login_cookie,
 )
+from insights_core.api_tokens import TOKENS_FILE, TokenStore, user_fingerprint
 from insights_core.errors import ConfigError, InputError
 from insights_core.roles import ROLES, highest_role
 from insights_core.settings import Settings, load_settings
@@ -325,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("new-cookie-key", help="print a random key for INSIGHTS_COOKIE_KEY")
     unlock = commands.add_parser("unlock", help="end a lockout after failed logins (every browser, now)")
     unlock.add_argument("username", help="the name as typed in the login form (it need not exist)")
+    new_token = commands.add_parser("new-token", help="create an API token for a user (printed once, on the last line)")
+    new_token.add_argument("username")
+    commands.add_parser("list-tokens", help="list API tokens (id, user, hint, created; never the token)")
+    revoke = commands.add_parser("revoke-token", help="revoke an API token by its id (refused from the next request)")
+    revoke.add_argument("token_id", help="the id list-tokens shows (tok_...)")
     return parser
 
 
@@ -340,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
             settings = load_settings()
             target = settings.data_dir / LOCKOUTS_FILE
             return _unlock(settings, args.username)
+        if args.command in ("new-token", "list-tokens", "revoke-token"):
+            settings = load_settings()
+            target = settings.data_dir / TOKENS_FILE
+            return _manage_tokens(args, settings, args.config or settings.auth_config_path)
         target = path = args.config or load_settings().auth_config_path
         return _change_users(args, path)
     except (ConfigError, InputError) as exc:
@@ -358,6 +368,34 @@ def _unlock(settings: Settings, username: str) -> int:
     cleared = throttle.unlock(name)
     state = "was locked out" if name in locked else "was not locked out"
     print(f"unlock: {name} {state}; {cleared} failed-login count{'s' if cleared != 1 else ''} cleared")
+    return 0
+
+
+def _manage_tokens(args: argparse.Namespace, settings: Settings, users_path: Path) -> int:
+    """API tokens: the new token is printed alone on the last line, so scripts can take `tail -n 1`."""
+    store = TokenStore(settings.data_dir)
+    config = _load_or_empty(users_path)
+    if args.command == "list-tokens":
+        for record in store.fetch_tokens():
+            user = config.user(record.username)
+            state = ("void: user removed" if user is None else "void: new password or re-created user" if
+                     user_fingerprint(user.password_hash) != record.user_fingerprint else user.role or "no role")
+            print(f"{record.id}\t{record.username}\t{record.hint}\t{record.created_at}\t{state}")
+        return 0
+    if args.command == "revoke-token":
+        revoked = store.revoke_token(args.token_id.strip())
+        if revoked is None:
+            raise InputError(f"no API token {args.token_id.strip()} (see list-tokens)")
+        print(f"revoke-token: {revoked.id} of {revoked.username} revoked")
+        return 0
+    username = args.username.strip().lower()
+    user = config.user(username)
+    if user is None:
+        raise InputError(f"no user {username} in {users_path}: add it with add-user first")
+    record, token = store.create_token(user.username, user.password_hash)
+    print(f"new-token: {record.id} for {user.username} (acts with the user's current role, now {user.role}); "
+          "it is shown only now:")
+    print(token)
     return 0
 
 

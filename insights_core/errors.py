@@ -82,3 +82,15 @@ class DataDirError(ConfigError):
 
 class SnapshotUnreadableError(StoreError):
     """The published snapshot cannot be read; the dashboard reads the next one the worker publishes."""
+
+
+class ApiAuthError(InsightsError):
+    """Missing or invalid API token: send `Authorization: Bearer <token>` (python -m insights_core.auth new-token)."""
+
+
+class ApiForbiddenError(InsightsError):
+    """Your role may not do this."""
+
+
+class NotFoundError(InputError):
+    """No such object in the synced data."""

@@ -1,10 +1,12 @@
-"""Users (admin): who can log in, with which role; users are managed with `python -m insights_core.auth`."""
+"""Users (admin): who can log in, with which role, and their API tokens; users are managed with
+`python -m insights_core.auth`."""
 
 import time
 
 import pandas as pd
 import streamlit as st
 
+from insights_core.api_tokens import TokenStore, user_fingerprint
 from insights_core.dashboard import login, widgets
 from insights_core.dashboard.formatting import format_duration
 from insights_core.errors import ConfigError
@@ -35,6 +37,46 @@ if locked:
         throttle.unlock(name)
         st.rerun()
 
+st.subheader("API tokens")
+st.caption("A token acts with its user's current role (a removed user, a new password or a changed role applies at "
+           "once). Only a hash is stored: the token is shown once, when it is created.")
+tokens = TokenStore(settings.data_dir)
+token_list = st.container()  # filled after a create below, so a new token is listed at once
+
+
+def _token_state(username: str, fingerprint: str) -> str:
+    owner = config.user(username)
+    if owner is None:
+        return "void: user removed"
+    return "void: new password" if user_fingerprint(owner.password_hash) != fingerprint else owner.role or "no role"
+
+
+create_column, create_button = st.columns([3, 1], vertical_alignment="bottom")
+owner_name = create_column.selectbox("New token for", sorted(config.users), key="users_token_owner")
+if create_button.button("Create token", key="users_token_create", icon=":material/key:") and owner_name:
+    owner = config.user(owner_name)
+    if owner is not None:
+        record, token = tokens.create_token(owner.username, owner.password_hash)
+        st.success(f"Token {record.id} for {owner.username}: copy it now, it is not shown again.")
+        st.code(token, language=None)
+records = tokens.fetch_tokens()
+with token_list:
+    if records:
+        widgets.table(pd.DataFrame([{"id": r.id, "user": r.username, "token": r.hint, "created": r.created_at,
+                                     "acts as": _token_state(r.username, r.user_fingerprint)} for r in records]),
+                      "users_tokens", "api_tokens", user)
+    else:
+        st.info("No API tokens yet.")
+if records:
+    revoke_column, revoke_button = st.columns([3, 1], vertical_alignment="bottom")
+    token_id = revoke_column.selectbox("Token to revoke", [r.id for r in records], key="users_token_revoke_id",
+                                       format_func=lambda i: next(f"{r.id} · {r.username} · {r.hint}"
+                                                                  for r in records if r.id == i))
+    if revoke_button.button("Revoke", key="users_token_revoke", icon=":material/key_off:"):
+        revoked = tokens.revoke_token(token_id)
+        st.toast(f"Token {token_id} revoked." if revoked else f"Token {token_id} was already gone.")
+        st.rerun()
+
 st.subheader("Roles")
 st.dataframe(pd.DataFrame([{"role": role, "permissions": ", ".join(sorted(perms))}
                            for role, perms in ROLE_PERMISSIONS.items()]), hide_index=True, key="users_roles")
@@ -45,6 +87,9 @@ st.code("python -m insights_core.auth add-user alice --role analyst --name 'Alic
         "python -m insights_core.auth set-password alice\n"
         "python -m insights_core.auth remove-user alice\n"
         "python -m insights_core.auth list-users\n"
-        "python -m insights_core.auth unlock alice", language="bash")
+        "python -m insights_core.auth unlock alice\n"
+        "python -m insights_core.auth new-token alice      # API token, printed once on the last line\n"
+        "python -m insights_core.auth list-tokens\n"
+        "python -m insights_core.auth revoke-token tok_...", language="bash")
 st.caption("Changes apply on the users' next click: a removed user, or one whose password was set, is logged out "
            "of every session.")

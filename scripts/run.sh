@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up and run Meta Insights: the sync worker and the dashboard together, on stub data with
-# demo users unless .env says otherwise. Ctrl-C stops both.
+# Set up and run Meta Insights: the sync worker and the dashboard (pages and REST API on one port)
+# together, on stub data with demo users unless .env says otherwise. Ctrl-C stops both.
 #   PORT=8501 INSIGHTS_DATA_DIR=data scripts/run.sh
 set -euo pipefail
 umask 077  # the data dir holds spend and revenue: the worker and the dashboard create private files
@@ -32,6 +32,8 @@ mode=$(.venv/bin/python -c "from insights_core.settings import load_settings; pr
 echo
 echo "Meta Insights is starting ($mode mode, data in $INSIGHTS_DATA_DIR)"
 echo "  Dashboard: http://$ADDRESS:$PORT"
+echo "  API:       http://$ADDRESS:$PORT/meta/insights/ (token: python -m insights_core.auth new-token USERNAME;"
+echo "             description: /meta/insights/openapi.json; monitoring: /metrics, /healthz)"
 if [ "$mode" = "stub" ]; then
   echo "  Demo logins (password 'demo'): admin, manager, analyst, viewer"
 fi

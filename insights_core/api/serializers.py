@@ -1,0 +1,113 @@
+"""JSON shapes of the API's answers, from the frames and dicts the store's queries return. Pure.
+
+Values keep their stored precision (no rounding: a client summing them gets the store's sums);
+a ratio without a denominator is `null`, as the pages show "—"; dates are ISO strings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from insights_core.dashboard.alerts import Alert
+from insights_core.metrics import ratios_from_totals, with_ratio_columns
+from insights_core.models import ADDITIVE_METRICS
+
+JsonValue = Any
+"""Anything `json.dumps` takes: None, bool, int, float, str, lists and str-keyed dicts of them."""
+JsonObject = dict[str, JsonValue]
+
+RATIO_NAMES = ("ctr", "cpc", "cpm", "roas", "cost_per_conversion", "conversion_rate")
+DAILY_COLUMNS = ("date", *ADDITIVE_METRICS, "reach", "unique_clicks", "frequency", *RATIO_NAMES)
+INTEGER_METRICS = frozenset({"impressions", "clicks", "reach", "unique_clicks"})
+
+
+def json_value(value: object) -> JsonValue:
+    """A scalar from pandas, numpy or DuckDB as plain JSON: NaN, NaT and pd.NA become null."""
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating, decimal.Decimal)):
+        number = float(value)
+        return None if math.isnan(number) or math.isinf(number) else number
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value
+    return str(value)
+
+
+def frame_records(frame: pd.DataFrame, columns: Iterable[str]) -> list[JsonObject]:
+    """Rows of `frame` as dicts of the given columns (missing columns are left out)."""
+    present = [c for c in columns if c in frame.columns]
+    return [{c: json_value(v) for c, v in zip(present, row)} for row in frame[present].itertuples(index=False)]
+
+
+def metric_block(totals: Mapping[str, float]) -> JsonObject:
+    """Additive sums and every ratio computed from them (never an average of daily ratios)."""
+    block: JsonObject = {m: (int(totals[m]) if m in INTEGER_METRICS else json_value(totals[m]))
+                         for m in ADDITIVE_METRICS}
+    block.update({name: json_value(value) for name, value in ratios_from_totals(totals).items()})
+    return block
+
+
+def daily_records(daily: pd.DataFrame) -> list[JsonObject]:
+    """One entity's (or the account's) days with each day's ratios, oldest first; days as YYYY-MM-DD."""
+    frame = with_ratio_columns(daily)
+    if "date" in frame.columns:
+        frame["date"] = [None if pd.isna(d) else pd.Timestamp(d).date() for d in frame["date"]]
+    return frame_records(frame, DAILY_COLUMNS)
+
+
+def insights_block(level: str, entity_id: str, totals: Mapping[str, float], daily: pd.DataFrame) -> JsonObject:
+    """The seed's `*_insights` object: days, total spend and ROAS over the period (revenue / spend)."""
+    metrics = metric_block(totals)
+    return {"entity_id": entity_id, "entity_type": level, "insights": daily_records(daily),
+            "total_spend": metrics["spend"], "avg_roas": metrics["roas"], "totals": metrics}
+
+
+def date_range(since: dt.date, until: dt.date) -> JsonObject:
+    return {"start": since.isoformat(), "end": until.isoformat()}
+
+
+def alert_record(alert: Alert) -> JsonObject:
+    return {"severity": alert.severity, "code": alert.code, "message": alert.message,
+            "campaign_id": alert.campaign_id}
+
+
+def sync_run_record(run: Mapping[str, object]) -> JsonObject:
+    """A `sync_runs` row in the seed's report shape (counts per level), without the raw report text."""
+    out: JsonObject = {key: json_value(run.get(key)) for key in (
+        "sync_id", "sync_timestamp", "sync_type", "mode", "status", "success", "since", "until",
+        "total_duration_seconds", "rows_written", "rate_limit_hits", "error_count")}
+    for plural in ("campaigns", "adsets", "ads"):
+        out[plural] = {part: json_value(run.get(f"{plural}_{part}")) for part in ("processed", "success", "errors")}
+    return out
+
+
+def parse_json_text(text: object) -> JsonValue:
+    """A JSON document stored as text (e.g. an ad set's targeting spec), or the text itself when it is not JSON."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        value: JsonValue = json.loads(text)
+    except ValueError:
+        return text
+    return value
+
+
+def split_list(text: object) -> list[str]:
+    """A stored comma-separated list ('US,CA') as a JSON list."""
+    return [part for part in str(text).split(",") if part] if isinstance(text, str) else []
