@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+import streamlit.runtime.scriptrunner.script_runner as script_runner_module
+from streamlit.runtime.pages_manager import PagesManager
 
 from insights_core.settings import Settings
 from insights_core.sources.stub import StubSource
@@ -38,3 +40,19 @@ def warehouse(settings: Settings):
     wh = Warehouse(settings.db_path)
     yield wh
     wh.close()
+
+
+class _NavigationMode(PagesManager):
+    uses_pages_directory = False
+
+
+@pytest.fixture
+def entrypoint_runs_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every AppTest run go through app.py, as every run does on a live server.
+
+    A folder named pages/ next to app.py puts Streamlit in its legacy multipage mode, where a
+    rerun of a page runs only that page's file; a server leaves that mode for good the first time
+    app.py calls st.navigation, but AppTest re-enters it on every run, so reruns after a click
+    would skip app.py (login, navigation, logout). The pages' own guard covers the legacy mode.
+    """
+    monkeypatch.setattr(script_runner_module, "PagesManager", _NavigationMode)

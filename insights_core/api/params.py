@@ -1,7 +1,7 @@
 """Validation of what a client puts in a URL or a JSON body: one `InputError` line (a 400), never a 500.
 
-Ids and days reuse the pages' validators (`dashboard.inputs`), so the API and the pages accept
-exactly the same values.
+Ids, days and entity types reuse the one validator the pages, the CLI and the control channel use
+(`sync_requests`, through `dashboard.inputs` for ids), so they all accept exactly the same values.
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from insights_core.dashboard.inputs import parse_days, parse_level
 from insights_core.errors import InputError
 from insights_core.levels import Level
+from insights_core.sync_requests import parse_days_back, parse_entity_type
 
-MAX_DAYS = 365
-"""As the Timeline page: 1 to 365 days back."""
 EARLIEST_DATE = dt.date(2000, 1, 1)
 LATEST_DATE = dt.date(2099, 12, 31)
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -51,8 +49,9 @@ def parse_account_id(raw: str | None) -> str | None:
     return f"act_{match.group(1)}"
 
 
-def parse_days_param(raw: str | None, default: int = 30) -> int:
-    return default if raw is None else parse_days(raw, 1, MAX_DAYS)
+def parse_days_param(raw: str | None, max_days_back: int, default: int = 30) -> int:
+    """As the Timeline page: 1 to INSIGHTS_MAX_DAYS_BACK days back; `default` when absent."""
+    return default if raw is None else parse_days_back(raw, max_days_back)
 
 
 def parse_choice(raw: str | None, name: str, choices: tuple[str, ...], default: str) -> str:
@@ -72,7 +71,7 @@ def parse_count(raw: str | None, name: str, low: int, high: int, default: int) -
 
 
 def parse_level_param(raw: str | None) -> Level | None:
-    return None if raw is None or raw == "" else parse_level(raw)
+    return None if raw is None or raw == "" else parse_entity_type(raw)
 
 
 def parse_request_id(raw: str) -> int:

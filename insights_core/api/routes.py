@@ -58,7 +58,7 @@ from insights_core.roles import Permission
 from insights_core.settings import Settings, load_settings
 from insights_core.store import queries
 from insights_core.store.snapshots import resolve_current_snapshot
-from insights_core.sync_requests import parse_sync_request
+from insights_core.sync_requests import parse_sync_request, request_params
 
 log = logging.getLogger("meta_insights.api")
 
@@ -217,7 +217,7 @@ def _entity_handler(level: Level) -> Handler:
     def handle(request: Request, _body: bytes, ctx: ApiContext) -> Response:
         ctx.caller(request)
         entity_id = parse_entity_id(request.path_params[f"{level}_id"], level)
-        days = parse_days_param(request.query_params.get("days"))
+        days = parse_days_param(request.query_params.get("days"), ctx.settings.max_days_back)
         snapshot = ctx.reader.current_key()
 
         def compute() -> bytes:
@@ -237,7 +237,7 @@ def get_recent_insights(request: Request, _body: bytes, ctx: ApiContext) -> Resp
     ctx.caller(request)
     level = parse_level_param(request.query_params.get("entity_type"))
     entity_id = parse_entity_id(request.path_params["entity_id"], level or "campaign")
-    days = parse_days_param(request.query_params.get("days"))
+    days = parse_days_param(request.query_params.get("days"), ctx.settings.max_days_back)
     snapshot = ctx.reader.current_key()
 
     def compute() -> bytes:
@@ -253,8 +253,7 @@ def post_sync_now(request: Request, body: bytes, ctx: ApiContext) -> Response:
     fields = parse_sync_body(body)
     sync_request = parse_sync_request(max_days_back=ctx.settings.max_days_back, sync_type="manual",
                                       requested_by=principal.username, **fields)
-    if sync_request.entity_type:
-        _refuse_unknown_ids(ctx, sync_request.entity_type, list(sync_request.entity_ids))
+    # ids are checked by the worker against the entities it fetches (as for the Sync page and the CLI)
     request_id, created = ctx.control.save_request(sync_request)
     status = ctx.control.fetch_worker_status()
     running = status is not None and status.is_alive()
@@ -267,19 +266,6 @@ def post_sync_now(request: Request, body: bytes, ctx: ApiContext) -> Response:
                  status=202, headers={"Location": status_url})
 
 
-def _refuse_unknown_ids(ctx: ApiContext, level: Level, ids: list[str]) -> None:
-    """Ids not in the synced data are refused, as on the Sync page (before the first sync, any id passes)."""
-    try:
-        with ctx.reader.cursor() as cur:
-            known = queries.fetch_existing_ids(cur, level, ids)
-    except SnapshotUnavailableError:
-        return
-    unknown = [i for i in ids if i not in known]
-    if unknown:
-        raise InputError(f"unknown {LEVEL_LABELS[level]} id{'s' if len(unknown) > 1 else ''}: "
-                         f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} (not in the synced data)")
-
-
 def get_sync_request(request: Request, _body: bytes, ctx: ApiContext) -> Response:
     ctx.caller(request, "sync:run")
     request_id = parse_request_id(request.path_params["request_id"])
@@ -287,7 +273,8 @@ def get_sync_request(request: Request, _body: bytes, ctx: ApiContext) -> Respons
     if record is None:
         raise NotFoundError(f"no sync request {request_id}")
     return _json({"request_id": record.id, "status": record.status, "requested_by": record.requested_by,
-                  "params": record.params, "created_at": json_value(record.created_at),
+                  "params": request_params(record.request) if record.request else None,
+                  "created_at": json_value(record.created_at),
                   "claimed_at": json_value(record.claimed_at), "finished_at": json_value(record.finished_at),
                   "sync_id": record.sync_id, "progress": record.progress, "report": record.report,
                   "error": record.error})

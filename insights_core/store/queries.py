@@ -187,6 +187,15 @@ def fetch_children(con: Con, child_level: str, parent_level: str, parent_id: str
         {"level": child.level, "parent": parent_id, "since": since, "until": until}).df()
 
 
+def fetch_existing_ids(con: Con, level: str, ids: list[str]) -> set[str]:
+    """Which of `ids` are stored entities of `level`."""
+    spec = _spec(level)
+    table, id_column = spec.table, spec.id_column
+    rows = con.execute(f"SELECT {id_column} FROM {table} WHERE {id_column} IN (SELECT unnest($ids::VARCHAR[]))",
+                       {"ids": list(ids)}).fetchall()
+    return {row[0] for row in rows}
+
+
 def fetch_entity_daily(con: Con, level: str, entity_id: str, since: dt.date, until: dt.date) -> pd.DataFrame:
     """One entity's stored days, with reach, unique clicks and frequency as Meta reported them per day."""
     return con.execute(

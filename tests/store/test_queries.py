@@ -174,6 +174,11 @@ def test_search_by_name_part_or_id(store) -> None:
     assert by_id["campaign_id"].iloc[0] == "120210000000000004"
 
 
+def test_existing_ids(store) -> None:
+    con, _ = store
+    assert queries.fetch_existing_ids(con, "ad", ["120230000000000001", "5", "1 OR 1=1"]) == {"120230000000000001"}
+
+
 def test_rows_stream_in_batches(store, window) -> None:
     con, rows = store
     since, until, *_ = window

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from api_helpers import PREFIX, TestClient, api_client, bearer, build_api_data_dir, issue_token
-from app_harness import CAMPAIGN
-from helpers import PYTHON, ROOT, subprocess_env
+from tests.api.helpers import PREFIX, TestClient, api_client, bearer, build_api_data_dir, issue_token
+from tests.dashboard.app_harness import CAMPAIGN
+from tests.helpers import PYTHON, ROOT, subprocess_env
 from insights_core.api_tokens import TOKENS_FILE, TokenStore, hash_token, looks_like_token
 from insights_core.auth import AuthConfig, User, hash_password, load_auth_config, save_auth_config
 from insights_core.settings import Settings

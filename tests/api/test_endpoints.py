@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from api_helpers import PREFIX, Store, TestClient, api_client, bearer, build_api_data_dir, query_store, role_tokens
-from app_harness import AD, ADSET, CAMPAIGN
+from tests.api.helpers import PREFIX, Store, TestClient, api_client, bearer, build_api_data_dir, query_store, role_tokens
+from tests.dashboard.app_harness import AD, ADSET, CAMPAIGN
 from insights_core.dashboard.scoring import efficiency_score
 from insights_core.roles import ROLES
 from insights_core.settings import Settings
@@ -267,8 +267,8 @@ def test_wrong_method_is_a_json_405(store: Store, client: TestClient) -> None:
 
 
 def test_before_the_first_sync_reads_answer_503(tmp_path: Path) -> None:
-    from api_helpers import issue_token
-    from helpers import make_settings
+    from tests.api.helpers import issue_token
+    from tests.helpers import make_settings
 
     from insights_core.auth import ensure_demo_auth_config
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from api_helpers import PREFIX, api_client, bearer, build_api_data_dir, issue_token
-from app_harness import assert_clean, entrypoint_runs_every_time, open_page, texts, use_data_dir  # noqa: F401
+from tests.api.helpers import PREFIX, api_client, bearer, build_api_data_dir, issue_token
+from tests.dashboard.app_harness import assert_clean, open_page, texts, use_data_dir
 from insights_core.api_tokens import TokenStore, looks_like_token
 from insights_core.settings import Settings
 

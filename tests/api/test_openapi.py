@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from starlette.routing import Route
 
-from api_helpers import PREFIX, TestClient, api_client, bearer, build_api_data_dir, issue_token
-from app_harness import AD, ADSET, CAMPAIGN
+from tests.api.helpers import PREFIX, TestClient, api_client, bearer, build_api_data_dir, issue_token
+from tests.dashboard.app_harness import AD, ADSET, CAMPAIGN
+from tests.helpers import ROOT
 from insights_core.api.routes import api_routes
 from insights_core.settings import Settings
 
@@ -60,7 +60,7 @@ def test_answers_carry_the_documented_fields(store: Settings, client: TestClient
 
 
 def test_the_readme_shows_every_endpoint_with_curl() -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     base = re.search(r"^BASE=(\S+)$", readme, re.M)
     assert base is not None and base.group(1).endswith(PREFIX)
     commands = readme.replace("\\\n", " ").replace("$BASE", base.group(1))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from dashboard_data import build_stub_data_dir
+from tests.dashboard_data import build_stub_data_dir
 from insights_core.api.routes import api_routes
 from insights_core.api_tokens import TokenStore
 from insights_core.auth import ensure_demo_auth_config, load_auth_config

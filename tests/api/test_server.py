@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from api_helpers import PREFIX, build_api_data_dir
-from app_harness import CAMPAIGN
-from helpers import PYTHON, ROOT, subprocess_env
+from tests.api.helpers import PREFIX, build_api_data_dir
+from tests.dashboard.app_harness import CAMPAIGN
+from tests.helpers import PYTHON, ROOT, subprocess_env
 from insights_core.api_tokens import hash_token
 
 pytestmark = pytest.mark.slow

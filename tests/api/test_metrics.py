@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from api_helpers import PREFIX, TestClient, api_client, bearer, build_api_data_dir, query_store, role_tokens
-from app_harness import AD, CAMPAIGN, entrypoint_runs_every_time, new_app, use_data_dir  # noqa: F401
+from tests.api.helpers import PREFIX, TestClient, api_client, bearer, build_api_data_dir, query_store, role_tokens
+from tests.dashboard.app_harness import AD, CAMPAIGN, new_app, use_data_dir
 from insights_core.api.metrics import PAGE_RUN
 from insights_core.control import ControlChannel
 from insights_core.settings import Settings
@@ -101,7 +101,7 @@ def test_metrics_and_healthz_expose_no_spend_names_or_ids(store: tuple[Settings,
 
 def test_page_runs_are_timed_per_page(store: tuple[Settings, dict[str, str]], client: TestClient,
                                       monkeypatch: pytest.MonkeyPatch,
-                                      entrypoint_runs_every_time: None) -> None:  # noqa: F811
+                                      entrypoint_runs_every_time: None) -> None:
     """app.py times each script run under the page's key (AppTest runs it as a browser session would)."""
     use_data_dir(monkeypatch, store[0].data_dir)
 
