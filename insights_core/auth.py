@@ -27,6 +27,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 import yaml
@@ -165,7 +166,7 @@ def load_auth_config(path: Path) -> AuthConfig:
     return parse_auth_config(data, str(path))
 
 
-def auth_config_document(config: AuthConfig) -> dict:
+def auth_config_document(config: AuthConfig) -> dict[str, Any]:
     """The YAML document for `config` (the library's layout, read back by `parse_auth_config`)."""
     usernames = {}
     for user in config.users.values():
@@ -268,7 +269,7 @@ def resolve_cookie_key(settings: Settings, secrets_key: str | None = None) -> st
                       "with `python -m insights_core.auth new-cookie-key`")
 
 
-def credentials_for_authenticator(config: AuthConfig) -> dict:
+def credentials_for_authenticator(config: AuthConfig) -> dict[str, Any]:
     """A fresh credentials dict for one streamlit-authenticator instance (it mutates what it is given)."""
     return {"usernames": {u.username: {"email": u.email, "first_name": u.name, "last_name": "",
                                         "password": u.password_hash, "roles": list(u.roles)}
@@ -415,10 +416,10 @@ def _change_users(args: argparse.Namespace, path: Path) -> int:
         users[username] = User(username, args.name or username, args.email, (args.role,),
                                hash_password(_read_password(args.password_stdin)))
     elif args.command == "set-password":
-        user = users.get(username)
-        if user is None:
+        existing = users.get(username)
+        if existing is None:
             raise InputError(f"no user {username}")
-        users[username] = User(user.username, user.name, user.email, user.roles,
+        users[username] = User(existing.username, existing.name, existing.email, existing.roles,
                                hash_password(_read_password(args.password_stdin)))
     elif args.command == "remove-user":
         if users.pop(username, None) is None:
