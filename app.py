@@ -33,6 +33,7 @@ def run_dashboard() -> None:
     session = login.start_session(settings, config, cookie_key)
 
     if session.user is None:
+
         def show_login() -> None:
             login.render_login_form(session)
 
@@ -45,12 +46,16 @@ def run_dashboard() -> None:
         st.stop()
 
     specs = pages_for(session.user.role)
-    pages = [st.Page(spec.path, title=spec.title, url_path=spec.url_path, icon=spec.icon, default=index == 0)
-             for index, spec in enumerate(specs)]
+    pages = [
+        st.Page(spec.path, title=spec.title, url_path=spec.url_path, icon=spec.icon, default=index == 0)
+        for index, spec in enumerate(specs)
+    ]
     page_keys = {id(page): spec.key for page, spec in zip(pages, specs)}
     # a forbidden page's URL answers "no access" (hidden from the menu), not Streamlit's "Page not found"
-    forbidden = [st.Page(show_no_access, title=spec.title, url_path=spec.url_path, visibility="hidden")
-                 for spec in forbidden_pages_for(session.user.role)]
+    forbidden = [
+        st.Page(show_no_access, title=spec.title, url_path=spec.url_path, visibility="hidden")
+        for spec in forbidden_pages_for(session.user.role)
+    ]
     page_keys.update({id(page): "no_access" for page in forbidden})
     navigation = st.navigation(pages + forbidden)
     with st.sidebar:

@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--days-back", metavar="N", help="days to read, ending today (1..INSIGHTS_MAX_DAYS_BACK)")
     parser.add_argument("--entity-type", choices=["campaign", "adset", "ad"], help="restrict to these entities")
     parser.add_argument("--entity-ids", metavar="ID,ID", help="comma-separated ids of --entity-type")
-    parser.add_argument("--force", action="store_true",
-                        help="re-read settled days (older than INSIGHTS_LOOKBACK_DAYS) already stored")
+    parser.add_argument(
+        "--force", action="store_true", help="re-read settled days (older than INSIGHTS_LOOKBACK_DAYS) already stored"
+    )
     return parser
 
 
@@ -52,11 +53,19 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         if not args.once and any(option is not None for option in sync_options):
             raise InputError("--days-back, --entity-type, --entity-ids and --force need --once")
-        request = parse_sync_request(
-            max_days_back=settings.max_days_back, sync_type="manual", days_back=args.days_back,
-            entity_type=args.entity_type, entity_ids=args.entity_ids, force=args.force,
-            requested_by="cli",
-        ) if args.once else None
+        request = (
+            parse_sync_request(
+                max_days_back=settings.max_days_back,
+                sync_type="manual",
+                days_back=args.days_back,
+                entity_type=args.entity_type,
+                entity_ids=args.entity_ids,
+                force=args.force,
+                requested_by="cli",
+            )
+            if args.once
+            else None
+        )
         if settings.mode == "live":
             settings.require_live_credentials()
         check_data_dir(settings.data_dir)

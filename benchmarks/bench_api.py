@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import http.client
 import os
 import signal
 import socket
@@ -40,11 +41,9 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
-
-import http.client
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -58,8 +57,11 @@ def ensure_store(name: str, store_dir: Path) -> Path:
     data_dir = store_dir / name
     if not (data_dir / "current.duckdb").exists():
         print(f"building the {name} store in {data_dir} (bench_sync.py --only {name} --keep) ...", flush=True)
-        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_sync.py"), "--only", name,
-                        "--keep", str(data_dir)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "bench_sync.py"), "--only", name, "--keep", str(data_dir)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return data_dir
 
 
@@ -69,9 +71,13 @@ def fetch_store_facts(data_dir: Path) -> tuple[int, list[str], str]:
 
     with duckdb.connect(str(data_dir / "current.duckdb"), read_only=True) as con:
         rows = con.execute("SELECT count(*) FROM meta_ad_insights").fetchone()[0]
-        campaigns = [r[0] for r in con.execute(
-            "SELECT entity_id FROM meta_ad_insights WHERE entity_type = 'campaign'"
-            " GROUP BY entity_id ORDER BY count(*) DESC, entity_id").fetchall()]
+        campaigns = [
+            r[0]
+            for r in con.execute(
+                "SELECT entity_id FROM meta_ad_insights WHERE entity_type = 'campaign'"
+                " GROUP BY entity_id ORDER BY count(*) DESC, entity_id"
+            ).fetchall()
+        ]
         last = con.execute("SELECT max(date_start) FROM meta_ad_insights").fetchone()[0]
     return int(rows), campaigns, str(last)
 
@@ -87,10 +93,27 @@ def start_server(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], st
     env = {k: v for k, v in os.environ.items() if not k.startswith(("META_", "INSIGHTS_"))}
     env.update({"INSIGHTS_DATA_DIR": str(data_dir), "META_INSIGHTS_MODE": "stub", "PYTHONPATH": str(ROOT)})
     with log.open("wb") as out:
-        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                                   "--server.address", "127.0.0.1", "--server.headless", "true",
-                                   "--browser.gatherUsageStats", "false"],
-                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -116,8 +139,9 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
         server.wait()
 
 
-def _fetch(connection: http.client.HTTPConnection | None, url: str, headers: dict[str, str]
-           ) -> tuple[int, http.client.HTTPConnection | None]:
+def _fetch(
+    connection: http.client.HTTPConnection | None, url: str, headers: dict[str, str]
+) -> tuple[int, http.client.HTTPConnection | None]:
     """GET `url` (on `connection` when keeping it alive); (status, the connection to reuse)."""
     parts = urllib.parse.urlsplit(url)
     own = connection or http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
@@ -140,8 +164,9 @@ def measure(urls: list[str], token: str, clients: int, seconds: float, keep_aliv
     parts = urllib.parse.urlsplit(urls[0])
 
     def client() -> None:
-        connection = (http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
-                      if keep_alive else None)
+        connection = (
+            http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60) if keep_alive else None
+        )
         while time.monotonic() < deadline:
             with lock:
                 if not queue:
@@ -169,8 +194,14 @@ def measure(urls: list[str], token: str, clients: int, seconds: float, keep_aliv
         thread.join()
     wall = time.perf_counter() - started
     ordered = sorted(latencies)
-    return {"n": len(ordered), "median": statistics.median(ordered), "p95": ordered[int(0.95 * (len(ordered) - 1))],
-            "max": ordered[-1], "rps": len(ordered) / wall, "failures": len(failures)}
+    return {
+        "n": len(ordered),
+        "median": statistics.median(ordered),
+        "p95": ordered[int(0.95 * (len(ordered) - 1))],
+        "max": ordered[-1],
+        "rps": len(ordered) / wall,
+        "failures": len(failures),
+    }
 
 
 def bench_store(name: str, store_dir: Path, clients: int, requests: int, seconds: float, keep_alive: bool) -> None:
@@ -192,26 +223,36 @@ def bench_store(name: str, store_dir: Path, clients: int, requests: int, seconds
         distinct = [(campaigns[i % len(campaigns)], 1 + i % 365) for i in range(requests)]
         workloads = {
             ("overview", "repeated"): [f"{p}/overview"] * requests,
-            ("overview", "distinct"): [f"{p}/overview?since={last - dt.timedelta(days=29 + i)}&until="
-                                       f"{last - dt.timedelta(days=i)}" for i in range(requests)],
+            ("overview", "distinct"): [
+                f"{p}/overview?since={last - dt.timedelta(days=29 + i)}&until={last - dt.timedelta(days=i)}"
+                for i in range(requests)
+            ],
             ("campaign", "repeated"): [f"{p}/campaign/{campaign}?days=30"] * requests,
             ("campaign", "distinct"): [f"{p}/campaign/{c}?days={d}" for c, d in distinct],
-            ("recent-insights", "repeated"):
-                [f"{p}/recent-insights/{campaign}?entity_type=campaign&days=30"] * requests,
-            ("recent-insights", "distinct"): [f"{p}/recent-insights/{c}?entity_type=campaign&days={d}"
-                                              for c, d in distinct],
+            ("recent-insights", "repeated"): [f"{p}/recent-insights/{campaign}?entity_type=campaign&days=30"]
+            * requests,
+            ("recent-insights", "distinct"): [
+                f"{p}/recent-insights/{c}?entity_type=campaign&days={d}" for c, d in distinct
+            ],
         }
-        print(f"\n{name}: {rows:,} insight rows, {clients} concurrent clients, up to {requests} requests per row"
-              f"{', keep-alive connections' if keep_alive else ', a connection per request'}")
-        print(f"{'endpoint':<16} {'workload':<9} {'n':>5} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'req/s':>7}"
-              f" {'non-200':>8}")
+        print(
+            f"\n{name}: {rows:,} insight rows, {clients} concurrent clients, up to {requests} requests per row"
+            f"{', keep-alive connections' if keep_alive else ', a connection per request'}"
+        )
+        print(
+            f"{'endpoint':<16} {'workload':<9} {'n':>5} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'req/s':>7}"
+            f" {'non-200':>8}"
+        )
         for (label, workload), urls in workloads.items():
             figures = measure(urls, token, clients, seconds, keep_alive)
             target = TARGET_P95_S.get(name)
             verdict = "" if target is None else ("  ok" if figures["p95"] <= target else "  above target")
-            print(f"{label:<16} {workload:<9} {figures['n']:>5.0f} {figures['median'] * 1000:>10.1f}"
-                  f" {figures['p95'] * 1000:>8.1f} {figures['max'] * 1000:>8.1f} {figures['rps']:>7.1f}"
-                  f" {figures['failures']:>8.0f}{verdict}", flush=True)
+            print(
+                f"{label:<16} {workload:<9} {figures['n']:>5.0f} {figures['median'] * 1000:>10.1f}"
+                f" {figures['p95'] * 1000:>8.1f} {figures['max'] * 1000:>8.1f} {figures['rps']:>7.1f}"
+                f" {figures['failures']:>8.0f}{verdict}",
+                flush=True,
+            )
     finally:
         stop_server(server)
         tokens.revoke_token(record.id)

@@ -42,24 +42,50 @@ from insights_core.sources.live.api import GraphApi, effective_statuses  # noqa:
 from insights_core.store.warehouse import Warehouse  # noqa: E402
 
 TOKEN = "benchmark-token"
-INSIGHT_FIELDS = ["campaign_id", "adset_id", "ad_id", "date_start", "date_stop", "spend", "impressions", "clicks",
-                  "reach", "frequency", "unique_clicks", "ctr", "cpc", "actions", "action_values"]
+INSIGHT_FIELDS = [
+    "campaign_id",
+    "adset_id",
+    "ad_id",
+    "date_start",
+    "date_stop",
+    "spend",
+    "impressions",
+    "clicks",
+    "reach",
+    "frequency",
+    "unique_clicks",
+    "ctr",
+    "cpc",
+    "actions",
+    "action_values",
+]
 
 
 def fetch_entity_insights_json(api: GraphApi, entity_id: str, params: dict, fields: Sequence[str]) -> list[dict]:
     """GET /<entity id>/insights: one entity's rows, synchronously (the seed's per-entity approach, which
     only this benchmark uses; the source reads account-level report runs)."""
     cursor = Cursor(
-        target_objects_class=AdsInsights, params=dict(params), fields=list(fields), include_summary=False,
-        api=api, node_id=entity_id, endpoint="insights",
+        target_objects_class=AdsInsights,
+        params=dict(params),
+        fields=list(fields),
+        include_summary=False,
+        api=api,
+        node_id=entity_id,
+        endpoint="insights",
         object_parser=ObjectParser(custom_parse_method=lambda data, _api: data),
     )
     return list(cursor)
 
 
 def run_live_sync(emulator: GraphEmulator, days: int, data_dir: Path) -> dict:
-    settings = Settings(_env_file=None, data_dir=data_dir, mode="live", graph_url=emulator.url,  # type: ignore[call-arg]
-                        access_token=TOKEN, ad_account_ids=ACCOUNT_ID)
+    settings = Settings(
+        _env_file=None,
+        data_dir=data_dir,
+        mode="live",
+        graph_url=emulator.url,  # type: ignore[call-arg]
+        access_token=TOKEN,
+        ad_account_ids=ACCOUNT_ID,
+    )
     source, warehouse = LiveSource(settings), Warehouse(settings.db_path)
     emulator.reset_counts()
     started = time.perf_counter()
@@ -69,14 +95,24 @@ def run_live_sync(emulator: GraphEmulator, days: int, data_dir: Path) -> dict:
     source.close()
     if not report.success or report.errors:
         raise SystemExit(f"live sync failed: {report.errors[:3]}")
-    return {"requests": emulator.total_requests, "wall_s": wall, "rows": report.rows_read,
-            "by_kind": dict(emulator.requests), "window": (report.since, report.until)}
+    return {
+        "requests": emulator.total_requests,
+        "wall_s": wall,
+        "rows": report.rows_read,
+        "by_kind": dict(emulator.requests),
+        "window": (report.since, report.until),
+    }
 
 
 def run_per_entity(emulator: GraphEmulator, window: tuple[str, str], parallel: int) -> dict:
     """The per-entity loop, through the same SDK session type (no pacing needed: the emulator does not throttle)."""
-    settings = Settings(_env_file=None, mode="live", graph_url=emulator.url, access_token=TOKEN,  # type: ignore[call-arg]
-                        ad_account_ids=ACCOUNT_ID)
+    settings = Settings(
+        _env_file=None,
+        mode="live",
+        graph_url=emulator.url,
+        access_token=TOKEN,  # type: ignore[call-arg]
+        ad_account_ids=ACCOUNT_ID,
+    )
     api = LiveSource(settings).api
     api.policy = None
     params = {"time_range": {"since": window[0], "until": window[1]}, "time_increment": 1, "limit": 100}
@@ -87,18 +123,21 @@ def run_per_entity(emulator: GraphEmulator, window: tuple[str, str], parallel: i
     def one_campaign(campaign_id: str) -> int:
         rows = insights(campaign_id)
         adsets = Campaign(campaign_id, api=api).get_ad_sets(
-            fields=["id"], params={"limit": 100, "effective_status": effective_statuses("adset")})
+            fields=["id"], params={"limit": 100, "effective_status": effective_statuses("adset")}
+        )
         for adset in adsets:
             rows += insights(adset["id"])
             ads = AdSet(adset["id"], api=api).get_ads(
-                fields=["id"], params={"limit": 100, "effective_status": effective_statuses("ad")})
+                fields=["id"], params={"limit": 100, "effective_status": effective_statuses("ad")}
+            )
             rows += sum(insights(ad["id"]) for ad in ads)
         return rows
 
     emulator.reset_counts()
     started = time.perf_counter()
     campaigns = AdAccount(ACCOUNT_ID, api=api).get_campaigns(
-        fields=["id"], params={"limit": 100, "effective_status": effective_statuses("campaign")})
+        fields=["id"], params={"limit": 100, "effective_status": effective_statuses("campaign")}
+    )
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         rows = sum(pool.map(one_campaign, [c["id"] for c in campaigns]))
     wall = time.perf_counter() - started
@@ -107,14 +146,17 @@ def run_per_entity(emulator: GraphEmulator, window: tuple[str, str], parallel: i
 
 def measure(shape: AccountShape, days: int, latency_ms: float, parallel: int, per_entity: bool) -> None:
     entities = shape.campaigns * (1 + shape.adsets_per_campaign * (1 + shape.ads_per_adset))
-    print(f"\n{shape.campaigns} x {shape.adsets_per_campaign} x {shape.ads_per_adset} ({entities:,} entities), "
-          f"{days} days, {latency_ms:.0f} ms per request")
+    print(
+        f"\n{shape.campaigns} x {shape.adsets_per_campaign} x {shape.ads_per_adset} ({entities:,} entities), "
+        f"{days} days, {latency_ms:.0f} ms per request"
+    )
     with GraphEmulator(shape, latency_ms=latency_ms) as emulator, tempfile.TemporaryDirectory() as tmp:
         live = run_live_sync(emulator, days, Path(tmp) / "data")
         results = [("async report runs (live source, full sync)", live)]
         if per_entity:
-            results.append((f"per entity, {parallel} campaigns in parallel",
-                            run_per_entity(emulator, live["window"], parallel)))
+            results.append(
+                (f"per entity, {parallel} campaigns in parallel", run_per_entity(emulator, live["window"], parallel))
+            )
     print(f"  {'approach':<46}{'requests':>10}{'wall s':>10}{'rows':>10}")
     for name, result in results:
         print(f"  {name:<46}{result['requests']:>10,}{result['wall_s']:>10.1f}{result['rows']:>10,}")
@@ -123,8 +165,10 @@ def measure(shape: AccountShape, days: int, latency_ms: float, parallel: int, pe
         print(f"  {name.split(' (')[0]}: {kinds}")
     if per_entity:
         baseline = results[1][1]
-        print(f"  live / per entity: requests {live['requests'] / baseline['requests']:.1%}, "
-              f"wall time {live['wall_s'] / baseline['wall_s']:.1%}")
+        print(
+            f"  live / per entity: requests {live['requests'] / baseline['requests']:.1%}, "
+            f"wall time {live['wall_s'] / baseline['wall_s']:.1%}"
+        )
 
 
 def main() -> None:

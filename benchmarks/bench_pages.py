@@ -51,8 +51,11 @@ def ensure_store(name: str, store_dir: Path) -> Path:
     data_dir = store_dir / name
     if not (data_dir / "current.duckdb").exists():
         print(f"building the {name} store in {data_dir} (bench_sync.py --only {name} --keep) ...", flush=True)
-        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_sync.py"), "--only", name,
-                        "--keep", str(data_dir)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "bench_sync.py"), "--only", name, "--keep", str(data_dir)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return data_dir
 
 
@@ -65,17 +68,23 @@ def fetch_busy_entities(data_dir: Path) -> tuple[int, dict[str, dict[str, str]]]
         rows = con.execute("SELECT count(*) FROM meta_ad_insights").fetchone()[0]
 
         def busiest(column: str, where: str = "TRUE", value: str | None = None) -> str:
-            return con.execute(f"SELECT {column} FROM meta_ad_insights WHERE {column} IS NOT NULL AND {where}"
-                               f" GROUP BY {column} ORDER BY count(*) DESC, {column} LIMIT 1",
-                               [value] if value is not None else []).fetchone()[0]
+            return con.execute(
+                f"SELECT {column} FROM meta_ad_insights WHERE {column} IS NOT NULL AND {where}"
+                f" GROUP BY {column} ORDER BY count(*) DESC, {column} LIMIT 1",
+                [value] if value is not None else [],
+            ).fetchone()[0]
 
         campaign = busiest("campaign_id")
         adset = busiest("adset_id", "campaign_id = ?", campaign)
         ad = busiest("ad_id", "adset_id = ?", adset)
     finally:
         con.close()
-    return rows, {"campaign": {"campaign_id": campaign}, "adset": {"adset_id": adset}, "ad": {"ad_id": ad},
-                  "timeline": {"entity_type": "campaign", "entity_id": campaign, "days": "30"}}
+    return rows, {
+        "campaign": {"campaign_id": campaign},
+        "adset": {"adset_id": adset},
+        "ad": {"ad_id": ad},
+        "timeline": {"entity_type": "campaign", "entity_id": campaign, "days": "30"},
+    }
 
 
 def measure_page(page: str, query: dict[str, str], warm_runs: int, preimport: bool) -> dict:
@@ -121,8 +130,12 @@ def measure_page(page: str, query: dict[str, str], warm_runs: int, preimport: bo
         return time.perf_counter() - started
 
     cold = timed_run()
-    result: dict = {"imports_s": imports_s, "streamlit_s": streamlit_s, "cold_s": cold,
-                    "since_start_s": time.perf_counter() - started}
+    result: dict = {
+        "imports_s": imports_s,
+        "streamlit_s": streamlit_s,
+        "cold_s": cold,
+        "since_start_s": time.perf_counter() - started,
+    }
     if preimport:
         result["warm_s"] = [timed_run() for _ in range(warm_runs)]
         result["uncached_s"] = []
@@ -141,11 +154,24 @@ def measure_page(page: str, query: dict[str, str], warm_runs: int, preimport: bo
 
 def run_child(data_dir: Path, page: str, query: dict[str, str], warm_runs: int, preimport: bool) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("META_", "INSIGHTS_"))}
-    env.update({"INSIGHTS_DATA_DIR": str(data_dir.resolve()), "META_INSIGHTS_MODE": "stub",
-                "PYTHONPATH": str(ROOT)})
-    out = subprocess.run([sys.executable, __file__, "--child", page, "--query", json.dumps(query),
-                          "--warm-runs", str(warm_runs), *(["--preimport"] if preimport else [])],
-                         capture_output=True, text=True, env=env, cwd=ROOT)  # cwd: .streamlit/config.toml
+    env.update({"INSIGHTS_DATA_DIR": str(data_dir.resolve()), "META_INSIGHTS_MODE": "stub", "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            page,
+            "--query",
+            json.dumps(query),
+            "--warm-runs",
+            str(warm_runs),
+            *(["--preimport"] if preimport else []),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )  # cwd: .streamlit/config.toml
     if out.returncode != 0:
         return {"failed": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -156,9 +182,12 @@ def verdict(store: str, warm: dict, fresh: dict) -> str:
     target = TARGETS.get(store)
     if target is None:
         return "-"
-    checks = (("warm", max(warm["warm_s"]), target["warm_s"]), ("cold", warm["cold_s"], target["cold_s"]),
-              ("first click", fresh["since_start_s"] - fresh["streamlit_s"], target["cold_s"]),
-              ("cold+imports", fresh["since_start_s"], target["cold_s"]))
+    checks = (
+        ("warm", max(warm["warm_s"]), target["warm_s"]),
+        ("cold", warm["cold_s"], target["cold_s"]),
+        ("first click", fresh["since_start_s"] - fresh["streamlit_s"], target["cold_s"]),
+        ("cold+imports", fresh["since_start_s"], target["cold_s"]),
+    )
     misses = [f"{kind} > {limit:g} s" for kind, value, limit in checks if value > limit]
     return "MISS: " + ", ".join(misses) if misses else "ok"
 
@@ -179,8 +208,10 @@ def main() -> None:
 
     stores = [args.only] if args.only else list(STORES)
     data_dirs = {name: ensure_store(name, args.store_dir) for name in stores}
-    print(f"{'store':<10} {'rows':>9} {'page':<9} {'cold+imports s':>14} {'first click s':>13} {'cold s':>6} {'warm med s':>10} "
-          f"{'warm max s':>10} {'uncached s':>10}  target (warm <= 0.5 s, cold <= 2 s)")
+    print(
+        f"{'store':<10} {'rows':>9} {'page':<9} {'cold+imports s':>14} {'first click s':>13} {'cold s':>6} "
+        f"{'warm med s':>10} {'warm max s':>10} {'uncached s':>10}  target (warm <= 0.5 s, cold <= 2 s)"
+    )
     for name in stores:
         rows, queries = fetch_busy_entities(data_dirs[name])
         imports = []
@@ -193,15 +224,20 @@ def main() -> None:
                 print(f"{name:<10} {rows:>9,} {page:<9} failed: {failed}")
                 continue
             imports.append(warm["imports_s"])
-            print(f"{name:<10} {rows:>9,} {page:<9} {fresh['since_start_s']:>14.2f} "
-                  f"{fresh['since_start_s'] - fresh['streamlit_s']:>13.2f} {warm['cold_s']:>6.2f} "
-                  f"{statistics.median(warm['warm_s']):>10.3f} {max(warm['warm_s']):>10.3f} "
-                  f"{statistics.median(warm['uncached_s']):>10.3f}  {verdict(name, warm, fresh)}", flush=True)
+            print(
+                f"{name:<10} {rows:>9,} {page:<9} {fresh['since_start_s']:>14.2f} "
+                f"{fresh['since_start_s'] - fresh['streamlit_s']:>13.2f} {warm['cold_s']:>6.2f} "
+                f"{statistics.median(warm['warm_s']):>10.3f} {max(warm['warm_s']):>10.3f} "
+                f"{statistics.median(warm['uncached_s']):>10.3f}  {verdict(name, warm, fresh)}",
+                flush=True,
+            )
         deep_links = "; ".join(f"{page}: " + "&".join(f"{k}={v}" for k, v in q.items()) for page, q in queries.items())
         print(f"{name:<10} deep links  {deep_links}")
         if imports:
-            print(f"{name:<10} importing streamlit and the app's modules before the cold run: "
-                  f"{min(imports):.2f}-{max(imports):.2f} s")
+            print(
+                f"{name:<10} importing streamlit and the app's modules before the cold run: "
+                f"{min(imports):.2f}-{max(imports):.2f} s"
+            )
 
 
 if __name__ == "__main__":

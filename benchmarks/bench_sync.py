@@ -5,7 +5,8 @@
 
 Each scenario runs in a fresh process (so peak RSS is its own) on an empty temporary data dir:
 a first sync (inserts), then a forced second sync of the same window (the upsert path scheduled
-syncs take for the days they re-read). Prints figures; asserts nothing. `--keep DIR` leaves the data dir for the page benchmark.
+syncs take for the days they re-read). Prints figures; asserts nothing. `--keep DIR` leaves the data dir
+for the page benchmark.
 """
 
 from __future__ import annotations
@@ -36,27 +37,44 @@ def run_scenario(name: str, data_dir: Path) -> dict:
     from insights_core.store.warehouse import Warehouse
 
     campaigns, adsets, ads, days = SCENARIOS[name]
-    settings = Settings(_env_file=None, data_dir=data_dir, stub_campaigns=campaigns,  # type: ignore[call-arg]
-                        stub_adsets_per_campaign=adsets, stub_ads_per_adset=ads)
+    settings = Settings(
+        _env_file=None,
+        data_dir=data_dir,
+        stub_campaigns=campaigns,  # type: ignore[call-arg]
+        stub_adsets_per_campaign=adsets,
+        stub_ads_per_adset=ads,
+    )
     source = StubSource.from_settings(settings)
     warehouse = Warehouse(settings.db_path, settings.duckdb_memory_limit)
     passes = []
     # force: the re-sync re-reads every day of the window (the upsert path), settled days included
     for label in ("first sync", "re-sync"):
         started = time.perf_counter()
-        report = run_sync(SyncRequest(days_back=days, force=True), source=source, warehouse=warehouse,
-                          settings=settings)
+        report = run_sync(
+            SyncRequest(days_back=days, force=True), source=source, warehouse=warehouse, settings=settings
+        )
         synced = time.perf_counter()
         warehouse.publish(settings.snapshot_dir, settings.current_snapshot_link)
         done = time.perf_counter()
         assert report.success, report.errors
-        passes.append({"pass": label, "sync_s": synced - started, "publish_s": done - synced,
-                       "wall_s": done - started, "rows": report.rows_read,
-                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+        passes.append(
+            {
+                "pass": label,
+                "sync_s": synced - started,
+                "publish_s": done - synced,
+                "wall_s": done - started,
+                "rows": report.rows_read,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
     warehouse.close()
     return {
-        "scenario": name, "shape": f"{campaigns}x{adsets}x{ads}", "entities": campaigns * (1 + adsets * (1 + ads)),
-        "days": days, "passes": passes, "db_mb": settings.db_path.stat().st_size / 1e6,
+        "scenario": name,
+        "shape": f"{campaigns}x{adsets}x{ads}",
+        "entities": campaigns * (1 + adsets * (1 + ads)),
+        "days": days,
+        "passes": passes,
+        "db_mb": settings.db_path.stat().st_size / 1e6,
     }
 
 
@@ -70,22 +88,29 @@ def main() -> None:
         print(json.dumps(run_scenario(args.child, args.keep)))
         return
 
-    print(f"{'scenario':<10} {'shape':<10} {'entities':>8} {'pass':<10} {'rows':>10} {'sync s':>7} "
-          f"{'publish s':>9} {'wall s':>7} {'rows/s':>10} {'peak RSS MB':>11} {'db MB':>7}")
+    print(
+        f"{'scenario':<10} {'shape':<10} {'entities':>8} {'pass':<10} {'rows':>10} {'sync s':>7} "
+        f"{'publish s':>9} {'wall s':>7} {'rows/s':>10} {'peak RSS MB':>11} {'db MB':>7}"
+    )
     for name in [args.only] if args.only else list(SCENARIOS):
         with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
             data_dir = args.keep if args.keep else Path(tmp) / "data"
-            out = subprocess.run([sys.executable, __file__, "--child", name, "--keep", str(data_dir)],
-                                 capture_output=True, text=True,
-                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", name, "--keep", str(data_dir)],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
             if out.returncode != 0:
                 print(f"{name}: failed\n{out.stderr}")
                 continue
             result = json.loads(out.stdout.strip().splitlines()[-1])
         for p in result["passes"]:
-            print(f"{result['scenario']:<10} {result['shape']:<10} {result['entities']:>8} {p['pass']:<10} "
-                  f"{p['rows']:>10,} {p['sync_s']:>7.2f} {p['publish_s']:>9.2f} {p['wall_s']:>7.2f} "
-                  f"{p['rows'] / p['wall_s']:>10,.0f} {p['peak_rss_mb']:>11.0f} {result['db_mb']:>7.0f}")
+            print(
+                f"{result['scenario']:<10} {result['shape']:<10} {result['entities']:>8} {p['pass']:<10} "
+                f"{p['rows']:>10,} {p['sync_s']:>7.2f} {p['publish_s']:>9.2f} {p['wall_s']:>7.2f} "
+                f"{p['rows'] / p['wall_s']:>10,.0f} {p['peak_rss_mb']:>11.0f} {result['db_mb']:>7.0f}"
+            )
 
 
 if __name__ == "__main__":

@@ -10,5 +10,17 @@ from graph_emulator.account import ACCOUNT_ID, HOSTILE_HOST, HOSTILE_NAMES, Acco
 from graph_emulator.faults import HARMLESS_MALFORMATIONS, MALFORMATIONS, FaultRule, Faults, Malformation
 from graph_emulator.server import GraphEmulator, ReportRun
 
-__all__ = ["ACCOUNT_ID", "HARMLESS_MALFORMATIONS", "HOSTILE_HOST", "HOSTILE_NAMES", "MALFORMATIONS", "AccountShape",
-           "FaultRule", "Faults", "GraphEmulator", "Malformation", "ReportRun", "SeededAccount"]
+__all__ = [
+    "ACCOUNT_ID",
+    "HARMLESS_MALFORMATIONS",
+    "HOSTILE_HOST",
+    "HOSTILE_NAMES",
+    "MALFORMATIONS",
+    "AccountShape",
+    "FaultRule",
+    "Faults",
+    "GraphEmulator",
+    "Malformation",
+    "ReportRun",
+    "SeededAccount",
+]

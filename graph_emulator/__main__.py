@@ -20,16 +20,20 @@ from graph_emulator.server import GraphEmulator
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m graph_emulator", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m graph_emulator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (loopback by default)")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--latency-ms", type=float, default=0, help="added to every request")
     parser.add_argument("--campaigns", type=int, default=20)
     parser.add_argument("--adsets-per-campaign", type=int, default=3)
     parser.add_argument("--ads-per-adset", type=int, default=2)
-    parser.add_argument("--hostile-names", action="store_true",
-                        help="names full of markdown and HTML (links, images to 127.0.0.2), to check they show as text")
+    parser.add_argument(
+        "--hostile-names",
+        action="store_true",
+        help="names full of markdown and HTML (links, images to 127.0.0.2), to check they show as text",
+    )
     parser.add_argument("--polls-to-complete", type=int, default=3, help="status polls before a report run ends")
     faults = parser.add_argument_group("faults")
     faults.add_argument("--throttle-every", type=int, default=0, help="every n-th request: error 80000")
@@ -47,22 +51,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    account = SeededAccount(AccountShape(args.campaigns, args.adsets_per_campaign, args.ads_per_adset),
-                            hostile_names=args.hostile_names)
+    account = SeededAccount(
+        AccountShape(args.campaigns, args.adsets_per_campaign, args.ads_per_adset), hostile_names=args.hostile_names
+    )
     rules = []
     if args.throttle_every:
         rules.append(FaultRule("throttle", every=args.throttle_every, regain_minutes=args.regain_minutes))
     if args.transient_every:
         rules.append(FaultRule("transient", every=args.transient_every, code=2, subcode=None, http_status=500))
-    faults = Faults(rules=rules, bad_token=args.bad_token, missing_permission=args.missing_permission,
-                    usage_pct=args.usage_pct, job_failed_first=args.job_failed_first,
-                    job_skipped_first=args.job_skipped_first, too_large_over_days=args.too_large_over_days,
-                    malformed=_random_malformations(account, args.malformed))
-    emulator = GraphEmulator(account=account, latency_ms=args.latency_ms, faults=faults, host=args.host,
-                             port=args.port, polls_to_complete=args.polls_to_complete, quiet=False)
+    faults = Faults(
+        rules=rules,
+        bad_token=args.bad_token,
+        missing_permission=args.missing_permission,
+        usage_pct=args.usage_pct,
+        job_failed_first=args.job_failed_first,
+        job_skipped_first=args.job_skipped_first,
+        too_large_over_days=args.too_large_over_days,
+        malformed=_random_malformations(account, args.malformed),
+    )
+    emulator = GraphEmulator(
+        account=account,
+        latency_ms=args.latency_ms,
+        faults=faults,
+        host=args.host,
+        port=args.port,
+        polls_to_complete=args.polls_to_complete,
+        quiet=False,
+    )
     s = account.shape
-    print(f"Graph API emulator on {emulator.url}: account {ACCOUNT_ID} ({account.timezone_name}), "
-          f"{s.campaigns} campaigns x {s.adsets_per_campaign} ad sets x {s.ads_per_adset} ads", flush=True)
+    print(
+        f"Graph API emulator on {emulator.url}: account {ACCOUNT_ID} ({account.timezone_name}), "
+        f"{s.campaigns} campaigns x {s.adsets_per_campaign} ad sets x {s.ads_per_adset} ads",
+        flush=True,
+    )
     for m in faults.malformed:
         print(f"  malformed: {m.level} {m.entity_id} on {m.date}: {MALFORMATIONS[m.kind]}", flush=True)
     try:
@@ -74,8 +95,15 @@ def main(argv: list[str] | None = None) -> None:
 def _random_malformations(account: SeededAccount, count: int) -> list[Malformation]:
     today = dt.date.today()
     rng = random.Random(7)
-    return [Malformation("ad", rng.choice(account.ids["ad"]), today - dt.timedelta(days=rng.randrange(30)),
-                         rng.choice(sorted(MALFORMATIONS))) for _ in range(count)]
+    return [
+        Malformation(
+            "ad",
+            rng.choice(account.ids["ad"]),
+            today - dt.timedelta(days=rng.randrange(30)),
+            rng.choice(sorted(MALFORMATIONS)),
+        )
+        for _ in range(count)
+    ]
 
 
 if __name__ == "__main__":

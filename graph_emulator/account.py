@@ -30,13 +30,30 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _OBJECTIVES = ("OUTCOME_SALES", "OUTCOME_SALES", "OUTCOME_TRAFFIC", "OUTCOME_AWARENESS", "OUTCOME_LEADS")
 _TARGETING = (
     {"age_min": 18, "age_max": 65, "geo_locations": {"countries": ["US"]}},
-    {"age_min": 25, "age_max": 44, "genders": [2], "geo_locations": {"countries": ["US", "CA"]},
-     "publisher_platforms": ["facebook", "instagram"], "facebook_positions": ["feed"],
-     "instagram_positions": ["stream", "story"]},
-    {"age_min": 18, "age_max": 34, "genders": [1], "geo_locations": {"countries": ["GB", "IE"]},
-     "publisher_platforms": ["instagram"], "instagram_positions": ["reels"]},
-    {"age_min": 35, "age_max": 65, "geo_locations": {"countries": ["ES", "MX"]},
-     "publisher_platforms": ["facebook", "audience_network"], "facebook_positions": ["feed", "marketplace"]},
+    {
+        "age_min": 25,
+        "age_max": 44,
+        "genders": [2],
+        "geo_locations": {"countries": ["US", "CA"]},
+        "publisher_platforms": ["facebook", "instagram"],
+        "facebook_positions": ["feed"],
+        "instagram_positions": ["stream", "story"],
+    },
+    {
+        "age_min": 18,
+        "age_max": 34,
+        "genders": [1],
+        "geo_locations": {"countries": ["GB", "IE"]},
+        "publisher_platforms": ["instagram"],
+        "instagram_positions": ["reels"],
+    },
+    {
+        "age_min": 35,
+        "age_max": 65,
+        "geo_locations": {"countries": ["ES", "MX"]},
+        "publisher_platforms": ["facebook", "audience_network"],
+        "facebook_positions": ["feed", "marketplace"],
+    },
 )
 
 
@@ -62,9 +79,14 @@ HOSTILE_NAMES = (
 class SeededAccount:
     """Entities as Graph returns them, and `daily(level, since, until)`: the truth per entity and day."""
 
-    def __init__(self, shape: AccountShape = AccountShape(), account_id: str = ACCOUNT_ID,
-                 timezone_name: str = "America/Los_Angeles", currency: str = "USD",
-                 hostile_names: bool = False) -> None:
+    def __init__(
+        self,
+        shape: AccountShape = AccountShape(),
+        account_id: str = ACCOUNT_ID,
+        timezone_name: str = "America/Los_Angeles",
+        currency: str = "USD",
+        hostile_names: bool = False,
+    ) -> None:
         self.shape = shape
         self.hostile_names = hostile_names
         self.account_id = account_id
@@ -80,13 +102,17 @@ class SeededAccount:
         self.ad_parent = np.repeat(np.arange(len(self.ids["adset"])), s.ads_per_adset)
         self.status = self._statuses()
         self.entities: dict[Level, list[dict]] = {lvl: self._entity_json(lvl) for lvl in LEVELS}
-        self.by_id: dict[str, tuple[Level, dict]] = {
-            e["id"]: (lvl, e) for lvl in LEVELS for e in self.entities[lvl]}
+        self.by_id: dict[str, tuple[Level, dict]] = {e["id"]: (lvl, e) for lvl in LEVELS for e in self.entities[lvl]}
 
     def account_json(self) -> dict:
-        return {"id": self.account_id, "account_id": self.account_id.removeprefix("act_"),
-                "name": self._name("Emulated Store", 0), "currency": self.currency, "timezone_name": self.timezone_name,
-                "account_status": 1}
+        return {
+            "id": self.account_id,
+            "account_id": self.account_id.removeprefix("act_"),
+            "name": self._name("Emulated Store", 0),
+            "currency": self.currency,
+            "timezone_name": self.timezone_name,
+            "account_status": 1,
+        }
 
     def _name(self, plain: str, index: int) -> str:
         return f"{plain} {HOSTILE_NAMES[index % len(HOSTILE_NAMES)]}" if self.hostile_names else plain
@@ -108,17 +134,19 @@ class SeededAccount:
         values = self.daily(level, since, until)
         days = pd.date_range(since, until, freq="D")
         entity, day = np.nonzero(values["impressions"] > 0)
-        frame = pd.DataFrame({
-            "entity_id": np.array(self.ids[level], dtype=object)[entity],
-            "date_start": [d.date() for d in days[day]],
-            "spend": values["spend"][entity, day] / 100,
-            "impressions": values["impressions"][entity, day],
-            "clicks": values["clicks"][entity, day],
-            "conversions": values["conversions"][entity, day].astype(float),
-            "revenue": values["revenue"][entity, day] / 100,
-            "reach": values["reach"][entity, day],
-            "unique_clicks": values["unique_clicks"][entity, day],
-        })
+        frame = pd.DataFrame(
+            {
+                "entity_id": np.array(self.ids[level], dtype=object)[entity],
+                "date_start": [d.date() for d in days[day]],
+                "spend": values["spend"][entity, day] / 100,
+                "impressions": values["impressions"][entity, day],
+                "clicks": values["clicks"][entity, day],
+                "conversions": values["conversions"][entity, day].astype(float),
+                "revenue": values["revenue"][entity, day] / 100,
+                "reach": values["reach"][entity, day],
+                "unique_clicks": values["unique_clicks"][entity, day],
+            }
+        )
         return frame.sort_values(["entity_id", "date_start"]).reset_index(drop=True)
 
     def _statuses(self) -> dict[Level, list[str]]:
@@ -150,8 +178,11 @@ class SeededAccount:
         own = self.status[level][index]
         if own != "ACTIVE" or level == "campaign":
             return own
-        parent = (self.status["campaign"][self.adset_parent[index]] if level == "adset"
-                  else self.status["adset"][self.ad_parent[index]])
+        parent = (
+            self.status["campaign"][self.adset_parent[index]]
+            if level == "adset"
+            else self.status["adset"][self.ad_parent[index]]
+        )
         return own if parent == "ACTIVE" else "CAMPAIGN_PAUSED" if level == "adset" else "ADSET_PAUSED"
 
     def _entity_json(self, level: Level) -> list[dict]:
@@ -160,21 +191,31 @@ class SeededAccount:
         for i, entity_id in enumerate(self.ids[level]):
             u = uniforms(hash_ids([entity_id]), 2)[0]
             created = dt.datetime(2025, 1, 6, 9, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=int(u * 400 * 86400))
-            item = {"id": entity_id, "account_id": account, "name": self._name(f"{level.title()} {i + 1}", i),
-                    "status": self.status[level][i], "effective_status": self._effective(level, i),
-                    "created_time": created.strftime("%Y-%m-%dT%H:%M:%S+0000")}
+            item = {
+                "id": entity_id,
+                "account_id": account,
+                "name": self._name(f"{level.title()} {i + 1}", i),
+                "status": self.status[level][i],
+                "effective_status": self._effective(level, i),
+                "created_time": created.strftime("%Y-%m-%dT%H:%M:%S+0000"),
+            }
             if level == "campaign":
                 item["objective"] = _OBJECTIVES[i % len(_OBJECTIVES)]
                 item["daily_budget"] = str(int(5000 + u * 100_000) // 100 * 100)
             elif level == "adset":
                 item["campaign_id"] = self.ids["campaign"][self.adset_parent[i]]
-                item.update(optimization_goal="OFFSITE_CONVERSIONS", billing_event="IMPRESSIONS",
-                            targeting=_TARGETING[i % len(_TARGETING)])
+                item.update(
+                    optimization_goal="OFFSITE_CONVERSIONS",
+                    billing_event="IMPRESSIONS",
+                    targeting=_TARGETING[i % len(_TARGETING)],
+                )
             else:
                 parent = self.ad_parent[i]
-                item.update(campaign_id=self.ids["campaign"][self.adset_parent[parent]],
-                            adset_id=self.ids["adset"][parent],
-                            creative={"id": str(_CREATIVE_BASE + i + 1)})
+                item.update(
+                    campaign_id=self.ids["campaign"][self.adset_parent[parent]],
+                    adset_id=self.ids["adset"][parent],
+                    creative={"id": str(_CREATIVE_BASE + i + 1)},
+                )
             out.append(item)
         return out
 
@@ -192,8 +233,9 @@ def _daily(account: SeededAccount, level: Level, since: dt.date, until: dt.date)
     return _roll_up(adset, account.adset_parent, len(account.ids["campaign"]), hash_ids(account.ids["campaign"]), days)
 
 
-def _roll_up(children: dict[str, np.ndarray], parent_of: np.ndarray, parents: int, parent_hash: np.ndarray,
-             days: np.ndarray) -> dict[str, np.ndarray]:
+def _roll_up(
+    children: dict[str, np.ndarray], parent_of: np.ndarray, parents: int, parent_hash: np.ndarray, days: np.ndarray
+) -> dict[str, np.ndarray]:
     """Sums for the additive metrics; reach and unique clicks between the largest child and the sum."""
     out = {}
     for name, values in children.items():

@@ -12,8 +12,17 @@ from typing import Literal
 
 from insights_core.levels import Level
 
-RequestKind = Literal["account", "entities", "report_start", "report_status", "report_page",
-                      "entity_insights", "entity_edge", "node", "unknown"]
+RequestKind = Literal[
+    "account",
+    "entities",
+    "report_start",
+    "report_status",
+    "report_page",
+    "entity_insights",
+    "entity_edge",
+    "node",
+    "unknown",
+]
 
 PURCHASE_TYPES = ("omni_purchase", "purchase", "offsite_conversion.fb_pixel_purchase")
 MALFORMATIONS: dict[str, str] = {
@@ -116,11 +125,15 @@ def malform(row: dict, kind: str) -> None:
     elif kind == "actions_without_type":
         row.setdefault("actions", []).append({"value": "3"})
     elif kind == "unknown_action_types":
-        row.setdefault("actions", []).extend([
-            {"action_type": "offsite_conversion.custom.987654321", "value": "41"},
-            {"action_type": "onsite_conversion.flow_complete_v9", "value": "5"}])
-        row.setdefault("action_values", []).append({"action_type": "offsite_conversion.custom.987654321",
-                                                    "value": "999.99"})
+        row.setdefault("actions", []).extend(
+            [
+                {"action_type": "offsite_conversion.custom.987654321", "value": "41"},
+                {"action_type": "onsite_conversion.flow_complete_v9", "value": "5"},
+            ]
+        )
+        row.setdefault("action_values", []).append(
+            {"action_type": "offsite_conversion.custom.987654321", "value": "999.99"}
+        )
     elif kind == "numbers_as_json":
         for name in ("spend", "frequency", "ctr", "cpc", "cpm"):
             if isinstance(row.get(name), str):

@@ -28,13 +28,25 @@ _EPOCH = dt.date(1970, 1, 1)
 class GraphError(Exception):
     """An error answer: HTTP status and Graph's error object."""
 
-    def __init__(self, http_status: int, code: int, message: str, subcode: int | None = None,
-                 is_transient: bool = False, headers: dict | None = None) -> None:
+    def __init__(
+        self,
+        http_status: int,
+        code: int,
+        message: str,
+        subcode: int | None = None,
+        is_transient: bool = False,
+        headers: dict | None = None,
+    ) -> None:
         super().__init__(message)
         self.http_status = http_status
         self.headers = headers or {}
-        self.body: dict = {"message": message, "type": "OAuthException", "code": code, "is_transient": is_transient,
-                           "fbtrace_id": "AemulatorTrace"}
+        self.body: dict = {
+            "message": message,
+            "type": "OAuthException",
+            "code": code,
+            "is_transient": is_transient,
+            "fbtrace_id": "AemulatorTrace",
+        }
         if subcode is not None:
             self.body["error_subcode"] = subcode
 
@@ -61,14 +73,20 @@ def parse_time_range(value: str | None) -> tuple[dt.date, dt.date]:
     return since, until
 
 
-def visible(account: SeededAccount, level: Level, filtering: Sequence[dict],
-            statuses: Iterable[str] | None) -> np.ndarray:
+def visible(
+    account: SeededAccount, level: Level, filtering: Sequence[dict], statuses: Iterable[str] | None
+) -> np.ndarray:
     """Which entities of `level` a request sees, after id filters and the status rule."""
     ids = np.array(account.ids[level], dtype=object)
     effective = np.array([e["effective_status"] for e in account.entities[level]], dtype=object)
     campaign_ids = np.array(account.ids["campaign"], dtype=object)[account.campaign_index(level)]
-    adset_ids = (ids if level == "adset" else
-                 np.array(account.ids["adset"], dtype=object)[account.ad_parent] if level == "ad" else None)
+    adset_ids = (
+        ids
+        if level == "adset"
+        else np.array(account.ids["adset"], dtype=object)[account.ad_parent]
+        if level == "ad"
+        else None
+    )
     allowed = set(statuses) if statuses is not None else None
     mask = np.ones(len(ids), dtype=bool)
     for spec in filtering:
@@ -91,8 +109,15 @@ def visible(account: SeededAccount, level: Level, filtering: Sequence[dict],
     return mask
 
 
-def insight_rows(account: SeededAccount, level: Level, since: dt.date, until: dt.date, mask: np.ndarray,
-                 fields: Sequence[str] | None, malformed: Sequence[Malformation] = ()) -> list[dict]:
+def insight_rows(
+    account: SeededAccount,
+    level: Level,
+    since: dt.date,
+    until: dt.date,
+    mask: np.ndarray,
+    fields: Sequence[str] | None,
+    malformed: Sequence[Malformation] = (),
+) -> list[dict]:
     """Daily rows with delivery of the masked entities, Meta-shaped, sorted by day then entity."""
     values = account.daily(level, since, until)
     day_numbers = np.arange((since - _EPOCH).days, (until - _EPOCH).days + 1, dtype=np.int64)
@@ -112,8 +137,12 @@ def insight_rows(account: SeededAccount, level: Level, since: dt.date, until: dt
         e, d = int(entity_index[k]), int(day_index[k])
         day = since + dt.timedelta(days=d)
         v = {name: int(array[e, d]) for name, array in values.items()}
-        row = {"account_id": account_number, "campaign_id": account.ids["campaign"][campaign_pos[e]],
-               "date_start": day.isoformat(), "date_stop": day.isoformat()}
+        row = {
+            "account_id": account_number,
+            "campaign_id": account.ids["campaign"][campaign_pos[e]],
+            "date_start": day.isoformat(),
+            "date_stop": day.isoformat(),
+        }
         if level in ("adset", "ad"):
             row["adset_id"] = account.ids["adset"][e if level == "adset" else account.ad_parent[e]]
         if level == "ad":
@@ -134,8 +163,11 @@ def insight_rows(account: SeededAccount, level: Level, since: dt.date, until: dt
 def entity_list(items: Sequence[dict], statuses: Iterable[str] | None, fields: Sequence[str] | None) -> list[dict]:
     """An edge's objects: ARCHIVED and DELETED ones only when `effective_status` names them."""
     allowed = set(statuses) if statuses is not None else None
-    chosen = [e for e in items if (e["effective_status"] in allowed if allowed is not None
-                                   else e["effective_status"] not in HIDDEN_STATUSES)]
+    chosen = [
+        e
+        for e in items
+        if (e["effective_status"] in allowed if allowed is not None else e["effective_status"] not in HIDDEN_STATUSES)
+    ]
     if not fields:
         return [{"id": e["id"]} for e in chosen]
     keep = set(fields) | {"id"}
@@ -160,39 +192,61 @@ def page(items: Sequence[dict], limit: int, after: str | None, next_base: str) -
 def usage_headers(account_number: str, pct: float, regain_minutes: float = 0, insights: bool = False) -> dict:
     headers = {
         "x-app-usage": json.dumps({"call_count": pct, "total_cputime": pct / 2, "total_time": pct / 2}),
-        "x-ad-account-usage": json.dumps({"acc_id_util_pct": pct, "reset_time_duration": 0,
-                                          "ads_api_access_tier": "standard_access"}),
-        "x-business-use-case-usage": json.dumps({account_number: [{
-            "type": "ads_insights" if insights else "ads_management", "call_count": pct, "total_cputime": pct / 2,
-            "total_time": pct / 2, "estimated_time_to_regain_access": regain_minutes,
-            "ads_api_access_tier": "standard_access"}]}),
+        "x-ad-account-usage": json.dumps(
+            {"acc_id_util_pct": pct, "reset_time_duration": 0, "ads_api_access_tier": "standard_access"}
+        ),
+        "x-business-use-case-usage": json.dumps(
+            {
+                account_number: [
+                    {
+                        "type": "ads_insights" if insights else "ads_management",
+                        "call_count": pct,
+                        "total_cputime": pct / 2,
+                        "total_time": pct / 2,
+                        "estimated_time_to_regain_access": regain_minutes,
+                        "ads_api_access_tier": "standard_access",
+                    }
+                ]
+            }
+        ),
     }
     if insights:
-        headers["x-fb-ads-insights-throttle"] = json.dumps({"app_id_util_pct": pct, "acc_id_util_pct": pct,
-                                                            "ads_api_access_tier": "standard_access"})
+        headers["x-fb-ads-insights-throttle"] = json.dumps(
+            {"app_id_util_pct": pct, "acc_id_util_pct": pct, "ads_api_access_tier": "standard_access"}
+        )
     return headers
 
 
 def _metrics(v: dict[str, int]) -> dict[str, str]:
     impressions, clicks, spend = v["impressions"], v["clicks"], v["spend"] / 100
     return {
-        "spend": f"{spend:.2f}", "impressions": str(impressions), "clicks": str(clicks), "reach": str(v["reach"]),
-        "frequency": f"{impressions / max(v['reach'], 1):.6f}", "unique_clicks": str(v["unique_clicks"]),
-        "ctr": f"{clicks / impressions * 100:.6f}", "cpm": f"{spend / impressions * 1000:.6f}",
+        "spend": f"{spend:.2f}",
+        "impressions": str(impressions),
+        "clicks": str(clicks),
+        "reach": str(v["reach"]),
+        "frequency": f"{impressions / max(v['reach'], 1):.6f}",
+        "unique_clicks": str(v["unique_clicks"]),
+        "ctr": f"{clicks / impressions * 100:.6f}",
+        "cpm": f"{spend / impressions * 1000:.6f}",
         **({"cpc": f"{spend / clicks:.6f}"} if clicks else {}),
     }
 
 
 def _actions(v: dict[str, int], omit_omni: bool, pixel_short: bool) -> tuple[list[dict], list[dict]]:
     conversions, revenue, clicks = v["conversions"], v["revenue"], v["clicks"]
-    counts: list[tuple[str, int, int]] = [("link_click", clicks, 0), ("landing_page_view", clicks * 4 // 5, 0),
-                                          ("add_to_cart", conversions * 2, 0)]
+    counts: list[tuple[str, int, int]] = [
+        ("link_click", clicks, 0),
+        ("landing_page_view", clicks * 4 // 5, 0),
+        ("add_to_cart", conversions * 2, 0),
+    ]
     if conversions:
         pixel = conversions - 1 if pixel_short and conversions > 1 else conversions
         if not omit_omni:
             counts.append(("omni_purchase", conversions, revenue))
-        counts += [("purchase", conversions, revenue),
-                   ("offsite_conversion.fb_pixel_purchase", pixel, revenue * pixel // conversions)]
+        counts += [
+            ("purchase", conversions, revenue),
+            ("offsite_conversion.fb_pixel_purchase", pixel, revenue * pixel // conversions),
+        ]
     actions = [{"action_type": t, "value": str(n)} for t, n, _ in counts if n]
     values = [{"action_type": t, "value": f"{cents / 100:.2f}"} for t, n, cents in counts if n and cents]
     return actions, values

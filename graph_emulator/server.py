@@ -70,10 +70,18 @@ class ReportRun:
 class GraphEmulator:
     """The emulated Graph API around one seeded ad account."""
 
-    def __init__(self, shape: AccountShape = AccountShape(), *, latency_ms: float = 0, faults: Faults | None = None,
-                 polls_to_complete: int = 3, host: str = "127.0.0.1", port: int = 0,
-                 account: SeededAccount | None = None,
-                 quiet: bool = True) -> None:
+    def __init__(
+        self,
+        shape: AccountShape = AccountShape(),
+        *,
+        latency_ms: float = 0,
+        faults: Faults | None = None,
+        polls_to_complete: int = 3,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        account: SeededAccount | None = None,
+        quiet: bool = True,
+    ) -> None:
         self.account = account or SeededAccount(shape)
         self.latency = latency_ms / 1000
         self.faults = faults or Faults()
@@ -176,21 +184,35 @@ class GraphEmulator:
             if token:
                 self.tokens_seen.add(token)
         if not token:
-            raise GraphError(400, 2500, "An active access token must be used to query information about the "
-                                        "current user.")
+            raise GraphError(
+                400, 2500, "An active access token must be used to query information about the current user."
+            )
         if self.faults.bad_token:
-            raise GraphError(400, 190, f"Error validating access token: Session has expired. The token {token} is "
-                                       "no longer valid.", subcode=463)
+            raise GraphError(
+                400,
+                190,
+                f"Error validating access token: Session has expired. The token {token} is no longer valid.",
+                subcode=463,
+            )
         if self.faults.missing_permission:
             raise GraphError(403, 200, "(#200) Requires ads_read permission to manage the object")
 
     def _fault_error(self, rule: FaultRule, number: str) -> GraphError:
         if rule.kind == "throttle":
-            return GraphError(rule.http_status, rule.code, f"(#{rule.code}) There have been too many calls from this "
-                              "ad-account. Wait a bit and try again.", subcode=rule.subcode, is_transient=True,
-                              headers=usage_headers(number, 100.0, rule.regain_minutes, insights=True))
-        return GraphError(rule.http_status if rule.http_status >= 500 else 500, 2,
-                          "An unexpected error has occurred. Please retry your request later.", is_transient=True)
+            return GraphError(
+                rule.http_status,
+                rule.code,
+                f"(#{rule.code}) There have been too many calls from this ad-account. Wait a bit and try again.",
+                subcode=rule.subcode,
+                is_transient=True,
+                headers=usage_headers(number, 100.0, rule.regain_minutes, insights=True),
+            )
+        return GraphError(
+            rule.http_status if rule.http_status >= 500 else 500,
+            2,
+            "An unexpected error has occurred. Please retry your request later.",
+            is_transient=True,
+        )
 
     def _route(self, method: str, parts: list[str], params: dict[str, str], host: str) -> dict:
         if not parts:
@@ -201,9 +223,13 @@ class GraphEmulator:
         next_base = f"http://{host}/{'/'.join(parts)}?limit={limit}&access_token={params.get('access_token', '')}"
         if node.startswith("act_"):
             if node != self.account.account_id:
-                raise GraphError(400, 100, f"Unsupported get request. Object with ID '{node}' does not exist, cannot "
-                                           "be loaded due to missing permissions, or does not support this operation.",
-                                 subcode=33)
+                raise GraphError(
+                    400,
+                    100,
+                    f"Unsupported get request. Object with ID '{node}' does not exist, cannot "
+                    "be loaded due to missing permissions, or does not support this operation.",
+                    subcode=33,
+                )
             if edge is None:
                 return self.account.account_json()
             if edge == "insights" and method == "POST":
@@ -230,9 +256,13 @@ class GraphEmulator:
                 mine = [e for e in self.account.entities[children[1]] if e[children[2]] == node]
                 items = entity_list(mine, parse_list(params.get("effective_status")), fields)
                 return page(items, limit, params.get("after"), next_base)
-        raise GraphError(400, 100, f"Unsupported {method.lower()} request. Object with ID '{node}' does not exist, "
-                                   "cannot be loaded due to missing permissions, or does not support this operation.",
-                         subcode=33)
+        raise GraphError(
+            400,
+            100,
+            f"Unsupported {method.lower()} request. Object with ID '{node}' does not exist, "
+            "cannot be loaded due to missing permissions, or does not support this operation.",
+            subcode=33,
+        )
 
     def _start_run(self, params: dict[str, str]) -> dict:
         level = params.get("level", "ad")
@@ -246,21 +276,28 @@ class GraphEmulator:
         days = (until - since).days + 1
         f = self.faults
         if f.too_large_over_days and days > f.too_large_over_days:
-            raise GraphError(400, 100, "Please reduce the amount of data you're asking for, then retry your request",
-                             subcode=1487534)
+            raise GraphError(
+                400, 100, "Please reduce the amount of data you're asking for, then retry your request", subcode=1487534
+            )
         covered = {self.account.ids["campaign"][i] for i in self.account.campaign_index(level)[mask]}
         with self._lock:
             self._started += 1
             number, run_id = self._started, str(next(self._run_ids))
-        if number <= f.job_failed_first or (f.fail_over_days and days > f.fail_over_days) \
-                or covered & f.failing_campaigns:
+        if (
+            number <= f.job_failed_first
+            or (f.fail_over_days and days > f.fail_over_days)
+            or covered & f.failing_campaigns
+        ):
             outcome = "failed"
         elif number <= f.job_failed_first + f.job_skipped_first:
             outcome = "skipped"
         else:
             outcome = "completed"
-        rows = insight_rows(self.account, level, since, until, mask, parse_list(params.get("fields")),
-                            f.malformed) if outcome == "completed" else []
+        rows = (
+            insight_rows(self.account, level, since, until, mask, parse_list(params.get("fields")), f.malformed)
+            if outcome == "completed"
+            else []
+        )
         run = ReportRun(run_id, level, since, until, filtering, outcome, rows, params=dict(params))
         with self._lock:
             self._runs[run_id] = run
@@ -278,12 +315,18 @@ class GraphEmulator:
         else:
             # the last running step already says 100 %: clients must wait for "Job Completed" too
             status, percent = "Job Running", round(100 * polls / max(1, self.polls_to_complete - 1))
-        return {"id": run.id, "account_id": self.account.account_id.removeprefix("act_"), "async_status": status,
-                "async_percent_completion": percent, "date_start": run.since.isoformat(),
-                "date_stop": run.until.isoformat()}
+        return {
+            "id": run.id,
+            "account_id": self.account.account_id.removeprefix("act_"),
+            "async_status": status,
+            "async_percent_completion": percent,
+            "date_start": run.since.isoformat(),
+            "date_stop": run.until.isoformat(),
+        }
 
-    def _entity_insights(self, level: Level, entity_id: str, params: dict[str, str], fields: list | None,
-                         limit: int, next_base: str) -> dict:
+    def _entity_insights(
+        self, level: Level, entity_id: str, params: dict[str, str], fields: list | None, limit: int, next_base: str
+    ) -> dict:
         since, until = parse_time_range(params.get("time_range"))
         mask = np.array([i == entity_id for i in self.account.ids[level]])
         rows = insight_rows(self.account, level, since, until, mask, fields, self.faults.malformed)
@@ -308,11 +351,21 @@ class _Handler(BaseHTTPRequestHandler):
         emulator: GraphEmulator = self.server.emulator  # type: ignore[attr-defined]
         params = {k: v[-1] for k, v in raw.items()}
         try:
-            status, body, headers = emulator.handle(method, urlsplit(self.path).path, params,
-                                                    self.headers.get("Host", "127.0.0.1"))
+            status, body, headers = emulator.handle(
+                method, urlsplit(self.path).path, params, self.headers.get("Host", "127.0.0.1")
+            )
         except Exception as exc:  # an emulator bug must answer, not hang the client
-            status, body, headers = 500, {"error": {"message": f"emulator crashed: {type(exc).__name__}: {exc}",
-                                                    "code": 1, "type": "EmulatorError"}}, {}
+            status, body, headers = (
+                500,
+                {
+                    "error": {
+                        "message": f"emulator crashed: {type(exc).__name__}: {exc}",
+                        "code": 1,
+                        "type": "EmulatorError",
+                    }
+                },
+                {},
+            )
         data = (json.dumps(body) if isinstance(body, dict) else body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8" if isinstance(body, dict) else "text/plain")

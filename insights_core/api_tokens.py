@@ -105,14 +105,20 @@ class TokenStore:
     def _save(self, records: list[TokenRecord]) -> None:
         write_private_file(self.path, json.dumps({"tokens": [asdict(r) for r in records]}, indent=1))
 
-    def create_token(self, username: str, password_hash: str, now: dt.datetime | None = None
-                     ) -> tuple[TokenRecord, str]:
+    def create_token(
+        self, username: str, password_hash: str, now: dt.datetime | None = None
+    ) -> tuple[TokenRecord, str]:
         """A new token for `username`: (its record, the token). The token is not kept: show it once."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         moment = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
-        record = TokenRecord(id=f"tok_{secrets.token_hex(6)}", username=username,
-                             created_at=moment.isoformat(timespec="seconds"), hint=f"{token[:5]}…{token[-4:]}",
-                             token_sha256=hash_token(token), user_fingerprint=user_fingerprint(password_hash))
+        record = TokenRecord(
+            id=f"tok_{secrets.token_hex(6)}",
+            username=username,
+            created_at=moment.isoformat(timespec="seconds"),
+            hint=f"{token[:5]}…{token[-4:]}",
+            token_sha256=hash_token(token),
+            user_fingerprint=user_fingerprint(password_hash),
+        )
         with self._exclusive():
             self._save([*self.fetch_tokens(), record])
         return record, token

@@ -32,6 +32,7 @@ from typing import Any
 import bcrypt
 import yaml
 
+from insights_core.api_tokens import TOKENS_FILE, TokenStore, user_fingerprint
 from insights_core.auth_store import (  # noqa: F401  (re-exported)
     LOCKOUTS_FILE,
     LOGOUTS_FILE,
@@ -47,7 +48,6 @@ from insights_core.auth_tokens import (  # noqa: F401  (re-exported)
     read_device_cookie,
     read_login_cookie,
 )
-from insights_core.api_tokens import TOKENS_FILE, TokenStore, user_fingerprint
 from insights_core.errors import ConfigError, InputError
 from insights_core.roles import ROLES, highest_role
 from insights_core.settings import Settings, load_settings
@@ -143,22 +143,30 @@ def parse_auth_config(data: object, source: str = "auth config") -> AuthConfig:
             raise ConfigError(f"{source}: user {username} needs password and roles")
         password = str(details.get("password") or "")
         if not _BCRYPT.match(password):
-            raise ConfigError(f"{source}: user {username}'s password is not a bcrypt hash; set it with "
-                              f"`python -m insights_core.auth set-password {username}`")
+            raise ConfigError(
+                f"{source}: user {username}'s password is not a bcrypt hash; set it with "
+                f"`python -m insights_core.auth set-password {username}`"
+            )
         roles = details.get("roles") or []
         roles = [roles] if isinstance(roles, str) else roles
         if not isinstance(roles, list) or not roles or any(r not in ROLES for r in roles):
             raise ConfigError(f"{source}: user {username} needs roles from {', '.join(ROLES)}, got {roles!r}")
         name = f"{details.get('first_name') or ''} {details.get('last_name') or ''}".strip()
-        users[username] = User(username, name or str(details.get("name") or username),
-                               str(details.get("email") or ""), tuple(roles), password)
+        users[username] = User(
+            username,
+            name or str(details.get("name") or username),
+            str(details.get("email") or ""),
+            tuple(roles),
+            password,
+        )
     return AuthConfig(users)
 
 
 def load_auth_config(path: Path) -> AuthConfig:
     if not path.exists():
-        raise ConfigError(f"no users file at {path}: add a user with "
-                          "`python -m insights_core.auth add-user NAME --role admin`")
+        raise ConfigError(
+            f"no users file at {path}: add a user with `python -m insights_core.auth add-user NAME --role admin`"
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -171,8 +179,13 @@ def auth_config_document(config: AuthConfig) -> dict[str, Any]:
     usernames = {}
     for user in config.users.values():
         first, _, last = user.name.partition(" ")
-        usernames[user.username] = {"email": user.email, "first_name": first, "last_name": last,
-                                    "password": user.password_hash, "roles": list(user.roles)}
+        usernames[user.username] = {
+            "email": user.email,
+            "first_name": first,
+            "last_name": last,
+            "password": user.password_hash,
+            "roles": list(user.roles),
+        }
     return {"credentials": {"usernames": usernames}}
 
 
@@ -187,8 +200,13 @@ def demo_auth_config() -> AuthConfig:
     """The stub mode's four demo users, one per role, all with password `demo`."""
     users = {}
     for username in DEMO_USERNAMES:
-        users[username] = User(username, f"Demo {username.capitalize()}", f"{username}@example.com", (username,),
-                               hash_password(DEMO_PASSWORD, rounds=4))
+        users[username] = User(
+            username,
+            f"Demo {username.capitalize()}",
+            f"{username}@example.com",
+            (username,),
+            hash_password(DEMO_PASSWORD, rounds=4),
+        )
     return AuthConfig(users)
 
 
@@ -214,24 +232,31 @@ def find_demo_users(config: AuthConfig) -> list[str]:
 def check_auth_config_for_mode(config: AuthConfig, mode: str) -> None:
     """Raise ConfigError when the users file is unfit for `mode` (live: no demo users, at least one admin)."""
     if not config.users:
-        raise ConfigError("the users file has no users: add one with "
-                          "`python -m insights_core.auth add-user NAME --role admin`")
+        raise ConfigError(
+            "the users file has no users: add one with `python -m insights_core.auth add-user NAME --role admin`"
+        )
     if mode != "live":
         return
     demo = find_demo_users(config)
     if demo:
-        raise ConfigError(f"live mode refuses demo users or weak password hashes ({', '.join(demo)}): remove them "
-                          "with `python -m insights_core.auth remove-user NAME` and add real users")
+        raise ConfigError(
+            f"live mode refuses demo users or weak password hashes ({', '.join(demo)}): remove them "
+            "with `python -m insights_core.auth remove-user NAME` and add real users"
+        )
 
 
 def validate_cookie_key(key: str) -> str:
     key = key.strip()
     if key == LIBRARY_DEFAULT_COOKIE_KEY:
-        raise ConfigError("INSIGHTS_COOKIE_KEY is streamlit-authenticator's public default 'some_key': anyone could "
-                          "forge a login cookie. Generate one with `python -m insights_core.auth new-cookie-key`")
+        raise ConfigError(
+            "INSIGHTS_COOKIE_KEY is streamlit-authenticator's public default 'some_key': anyone could "
+            "forge a login cookie. Generate one with `python -m insights_core.auth new-cookie-key`"
+        )
     if len(key) < MIN_COOKIE_KEY_LENGTH:
-        raise ConfigError(f"INSIGHTS_COOKIE_KEY must be at least {MIN_COOKIE_KEY_LENGTH} characters; generate one "
-                          "with `python -m insights_core.auth new-cookie-key`")
+        raise ConfigError(
+            f"INSIGHTS_COOKIE_KEY must be at least {MIN_COOKIE_KEY_LENGTH} characters; generate one "
+            "with `python -m insights_core.auth new-cookie-key`"
+        )
     return key
 
 
@@ -265,21 +290,34 @@ def resolve_cookie_key(settings: Settings, secrets_key: str | None = None) -> st
         return validate_cookie_key(configured)
     if settings.mode == "stub":
         return ensure_stub_cookie_key(settings.data_dir)
-    raise ConfigError("live mode needs INSIGHTS_COOKIE_KEY (the secret that signs login cookies); generate one "
-                      "with `python -m insights_core.auth new-cookie-key`")
+    raise ConfigError(
+        "live mode needs INSIGHTS_COOKIE_KEY (the secret that signs login cookies); generate one "
+        "with `python -m insights_core.auth new-cookie-key`"
+    )
 
 
 def credentials_for_authenticator(config: AuthConfig) -> dict[str, Any]:
     """A fresh credentials dict for one streamlit-authenticator instance (it mutates what it is given)."""
-    return {"usernames": {u.username: {"email": u.email, "first_name": u.name, "last_name": "",
-                                        "password": u.password_hash, "roles": list(u.roles)}
-                          for u in config.users.values()}}
+    return {
+        "usernames": {
+            u.username: {
+                "email": u.email,
+                "first_name": u.name,
+                "last_name": "",
+                "password": u.password_hash,
+                "roles": list(u.roles),
+            }
+            for u in config.users.values()
+        }
+    }
 
 
 def check_new_password(password: str) -> str:
     if len(password.encode()) > MAX_PASSWORD_BYTES:
-        raise InputError(f"the password is longer than {MAX_PASSWORD_BYTES} bytes (UTF-8), more than bcrypt "
-                         "uses: choose a shorter one")
+        raise InputError(
+            f"the password is longer than {MAX_PASSWORD_BYTES} bytes (UTF-8), more than bcrypt "
+            "uses: choose a shorter one"
+        )
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InputError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
     if password.strip().lower() == DEMO_PASSWORD:
@@ -306,10 +344,13 @@ def _load_or_empty(path: Path) -> AuthConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m insights_core.auth",
-                                     description="Manage Meta Insights dashboard users (bcrypt-hashed passwords).")
-    parser.add_argument("--config", type=Path,
-                        help="users file (default: INSIGHTS_AUTH_CONFIG or <data dir>/auth.yaml)")
+    parser = argparse.ArgumentParser(
+        prog="python -m insights_core.auth",
+        description="Manage Meta Insights dashboard users (bcrypt-hashed passwords).",
+    )
+    parser.add_argument(
+        "--config", type=Path, help="users file (default: INSIGHTS_AUTH_CONFIG or <data dir>/auth.yaml)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add-user", help="add a user (asks for the password)")
     add.add_argument("username")
@@ -357,8 +398,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"auth: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"auth: error: cannot write {target}: {exc.strerror or exc}"
-              f"{f' ({exc.filename})' if exc.filename and str(exc.filename) != str(target) else ''}", file=sys.stderr)
+        print(
+            f"auth: error: cannot write {target}: {exc.strerror or exc}"
+            f"{f' ({exc.filename})' if exc.filename and str(exc.filename) != str(target) else ''}",
+            file=sys.stderr,
+        )
         return 2
 
 
@@ -379,8 +423,13 @@ def _manage_tokens(args: argparse.Namespace, settings: Settings, users_path: Pat
     if args.command == "list-tokens":
         for record in store.fetch_tokens():
             user = config.user(record.username)
-            state = ("void: user removed" if user is None else "void: new password or re-created user" if
-                     user_fingerprint(user.password_hash) != record.user_fingerprint else user.role or "no role")
+            state = (
+                "void: user removed"
+                if user is None
+                else "void: new password or re-created user"
+                if user_fingerprint(user.password_hash) != record.user_fingerprint
+                else user.role or "no role"
+            )
             print(f"{record.id}\t{record.username}\t{record.hint}\t{record.created_at}\t{state}")
         return 0
     if args.command == "revoke-token":
@@ -394,8 +443,10 @@ def _manage_tokens(args: argparse.Namespace, settings: Settings, users_path: Pat
     if user is None:
         raise InputError(f"no user {username} in {users_path}: add it with add-user first")
     record, token = store.create_token(user.username, user.password_hash)
-    print(f"new-token: {record.id} for {user.username} (acts with the user's current role, now {user.role}); "
-          "it is shown only now:")
+    print(
+        f"new-token: {record.id} for {user.username} (acts with the user's current role, now {user.role}); "
+        "it is shown only now:"
+    )
     print(token)
     return 0
 
@@ -413,17 +464,26 @@ def _change_users(args: argparse.Namespace, path: Path) -> int:
     if args.command == "add-user":
         if username in users and not args.replace:
             raise InputError(f"user {username} exists (use --replace to overwrite, set-password to change it)")
-        users[username] = User(username, args.name or username, args.email, (args.role,),
-                               hash_password(_read_password(args.password_stdin)))
+        users[username] = User(
+            username,
+            args.name or username,
+            args.email,
+            (args.role,),
+            hash_password(_read_password(args.password_stdin)),
+        )
     elif args.command == "set-password":
         existing = users.get(username)
         if existing is None:
             raise InputError(f"no user {username}")
-        users[username] = User(existing.username, existing.name, existing.email, existing.roles,
-                               hash_password(_read_password(args.password_stdin)))
-    elif args.command == "remove-user":
-        if users.pop(username, None) is None:
-            raise InputError(f"no user {username}")
+        users[username] = User(
+            existing.username,
+            existing.name,
+            existing.email,
+            existing.roles,
+            hash_password(_read_password(args.password_stdin)),
+        )
+    elif args.command == "remove-user" and users.pop(username, None) is None:
+        raise InputError(f"no user {username}")
     save_auth_config(AuthConfig(users), path)
     print(f"{args.command}: {username} ({path})")
     return 0

@@ -106,9 +106,11 @@ class LoginThrottle:
 
     def _fetch(self) -> dict[str, dict[str, list[float]]]:
         data = _fetch_json(self.path)
-        return {name: {device: entry for device, entry in devices.items()
-                       if isinstance(entry, list) and len(entry) == 2}
-                for name, devices in data.items() if isinstance(devices, dict)}
+        return {
+            name: {device: entry for device, entry in devices.items() if isinstance(entry, list) and len(entry) == 2}
+            for name, devices in data.items()
+            if isinstance(devices, dict)
+        }
 
     def _left(self, entry: list[float] | None, now: float) -> float:
         if not entry:
@@ -166,9 +168,12 @@ class LoginThrottle:
         return len(dropped)
 
     def _pruned(self, state: dict[str, dict[str, list[float]]], now: float) -> dict[str, dict[str, list[float]]]:
-        live = {name: kept for name, devices in state.items()
-                if (kept := {d: e for d, e in devices.items() if now - e[1] < self.lockout_seconds})}
+        live = {
+            name: kept
+            for name, devices in state.items()
+            if (kept := {d: e for d, e in devices.items() if now - e[1] < self.lockout_seconds})
+        }
         if len(live) >= MAX_TRACKED_NAMES:
             newest = sorted(live, key=lambda n: max(e[1] for e in live[n].values()), reverse=True)
-            live = {name: live[name] for name in newest[:MAX_TRACKED_NAMES - 1]}
+            live = {name: live[name] for name in newest[: MAX_TRACKED_NAMES - 1]}
         return live

@@ -36,16 +36,16 @@ def password_fingerprint(password_hash: str, key: str) -> str:
     return hmac.new(key.encode(), password_hash.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def mint_login_cookie(username: str, password_hash: str, key: str, expiry_days: float,
-                      now: float) -> tuple[str, dt.datetime]:
+def mint_login_cookie(
+    username: str, password_hash: str, key: str, expiry_days: float, now: float
+) -> tuple[str, dt.datetime]:
     """The re-login cookie value and when it expires."""
     expires = now + expiry_days * 86400
     claims = {"username": username, "exp_date": expires, "iat": now, "pwd": password_fingerprint(password_hash, key)}
     return jwt.encode(claims, key, algorithm="HS256"), dt.datetime.fromtimestamp(expires)
 
 
-def read_login_cookie(token: str, key: str, config: AuthConfig, logouts: Mapping[str, float],
-                      now: float) -> str | None:
+def read_login_cookie(token: str, key: str, config: AuthConfig, logouts: Mapping[str, float], now: float) -> str | None:
     """The user a re-login cookie vouches for, or None when it must be ignored.
 
     Refused: a bad signature (e.g. forged with the library's default key), another algorithm,
@@ -54,8 +54,7 @@ def read_login_cookie(token: str, key: str, config: AuthConfig, logouts: Mapping
     or one issued before that user last logged out.
     """
     try:
-        payload = jwt.decode(token, key, algorithms=["HS256"],
-                             options={"require": ["iat", "pwd"], "verify_iat": False})
+        payload = jwt.decode(token, key, algorithms=["HS256"], options={"require": ["iat", "pwd"], "verify_iat": False})
     except jwt.InvalidTokenError:
         return None
     username, expires, issued = payload.get("username"), payload.get("exp_date"), payload.get("iat")

@@ -236,8 +236,12 @@ class ControlChannel:
                 return None
             request_id = int(row["id"])
             try:
-                return parse_stored_request(_json_object(row["params"]), max_days_back=max_days_back,
-                                            request_id=request_id, requested_by=row["requested_by"])
+                return parse_stored_request(
+                    _json_object(row["params"]),
+                    max_days_back=max_days_back,
+                    request_id=request_id,
+                    requested_by=row["requested_by"],
+                )
             except InputError as exc:
                 log.warning("request %d refused: %s", request_id, exc)
                 self.finish_request(request_id, None, error=str(exc))
@@ -258,10 +262,15 @@ class ControlChannel:
         status = report.status if report is not None and report.status != "running" else "failed"
         with self._connect() as con:
             con.execute(
-                "UPDATE sync_requests SET status = ?, finished_at = ?, report = ?, error = ?, sync_id = ?"
-                " WHERE id = ?",
-                [status, _iso(_utcnow()), json.dumps(report.to_dict()) if report else None,
-                 error, report.sync_id if report else None, request_id],
+                "UPDATE sync_requests SET status = ?, finished_at = ?, report = ?, error = ?, sync_id = ? WHERE id = ?",
+                [
+                    status,
+                    _iso(_utcnow()),
+                    json.dumps(report.to_dict()) if report else None,
+                    error,
+                    report.sync_id if report else None,
+                    request_id,
+                ],
             )
 
     def fail_orphaned_requests(self) -> int:
@@ -312,10 +321,20 @@ class ControlChannel:
                     current_sync_id = excluded.current_sync_id, progress = excluded.progress,
                     last_report = coalesce(excluded.last_report, worker_status.last_report)
                 """,
-                [os.getpid(), socket.gethostname(), mode, _iso(started_at), _iso(_utcnow()), state,
-                 interval_minutes, int(sync_enabled), _iso(next_run_at) if next_run_at else None,
-                 current_sync_id, json.dumps(progress) if progress else None,
-                 json.dumps(last_report.to_dict()) if last_report else None],
+                [
+                    os.getpid(),
+                    socket.gethostname(),
+                    mode,
+                    _iso(started_at),
+                    _iso(_utcnow()),
+                    state,
+                    interval_minutes,
+                    int(sync_enabled),
+                    _iso(next_run_at) if next_run_at else None,
+                    current_sync_id,
+                    json.dumps(progress) if progress else None,
+                    json.dumps(last_report.to_dict()) if last_report else None,
+                ],
             )
 
     def fetch_worker_status(self) -> WorkerStatus | None:
@@ -324,11 +343,17 @@ class ControlChannel:
         if row is None:
             return None
         return WorkerStatus(
-            pid=row["pid"], hostname=row["hostname"], mode=row["mode"],
-            started_at=_parse(row["started_at"]), heartbeat_at=_parse(row["heartbeat_at"]),
-            state=row["state"], interval_minutes=row["interval_minutes"],
-            sync_enabled=bool(row["sync_enabled"]), next_run_at=_parse_opt(row["next_run_at"]),
-            current_sync_id=row["current_sync_id"], progress=_json_opt(row["progress"]),
+            pid=row["pid"],
+            hostname=row["hostname"],
+            mode=row["mode"],
+            started_at=_parse(row["started_at"]),
+            heartbeat_at=_parse(row["heartbeat_at"]),
+            state=row["state"],
+            interval_minutes=row["interval_minutes"],
+            sync_enabled=bool(row["sync_enabled"]),
+            next_run_at=_parse_opt(row["next_run_at"]),
+            current_sync_id=row["current_sync_id"],
+            progress=_json_opt(row["progress"]),
             last_report=_report_opt(row["last_report"]),
         )
 
@@ -340,18 +365,29 @@ checked again when it is claimed, so only the format is checked here."""
 
 def _stored_request(row: sqlite3.Row) -> SyncRequest | None:
     try:
-        return parse_stored_request(_json_object(row["params"]), max_days_back=_DISPLAY_DAYS_BOUND,
-                                    request_id=int(row["id"]), requested_by=row["requested_by"])
+        return parse_stored_request(
+            _json_object(row["params"]),
+            max_days_back=_DISPLAY_DAYS_BOUND,
+            request_id=int(row["id"]),
+            requested_by=row["requested_by"],
+        )
     except InputError:
         return None
 
 
 def _request_record(row: sqlite3.Row) -> RequestRecord:
     return RequestRecord(
-        id=row["id"], created_at=_parse(row["created_at"]), requested_by=row["requested_by"],
-        request=_stored_request(row), status=row["status"], claimed_at=_parse_opt(row["claimed_at"]),
-        finished_at=_parse_opt(row["finished_at"]), sync_id=row["sync_id"],
-        progress=_json_opt(row["progress"]), report=_report_opt(row["report"]), error=row["error"],
+        id=row["id"],
+        created_at=_parse(row["created_at"]),
+        requested_by=row["requested_by"],
+        request=_stored_request(row),
+        status=row["status"],
+        claimed_at=_parse_opt(row["claimed_at"]),
+        finished_at=_parse_opt(row["finished_at"]),
+        sync_id=row["sync_id"],
+        progress=_json_opt(row["progress"]),
+        report=_report_opt(row["report"]),
+        error=row["error"],
     )
 
 

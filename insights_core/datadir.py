@@ -15,8 +15,17 @@ from insights_core.errors import DataDirError
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
-WORKER_ENTRIES = ("insights.duckdb", "insights.duckdb.wal", "snapshots", "control.sqlite", "control.sqlite-wal",
-                  "control.sqlite-shm", "logs", "worker.lock", "tmp")
+WORKER_ENTRIES = (
+    "insights.duckdb",
+    "insights.duckdb.wal",
+    "snapshots",
+    "control.sqlite",
+    "control.sqlite-wal",
+    "control.sqlite-shm",
+    "logs",
+    "worker.lock",
+    "tmp",
+)
 """What the worker writes in the data dir (auth files belong to the dashboard and keep their own modes)."""
 
 

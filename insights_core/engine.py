@@ -117,8 +117,9 @@ def run_sync(
     now = now or dt.datetime.now(dt.timezone.utc)
     started = time.monotonic()
     secrets = settings.secret_values()
-    report = SyncReport.for_request(request, sync_id=str(uuid.uuid4()), sync_timestamp=now.isoformat(),
-                                    mode=source.mode)
+    report = SyncReport.for_request(
+        request, sync_id=str(uuid.uuid4()), sync_timestamp=now.isoformat(), mode=source.mode
+    )
     stats_before = (source.stats.api_requests, source.stats.rate_limit_hits)
     tally = _Tally()
     progress = _ProgressReporter(report, tally, on_progress)
@@ -135,8 +136,9 @@ def run_sync(
         check_stop()
         with warehouse.transaction():
             for tree, scope in zip(trees, scopes):
-                _sync_account(tree, scope, request, now, report, tally, source, warehouse, settings,
-                              progress, check_stop)
+                _sync_account(
+                    tree, scope, request, now, report, tally, source, warehouse, settings, progress, check_stop
+                )
             _finish_report(report, tally, source, stats_before, started, secrets, status="succeeded")
             warehouse.save_sync_run(report)
     except InputError:
@@ -155,8 +157,16 @@ def run_sync(
         _save_run_if_possible(warehouse, report)
     except Exception as exc:  # the report must still say what happened
         log.exception("sync %s crashed", report.sync_id)
-        _finish_report(report, tally, source, stats_before, started, secrets, status="failed",
-                       fatal=f"unexpected error: {type(exc).__name__}: {exc}")
+        _finish_report(
+            report,
+            tally,
+            source,
+            stats_before,
+            started,
+            secrets,
+            status="failed",
+            fatal=f"unexpected error: {type(exc).__name__}: {exc}",
+        )
         _save_run_if_possible(warehouse, report)
     progress.emit("done")
     return report
@@ -169,8 +179,9 @@ def fetch_entity_trees(source: InsightsSource) -> list[EntityTree]:
 
 def new_failed_report(request: SyncRequest, mode: str, reason: str) -> SyncReport:
     """The report of a sync that could not start (storage unusable, unknown ids): success false, `reason` first."""
-    report = SyncReport.for_request(request, sync_id=str(uuid.uuid4()),
-                                    sync_timestamp=dt.datetime.now(dt.timezone.utc).isoformat(), mode=mode)
+    report = SyncReport.for_request(
+        request, sync_id=str(uuid.uuid4()), sync_timestamp=dt.datetime.now(dt.timezone.utc).isoformat(), mode=mode
+    )
     report.status, report.success, report.errors = "failed", False, [reason]
     return report
 
@@ -198,9 +209,19 @@ def check_entity_ids(trees: list[EntityTree], request: SyncRequest) -> list[Scop
     return scopes
 
 
-def _sync_account(tree: EntityTree, scope: Scope, request: SyncRequest, now: dt.datetime, report: SyncReport,
-                  tally: _Tally, source: InsightsSource, warehouse: Warehouse, settings: Settings,
-                  progress: "_ProgressReporter", check_stop: Callable[[], None]) -> None:
+def _sync_account(
+    tree: EntityTree,
+    scope: Scope,
+    request: SyncRequest,
+    now: dt.datetime,
+    report: SyncReport,
+    tally: _Tally,
+    source: InsightsSource,
+    warehouse: Warehouse,
+    settings: Settings,
+    progress: _ProgressReporter,
+    check_stop: Callable[[], None],
+) -> None:
     account = tree.account
     report.accounts.append(account.account_id)
     for level in LEVELS:
@@ -229,21 +250,33 @@ def _sync_account(tree: EntityTree, scope: Scope, request: SyncRequest, now: dt.
     for level in LEVELS:
         read_ok = None if scope.is_full and not failed_here[level] else scope.ids(level) - failed_here[level]
         if not fresh[level]:
-            tally.deleted += warehouse.delete_stale_insights(account.account_id, level, window.since, window.until,
-                                                             read_ok)
+            tally.deleted += warehouse.delete_stale_insights(
+                account.account_id, level, window.since, window.until, read_ok
+            )
         if scope.is_full and not failed_here[level]:
             warehouse.save_synced_days(account.account_id, level, window.dates(), now)
 
 
-def _finish_report(report: SyncReport, tally: _Tally, source: InsightsSource, stats_before: tuple[int, int],
-                   started: float, secrets: list[str], status: str, fatal: str | None = None) -> None:
+def _finish_report(
+    report: SyncReport,
+    tally: _Tally,
+    source: InsightsSource,
+    stats_before: tuple[int, int],
+    started: float,
+    secrets: list[str],
+    status: str,
+    fatal: str | None = None,
+) -> None:
     for level in LEVELS:
         counts = report.counts(level)
         counts.processed = tally.processed[level]
         counts.errors = len(tally.failures[level])
         counts.success = counts.processed - counts.errors
-    errors = [f"{level.capitalize()} {entity_id}: {reason}"
-              for level in LEVELS for entity_id, reason in sorted(tally.failures[level].items())]
+    errors = [
+        f"{level.capitalize()} {entity_id}: {reason}"
+        for level in LEVELS
+        for entity_id, reason in sorted(tally.failures[level].items())
+    ]
     if len(errors) > MAX_ERRORS_LISTED:
         errors = errors[:MAX_ERRORS_LISTED] + [f"... and {len(errors) - MAX_ERRORS_LISTED} more entity errors"]
     committed = status == "succeeded"
@@ -277,9 +310,11 @@ class _ProgressReporter:
     def emit(self, message: str) -> None:
         if self.sink is None:
             return
-        self.sink({
-            "sync_id": self.report.sync_id,
-            "message": message,
-            "levels": {lvl: {"done": self.tally.done[lvl], "total": self.tally.processed[lvl]} for lvl in LEVELS},
-            "rows_read": self.tally.rows,
-        })
+        self.sink(
+            {
+                "sync_id": self.report.sync_id,
+                "message": message,
+                "levels": {lvl: {"done": self.tally.done[lvl], "total": self.tally.processed[lvl]} for lvl in LEVELS},
+                "rows_read": self.tally.rows,
+            }
+        )

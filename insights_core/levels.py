@@ -74,32 +74,78 @@ class LevelSpec:
 _STATUS = (Column("status", VARCHAR), Column("effective_status", VARCHAR))
 _BUDGETS = (Column("daily_budget", MONEY), Column("lifetime_budget", MONEY))
 
-LEVEL_SPECS: Mapping[Level, LevelSpec] = MappingProxyType({
-    "campaign": LevelSpec(
-        level="campaign", label="campaign", plural="campaigns", table="campaigns", id_column="campaign_id",
-        parent=None, children=("adset", "ad"),
-        columns=(Column("campaign_id", VARCHAR, "id"), Column("account_id", VARCHAR), Column("name", VARCHAR),
-                 *_STATUS, Column("objective", VARCHAR), *_BUDGETS, Column("created_time", TIMESTAMP)),
-    ),
-    "adset": LevelSpec(
-        level="adset", label="ad set", plural="adsets", table="adsets", id_column="adset_id",
-        parent="campaign", children=("ad",),
-        columns=(Column("adset_id", VARCHAR, "id"), Column("account_id", VARCHAR), Column("campaign_id", VARCHAR),
-                 Column("name", VARCHAR), *_STATUS, Column("optimization_goal", VARCHAR),
-                 Column("billing_event", VARCHAR), *_BUDGETS,
-                 *(Column(name, sql_type, "targeting") for name, sql_type in (
-                     ("age_min", INTEGER), ("age_max", INTEGER), ("genders", VARCHAR), ("countries", VARCHAR),
-                     ("placements", VARCHAR), ("targeting_json", VARCHAR))),
-                 Column("created_time", TIMESTAMP)),
-    ),
-    "ad": LevelSpec(
-        level="ad", label="ad", plural="ads", table="ads", id_column="ad_id",
-        parent="adset", children=(),
-        columns=(Column("ad_id", VARCHAR, "id"), Column("account_id", VARCHAR), Column("campaign_id", VARCHAR),
-                 Column("adset_id", VARCHAR), Column("name", VARCHAR), *_STATUS,
-                 Column("creative_id", VARCHAR, "creative"), Column("created_time", TIMESTAMP)),
-    ),
-})
+LEVEL_SPECS: Mapping[Level, LevelSpec] = MappingProxyType(
+    {
+        "campaign": LevelSpec(
+            level="campaign",
+            label="campaign",
+            plural="campaigns",
+            table="campaigns",
+            id_column="campaign_id",
+            parent=None,
+            children=("adset", "ad"),
+            columns=(
+                Column("campaign_id", VARCHAR, "id"),
+                Column("account_id", VARCHAR),
+                Column("name", VARCHAR),
+                *_STATUS,
+                Column("objective", VARCHAR),
+                *_BUDGETS,
+                Column("created_time", TIMESTAMP),
+            ),
+        ),
+        "adset": LevelSpec(
+            level="adset",
+            label="ad set",
+            plural="adsets",
+            table="adsets",
+            id_column="adset_id",
+            parent="campaign",
+            children=("ad",),
+            columns=(
+                Column("adset_id", VARCHAR, "id"),
+                Column("account_id", VARCHAR),
+                Column("campaign_id", VARCHAR),
+                Column("name", VARCHAR),
+                *_STATUS,
+                Column("optimization_goal", VARCHAR),
+                Column("billing_event", VARCHAR),
+                *_BUDGETS,
+                *(
+                    Column(name, sql_type, "targeting")
+                    for name, sql_type in (
+                        ("age_min", INTEGER),
+                        ("age_max", INTEGER),
+                        ("genders", VARCHAR),
+                        ("countries", VARCHAR),
+                        ("placements", VARCHAR),
+                        ("targeting_json", VARCHAR),
+                    )
+                ),
+                Column("created_time", TIMESTAMP),
+            ),
+        ),
+        "ad": LevelSpec(
+            level="ad",
+            label="ad",
+            plural="ads",
+            table="ads",
+            id_column="ad_id",
+            parent="adset",
+            children=(),
+            columns=(
+                Column("ad_id", VARCHAR, "id"),
+                Column("account_id", VARCHAR),
+                Column("campaign_id", VARCHAR),
+                Column("adset_id", VARCHAR),
+                Column("name", VARCHAR),
+                *_STATUS,
+                Column("creative_id", VARCHAR, "creative"),
+                Column("created_time", TIMESTAMP),
+            ),
+        ),
+    }
+)
 
 LEVEL_PLURAL: Mapping[Level, str] = MappingProxyType({s.level: s.plural for s in LEVEL_SPECS.values()})
 LEVEL_LABELS: Mapping[Level, str] = MappingProxyType({s.level: s.label for s in LEVEL_SPECS.values()})

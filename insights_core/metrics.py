@@ -36,10 +36,7 @@ def ratio(numerator: Number | None, denominator: Number | None, scale: float = 1
 
 def ratios_from_totals(totals: Mapping[str, Number | None]) -> dict[str, float | None]:
     """Every ratio in RATIO_FORMULAS computed from summed totals (spend, clicks, ...)."""
-    return {
-        name: ratio(totals.get(num), totals.get(den), scale)
-        for name, (num, den, scale) in RATIO_FORMULAS.items()
-    }
+    return {name: ratio(totals.get(num), totals.get(den), scale) for name, (num, den, scale) in RATIO_FORMULAS.items()}
 
 
 def with_ratio_columns(frame: pd.DataFrame) -> pd.DataFrame:

@@ -13,8 +13,14 @@ from insights_core.levels import LEVEL_PLURAL, LEVEL_SPECS, Level
 
 SyncType = Literal["scheduled", "manual"]
 
-INSIGHT_ID_COLUMNS = ("account_id", "entity_type", "entity_id", *(s.id_column for s in LEVEL_SPECS.values()),
-                      "date_start", "date_end")
+INSIGHT_ID_COLUMNS = (
+    "account_id",
+    "entity_type",
+    "entity_id",
+    *(s.id_column for s in LEVEL_SPECS.values()),
+    "date_start",
+    "date_end",
+)
 ADDITIVE_METRICS = ("spend", "impressions", "clicks", "conversions", "revenue")
 """Metrics whose campaign value equals the sum of its ad sets' and of its ads'."""
 NON_ADDITIVE_METRICS = ("reach", "unique_clicks", "frequency")
@@ -166,12 +172,20 @@ class SyncReport:
     requested_by: str | None = None
 
     @classmethod
-    def for_request(cls, request: SyncRequest, *, sync_id: str, sync_timestamp: str, mode: str) -> "SyncReport":
+    def for_request(cls, request: SyncRequest, *, sync_id: str, sync_timestamp: str, mode: str) -> SyncReport:
         """A new report that echoes `request`, so a report always says what was asked."""
-        return cls(sync_id=sync_id, sync_timestamp=sync_timestamp, sync_type=request.sync_type, mode=mode,
-                   days_back=request.days_back, entity_type=request.entity_type,
-                   entity_ids=list(request.entity_ids), force=request.force, request_id=request.request_id,
-                   requested_by=request.requested_by)
+        return cls(
+            sync_id=sync_id,
+            sync_timestamp=sync_timestamp,
+            sync_type=request.sync_type,
+            mode=mode,
+            days_back=request.days_back,
+            entity_type=request.entity_type,
+            entity_ids=list(request.entity_ids),
+            force=request.force,
+            request_id=request.request_id,
+            requested_by=request.requested_by,
+        )
 
     def counts(self, level: Level) -> LevelCounts:
         counts: LevelCounts = getattr(self, LEVEL_PLURAL[level])
@@ -181,7 +195,7 @@ class SyncReport:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "SyncReport":
+    def from_dict(cls, data: Mapping[str, Any]) -> SyncReport:
         """A report from its JSON, including reports stored under older key names."""
         values = upgrade_report_keys(data)
         for plural in LEVEL_PLURAL.values():

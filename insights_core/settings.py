@@ -8,12 +8,11 @@ the variable and what is allowed, so start-up fails before anything is written.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from insights_core.errors import ConfigError
 
@@ -47,28 +46,45 @@ class Settings(BaseSettings):
         True, alias="INSIGHTS_SYNC_ENABLED", description="false: the worker only serves Sync now requests"
     )
     rate_limit_retry_delay: float = Field(
-        60, alias="META_API_RATE_LIMIT_RETRY_DELAY", ge=0, le=3600,
+        60,
+        alias="META_API_RATE_LIMIT_RETRY_DELAY",
+        ge=0,
+        le=3600,
         description="base seconds to wait on a throttling error",
     )
     max_retries: int = Field(
-        3, alias="META_API_MAX_RETRIES", ge=0, le=20,
+        3,
+        alias="META_API_MAX_RETRIES",
+        ge=0,
+        le=20,
         description="retries per request before the entity counts as an error",
     )
     max_days_back: int = Field(
-        365, alias="INSIGHTS_MAX_DAYS_BACK", ge=1, le=1131,
+        365,
+        alias="INSIGHTS_MAX_DAYS_BACK",
+        ge=1,
+        le=1131,
         description="upper bound for days_back (Meta keeps 37 months of insights)",
     )
     # the environment name is kept from the original specification (a contract); what it sets is this
     report_runs_in_flight: int = Field(
-        5, alias="INSIGHTS_DEFAULT_BATCH_SIZE", ge=1, le=100,
+        5,
+        alias="INSIGHTS_DEFAULT_BATCH_SIZE",
+        ge=1,
+        le=100,
         description="live: how many async report runs are in flight at once",
     )
     lookback_days: int = Field(
-        28, alias="INSIGHTS_LOOKBACK_DAYS", ge=1, le=90,
+        28,
+        alias="INSIGHTS_LOOKBACK_DAYS",
+        ge=1,
+        le=90,
         description="scheduled syncs re-read this many recent days (Meta restates them)",
     )
     backfill_days: int = Field(
-        90, alias="INSIGHTS_BACKFILL_DAYS", ge=1,
+        90,
+        alias="INSIGHTS_BACKFILL_DAYS",
+        ge=1,
         description="days a first scheduled sync reads when nothing is stored yet",
     )
     access_token: SecretStr | None = Field(None, alias="META_ACCESS_TOKEN", description="live: access token")
@@ -78,65 +94,101 @@ class Settings(BaseSettings):
         (), alias="META_AD_ACCOUNT_IDS", description="live: comma-separated act_... ids"
     )
     graph_url: str = Field(
-        "https://graph.facebook.com", alias="META_GRAPH_URL",
+        "https://graph.facebook.com",
+        alias="META_GRAPH_URL",
         description="base URL the SDK talks to (a proxy, or the local emulator in tests)",
     )
-    api_version: str | None = Field(None, alias="META_API_VERSION", pattern=r"^v\d+\.\d+$",
-                                    description="Graph API version, e.g. v23.0 (default: the SDK's)")
+    api_version: str | None = Field(
+        None,
+        alias="META_API_VERSION",
+        pattern=r"^v\d+\.\d+$",
+        description="Graph API version, e.g. v23.0 (default: the SDK's)",
+    )
     report_poll_seconds: float = Field(
-        5, alias="META_REPORT_POLL_SECONDS", ge=0.001, le=300,
+        5,
+        alias="META_REPORT_POLL_SECONDS",
+        ge=0.001,
+        le=300,
         description="live: longest wait between two status checks of an async report run (checks start at 1 s)",
     )
     report_max_days: int = Field(
-        31, alias="META_REPORT_MAX_DAYS", ge=1, le=1131,
+        31,
+        alias="META_REPORT_MAX_DAYS",
+        ge=1,
+        le=1131,
         description="live: days per async report run; longer windows are cut into runs of this many days",
     )
     insights_page_size: int = Field(
-        500, alias="META_INSIGHTS_PAGE_SIZE", ge=1, le=5000,
+        500,
+        alias="META_INSIGHTS_PAGE_SIZE",
+        ge=1,
+        le=5000,
         description="live: rows per page when reading report results and entity lists",
     )
     conversion_action_types: Annotated[tuple[str, ...], NoDecode] = Field(
-        DEFAULT_CONVERSION_ACTION_TYPES, alias="META_CONVERSION_ACTION_TYPES",
+        DEFAULT_CONVERSION_ACTION_TYPES,
+        alias="META_CONVERSION_ACTION_TYPES",
         description="comma-separated action types in order of preference: per row the first present counts "
         "as conversions (never a sum of them); revenue from the same type in action_values",
     )
     duckdb_memory_limit: str = Field(
-        "512MB", alias="INSIGHTS_DUCKDB_MEMORY_LIMIT", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        "512MB",
+        alias="INSIGHTS_DUCKDB_MEMORY_LIMIT",
+        pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="memory DuckDB may use in the worker before it spills to <data dir>/tmp (e.g. 512MB, 2GB)",
     )
-    stub_campaigns: int = Field(100, alias="INSIGHTS_STUB_CAMPAIGNS", ge=1, le=100_000,
-                                description="stub: campaigns in the demo account")
-    stub_adsets_per_campaign: int = Field(5, alias="INSIGHTS_STUB_ADSETS_PER_CAMPAIGN", ge=1, le=1000,
-                                          description="stub: ad sets per campaign")
-    stub_ads_per_adset: int = Field(3, alias="INSIGHTS_STUB_ADS_PER_ADSET", ge=1, le=1000,
-                                    description="stub: ads per ad set")
+    stub_campaigns: int = Field(
+        100, alias="INSIGHTS_STUB_CAMPAIGNS", ge=1, le=100_000, description="stub: campaigns in the demo account"
+    )
+    stub_adsets_per_campaign: int = Field(
+        5, alias="INSIGHTS_STUB_ADSETS_PER_CAMPAIGN", ge=1, le=1000, description="stub: ad sets per campaign"
+    )
+    stub_ads_per_adset: int = Field(
+        3, alias="INSIGHTS_STUB_ADS_PER_ADSET", ge=1, le=1000, description="stub: ads per ad set"
+    )
     stub_error_rate: float = Field(
-        0.0, alias="INSIGHTS_STUB_ERROR_RATE", ge=0, le=1,
+        0.0,
+        alias="INSIGHTS_STUB_ERROR_RATE",
+        ge=0,
+        le=1,
         description="stub: share of entities whose fetch fails in a sync, to demo error handling and alerts",
     )
     auth_config: Path | None = Field(
-        None, alias="INSIGHTS_AUTH_CONFIG",
+        None,
+        alias="INSIGHTS_AUTH_CONFIG",
         description="dashboard users and roles (YAML, bcrypt hashes); default <data dir>/auth.yaml",
     )
     cookie_key: SecretStr | None = Field(
-        None, alias="INSIGHTS_COOKIE_KEY",
+        None,
+        alias="INSIGHTS_COOKIE_KEY",
         description="secret that signs the dashboard's re-login cookie (32+ characters); stub mode generates "
         "one in the data dir when unset",
     )
     cookie_name: str = Field(
-        "meta_insights_auth", alias="INSIGHTS_COOKIE_NAME", pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        "meta_insights_auth",
+        alias="INSIGHTS_COOKIE_NAME",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="name of the dashboard's re-login cookie",
     )
     cookie_expiry_days: float = Field(
-        7.0, alias="INSIGHTS_COOKIE_EXPIRY_DAYS", ge=0, le=90,
+        7.0,
+        alias="INSIGHTS_COOKIE_EXPIRY_DAYS",
+        ge=0,
+        le=90,
         description="days a login is remembered in the browser; 0: log in on every visit",
     )
     login_max_attempts: int = Field(
-        5, alias="INSIGHTS_LOGIN_MAX_ATTEMPTS", ge=1, le=100,
+        5,
+        alias="INSIGHTS_LOGIN_MAX_ATTEMPTS",
+        ge=1,
+        le=100,
         description="failed dashboard logins per user before the user is locked out for a while",
     )
     login_lockout_minutes: float = Field(
-        15.0, alias="INSIGHTS_LOGIN_LOCKOUT_MINUTES", gt=0, le=1440,
+        15.0,
+        alias="INSIGHTS_LOGIN_LOCKOUT_MINUTES",
+        gt=0,
+        le=1440,
         description="how long a user stays locked out after too many failed logins",
     )
 
@@ -171,7 +223,7 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _check_cross_field(self) -> "Settings":
+    def _check_cross_field(self) -> Settings:
         if self.backfill_days > self.max_days_back:
             raise ValueError(
                 f"INSIGHTS_BACKFILL_DAYS ({self.backfill_days}) must not exceed "
@@ -181,10 +233,14 @@ class Settings(BaseSettings):
 
     def require_live_credentials(self) -> None:
         """Raise ConfigError naming what is missing before a live sync touches the network."""
-        missing = [name for name, value in (
-            ("META_ACCESS_TOKEN", self.access_token),
-            ("META_AD_ACCOUNT_IDS", self.ad_account_ids),
-        ) if not value]
+        missing = [
+            name
+            for name, value in (
+                ("META_ACCESS_TOKEN", self.access_token),
+                ("META_AD_ACCOUNT_IDS", self.ad_account_ids),
+            )
+            if not value
+        ]
         if missing:
             raise ConfigError(f"live mode needs {' and '.join(missing)} (set them in the environment or .env)")
 

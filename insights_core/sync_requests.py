@@ -95,8 +95,15 @@ def parse_sync_request(
         raise InputError(f"entity type {level} needs at least one entity id")
     if not isinstance(force, bool):
         raise InputError(f"force must be true or false, got {force!r}")
-    return SyncRequest(sync_type=sync_type, days_back=days, entity_type=level, entity_ids=ids, force=force,
-                       request_id=request_id, requested_by=requested_by)
+    return SyncRequest(
+        sync_type=sync_type,
+        days_back=days,
+        entity_type=level,
+        entity_ids=ids,
+        force=force,
+        request_id=request_id,
+        requested_by=requested_by,
+    )
 
 
 def parse_entity_type(raw: object) -> Level:
@@ -108,12 +115,17 @@ def parse_entity_type(raw: object) -> Level:
 
 def request_params(request: SyncRequest) -> dict[str, Any]:
     """The fields that say what a request syncs, as JSON-ready values (the control channel stores these)."""
-    return {"days_back": request.days_back, "entity_type": request.entity_type,
-            "entity_ids": list(request.entity_ids), "force": request.force}
+    return {
+        "days_back": request.days_back,
+        "entity_type": request.entity_type,
+        "entity_ids": list(request.entity_ids),
+        "force": request.force,
+    }
 
 
-def parse_stored_request(params: Mapping[str, Any], *, max_days_back: int, request_id: int,
-                         requested_by: str | None) -> SyncRequest:
+def parse_stored_request(
+    params: Mapping[str, Any], *, max_days_back: int, request_id: int, requested_by: str | None
+) -> SyncRequest:
     """A queued request read back from the control channel, validated like at the door.
 
     The row may come from an older version or a hand edit, or INSIGHTS_MAX_DAYS_BACK may have been
@@ -122,8 +134,9 @@ def parse_stored_request(params: Mapping[str, Any], *, max_days_back: int, reque
     unknown = set(params) - {"days_back", "entity_type", "entity_ids", "force"}
     if unknown:
         raise InputError(f"the stored request has unknown fields: {', '.join(sorted(unknown))}")
-    return parse_sync_request(max_days_back=max_days_back, sync_type="manual", request_id=request_id,
-                              requested_by=requested_by, **params)
+    return parse_sync_request(
+        max_days_back=max_days_back, sync_type="manual", request_id=request_id, requested_by=requested_by, **params
+    )
 
 
 def _shown(value: str) -> str:

@@ -154,6 +154,7 @@ class SyncWorker:
         A publish that fails after the commit keeps the sync's rows; its run in `sync_runs` is
         rewritten as failed, and the next successful publish (retried while idle) shows them.
         """
+
         def on_progress(progress: dict[str, Any]) -> None:
             with self._status_lock:
                 self._progress, self._current_sync_id = progress, progress["sync_id"]
@@ -173,8 +174,15 @@ class SyncWorker:
             except Exception as exc:
                 report = new_failed_report(request, self.source.mode, f"the warehouse cannot be opened: {exc}")
             else:
-                report = run_sync(request, source=self.source, warehouse=self.warehouse, settings=self.settings,
-                                  on_progress=on_progress, should_stop=self.stop_event.is_set, trees=trees)
+                report = run_sync(
+                    request,
+                    source=self.source,
+                    warehouse=self.warehouse,
+                    settings=self.settings,
+                    on_progress=on_progress,
+                    should_stop=self.stop_event.is_set,
+                    trees=trees,
+                )
                 self._publish_after(report)
         finally:
             with self._status_lock:
@@ -183,11 +191,19 @@ class SyncWorker:
         self._last_report = report
         log.info(
             "Sync completed" if report.success else f"Sync {report.status}",
-            extra={"sync_id": report.sync_id, "sync_type": report.sync_type, "campaigns": report.campaigns.processed,
-                   "adsets": report.adsets.processed, "ads": report.ads.processed,
-                   "duration_seconds": report.total_duration_seconds, "errors": len(report.errors),
-                   "rows_read": report.rows_read, "rate_limit_hits": report.rate_limit_hits,
-                   "mode": report.mode, "success": report.success},
+            extra={
+                "sync_id": report.sync_id,
+                "sync_type": report.sync_type,
+                "campaigns": report.campaigns.processed,
+                "adsets": report.adsets.processed,
+                "ads": report.ads.processed,
+                "duration_seconds": report.total_duration_seconds,
+                "errors": len(report.errors),
+                "rows_read": report.rows_read,
+                "rate_limit_hits": report.rate_limit_hits,
+                "mode": report.mode,
+                "success": report.success,
+            },
         )
         for line in report.errors[:5]:
             log.warning("sync %s: %s", report.sync_id, line)
@@ -233,8 +249,10 @@ class SyncWorker:
         if self.settings.sync_enabled:
             schedule.every(self.settings.sync_interval_minutes).minutes.do(self._mark_scheduled_due)
             if self._data_is_fresh():
-                log.info("data is fresh (synced less than %d minutes ago): first sync at the next interval",
-                         self.settings.sync_interval_minutes)
+                log.info(
+                    "data is fresh (synced less than %d minutes ago): first sync at the next interval",
+                    self.settings.sync_interval_minutes,
+                )
             else:
                 self._scheduled_due = True
         else:
@@ -243,8 +261,14 @@ class SyncWorker:
             # the dashboard queries the new schema: publish it now rather than at the next sync
             self._publish_pending, self._next_publish_retry = True, 0.0
         self._set_state("idle")
-        log.info("worker started", extra={"mode": self.settings.mode, "pid": os.getpid(),
-                                           "interval_minutes": self.settings.sync_interval_minutes})
+        log.info(
+            "worker started",
+            extra={
+                "mode": self.settings.mode,
+                "pid": os.getpid(),
+                "interval_minutes": self.settings.sync_interval_minutes,
+            },
+        )
         backoff = ERROR_BACKOFF_SECONDS[0]
         try:
             while not self.stop_event.is_set():
@@ -354,8 +378,13 @@ class SyncWorker:
             state, progress, sync_id = self._state, self._progress, self._current_sync_id
         next_run = schedule.next_run() if self.settings.sync_enabled and schedule.get_jobs() else None
         self.control.save_heartbeat(
-            mode=self.settings.mode, state=state, started_at=self.started_at,
-            interval_minutes=self.settings.sync_interval_minutes, sync_enabled=self.settings.sync_enabled,
+            mode=self.settings.mode,
+            state=state,
+            started_at=self.started_at,
+            interval_minutes=self.settings.sync_interval_minutes,
+            sync_enabled=self.settings.sync_enabled,
             next_run_at=next_run.astimezone(dt.timezone.utc) if next_run else None,
-            current_sync_id=sync_id, progress=progress, last_report=self._last_report,
+            current_sync_id=sync_id,
+            progress=progress,
+            last_report=self._last_report,
         )

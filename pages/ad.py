@@ -17,12 +17,19 @@ snapshot, since, until = page.snapshot, page.since, page.until
 st.header(literal(entity["name"]))
 up_adset, up_campaign = st.columns(2)
 with up_adset:
-    st.page_link("pages/adset.py", label=f"Ad set: {literal(entity.get('adset_name') or entity['adset_id'])}",
-                 query_params={"adset_id": entity["adset_id"]}, icon=":material/arrow_upward:")
+    st.page_link(
+        "pages/adset.py",
+        label=f"Ad set: {literal(entity.get('adset_name') or entity['adset_id'])}",
+        query_params={"adset_id": entity["adset_id"]},
+        icon=":material/arrow_upward:",
+    )
 with up_campaign:
-    st.page_link("pages/campaign.py",
-                 label=f"Campaign: {literal(entity.get('campaign_name') or entity['campaign_id'])}",
-                 query_params={"campaign_id": entity["campaign_id"]}, icon=":material/arrow_upward:")
+    st.page_link(
+        "pages/campaign.py",
+        label=f"Campaign: {literal(entity.get('campaign_name') or entity['campaign_id'])}",
+        query_params={"campaign_id": entity["campaign_id"]},
+        icon=":material/arrow_upward:",
+    )
 facts = st.columns(3)
 facts[0].metric("Status", literal(entity.get("effective_status") or entity.get("status") or DASH))
 facts[1].metric("Days with delivery", f"{len(view.daily):,}")
@@ -35,19 +42,26 @@ else:
     st.plotly_chart(charts.daily_trend_figure(with_ratio_columns(view.daily), currency), key="ad_trend")
 
 st.subheader("Compared with peer ads")
-st.caption("Peers are the other ads that delivered in the same period. Each ratio comes from each ad's sums. "
-           "Percentile: share of peers with a lower value (ties count half); for CPC lower is better, "
-           "so 'better than' reverses it.")
+st.caption(
+    "Peers are the other ads that delivered in the same period. Each ratio comes from each ad's sums. "
+    "Percentile: share of peers with a lower value (ties count half); for CPC lower is better, "
+    "so 'better than' reverses it."
+)
 peers = data.load_ad_peers(snapshot, entity["campaign_id"], since, until)
 scopes = {"adset": peers[peers["adset_id"] == entity["adset_id"]], "campaign": peers}
 for scope, label in (("adset", "Same ad set"), ("campaign", "Same campaign")):
     comparison = peer_comparison(ad_id, scopes[scope])
     st.markdown(f"**{label}** ({int((scopes[scope]['ad_id'] != ad_id).sum())} other ads delivered)")
-    widgets.table(comparison, f"ad_peers_{scope}", f"ad_{ad_id}_peers_{scope}", user, currency,
-                  display=format_peer_comparison(comparison, currency))
+    widgets.table(
+        comparison,
+        f"ad_peers_{scope}",
+        f"ad_{ad_id}_peers_{scope}",
+        user,
+        currency,
+        display=format_peer_comparison(comparison, currency),
+    )
 
-metric = st.radio("Peer chart metric", list(PEER_METRICS), key="ad_peer_metric", horizontal=True,
-                  format_func=str.upper)
+metric = st.radio("Peer chart metric", list(PEER_METRICS), key="ad_peer_metric", horizontal=True, format_func=str.upper)
 if peers.empty:
     st.info("No ad of this campaign delivered in the period.")
 else:

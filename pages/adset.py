@@ -14,8 +14,12 @@ page = open_entity_page("adset", "Paste an ad set id, or open one from its campa
 adset_id, view, entity, currency = page.entity_id, page.view, page.entity, page.currency
 
 st.header(literal(entity["name"]))
-st.page_link("pages/campaign.py", label=f"Campaign: {literal(entity.get('campaign_name') or entity['campaign_id'])}",
-             query_params={"campaign_id": entity["campaign_id"]}, icon=":material/arrow_upward:")
+st.page_link(
+    "pages/campaign.py",
+    label=f"Campaign: {literal(entity.get('campaign_name') or entity['campaign_id'])}",
+    query_params={"campaign_id": entity["campaign_id"]},
+    icon=":material/arrow_upward:",
+)
 facts = st.columns(4)
 facts[0].metric("Status", literal(entity.get("effective_status") or entity.get("status") or DASH))
 facts[1].metric("Optimization goal", literal(entity.get("optimization_goal") or DASH))
@@ -23,13 +27,15 @@ facts[2].metric("Billing event", literal(entity.get("billing_event") or DASH))
 facts[3].metric("Daily budget", format_money(entity.get("daily_budget"), currency))
 
 st.subheader("Targeting")
-ages = (f"{entity['age_min']}–{entity['age_max']}" if entity.get("age_min") is not None else DASH)
+ages = f"{entity['age_min']}–{entity['age_max']}" if entity.get("age_min") is not None else DASH
 targeting = st.columns(4)
 targeting[0].metric("Ages", ages)
 targeting[1].metric("Genders", literal((entity.get("genders") or DASH).replace(",", ", ")))
 targeting[2].metric("Countries", literal((entity.get("countries") or DASH).replace(",", ", ")))
-targeting[3].markdown("**Placements**  \n" + (literal(", ".join(
-    p.replace("_", " ") for p in (entity.get("placements") or "").split(",") if p)) or DASH))
+targeting[3].markdown(
+    "**Placements**  \n"
+    + (literal(", ".join(p.replace("_", " ") for p in (entity.get("placements") or "").split(",") if p)) or DASH)
+)
 if entity.get("targeting_json"):
     with st.expander("Full targeting spec"):
         try:
@@ -47,9 +53,28 @@ else:
 ads = with_ratio_columns(view.children["ad"])
 st.subheader(f"Ads ({len(ads)})")
 st.caption("Select a row to open the ad and compare it with its peers.")
-picked = widgets.table(ads[["name", "effective_status", "spend", "impressions", "clicks", "conversions", "revenue",
-                            "ctr", "cpc", "roas", "entity_id"]],
-                       "adset_ads", f"adset_{adset_id}_ads", user, currency, selectable=True)
+picked = widgets.table(
+    ads[
+        [
+            "name",
+            "effective_status",
+            "spend",
+            "impressions",
+            "clicks",
+            "conversions",
+            "revenue",
+            "ctr",
+            "cpc",
+            "roas",
+            "entity_id",
+        ]
+    ],
+    "adset_ads",
+    f"adset_{adset_id}_ads",
+    user,
+    currency,
+    selectable=True,
+)
 if picked is not None:
     widgets.open_child("ad", str(ads["entity_id"].iloc[picked]))
 

@@ -53,9 +53,14 @@ def _remember_pick() -> None:
     st.query_params["campaign_id"] = st.session_state[PICK_KEY]
 
 
-campaign_id = st.selectbox("Campaign", list(options), key=PICK_KEY, on_change=_remember_pick,
-                           format_func=lambda cid: f"{options.get(cid, cid)} · {cid}",
-                           help="Without a search: the 50 campaigns that spent most in the period.")
+campaign_id = st.selectbox(
+    "Campaign",
+    list(options),
+    key=PICK_KEY,
+    on_change=_remember_pick,
+    format_func=lambda cid: f"{options.get(cid, cid)} · {cid}",
+    help="Without a search: the 50 campaigns that spent most in the period.",
+)
 view = data.load_entity_view(snapshot, "campaign", campaign_id, since, until)
 if view is None:
     widgets.unknown_entity("campaign", campaign_id, bounds)
@@ -70,32 +75,49 @@ facts[3].metric("Ad sets", f"{len(view.children['adset']):,}")
 facts[4].metric("Ads", f"{len(view.children['ad']):,}")
 
 mine = summary[summary["campaign_id"] == campaign_id]
-previous = ({m: float(mine[f"prev_{m}"].iloc[0]) for m in view.totals} if not mine.empty else None)
+previous = {m: float(mine[f"prev_{m}"].iloc[0]) for m in view.totals} if not mine.empty else None
 widgets.metric_cards(view.totals, currency, previous)
 delivered = summary[summary["spend"] > 0]
 score = efficiency_score(view.totals, delivered) if view.totals["spend"] > 0 else None
 st.metric("Efficiency score", format_value(score, "score"), help=EFFICIENCY_HELP)
-st.caption(f"Among {len(delivered):,} campaigns that spent in {since} to {until}. Changes compare with "
-           f"{prev_since} to {prev_until}.")
+st.caption(
+    f"Among {len(delivered):,} campaigns that spent in {since} to {until}. Changes compare with "
+    f"{prev_since} to {prev_until}."
+)
 
 if view.daily.empty:
     st.info("This campaign did not deliver in the period.")
 else:
     st.plotly_chart(charts.daily_trend_figure(with_ratio_columns(view.daily), currency), key="campaign_trend")
 
-child_columns = ["name", "effective_status", "spend", "impressions", "clicks", "conversions", "revenue", "ctr",
-                 "cpc", "roas", "entity_id"]
+child_columns = [
+    "name",
+    "effective_status",
+    "spend",
+    "impressions",
+    "clicks",
+    "conversions",
+    "revenue",
+    "ctr",
+    "cpc",
+    "roas",
+    "entity_id",
+]
 st.subheader(f"Ad sets ({len(view.children['adset'])})")
 st.caption("Select a row to open the ad set.")
 adsets = with_ratio_columns(view.children["adset"])
-picked = widgets.table(adsets[child_columns], "campaign_adsets", f"campaign_{campaign_id}_adsets", user, currency, selectable=True)
+picked = widgets.table(
+    adsets[child_columns], "campaign_adsets", f"campaign_{campaign_id}_adsets", user, currency, selectable=True
+)
 if picked is not None:
     widgets.open_child("adset", str(adsets["entity_id"].iloc[picked]))
 
 st.subheader(f"Ads ({len(view.children['ad'])})")
 st.caption("Select a row to open the ad.")
 ads = with_ratio_columns(view.children["ad"])
-picked = widgets.table(ads[child_columns], "campaign_ads", f"campaign_{campaign_id}_ads", user, currency, selectable=True, height=360)
+picked = widgets.table(
+    ads[child_columns], "campaign_ads", f"campaign_{campaign_id}_ads", user, currency, selectable=True, height=360
+)
 if picked is not None:
     widgets.open_child("ad", str(ads["entity_id"].iloc[picked]))
 

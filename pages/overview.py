@@ -10,8 +10,8 @@ from insights_core.dashboard.alerts import performance_alerts, period_change, sy
 from insights_core.dashboard.formatting import format_duration, format_timestamp, literal
 from insights_core.dashboard.periods import previous_period
 from insights_core.dashboard.scoring import EFFICIENCY_HELP, efficiency_scores
-from insights_core.metrics import with_ratio_columns
 from insights_core.levels import LEVELS
+from insights_core.metrics import with_ratio_columns
 from insights_core.roles import can
 
 user = widgets.require("analytics:read")
@@ -28,8 +28,10 @@ prev_since, prev_until = previous_period(since, until)
 overview = data.load_overview(snapshot, since, until, prev_since, prev_until, account_id)
 runs = data.load_sync_runs(snapshot)
 
-st.caption(f"{since} to {until}; changes compare with {prev_since} to {prev_until}. "
-           "Ratios come from the period's sums; — means no value (zero denominator).")
+st.caption(
+    f"{since} to {until}; changes compare with {prev_since} to {prev_until}. "
+    "Ratios come from the period's sums; — means no value (zero denominator)."
+)
 total_column, active_column, _ = st.columns([1, 1, 6])
 total_column.metric("Campaigns", f"{overview.campaign_count:,}")
 active_column.metric("Active campaigns", f"{overview.active_campaign_count:,}")
@@ -50,19 +52,45 @@ else:
 st.subheader("Top campaigns")
 delivered = campaigns[campaigns["spend"] > 0].copy()
 delivered["efficiency_score"] = efficiency_scores(delivered)
-sort_by = st.radio("Sort by", ["spend", "roas"], key="overview_sort", horizontal=True,
-                   format_func=lambda m: {"spend": "Spend", "roas": "ROAS"}[m])
+sort_by = st.radio(
+    "Sort by",
+    ["spend", "roas"],
+    key="overview_sort",
+    horizontal=True,
+    format_func=lambda m: {"spend": "Spend", "roas": "ROAS"}[m],
+)
 ranked = delivered.sort_values(sort_by, ascending=False, na_position="last", kind="stable")
 if ranked.empty:
     st.info("No campaign spent in this period.")
 else:
     st.plotly_chart(charts.ranking_figure(ranked, sort_by, currency=currency), key="overview_top_chart")
     st.caption("Select a row to open the campaign. " + EFFICIENCY_HELP)
-    columns = ["name", "effective_status", "objective", "spend", "impressions", "clicks", "conversions", "revenue",
-               "ctr", "cpc", "roas", "roas_change", "efficiency_score", "campaign_id"]
-    picked = widgets.table(ranked[columns], "overview_campaigns", f"campaigns_{since}_{until}", user, currency,
-                           labels={"name": "Campaign"},
-                           selectable=True, height=420)
+    columns = [
+        "name",
+        "effective_status",
+        "objective",
+        "spend",
+        "impressions",
+        "clicks",
+        "conversions",
+        "revenue",
+        "ctr",
+        "cpc",
+        "roas",
+        "roas_change",
+        "efficiency_score",
+        "campaign_id",
+    ]
+    picked = widgets.table(
+        ranked[columns],
+        "overview_campaigns",
+        f"campaigns_{since}_{until}",
+        user,
+        currency,
+        labels={"name": "Campaign"},
+        selectable=True,
+        height=420,
+    )
     if picked is not None:
         widgets.open_child("campaign", str(ranked["campaign_id"].iloc[picked]))
 
@@ -71,9 +99,11 @@ if runs.empty:
     st.info("No sync has run yet.")
 else:
     last = runs.iloc[0]
-    st.markdown(f"**Time** {format_timestamp(last['sync_timestamp'])} · **Status** {literal(last['status'])} "
-                f"({literal(last['sync_type'])}) · **Duration** {format_duration(last['total_duration_seconds'])} · "
-                f"**Mode** {literal(last['mode'])}")
+    st.markdown(
+        f"**Time** {format_timestamp(last['sync_timestamp'])} · **Status** {literal(last['status'])} "
+        f"({literal(last['sync_type'])}) · **Duration** {format_duration(last['total_duration_seconds'])} · "
+        f"**Mode** {literal(last['mode'])}"
+    )
     if can(user.role, "sync:run"):
         st.page_link("pages/sync.py", label="Sync page: run history and Sync now", icon=":material/sync:")
 
@@ -83,12 +113,23 @@ if can(user.role, "export"):
         rows = data.load_row_count(snapshot, level, since, until, account_id)
         st.caption(f"{rows:,} {level} rows (one per {level} and day), with per-row ratios. Generated when you click.")
         buttons = st.container(horizontal=True)
-        buttons.download_button("Download CSV", data=data.rows_export(snapshot, level, since, until, account_id, "csv"),
-                                   file_name=f"{level}_rows_{since}_{until}.csv", mime="text/csv",
-                                   key="overview_export_csv", on_click="ignore", icon=":material/download:")
+        buttons.download_button(
+            "Download CSV",
+            data=data.rows_export(snapshot, level, since, until, account_id, "csv"),
+            file_name=f"{level}_rows_{since}_{until}.csv",
+            mime="text/csv",
+            key="overview_export_csv",
+            on_click="ignore",
+            icon=":material/download:",
+        )
         too_big = rows > 1_048_575
         buttons.download_button(
-            "Download Excel", data=data.rows_export(snapshot, level, since, until, account_id, "xlsx"),
-            file_name=f"{level}_rows_{since}_{until}.xlsx", key="overview_export_xlsx", on_click="ignore",
-            icon=":material/download:", disabled=too_big,
-            help="Over a million rows: use CSV (Excel would split them across sheets slowly)." if too_big else None)
+            "Download Excel",
+            data=data.rows_export(snapshot, level, since, until, account_id, "xlsx"),
+            file_name=f"{level}_rows_{since}_{until}.xlsx",
+            key="overview_export_xlsx",
+            on_click="ignore",
+            icon=":material/download:",
+            disabled=too_big,
+            help="Over a million rows: use CSV (Excel would split them across sheets slowly)." if too_big else None,
+        )

@@ -46,21 +46,38 @@ if control is not None:  # without it, the page still shows the run history
     st.subheader("Sync now")
     with st.form("sync_now_form"):
         days_column, type_column = st.columns(2)
-        days_back = days_column.text_input("Days back", value="7", key="sync_days_back",
-                                           help=f"1 to {settings.max_days_back}; empty: the scheduled window "
-                                                f"(the last {settings.lookback_days} days, or a first backfill)")
-        entity_type = type_column.selectbox("Entity type", ["", *LEVELS], key="sync_entity_type",
-                                            format_func=lambda l: "All entities" if not l else LEVEL_LABELS[l])
-        entity_ids = st.text_area("Entity ids", key="sync_entity_ids", height=80,
-                                  help="Ids of the chosen type, separated by commas or lines (a campaign brings its "
-                                       "ad sets and ads).")
+        days_back = days_column.text_input(
+            "Days back",
+            value="7",
+            key="sync_days_back",
+            help=f"1 to {settings.max_days_back}; empty: the scheduled window "
+            f"(the last {settings.lookback_days} days, or a first backfill)",
+        )
+        entity_type = type_column.selectbox(
+            "Entity type",
+            ["", *LEVELS],
+            key="sync_entity_type",
+            format_func=lambda level: "All entities" if not level else LEVEL_LABELS[level],
+        )
+        entity_ids = st.text_area(
+            "Entity ids",
+            key="sync_entity_ids",
+            height=80,
+            help="Ids of the chosen type, separated by commas or lines (a campaign brings its ad sets and ads).",
+        )
         force = st.checkbox("Force: re-read settled days already stored", key="sync_force")
         submitted = st.form_submit_button("Sync now", type="primary", icon=":material/sync:")
     if submitted:
         try:
-            request = parse_sync_request(max_days_back=settings.max_days_back, sync_type="manual",
-                                         days_back=days_back, entity_type=entity_type or None,
-                                         entity_ids=entity_ids, force=force, requested_by=user.username)
+            request = parse_sync_request(
+                max_days_back=settings.max_days_back,
+                sync_type="manual",
+                days_back=days_back,
+                entity_type=entity_type or None,
+                entity_ids=entity_ids,
+                force=force,
+                requested_by=user.username,
+            )
         except InputError as exc:
             widgets.show_error(exc)
         else:
@@ -93,16 +110,31 @@ runs = data.load_sync_runs(snapshot)
 if runs.empty:
     st.info("No sync has run yet.")
 else:
-    widgets.table(history_table(runs), "sync_history", "sync_runs", user, kinds={"total_duration_seconds": "ratio"},
-                  height=320)
+    widgets.table(
+        history_table(runs), "sync_history", "sync_runs", user, kinds={"total_duration_seconds": "ratio"}, height=320
+    )
 
 requests = control.fetch_recent_requests(limit=20) if control is not None else []
 if requests:
     with st.expander(f"Recent Sync now requests ({len(requests)})"):
-        widgets.table(pd.DataFrame([{"id": r.id, "created_at": r.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                                     "requested_by": r.requested_by, "request": sync_view.describe_request(r.request),
-                                     "status": r.status, "error": r.error or ""} for r in requests]),
-                      "sync_requests", "sync_requests", user)
+        widgets.table(
+            pd.DataFrame(
+                [
+                    {
+                        "id": r.id,
+                        "created_at": r.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                        "requested_by": r.requested_by,
+                        "request": sync_view.describe_request(r.request),
+                        "status": r.status,
+                        "error": r.error or "",
+                    }
+                    for r in requests
+                ]
+            ),
+            "sync_requests",
+            "sync_requests",
+            user,
+        )
 
 if can(user.role, "sync:health") and not runs.empty:
     st.subheader("Sync health")
@@ -113,11 +145,20 @@ if can(user.role, "sync:health") and not runs.empty:
     right.plotly_chart(charts.error_rate_figure(error_rates(runs)), key="sync_error_chart")
     last_day = data.load_bounds(snapshot).last_day or now.date()
     hourly, days = data.load_sync_health(
-        snapshot, (now - dt.timedelta(days=7)).replace(tzinfo=None, minute=0, second=0, microsecond=0),
-        last_day - dt.timedelta(days=COVERAGE_DAYS - 1), last_day)
+        snapshot,
+        (now - dt.timedelta(days=7)).replace(tzinfo=None, minute=0, second=0, microsecond=0),
+        last_day - dt.timedelta(days=COVERAGE_DAYS - 1),
+        last_day,
+    )
     left, right = st.columns(2)
     left.plotly_chart(charts.rate_limit_figure(hourly, MAX_RATE_LIMIT_HITS_PER_HOUR), key="sync_rate_limit_chart")
     right.plotly_chart(charts.coverage_figure(entity_coverage(runs)), key="sync_coverage_chart")
     st.caption(f"Days stored by full syncs in the last {COVERAGE_DAYS} days, per account and level:")
-    widgets.table(day_coverage(days, COVERAGE_DAYS), "sync_day_coverage", "sync_day_coverage", user,
-                  kinds={"coverage_pct": "percent"}, labels={"entity_type": "Level"})
+    widgets.table(
+        day_coverage(days, COVERAGE_DAYS),
+        "sync_day_coverage",
+        "sync_day_coverage",
+        user,
+        kinds={"coverage_pct": "percent"},
+        labels={"entity_type": "Level"},
+    )

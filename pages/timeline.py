@@ -9,16 +9,32 @@ from insights_core.dashboard.formatting import METRIC_LABELS, literal
 from insights_core.dashboard.inputs import LEVEL_LABELS, parse_entity_id
 from insights_core.dashboard.periods import days_back_range
 from insights_core.errors import InputError
-from insights_core.metrics import with_ratio_columns
 from insights_core.levels import LEVELS
+from insights_core.metrics import with_ratio_columns
 from insights_core.sync_requests import parse_days_back, parse_entity_type
 
-CHART_METRICS = ("spend", "impressions", "clicks", "conversions", "revenue", "ctr", "cpc", "cpm", "roas",
-                 "cost_per_conversion", "reach", "unique_clicks", "frequency")
+CHART_METRICS = (
+    "spend",
+    "impressions",
+    "clicks",
+    "conversions",
+    "revenue",
+    "ctr",
+    "cpc",
+    "cpm",
+    "roas",
+    "cost_per_conversion",
+    "reach",
+    "unique_clicks",
+    "frequency",
+)
 
 user = widgets.require("analytics:read")
-widgets.page_title("timeline", "Reach, unique clicks and frequency are shown per day as Meta reported them: "
-                               "they do not add up across days, so no total is given for them.")
+widgets.page_title(
+    "timeline",
+    "Reach, unique clicks and frequency are shown per day as Meta reported them: "
+    "they do not add up across days, so no total is given for them.",
+)
 settings = widgets.app_settings()
 snapshot, bounds = widgets.open_snapshot(settings)
 
@@ -39,8 +55,15 @@ def _remember_level() -> None:
 
 
 level_column, id_column, days_column = st.columns([1, 2, 1])
-level = level_column.selectbox("Entity type", LEVELS, key="timeline_level", format_func=lambda l: LEVEL_LABELS[l],
-                               index=None, placeholder="Pick a type", on_change=_remember_level)
+level = level_column.selectbox(
+    "Entity type",
+    LEVELS,
+    key="timeline_level",
+    format_func=lambda level: LEVEL_LABELS[level],
+    index=None,
+    placeholder="Pick a type",
+    on_change=_remember_level,
+)
 url_level = widgets.query_value("entity_type")
 if url_level is not None:
     try:
@@ -69,10 +92,15 @@ if view is None:
     widgets.unknown_entity(level, entity_id, bounds)
 currency = view.entity.get("currency") or "USD"
 st.header(literal(view.entity["name"]))
-st.caption(f"{LEVEL_LABELS[level].capitalize()} {entity_id}, {since} to {until} ({days} days, through the last "
-           "stored day).")
-st.page_link(f"pages/{level}.py", label=f"Open the {LEVEL_LABELS[level]} page", query_params={f"{level}_id": entity_id},
-             icon=":material/open_in_new:")
+st.caption(
+    f"{LEVEL_LABELS[level].capitalize()} {entity_id}, {since} to {until} ({days} days, through the last stored day)."
+)
+st.page_link(
+    f"pages/{level}.py",
+    label=f"Open the {LEVEL_LABELS[level]} page",
+    query_params={f"{level}_id": entity_id},
+    icon=":material/open_in_new:",
+)
 widgets.metric_cards(view.totals, currency)
 
 daily = with_ratio_columns(view.daily)

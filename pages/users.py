@@ -21,16 +21,22 @@ except ConfigError as exc:
     widgets.show_error(exc)
     st.stop()
 
-users = pd.DataFrame([{"username": u.username, "name": u.name, "email": u.email, "role": u.role,
-                       "roles": ", ".join(u.roles)} for u in sorted(config.users.values(), key=lambda u: u.username)])
+users = pd.DataFrame(
+    [
+        {"username": u.username, "name": u.name, "email": u.email, "role": u.role, "roles": ", ".join(u.roles)}
+        for u in sorted(config.users.values(), key=lambda u: u.username)
+    ]
+)
 st.metric("Users", len(users))
 widgets.table(users, "users_table", "users", user)
 
 throttle = login.login_throttle(settings)
 locked = throttle.locked_users(time.time())
 if locked:
-    st.warning("Locked out after too many failed logins (from browsers they never logged in with): " + ", ".join(
-        f"{name} ({format_duration(seconds)} left)" for name, seconds in sorted(locked.items())))
+    st.warning(
+        "Locked out after too many failed logins (from browsers they never logged in with): "
+        + ", ".join(f"{name} ({format_duration(seconds)} left)" for name, seconds in sorted(locked.items()))
+    )
     unlock_column, button_column = st.columns([3, 1], vertical_alignment="bottom")
     name = unlock_column.selectbox("User name to unlock", sorted(locked), key="users_unlock_name")
     if button_column.button("Unlock", key="users_unlock", icon=":material/lock_open:"):
@@ -38,8 +44,10 @@ if locked:
         st.rerun()
 
 st.subheader("API tokens")
-st.caption("A token acts with its user's current role (a removed user, a new password or a changed role applies at "
-           "once). Only a hash is stored: the token is shown once, when it is created.")
+st.caption(
+    "A token acts with its user's current role (a removed user, a new password or a changed role applies at "
+    "once). Only a hash is stored: the token is shown once, when it is created."
+)
 tokens = TokenStore(settings.data_dir)
 token_list = st.container()  # filled after a create below, so a new token is listed at once
 
@@ -62,34 +70,59 @@ if create_button.button("Create token", key="users_token_create", icon=":materia
 records = tokens.fetch_tokens()
 with token_list:
     if records:
-        widgets.table(pd.DataFrame([{"id": r.id, "user": r.username, "token": r.hint, "created": r.created_at,
-                                     "acts as": _token_state(r.username, r.user_fingerprint)} for r in records]),
-                      "users_tokens", "api_tokens", user)
+        widgets.table(
+            pd.DataFrame(
+                [
+                    {
+                        "id": r.id,
+                        "user": r.username,
+                        "token": r.hint,
+                        "created": r.created_at,
+                        "acts as": _token_state(r.username, r.user_fingerprint),
+                    }
+                    for r in records
+                ]
+            ),
+            "users_tokens",
+            "api_tokens",
+            user,
+        )
     else:
         st.info("No API tokens yet.")
 if records:
     revoke_column, revoke_button = st.columns([3, 1], vertical_alignment="bottom")
-    token_id = revoke_column.selectbox("Token to revoke", [r.id for r in records], key="users_token_revoke_id",
-                                       format_func=lambda i: next(f"{r.id} · {r.username} · {r.hint}"
-                                                                  for r in records if r.id == i))
+    token_id = revoke_column.selectbox(
+        "Token to revoke",
+        [r.id for r in records],
+        key="users_token_revoke_id",
+        format_func=lambda i: next(f"{r.id} · {r.username} · {r.hint}" for r in records if r.id == i),
+    )
     if revoke_button.button("Revoke", key="users_token_revoke", icon=":material/key_off:"):
         revoked = tokens.revoke_token(token_id)
         st.toast(f"Token {token_id} revoked." if revoked else f"Token {token_id} was already gone.")
         st.rerun()
 
 st.subheader("Roles")
-st.dataframe(pd.DataFrame([{"role": role, "permissions": ", ".join(sorted(perms))}
-                           for role, perms in ROLE_PERMISSIONS.items()]), hide_index=True, key="users_roles")
+st.dataframe(
+    pd.DataFrame([{"role": role, "permissions": ", ".join(sorted(perms))} for role, perms in ROLE_PERMISSIONS.items()]),
+    hide_index=True,
+    key="users_roles",
+)
 
 st.subheader("Managing users")
 st.markdown(f"Users live in `{settings.auth_config_path}`. On the server:")
-st.code("python -m insights_core.auth add-user alice --role analyst --name 'Alice Smith' --email alice@example.com\n"
-        "python -m insights_core.auth set-password alice\n"
-        "python -m insights_core.auth remove-user alice\n"
-        "python -m insights_core.auth list-users\n"
-        "python -m insights_core.auth unlock alice\n"
-        "python -m insights_core.auth new-token alice      # API token, printed once on the last line\n"
-        "python -m insights_core.auth list-tokens\n"
-        "python -m insights_core.auth revoke-token tok_...", language="bash")
-st.caption("Changes apply on the users' next click: a removed user, or one whose password was set, is logged out "
-           "of every session.")
+st.code(
+    "python -m insights_core.auth add-user alice --role analyst --name 'Alice Smith' --email alice@example.com\n"
+    "python -m insights_core.auth set-password alice\n"
+    "python -m insights_core.auth remove-user alice\n"
+    "python -m insights_core.auth list-users\n"
+    "python -m insights_core.auth unlock alice\n"
+    "python -m insights_core.auth new-token alice      # API token, printed once on the last line\n"
+    "python -m insights_core.auth list-tokens\n"
+    "python -m insights_core.auth revoke-token tok_...",
+    language="bash",
+)
+st.caption(
+    "Changes apply on the users' next click: a removed user, or one whose password was set, is logged out "
+    "of every session."
+)

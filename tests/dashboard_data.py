@@ -10,8 +10,9 @@ from insights_core.worker import SyncWorker
 from tests.helpers import SMALL_SHAPE, make_settings
 
 
-def build_stub_data_dir(data_dir: Path, days_back: int = 60, syncs: int = 1, require_success: bool = True,
-                        **overrides: object) -> Settings:
+def build_stub_data_dir(
+    data_dir: Path, days_back: int = 60, syncs: int = 1, require_success: bool = True, **overrides: object
+) -> Settings:
     """Run `syncs` manual syncs of the small stub account into `data_dir`; each publishes a snapshot."""
     settings = make_settings(data_dir, **{**SMALL_SHAPE, **overrides})
     worker = SyncWorker(settings)

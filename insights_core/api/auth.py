@@ -68,8 +68,9 @@ def authenticate(header: str | None, tokens: TokenStore, users: UsersFile) -> Pr
         raise ApiAuthError("invalid or revoked API token")
     user = users.fetch().user(record.username)
     if user is None or user_fingerprint(user.password_hash) != record.user_fingerprint:
-        raise ApiAuthError("this token's user was removed or has a new password since it was created: "
-                           "create a new token")
+        raise ApiAuthError(
+            "this token's user was removed or has a new password since it was created: create a new token"
+        )
     role = highest_role(user.roles)
     if role is None:
         raise ApiForbiddenError("this token's user has no role")

@@ -36,9 +36,13 @@ from insights_core.store import queries
 log = logging.getLogger("meta_insights.api")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-PAGE_RUN = Histogram("meta_insights_page_run_duration_seconds",
-                     "Time of one full dashboard script run (a click), per page", ["page"],
-                     buckets=LATENCY_BUCKETS, registry=None)
+PAGE_RUN = Histogram(
+    "meta_insights_page_run_duration_seconds",
+    "Time of one full dashboard script run (a click), per page",
+    ["page"],
+    buckets=LATENCY_BUCKETS,
+    registry=None,
+)
 
 
 @contextmanager
@@ -56,11 +60,19 @@ class ApiMetrics:
 
     def __init__(self, reader: SnapshotReader, control: ControlChannel) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.latency = Histogram("meta_insights_api_request_duration_seconds",
-                                 "API request latency per endpoint (route template)", ["endpoint", "method"],
-                                 buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.requests = Counter("meta_insights_api_requests", "API requests per endpoint and status code",
-                                ["endpoint", "method", "status"], registry=self.registry)
+        self.latency = Histogram(
+            "meta_insights_api_request_duration_seconds",
+            "API request latency per endpoint (route template)",
+            ["endpoint", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "meta_insights_api_requests",
+            "API requests per endpoint and status code",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
         self.registry.register(_ProcessWide())
         self.registry.register(SyncCollector(reader, control))
 
@@ -119,15 +131,24 @@ def sync_run_metrics(runs: pd.DataFrame, now: dt.datetime) -> Iterator[Metric]:
     """Gauges from stored sync runs (newest first), as the Sync health page computes them."""
     done = runs[runs["status"].isin(("succeeded", "failed"))] if not runs.empty else runs
     done = done.sort_values("sync_timestamp", ascending=False, kind="stable") if not done.empty else done
-    duration = GaugeMetricFamily("meta_insights_sync_last_duration_seconds",
-                                 "Duration of the latest finished sync of each type", labels=["sync_type"])
+    duration = GaugeMetricFamily(
+        "meta_insights_sync_last_duration_seconds",
+        "Duration of the latest finished sync of each type",
+        labels=["sync_type"],
+    )
     for sync_type, group in done.groupby("sync_type", sort=True) if not done.empty else []:
         duration.add_metric([str(sync_type)], float(group["total_duration_seconds"].iloc[0]))
     yield duration
-    processed = GaugeMetricFamily("meta_insights_sync_last_entities_processed",
-                                  "Entities the latest finished sync processed, per level", labels=["level"])
-    failed = GaugeMetricFamily("meta_insights_sync_last_entities_failed",
-                               "Entities the latest finished sync failed to read, per level", labels=["level"])
+    processed = GaugeMetricFamily(
+        "meta_insights_sync_last_entities_processed",
+        "Entities the latest finished sync processed, per level",
+        labels=["level"],
+    )
+    failed = GaugeMetricFamily(
+        "meta_insights_sync_last_entities_failed",
+        "Entities the latest finished sync failed to read, per level",
+        labels=["level"],
+    )
     success = GaugeMetricFamily("meta_insights_sync_last_success", "1 when the latest finished sync succeeded")
     stamp = GaugeMetricFamily("meta_insights_sync_last_timestamp_seconds", "Unix time of the latest finished sync")
     failures = GaugeMetricFamily("meta_insights_sync_consecutive_failures", "Finished syncs that failed in a row")
@@ -142,17 +163,20 @@ def sync_run_metrics(runs: pd.DataFrame, now: dt.datetime) -> Iterator[Metric]:
         statuses = done["status"].tolist()
         failures.add_metric([], float(next((i for i, s in enumerate(statuses) if s != "failed"), len(statuses))))
     yield from (processed, failed, success, stamp, failures)
-    hits = GaugeMetricFamily("meta_insights_sync_rate_limit_hits_last_hour",
-                             "Rate-limit hits of the syncs that ran in the last hour")
+    hits = GaugeMetricFamily(
+        "meta_insights_sync_rate_limit_hits_last_hour", "Rate-limit hits of the syncs that ran in the last hour"
+    )
     if not runs.empty:
         recent = runs[[_utc(t) >= now - dt.timedelta(hours=1) for t in runs["sync_timestamp"]]]
         hits.add_metric([], float(recent["rate_limit_hits"].fillna(0).sum()))
     else:
         hits.add_metric([], 0.0)
     yield hits
-    coverage = GaugeMetricFamily("meta_insights_sync_coverage_ratio",
-                                 "Share of entities the latest full sync read successfully, per level",
-                                 labels=["level"])
+    coverage = GaugeMetricFamily(
+        "meta_insights_sync_coverage_ratio",
+        "Share of entities the latest full sync read successfully, per level",
+        labels=["level"],
+    )
     if not runs.empty:
         shares = entity_coverage(runs)
         for level, percent in zip(shares["level"].tolist(), shares["coverage_pct"].tolist()):

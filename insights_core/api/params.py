@@ -87,13 +87,15 @@ def parse_sync_body(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise InputError("the body must be a JSON object such as {\"days_back\": 7}") from None
+        raise InputError('the body must be a JSON object such as {"days_back": 7}') from None
     if not isinstance(data, Mapping):
-        raise InputError("the body must be a JSON object such as {\"days_back\": 7}")
+        raise InputError('the body must be a JSON object such as {"days_back": 7}')
     unknown = sorted(set(data) - SYNC_FIELDS)
     if unknown:
-        raise InputError(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(_shown, unknown))}; "
-                         f"known: {', '.join(sorted(SYNC_FIELDS))}")
+        raise InputError(
+            f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(_shown, unknown))}; "
+            f"known: {', '.join(sorted(SYNC_FIELDS))}"
+        )
     fields = dict(data)
     ids = fields.get("entity_ids")
     if ids is not None and not isinstance(ids, (str, list)):

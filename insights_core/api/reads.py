@@ -75,8 +75,9 @@ class SnapshotReader:
 def _unreadable(path: str, exc: Exception) -> SnapshotUnreadableError:
     name = Path(path).name
     reason = str(exc).splitlines()[0].replace(path, name)
-    return SnapshotUnreadableError(f"the published snapshot {name} cannot be read ({reason}); the next publish "
-                                   "replaces it")
+    return SnapshotUnreadableError(
+        f"the published snapshot {name} cannot be read ({reason}); the next publish replaces it"
+    )
 
 
 class SnapshotCache(Generic[T]):

@@ -50,13 +50,11 @@ from insights_core.errors import (
     ConfigError,
     InputError,
     NotFoundError,
-    SnapshotUnavailableError,
     StoreError,
 )
-from insights_core.levels import LEVEL_LABELS, Level
+from insights_core.levels import Level
 from insights_core.roles import Permission
 from insights_core.settings import Settings, load_settings
-from insights_core.store import queries
 from insights_core.store.snapshots import resolve_current_snapshot
 from insights_core.sync_requests import parse_sync_request, request_params
 
@@ -138,8 +136,11 @@ def _endpoint(template: str, methods: tuple[str, ...], handler: Handler, holder:
         started = time.perf_counter()
         request.scope["route_template"] = template
         if request.method not in allowed:
-            response: Response = _error(405, f"{request.method} is not allowed here; use {', '.join(methods)}",
-                                        {"Allow": ", ".join(sorted(allowed))})
+            response: Response = _error(
+                405,
+                f"{request.method} is not allowed here; use {', '.join(methods)}",
+                {"Allow": ", ".join(sorted(allowed))},
+            )
         else:
             body = b""
             if request.method == "POST":
@@ -224,8 +225,16 @@ def _entity_handler(level: Level) -> Handler:
             with ctx.reader.cursor(snapshot) as cur:
                 period = ctx.days_period(snapshot, cur, days)
                 if level == "campaign":
-                    return encode_json(views.campaign_view(cur, entity_id, period, lambda: ctx.frames.fetch(
-                        (snapshot, "delivered", period), lambda: views.fetch_delivered_campaigns(cur, period))))
+                    return encode_json(
+                        views.campaign_view(
+                            cur,
+                            entity_id,
+                            period,
+                            lambda: ctx.frames.fetch(
+                                (snapshot, "delivered", period), lambda: views.fetch_delivered_campaigns(cur, period)
+                            ),
+                        )
+                    )
                 return encode_json((views.adset_view if level == "adset" else views.ad_view)(cur, entity_id, period))
 
         return _cached_json(ctx.payloads.fetch((snapshot, level, entity_id, days), compute))
@@ -251,19 +260,27 @@ def post_sync_now(request: Request, body: bytes, ctx: ApiContext) -> Response:
     """Queue a Sync now request for the worker; 202 with where to follow it."""
     principal = ctx.caller(request, "sync:run")
     fields = parse_sync_body(body)
-    sync_request = parse_sync_request(max_days_back=ctx.settings.max_days_back, sync_type="manual",
-                                      requested_by=principal.username, **fields)
+    sync_request = parse_sync_request(
+        max_days_back=ctx.settings.max_days_back, sync_type="manual", requested_by=principal.username, **fields
+    )
     # ids are checked by the worker against the entities it fetches (as for the Sync page and the CLI)
     request_id, created = ctx.control.save_request(sync_request)
     status = ctx.control.fetch_worker_status()
     running = status is not None and status.is_alive()
     log.info("API: sync request %d %s by %s", request_id, "queued" if created else "already open", principal.username)
     status_url = f"{API_PREFIX}/sync-now/{request_id}"
-    return _json({"request_id": request_id, "status_url": status_url, "created": created,
-                  "worker_running": running,
-                  "message": ("queued" if created else "an identical request is already queued or running")
-                  + ("" if running else "; the sync worker is not running: it runs when the worker starts")},
-                 status=202, headers={"Location": status_url})
+    return _json(
+        {
+            "request_id": request_id,
+            "status_url": status_url,
+            "created": created,
+            "worker_running": running,
+            "message": ("queued" if created else "an identical request is already queued or running")
+            + ("" if running else "; the sync worker is not running: it runs when the worker starts"),
+        },
+        status=202,
+        headers={"Location": status_url},
+    )
 
 
 def get_sync_request(request: Request, _body: bytes, ctx: ApiContext) -> Response:
@@ -272,12 +289,21 @@ def get_sync_request(request: Request, _body: bytes, ctx: ApiContext) -> Respons
     record = ctx.control.fetch_request(request_id)
     if record is None:
         raise NotFoundError(f"no sync request {request_id}")
-    return _json({"request_id": record.id, "status": record.status, "requested_by": record.requested_by,
-                  "params": request_params(record.request) if record.request else None,
-                  "created_at": json_value(record.created_at),
-                  "claimed_at": json_value(record.claimed_at), "finished_at": json_value(record.finished_at),
-                  "sync_id": record.sync_id, "progress": record.progress, "report": record.report,
-                  "error": record.error})
+    return _json(
+        {
+            "request_id": record.id,
+            "status": record.status,
+            "requested_by": record.requested_by,
+            "params": request_params(record.request) if record.request else None,
+            "created_at": json_value(record.created_at),
+            "claimed_at": json_value(record.claimed_at),
+            "finished_at": json_value(record.finished_at),
+            "sync_id": record.sync_id,
+            "progress": record.progress,
+            "report": record.report,
+            "error": record.error,
+        }
+    )
 
 
 def get_openapi(request: Request, _body: bytes, _ctx: ApiContext) -> Response:

@@ -57,8 +57,9 @@ def frame_records(frame: pd.DataFrame, columns: Iterable[str]) -> list[JsonObjec
 
 def metric_block(totals: Mapping[str, float]) -> JsonObject:
     """Additive sums and every ratio computed from them (never an average of daily ratios)."""
-    block: JsonObject = {m: (int(totals[m]) if m in INTEGER_METRICS else json_value(totals[m]))
-                         for m in ADDITIVE_METRICS}
+    block: JsonObject = {
+        m: (int(totals[m]) if m in INTEGER_METRICS else json_value(totals[m])) for m in ADDITIVE_METRICS
+    }
     block.update({name: json_value(value) for name, value in ratios_from_totals(totals).items()})
     return block
 
@@ -74,8 +75,14 @@ def daily_records(daily: pd.DataFrame) -> list[JsonObject]:
 def insights_block(level: str, entity_id: str, totals: Mapping[str, float], daily: pd.DataFrame) -> JsonObject:
     """The seed's `*_insights` object: days, total spend and ROAS over the period (revenue / spend)."""
     metrics = metric_block(totals)
-    return {"entity_id": entity_id, "entity_type": level, "insights": daily_records(daily),
-            "total_spend": metrics["spend"], "avg_roas": metrics["roas"], "totals": metrics}
+    return {
+        "entity_id": entity_id,
+        "entity_type": level,
+        "insights": daily_records(daily),
+        "total_spend": metrics["spend"],
+        "avg_roas": metrics["roas"],
+        "totals": metrics,
+    }
 
 
 def date_range(since: dt.date, until: dt.date) -> JsonObject:
@@ -83,15 +90,28 @@ def date_range(since: dt.date, until: dt.date) -> JsonObject:
 
 
 def alert_record(alert: Alert) -> JsonObject:
-    return {"severity": alert.severity, "code": alert.code, "message": alert.message,
-            "campaign_id": alert.campaign_id}
+    return {"severity": alert.severity, "code": alert.code, "message": alert.message, "campaign_id": alert.campaign_id}
 
 
 def sync_run_record(run: Mapping[str, object]) -> JsonObject:
     """A `sync_runs` row in the seed's report shape (counts per level), without the raw report text."""
-    out: JsonObject = {key: json_value(run.get(key)) for key in (
-        "sync_id", "sync_timestamp", "sync_type", "mode", "status", "success", "since", "until",
-        "total_duration_seconds", "rows_written", "rate_limit_hits", "error_count")}
+    out: JsonObject = {
+        key: json_value(run.get(key))
+        for key in (
+            "sync_id",
+            "sync_timestamp",
+            "sync_type",
+            "mode",
+            "status",
+            "success",
+            "since",
+            "until",
+            "total_duration_seconds",
+            "rows_written",
+            "rate_limit_hits",
+            "error_count",
+        )
+    }
     for plural in ("campaigns", "adsets", "ads"):
         out[plural] = {part: json_value(run.get(f"{plural}_{part}")) for part in ("processed", "success", "errors")}
     return out

@@ -40,8 +40,20 @@ from insights_core.store import queries
 Con = duckdb.DuckDBPyConnection
 SortBy = Literal["spend", "roas"]
 CHILD_COLUMNS = ("entity_id", "name", "status", "effective_status", *ADDITIVE_METRICS, "ctr", "cpc", "roas")
-TOP_COLUMNS = ("campaign_id", "name", "status", "effective_status", "objective", *ADDITIVE_METRICS,
-               "ctr", "cpc", "cpm", "roas", "roas_change", "efficiency_score")
+TOP_COLUMNS = (
+    "campaign_id",
+    "name",
+    "status",
+    "effective_status",
+    "objective",
+    *ADDITIVE_METRICS,
+    "ctr",
+    "cpc",
+    "cpm",
+    "roas",
+    "roas_change",
+    "efficiency_score",
+)
 
 
 @dataclass(frozen=True)
@@ -80,8 +92,9 @@ def check_account(con: Con, account_id: str | None) -> None:
         raise NotFoundError(f"unknown ad account {account_id}")
 
 
-def overview_view(con: Con, period: Period, account_id: str | None, now: dt.datetime,
-                  top: int = 10, sort_by: SortBy = "spend") -> JsonObject:
+def overview_view(
+    con: Con, period: Period, account_id: str | None, now: dt.datetime, top: int = 10, sort_by: SortBy = "spend"
+) -> JsonObject:
     """The seed's overview: counts, global metrics, top campaigns, last sync, alerts (as the Overview page)."""
     since, until = period.since, period.until
     prev_since, prev_until = previous_period(since, until)
@@ -103,8 +116,10 @@ def overview_view(con: Con, period: Period, account_id: str | None, now: dt.date
         "active_campaigns": active,
         "global_metrics": metric_block(totals),
         "previous_period": {"date_range": date_range(prev_since, prev_until), "global_metrics": metric_block(previous)},
-        "top_campaigns": frame_records(ranked.rename(columns={"name": "campaign_name"}),
-                                       [("campaign_name" if c == "name" else c) for c in TOP_COLUMNS]),
+        "top_campaigns": frame_records(
+            ranked.rename(columns={"name": "campaign_name"}),
+            [("campaign_name" if c == "name" else c) for c in TOP_COLUMNS],
+        ),
         "last_sync": sync_run_record({str(k): v for k, v in runs.iloc[0].items()}) if not runs.empty else None,
         "alerts": [alert_record(a) for a in alerts],
     }
@@ -138,8 +153,9 @@ def fetch_delivered_campaigns(con: Con, period: Period) -> pd.DataFrame:
     return summary[summary["spend"] > 0]
 
 
-def campaign_view(con: Con, campaign_id: str, period: Period,
-                  delivered_campaigns: Callable[[], pd.DataFrame] | None = None) -> JsonObject:
+def campaign_view(
+    con: Con, campaign_id: str, period: Period, delivered_campaigns: Callable[[], pd.DataFrame] | None = None
+) -> JsonObject:
     """The seed's campaign: insights per day, totals, children counts and the efficiency score.
 
     `delivered_campaigns` may supply `fetch_delivered_campaigns` from a cache: it is the same for
@@ -153,13 +169,18 @@ def campaign_view(con: Con, campaign_id: str, period: Period,
     adsets = _children(con, "adset", "campaign", campaign_id, period)
     ads = _children(con, "ad", "campaign", campaign_id, period)
     return {
-        "campaign_id": campaign_id, "campaign_name": json_value(entity.get("name")), "status": _status(entity),
-        "objective": json_value(entity.get("objective")), "account_id": json_value(entity.get("account_id")),
-        "currency": json_value(entity.get("currency")), "daily_budget": json_value(entity.get("daily_budget")),
+        "campaign_id": campaign_id,
+        "campaign_name": json_value(entity.get("name")),
+        "status": _status(entity),
+        "objective": json_value(entity.get("objective")),
+        "account_id": json_value(entity.get("account_id")),
+        "currency": json_value(entity.get("currency")),
+        "daily_budget": json_value(entity.get("daily_budget")),
         "lifetime_budget": json_value(entity.get("lifetime_budget")),
         "date_range": date_range(period.since, period.until),
         "campaign_insights": insights,
-        "adsets_count": len(adsets), "ads_count": len(ads),
+        "adsets_count": len(adsets),
+        "ads_count": len(ads),
         "adsets": frame_records(adsets, CHILD_COLUMNS),
         "performance_summary": {"efficiency_score": json_value(score), "campaigns_compared": len(delivered)},
     }
@@ -170,16 +191,23 @@ def adset_view(con: Con, adset_id: str, period: Period) -> JsonObject:
     entity = _entity(con, "adset", adset_id)
     ads = _children(con, "ad", "adset", adset_id, period)
     return {
-        "adset_id": adset_id, "adset_name": json_value(entity.get("name")), "status": _status(entity),
-        "campaign_id": json_value(entity.get("campaign_id")), "campaign_name": json_value(entity.get("campaign_name")),
-        "account_id": json_value(entity.get("account_id")), "currency": json_value(entity.get("currency")),
+        "adset_id": adset_id,
+        "adset_name": json_value(entity.get("name")),
+        "status": _status(entity),
+        "campaign_id": json_value(entity.get("campaign_id")),
+        "campaign_name": json_value(entity.get("campaign_name")),
+        "account_id": json_value(entity.get("account_id")),
+        "currency": json_value(entity.get("currency")),
         "optimization_goal": json_value(entity.get("optimization_goal")),
         "billing_event": json_value(entity.get("billing_event")),
         "daily_budget": json_value(entity.get("daily_budget")),
         "targeting": {
-            "age_min": json_value(entity.get("age_min")), "age_max": json_value(entity.get("age_max")),
-            "genders": split_list(entity.get("genders")), "countries": split_list(entity.get("countries")),
-            "placements": split_list(entity.get("placements")), "spec": parse_json_text(entity.get("targeting_json")),
+            "age_min": json_value(entity.get("age_min")),
+            "age_max": json_value(entity.get("age_max")),
+            "genders": split_list(entity.get("genders")),
+            "countries": split_list(entity.get("countries")),
+            "placements": split_list(entity.get("placements")),
+            "spec": parse_json_text(entity.get("targeting_json")),
         },
         "date_range": date_range(period.since, period.until),
         "adset_insights": _insights(con, "adset", adset_id, period),
@@ -195,15 +223,32 @@ def ad_view(con: Con, ad_id: str, period: Period) -> JsonObject:
     scopes = {"adset": peers[peers["adset_id"] == entity["adset_id"]], "campaign": peers}
     comparison: JsonObject = {}
     for scope, frame in scopes.items():
-        comparison[scope] = {"peers_delivered": int((frame["ad_id"] != ad_id).sum()),
-                             "metrics": frame_records(peer_comparison(ad_id, frame), (
-                                 "metric", "value", "peer_median", "difference", "difference_pct", "percentile",
-                                 "better_than_pct", "peers"))}
+        comparison[scope] = {
+            "peers_delivered": int((frame["ad_id"] != ad_id).sum()),
+            "metrics": frame_records(
+                peer_comparison(ad_id, frame),
+                (
+                    "metric",
+                    "value",
+                    "peer_median",
+                    "difference",
+                    "difference_pct",
+                    "percentile",
+                    "better_than_pct",
+                    "peers",
+                ),
+            ),
+        }
     return {
-        "ad_id": ad_id, "ad_name": json_value(entity.get("name")), "status": _status(entity),
-        "adset_id": json_value(entity.get("adset_id")), "adset_name": json_value(entity.get("adset_name")),
-        "campaign_id": json_value(entity.get("campaign_id")), "campaign_name": json_value(entity.get("campaign_name")),
-        "creative_id": json_value(entity.get("creative_id")), "account_id": json_value(entity.get("account_id")),
+        "ad_id": ad_id,
+        "ad_name": json_value(entity.get("name")),
+        "status": _status(entity),
+        "adset_id": json_value(entity.get("adset_id")),
+        "adset_name": json_value(entity.get("adset_name")),
+        "campaign_id": json_value(entity.get("campaign_id")),
+        "campaign_name": json_value(entity.get("campaign_name")),
+        "creative_id": json_value(entity.get("creative_id")),
+        "account_id": json_value(entity.get("account_id")),
         "currency": json_value(entity.get("currency")),
         "date_range": date_range(period.since, period.until),
         "ad_insights": _insights(con, "ad", ad_id, period),
@@ -224,5 +269,9 @@ def recent_view(con: Con, entity_id: str, level: Level | None, period: Period) -
     level = level or find_entity_level(con, entity_id)
     entity = _entity(con, level, entity_id)
     days = (period.until - period.since).days + 1
-    return {"entity_name": json_value(entity.get("name")), "days": days,
-            "date_range": date_range(period.since, period.until), **_insights(con, level, entity_id, period)}
+    return {
+        "entity_name": json_value(entity.get("name")),
+        "days": days,
+        "date_range": date_range(period.since, period.until),
+        **_insights(con, level, entity_id, period),
+    }

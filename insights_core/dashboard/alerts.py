@@ -61,9 +61,12 @@ def consecutive_failures_alert(runs: pd.DataFrame) -> Alert | None:
         streak += 1
     if streak <= MAX_CONSECUTIVE_FAILURES:
         return None
-    return Alert("error", "sync_failing",
-                 f"The last {streak} syncs failed in a row (latest at {_when(done['sync_timestamp'].iloc[0])}). "
-                 "See the Sync page for their errors.")
+    return Alert(
+        "error",
+        "sync_failing",
+        f"The last {streak} syncs failed in a row (latest at {_when(done['sync_timestamp'].iloc[0])}). "
+        "See the Sync page for their errors.",
+    )
 
 
 def slow_sync_alert(runs: pd.DataFrame) -> Alert | None:
@@ -81,9 +84,12 @@ def slow_sync_alert(runs: pd.DataFrame) -> Alert | None:
     duration = float(latest["total_duration_seconds"])
     if average <= 0 or duration <= SLOW_FACTOR * average:
         return None
-    return Alert("warning", "sync_slow",
-                 f"The latest {latest['sync_type']} sync took {duration:.1f} s, more than {SLOW_FACTOR:g}× the "
-                 f"average of the {len(history)} before it ({average:.1f} s).")
+    return Alert(
+        "warning",
+        "sync_slow",
+        f"The latest {latest['sync_type']} sync took {duration:.1f} s, more than {SLOW_FACTOR:g}× the "
+        f"average of the {len(history)} before it ({average:.1f} s).",
+    )
 
 
 def peak_rate_limit_hits(runs: pd.DataFrame, now: dt.datetime) -> tuple[int, dt.datetime | None]:
@@ -108,9 +114,12 @@ def rate_limit_alert(runs: pd.DataFrame, now: dt.datetime) -> Alert | None:
     peak, at = peak_rate_limit_hits(runs, now)
     if peak <= MAX_RATE_LIMIT_HITS_PER_HOUR:
         return None
-    return Alert("warning", "rate_limited",
-                 f"{peak} rate-limit hits within one hour (the hour up to {_when(at)}), above "
-                 f"{MAX_RATE_LIMIT_HITS_PER_HOUR} per hour: syncs are being throttled by Meta.")
+    return Alert(
+        "warning",
+        "rate_limited",
+        f"{peak} rate-limit hits within one hour (the hour up to {_when(at)}), above "
+        f"{MAX_RATE_LIMIT_HITS_PER_HOUR} per hour: syncs are being throttled by Meta.",
+    )
 
 
 def entity_error_alert(runs: pd.DataFrame) -> Alert | None:
@@ -123,15 +132,22 @@ def entity_error_alert(runs: pd.DataFrame) -> Alert | None:
     share = ratio(errors, processed)
     if share is None or share <= MAX_ENTITY_ERROR_SHARE:
         return None
-    return Alert("warning", "entity_errors",
-                 f"The latest sync could not read {errors:,} of {processed:,} entities ({share:.1%}), above "
-                 f"{MAX_ENTITY_ERROR_SHARE:.0%}: their numbers may be out of date.")
+    return Alert(
+        "warning",
+        "entity_errors",
+        f"The latest sync could not read {errors:,} of {processed:,} entities ({share:.1%}), above "
+        f"{MAX_ENTITY_ERROR_SHARE:.0%}: their numbers may be out of date.",
+    )
 
 
 def sync_alerts(runs: pd.DataFrame, now: dt.datetime) -> list[Alert]:
     """The four sync alerts that fire on `runs` (rows of `sync_runs`)."""
-    found = (consecutive_failures_alert(runs), slow_sync_alert(runs), rate_limit_alert(runs, now),
-             entity_error_alert(runs))
+    found = (
+        consecutive_failures_alert(runs),
+        slow_sync_alert(runs),
+        rate_limit_alert(runs, now),
+        entity_error_alert(runs),
+    )
     return [alert for alert in found if alert is not None]
 
 
@@ -141,13 +157,22 @@ def period_change(campaigns: pd.DataFrame, metric: str) -> pd.DataFrame:
     current = ratio_array(campaigns[num].to_numpy(), campaigns[den].to_numpy(), scale)
     previous = ratio_array(campaigns[f"prev_{num}"].to_numpy(), campaigns[f"prev_{den}"].to_numpy(), scale)
     change = [pct_change(c, p) for c, p in zip(current, previous)]
-    return pd.DataFrame({"current": current, "previous": previous,
-                         "change": np.array([np.nan if c is None else c for c in change], dtype="float64")},
-                        index=campaigns.index)
+    return pd.DataFrame(
+        {
+            "current": current,
+            "previous": previous,
+            "change": np.array([np.nan if c is None else c for c in change], dtype="float64"),
+        },
+        index=campaigns.index,
+    )
 
 
-def metric_drops(campaigns: pd.DataFrame, metric: str = "roas", drop_percent: float = PERFORMANCE_DROP_PERCENT,
-                 min_spend: float = MIN_SPEND_FOR_PERFORMANCE) -> pd.DataFrame:
+def metric_drops(
+    campaigns: pd.DataFrame,
+    metric: str = "roas",
+    drop_percent: float = PERFORMANCE_DROP_PERCENT,
+    min_spend: float = MIN_SPEND_FOR_PERFORMANCE,
+) -> pd.DataFrame:
     """Campaigns whose `metric` fell more than `drop_percent` against the previous period, worst first.
 
     `campaigns` carries the period's sums and the previous period's as `prev_*` columns. Both
@@ -161,23 +186,36 @@ def metric_drops(campaigns: pd.DataFrame, metric: str = "roas", drop_percent: fl
     return out[spent & (out["change"] < -drop_percent - 1e-9)].sort_values("change", kind="stable")
 
 
-def performance_alerts(campaigns: pd.DataFrame, metrics: tuple[str, ...] = ("roas", "ctr"),
-                       drop_percent: float = PERFORMANCE_DROP_PERCENT,
-                       min_spend: float = MIN_SPEND_FOR_PERFORMANCE) -> list[Alert]:
+def performance_alerts(
+    campaigns: pd.DataFrame,
+    metrics: tuple[str, ...] = ("roas", "ctr"),
+    drop_percent: float = PERFORMANCE_DROP_PERCENT,
+    min_spend: float = MIN_SPEND_FOR_PERFORMANCE,
+) -> list[Alert]:
     alerts: list[Alert] = []
     for metric in metrics:
         drops = metric_drops(campaigns, metric, drop_percent, min_spend)
         label = metric.upper()
         # the stubs type each itertuples field as any scalar: `change` is a float column
         for row in drops.head(MAX_LISTED).itertuples():
-            alerts.append(Alert(
-                "warning", f"{metric}_drop",
-                f"{row.name}: {label} fell {abs(cast(float, row.change)):.0f}% against the previous period "
-                f"({row.previous:.2f} → {row.current:.2f}).", campaign_id=str(row.campaign_id)))
+            alerts.append(
+                Alert(
+                    "warning",
+                    f"{metric}_drop",
+                    f"{row.name}: {label} fell {abs(cast(float, row.change)):.0f}% against the previous period "
+                    f"({row.previous:.2f} → {row.current:.2f}).",
+                    campaign_id=str(row.campaign_id),
+                )
+            )
         if len(drops) > MAX_LISTED:
-            alerts.append(Alert("info", f"{metric}_drop_more",
-                                f"{len(drops) - MAX_LISTED} more campaigns' {label} fell more than "
-                                f"{drop_percent:.0f}% (sort the campaign table by {label} to see them)."))
+            alerts.append(
+                Alert(
+                    "info",
+                    f"{metric}_drop_more",
+                    f"{len(drops) - MAX_LISTED} more campaigns' {label} fell more than "
+                    f"{drop_percent:.0f}% (sort the campaign table by {label} to see them).",
+                )
+            )
     return alerts
 
 

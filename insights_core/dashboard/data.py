@@ -76,7 +76,8 @@ def _unreadable(snapshot: Snapshot, exc: Exception) -> SnapshotUnreadableError:
     reason = str(exc).splitlines()[0].replace(snapshot.path, Path(snapshot.path).name)
     return SnapshotUnreadableError(
         f"The published snapshot {Path(snapshot.path).name} cannot be read ({reason}). The dashboard switches to "
-        "the next snapshot as soon as the worker publishes one (after its next sync, or a Sync now).")
+        "the next snapshot as soon as the worker publishes one (after its next sync, or a Sync now)."
+    )
 
 
 @st.cache_resource(show_spinner=False)
@@ -110,21 +111,25 @@ def load_bounds(snapshot: Snapshot) -> queries.DataBounds:
 
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def load_campaign_summary(snapshot: Snapshot, since: dt.date, until: dt.date, prev_since: dt.date,
-                          prev_until: dt.date, account_id: str | None) -> pd.DataFrame:
+def load_campaign_summary(
+    snapshot: Snapshot, since: dt.date, until: dt.date, prev_since: dt.date, prev_until: dt.date, account_id: str | None
+) -> pd.DataFrame:
     with snapshot_cursor(snapshot) as cur:
         return queries.fetch_campaign_summary(cur, since, until, prev_since, prev_until, account_id)
 
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def load_overview(snapshot: Snapshot, since: dt.date, until: dt.date, prev_since: dt.date, prev_until: dt.date,
-                  account_id: str | None) -> Overview:
+def load_overview(
+    snapshot: Snapshot, since: dt.date, until: dt.date, prev_since: dt.date, prev_until: dt.date, account_id: str | None
+) -> Overview:
     with snapshot_cursor(snapshot) as cur:
         total, active = queries.fetch_campaign_counts(cur, account_id)
         totals, previous_totals = queries.fetch_period_totals(cur, since, until, prev_since, prev_until, account_id)
         return Overview(
-            totals=totals, previous_totals=previous_totals,
-            campaign_count=total, active_campaign_count=active,
+            totals=totals,
+            previous_totals=previous_totals,
+            campaign_count=total,
+            active_campaign_count=active,
             daily=queries.fetch_daily_totals(cur, since, until, account_id),
             campaigns=load_campaign_summary(snapshot, since, until, prev_since, prev_until, account_id),
         )
@@ -143,8 +148,9 @@ def load_entity(snapshot: Snapshot, level: str, entity_id: str) -> dict[str, Any
 
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def load_entity_view(snapshot: Snapshot, level: Level, entity_id: str, since: dt.date,
-                     until: dt.date) -> EntityView | None:
+def load_entity_view(
+    snapshot: Snapshot, level: Level, entity_id: str, since: dt.date, until: dt.date
+) -> EntityView | None:
     """One entity with its daily rows, totals and children's sums for the period; None if unknown."""
     with snapshot_cursor(snapshot) as cur:
         entity = queries.fetch_entity(cur, level, entity_id)
@@ -154,8 +160,10 @@ def load_entity_view(snapshot: Snapshot, level: Level, entity_id: str, since: dt
             entity=entity,
             totals=queries.fetch_entity_totals(cur, level, entity_id, since, until),
             daily=queries.fetch_entity_daily(cur, level, entity_id, since, until),
-            children={child: queries.fetch_children(cur, child, level, entity_id, since, until)
-                      for child in LEVEL_SPECS[level].children},
+            children={
+                child: queries.fetch_children(cur, child, level, entity_id, since, until)
+                for child in LEVEL_SPECS[level].children
+            },
         )
 
 
@@ -172,12 +180,15 @@ def load_sync_runs(snapshot: Snapshot, limit: int = 500) -> pd.DataFrame:
 
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
-def load_sync_health(snapshot: Snapshot, since: dt.datetime, first_day: dt.date, last_day: dt.date
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_sync_health(
+    snapshot: Snapshot, since: dt.datetime, first_day: dt.date, last_day: dt.date
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rate-limit hits per hour since `since`, and days stored per account and level in the window."""
     with snapshot_cursor(snapshot) as cur:
-        return (queries.fetch_rate_limit_hits_per_hour(cur, since),
-                queries.fetch_day_coverage(cur, first_day, last_day))
+        return (
+            queries.fetch_rate_limit_hits_per_hour(cur, since),
+            queries.fetch_day_coverage(cur, first_day, last_day),
+        )
 
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
@@ -186,8 +197,9 @@ def load_row_count(snapshot: Snapshot, level: str, since: dt.date, until: dt.dat
         return queries.count_insight_rows(cur, level, since, until, account_id)
 
 
-def rows_export(snapshot: Snapshot, level: str, since: dt.date, until: dt.date, account_id: str | None,
-                fmt: ExportFormat) -> Callable[[], bytes]:
+def rows_export(
+    snapshot: Snapshot, level: str, since: dt.date, until: dt.date, account_id: str | None, fmt: ExportFormat
+) -> Callable[[], bytes]:
     """A callable for `st.download_button(data=...)`: streams the stored rows into a file when clicked.
 
     It runs on another thread after the script run, so it holds the connection itself and opens

@@ -47,8 +47,9 @@ def write_csv(frames: Iterable[pd.DataFrame], handle: BinaryIO) -> int:
     rows, first = 0, True
     try:
         for frame in frames:
-            neutralize_frame(frame).to_csv(text, header=first, index=False, na_rep="", date_format="%Y-%m-%d",
-                                           lineterminator="\n")
+            neutralize_frame(frame).to_csv(
+                text, header=first, index=False, na_rep="", date_format="%Y-%m-%d", lineterminator="\n"
+            )
             rows += len(frame)
             first = False
         if first:
@@ -61,8 +62,10 @@ def write_csv(frames: Iterable[pd.DataFrame], handle: BinaryIO) -> int:
 
 def write_xlsx(frames: Iterable[pd.DataFrame], handle: BinaryIO, sheet_name: str = "data") -> int:
     """Write the frames as one Excel workbook, row by row (xlsxwriter's constant-memory mode)."""
-    workbook = xlsxwriter.Workbook(handle, {"constant_memory": True, "strings_to_formulas": False,
-                                            "strings_to_urls": False, "strings_to_numbers": False})
+    workbook = xlsxwriter.Workbook(
+        handle,
+        {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False},
+    )
     date_format = workbook.add_format({"num_format": "yyyy-mm-dd"})
     time_format = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
     header_format = workbook.add_format({"bold": True})
@@ -89,8 +92,9 @@ def write_xlsx(frames: Iterable[pd.DataFrame], handle: BinaryIO, sheet_name: str
     return rows
 
 
-def _write_cell(sheet: xlsxwriter.worksheet.Worksheet, row: int, col: int, value: object,
-                date_format: object, time_format: object) -> None:
+def _write_cell(
+    sheet: xlsxwriter.worksheet.Worksheet, row: int, col: int, value: object, date_format: object, time_format: object
+) -> None:
     if value is None or (isinstance(value, float) and value != value) or value is pd.NaT:
         return
     if isinstance(value, bool):
@@ -125,8 +129,7 @@ def export_bytes(frame: pd.DataFrame, fmt: ExportFormat, sheet_name: str = "data
     return buffer.getvalue()
 
 
-def export_streamed(frames: Callable[[], Iterable[pd.DataFrame]], fmt: ExportFormat,
-                    sheet_name: str = "data") -> bytes:
+def export_streamed(frames: Callable[[], Iterable[pd.DataFrame]], fmt: ExportFormat, sheet_name: str = "data") -> bytes:
     """A (possibly huge) export's file bytes, written batch by batch through a temporary file.
 
     Only the finished file is ever in memory, once: Streamlit's download takes bytes (it refuses

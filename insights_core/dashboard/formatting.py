@@ -10,8 +10,16 @@ from collections.abc import Mapping
 import pandas as pd
 
 DASH = "—"
-CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "BRL": "R$", "MXN": "MX$", "AUD": "A$",
-                    "CAD": "CA$"}
+CURRENCY_SYMBOLS = {
+    "USD": "$",
+    "EUR": "€",
+    "GBP": "£",
+    "JPY": "¥",
+    "BRL": "R$",
+    "MXN": "MX$",
+    "AUD": "A$",
+    "CAD": "CA$",
+}
 
 
 _MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
@@ -126,37 +134,98 @@ def format_age(seconds: float) -> str:
 
 
 METRIC_KINDS: dict[str, str] = {
-    "spend": "money", "revenue": "money", "cpc": "money", "cpm": "money", "cost_per_conversion": "money",
-    "prev_spend": "money", "prev_revenue": "money",
-    "impressions": "int", "clicks": "int", "reach": "int", "unique_clicks": "int", "conversions": "number",
-    "ctr": "percent", "conversion_rate": "percent", "roas": "ratio", "frequency": "ratio",
-    "roas_change": "change", "spend_change": "change", "efficiency_score": "score",
-    "date": "date", "date_start": "date", "date_end": "date", "since": "date", "until": "date",
+    "spend": "money",
+    "revenue": "money",
+    "cpc": "money",
+    "cpm": "money",
+    "cost_per_conversion": "money",
+    "prev_spend": "money",
+    "prev_revenue": "money",
+    "impressions": "int",
+    "clicks": "int",
+    "reach": "int",
+    "unique_clicks": "int",
+    "conversions": "number",
+    "ctr": "percent",
+    "conversion_rate": "percent",
+    "roas": "ratio",
+    "frequency": "ratio",
+    "roas_change": "change",
+    "spend_change": "change",
+    "efficiency_score": "score",
+    "date": "date",
+    "date_start": "date",
+    "date_end": "date",
+    "since": "date",
+    "until": "date",
     "sync_timestamp": "timestamp",
 }
 """How each known column is shown; columns not listed are shown as they are."""
 
 METRIC_LABELS: dict[str, str] = {
-    "spend": "Spend", "impressions": "Impressions", "clicks": "Clicks", "conversions": "Conversions",
-    "revenue": "Revenue", "ctr": "CTR", "cpc": "CPC", "cpm": "CPM", "roas": "ROAS",
-    "cost_per_conversion": "Cost per conversion", "conversion_rate": "Conversion rate", "reach": "Reach",
-    "unique_clicks": "Unique clicks", "frequency": "Frequency",
+    "spend": "Spend",
+    "impressions": "Impressions",
+    "clicks": "Clicks",
+    "conversions": "Conversions",
+    "revenue": "Revenue",
+    "ctr": "CTR",
+    "cpc": "CPC",
+    "cpm": "CPM",
+    "roas": "ROAS",
+    "cost_per_conversion": "Cost per conversion",
+    "conversion_rate": "Conversion rate",
+    "reach": "Reach",
+    "unique_clicks": "Unique clicks",
+    "frequency": "Frequency",
 }
 
 
 COLUMN_LABELS: dict[str, str] = {
-    **METRIC_LABELS, "name": "Name", "objective": "Objective", "effective_status": "Status",
-    "status": "Status", "entity_id": "Id", "campaign_id": "Campaign id", "adset_id": "Ad set id",
-    "ad_id": "Ad id", "account_id": "Account", "date": "Date", "date_start": "Date", "date_end": "Date end",
-    "sync_timestamp": "Started (UTC)", "sync_type": "Type", "mode": "Mode", "since": "From", "until": "To",
-    "entity_type": "Scope", "total_duration_seconds": "Duration (s)", "rows_read": "Rows read",
-    "rate_limit_hits": "Rate-limit hits", "sync_id": "Sync id", "first_error": "First error",
-    "campaigns_processed": "Campaigns", "campaigns_errors": "Campaign errors", "adsets_processed": "Ad sets",
-    "adsets_errors": "Ad set errors", "ads_processed": "Ads", "ads_errors": "Ad errors", "level": "Level",
-    "days_synced": "Days stored", "window_days": "Window (days)", "coverage_pct": "Coverage",
-    "roas_change": "ROAS change", "efficiency_score": "Efficiency", "username": "User", "email": "Email",
-    "role": "Role", "roles": "Roles", "requested_by": "Requested by", "created_at": "Created", "request": "Request",
-    "error": "Error", "id": "Id",
+    **METRIC_LABELS,
+    "name": "Name",
+    "objective": "Objective",
+    "effective_status": "Status",
+    "status": "Status",
+    "entity_id": "Id",
+    "campaign_id": "Campaign id",
+    "adset_id": "Ad set id",
+    "ad_id": "Ad id",
+    "account_id": "Account",
+    "date": "Date",
+    "date_start": "Date",
+    "date_end": "Date end",
+    "sync_timestamp": "Started (UTC)",
+    "sync_type": "Type",
+    "mode": "Mode",
+    "since": "From",
+    "until": "To",
+    "entity_type": "Scope",
+    "total_duration_seconds": "Duration (s)",
+    "rows_read": "Rows read",
+    "rate_limit_hits": "Rate-limit hits",
+    "sync_id": "Sync id",
+    "first_error": "First error",
+    "campaigns_processed": "Campaigns",
+    "campaigns_errors": "Campaign errors",
+    "adsets_processed": "Ad sets",
+    "adsets_errors": "Ad set errors",
+    "ads_processed": "Ads",
+    "ads_errors": "Ad errors",
+    "level": "Level",
+    "days_synced": "Days stored",
+    "window_days": "Window (days)",
+    "coverage_pct": "Coverage",
+    "roas_change": "ROAS change",
+    "efficiency_score": "Efficiency",
+    "username": "User",
+    "email": "Email",
+    "role": "Role",
+    "roles": "Roles",
+    "requested_by": "Requested by",
+    "created_at": "Created",
+    "request": "Request",
+    "error": "Error",
+    "id": "Id",
 }
 """Column headers for shown tables (exports keep the raw column names)."""
 
@@ -194,16 +263,23 @@ def _guess_kind(values: pd.Series) -> str | None:
     return None
 
 
-def display_frame(frame: pd.DataFrame, currency: str | None = "USD",
-                  kinds: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+def display_frame(
+    frame: pd.DataFrame,
+    currency: str | None = "USD",
+    kinds: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
     """A copy of `frame` with every known metric column formatted as text ("—" for missing) and labelled."""
     kinds = {**METRIC_KINDS, **(kinds or {})}
     out = pd.DataFrame(index=frame.index)
     for column in frame.columns:
         values = frame[column]
         kind = kinds.get(column) or _guess_kind(values)
-        out[column] = ([format_value(v, kind, currency) for v in values] if kind
-                       else values.map(lambda v: DASH if is_missing(v) else v))
+        out[column] = (
+            [format_value(v, kind, currency) for v in values]
+            if kind
+            else values.map(lambda v: DASH if is_missing(v) else v)
+        )
     return out.rename(columns={**COLUMN_LABELS, **(labels or {})})
 
 
@@ -215,14 +291,16 @@ def format_peer_comparison(comparison: pd.DataFrame, currency: str | None = "USD
     rows = []
     for row in comparison.to_dict("records"):
         kind = PEER_METRIC_KINDS.get(row["metric"], "ratio")
-        rows.append({
-            "Metric": METRIC_LABELS.get(row["metric"], row["metric"]),
-            "This ad": format_value(row["value"], kind, currency),
-            "Peer median": format_value(row["peer_median"], kind, currency),
-            "vs median": format_value(row["difference"], kind, currency),
-            "vs median (%)": format_value(row["difference_pct"], "change"),
-            "Percentile": format_value(row["percentile"], "score"),
-            "Better than (% of peers)": format_value(row["better_than_pct"], "score"),
-            "Peers": format_int(row["peers"]),
-        })
+        rows.append(
+            {
+                "Metric": METRIC_LABELS.get(row["metric"], row["metric"]),
+                "This ad": format_value(row["value"], kind, currency),
+                "Peer median": format_value(row["peer_median"], kind, currency),
+                "vs median": format_value(row["difference"], kind, currency),
+                "vs median (%)": format_value(row["difference_pct"], "change"),
+                "Percentile": format_value(row["percentile"], "score"),
+                "Better than (% of peers)": format_value(row["better_than_pct"], "score"),
+                "Peers": format_int(row["peers"]),
+            }
+        )
     return pd.DataFrame(rows)

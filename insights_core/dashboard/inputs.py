@@ -7,7 +7,7 @@ entity types); this adds the messages of a box that wants exactly one id.
 from __future__ import annotations
 
 from insights_core.errors import InputError
-from insights_core.levels import LEVEL_LABELS  # noqa: F401 (re-exported: pages label levels with it)
+from insights_core.levels import LEVEL_LABELS
 from insights_core.sync_requests import parse_entity_ids
 
 

@@ -57,8 +57,10 @@ _MINT_KEY = "mi_mint_cookie"
 _FORGET_KEY = "mi_forget_cookie"
 _NOTICE_KEY = "mi_login_notice"
 WRONG_CREDENTIALS = "Username or password is incorrect."
-LOCKED_OUT = ("Too many failed logins for this user name from this browser: try again in {minutes:g} minutes, "
-              "from a browser you logged in with before, or ask an admin to unlock it.")
+LOCKED_OUT = (
+    "Too many failed logins for this user name from this browser: try again in {minutes:g} minutes, "
+    "from a browser you logged in with before, or ask an admin to unlock it."
+)
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +125,9 @@ def start_session(settings: Settings, config: AuthConfig, cookie_key: str) -> Lo
     """Build this run's authenticator, accept a valid re-login cookie, and resolve the current user."""
     now = time.time()
     credentials = credentials_for_authenticator(config)
-    authenticator = stauth.Authenticate(credentials, settings.cookie_name, cookie_key, 0, auto_hash=False,
-                                        login_sleep_time=0)
+    authenticator = stauth.Authenticate(
+        credentials, settings.cookie_name, cookie_key, 0, auto_hash=False, login_sleep_time=0
+    )
     if not st.session_state.get("authentication_status"):
         _screen_cookie(settings, config, cookie_key, now)
         try:
@@ -169,8 +172,11 @@ class _Binding(TypedDict):
 
 
 def _bind_session(user: User, cookie_key: str, now: float) -> _Binding:
-    binding: _Binding = {"username": user.username, "fingerprint": password_fingerprint(user.password_hash, cookie_key),
-               "at": now}
+    binding: _Binding = {
+        "username": user.username,
+        "fingerprint": password_fingerprint(user.password_hash, cookie_key),
+        "at": now,
+    }
     st.session_state[_BINDING_KEY] = binding
     return binding
 
@@ -187,8 +193,12 @@ def _resolve_user(session: LoginSession) -> CurrentUser | None:
         # logged in by cookie in this very run (the cookie was just checked against the current
         # fingerprint and logouts), or by a path that sets the library's keys directly
         binding = _bind_session(user, session.cookie_key, time.time())
-    if (user is None or user.role is None or binding is None
-            or not _binding_holds(binding, user, session.cookie_key, session.settings.data_dir)):
+    if (
+        user is None
+        or user.role is None
+        or binding is None
+        or not _binding_holds(binding, user, session.cookie_key, session.settings.data_dir)
+    ):
         _end_session(session)
         return None
     current = CurrentUser(user.username, user.name, user.role)
@@ -198,9 +208,11 @@ def _resolve_user(session: LoginSession) -> CurrentUser | None:
 
 def _binding_holds(binding: _Binding, user: User, cookie_key: str, data_dir: Path) -> bool:
     """The user still has a role, the password the session logged in with, and no logout since."""
-    return (user.role is not None
-            and binding["fingerprint"] == password_fingerprint(user.password_hash, cookie_key)
-            and fetch_logouts(data_dir).get(user.username, float("-inf")) < binding["at"])
+    return (
+        user.role is not None
+        and binding["fingerprint"] == password_fingerprint(user.password_hash, cookie_key)
+        and fetch_logouts(data_dir).get(user.username, float("-inf")) < binding["at"]
+    )
 
 
 def rerun_app_if_session_ended(settings: Settings) -> None:
@@ -269,8 +281,15 @@ def render_login_form(session: LoginSession) -> None:
     if user is None:
         st.error(WRONG_CREDENTIALS)
         return
-    st.session_state.update({"authentication_status": True, "username": user.username, "name": user.name,
-                             "email": user.email, "roles": list(user.roles)})
+    st.session_state.update(
+        {
+            "authentication_status": True,
+            "username": user.username,
+            "name": user.name,
+            "email": user.email,
+            "roles": list(user.roles),
+        }
+    )
     _bind_session(user, session.cookie_key, now)
     # the re-login cookie first: it is what the user notices missing; none when expiry is 0 days
     st.session_state[_MINT_KEY] = (["login"] if settings.cookie_expiry_days > 0 else []) + ["device"]
@@ -295,8 +314,9 @@ def issue_cookie_if_due(session: LoginSession) -> None:
     now = time.time()
     manager = _cookie_manager(session)
     if kind == "login":
-        token, expires = mint_login_cookie(user.username, user.password_hash, session.cookie_key,
-                                           session.settings.cookie_expiry_days, now)
+        token, expires = mint_login_cookie(
+            user.username, user.password_hash, session.cookie_key, session.settings.cookie_expiry_days, now
+        )
         manager.set(session.settings.cookie_name, token, key="mi_set_cookie", expires_at=expires)
     else:
         device, device_expires = mint_device_cookie(user.username, session.cookie_key, now)
@@ -321,4 +341,5 @@ def log_out(session: LoginSession) -> None:
         st.session_state[_NOTICE_KEY] = (
             f"Logged out here, but your other sessions and saved logins could not be ended: cannot write "
             f"{LOGOUTS_FILE} in the data directory ({exc.strerror or exc}). Log out again once it is writable, "
-            "or ask an admin to set a new password for you (that ends them too).")
+            "or ask an admin to set a new password for you (that ends them too)."
+        )

@@ -70,8 +70,9 @@ def efficiency_scores(population: pd.DataFrame) -> pd.Series:
     return (weighted / weight.where(weight > 0)).astype("float64")
 
 
-def peer_comparison(target_id: str, peers: pd.DataFrame, id_column: str = "ad_id",
-                    metrics: tuple[str, ...] = PEER_METRICS) -> pd.DataFrame:
+def peer_comparison(
+    target_id: str, peers: pd.DataFrame, id_column: str = "ad_id", metrics: tuple[str, ...] = PEER_METRICS
+) -> pd.DataFrame:
     """How one entity compares with its peers (the other rows of `peers`, which hold sums per entity).
 
     One row per metric: the entity's value, the peers' median, the difference from the median
@@ -90,7 +91,16 @@ def peer_comparison(target_id: str, peers: pd.DataFrame, id_column: str = "ad_id
         diff = value - median if not (np.isnan(value) or np.isnan(median)) else np.nan
         diff_pct = diff / abs(median) * 100.0 if not np.isnan(diff) and median != 0 else np.nan
         better = np.nan if rank is None else (100.0 - rank if metric in LOWER_IS_BETTER else rank)
-        rows.append({"metric": metric, "value": value, "peer_median": median, "difference": diff,
-                     "difference_pct": diff_pct, "percentile": np.nan if rank is None else rank,
-                     "better_than_pct": better, "peers": int(population.size)})
+        rows.append(
+            {
+                "metric": metric,
+                "value": value,
+                "peer_median": median,
+                "difference": diff,
+                "difference_pct": diff_pct,
+                "percentile": np.nan if rank is None else rank,
+                "better_than_pct": better,
+                "peers": int(population.size),
+            }
+        )
     return pd.DataFrame(rows)

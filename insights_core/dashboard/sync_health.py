@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from insights_core.metrics import ratio, ratio_array
 from insights_core.levels import LEVEL_PLURAL, LEVELS
+from insights_core.metrics import ratio, ratio_array
 
 
 def error_rates(runs: pd.DataFrame) -> pd.DataFrame:
@@ -37,16 +37,23 @@ def entity_coverage(runs: pd.DataFrame) -> pd.DataFrame:
         plural = LEVEL_PLURAL[level]
         processed, success = int(latest[f"{plural}_processed"]), int(latest[f"{plural}_success"])
         share = ratio(success, processed, 100.0)
-        rows.append({"level": level, "processed": processed, "success": success,
-                     "coverage_pct": float("nan") if share is None else share})
+        rows.append(
+            {
+                "level": level,
+                "processed": processed,
+                "success": success,
+                "coverage_pct": float("nan") if share is None else share,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def day_coverage(days: pd.DataFrame, window_days: int) -> pd.DataFrame:
     """`days` (account_id, entity_type, days_synced) with the share of the window's days stored, in percent."""
-    return days.assign(window_days=window_days,
-                       coverage_pct=ratio_array(days["days_synced"].to_numpy(),
-                                                          np.full(len(days), float(window_days)), 100.0))
+    return days.assign(
+        window_days=window_days,
+        coverage_pct=ratio_array(days["days_synced"].to_numpy(), np.full(len(days), float(window_days)), 100.0),
+    )
 
 
 def report_counts(report: Mapping[str, Any]) -> pd.DataFrame:
@@ -54,8 +61,14 @@ def report_counts(report: Mapping[str, Any]) -> pd.DataFrame:
     rows = []
     for level in LEVELS:
         counts = report.get(LEVEL_PLURAL[level]) or {}
-        rows.append({"level": LEVEL_PLURAL[level], "processed": counts.get("processed", 0),
-                     "success": counts.get("success", 0), "errors": counts.get("errors", 0)})
+        rows.append(
+            {
+                "level": LEVEL_PLURAL[level],
+                "processed": counts.get("processed", 0),
+                "success": counts.get("success", 0),
+                "errors": counts.get("errors", 0),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -71,9 +84,27 @@ def run_errors(report_json: str | None) -> list[str]:
 
 def history_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The run history as shown and exported: one row per sync, newest first, first error inlined."""
-    out = runs[["sync_timestamp", "sync_type", "mode", "status", "total_duration_seconds", "since", "until",
-                "entity_type", "campaigns_processed", "campaigns_errors", "adsets_processed", "adsets_errors",
-                "ads_processed", "ads_errors", "rows_read", "rate_limit_hits", "sync_id"]].copy()
+    out = runs[
+        [
+            "sync_timestamp",
+            "sync_type",
+            "mode",
+            "status",
+            "total_duration_seconds",
+            "since",
+            "until",
+            "entity_type",
+            "campaigns_processed",
+            "campaigns_errors",
+            "adsets_processed",
+            "adsets_errors",
+            "ads_processed",
+            "ads_errors",
+            "rows_read",
+            "rate_limit_hits",
+            "sync_id",
+        ]
+    ].copy()
     out["first_error"] = [next(iter(run_errors(r)), "") for r in runs["report_json"]]
     return out
 

@@ -11,8 +11,8 @@ from insights_core.control import ControlChannel, RequestRecord, WorkerStatus
 from insights_core.dashboard import data, widgets
 from insights_core.dashboard.formatting import format_age, format_duration, format_int, format_timestamp, literal
 from insights_core.dashboard.login import CurrentUser
-from insights_core.errors import ControlChannelError
 from insights_core.dashboard.sync_health import report_counts, report_window
+from insights_core.errors import ControlChannelError
 from insights_core.levels import LEVEL_PLURAL, LEVELS
 from insights_core.models import SyncRequest
 
@@ -48,26 +48,40 @@ def render_worker_status(status: WorkerStatus | None, now: dt.datetime) -> bool:
         return False
     age = (now - status.heartbeat_at).total_seconds()
     if not status.is_alive(now):
-        st.error(f"The sync worker is not running (last heartbeat {format_age(age)}, state {literal(status.state)}). "
-                 f"Sync now requests wait until it runs again. {START_HINT}", icon=":material/power_off:")
+        st.error(
+            f"The sync worker is not running (last heartbeat {format_age(age)}, state {literal(status.state)}). "
+            f"Sync now requests wait until it runs again. {START_HINT}",
+            icon=":material/power_off:",
+        )
         return False
-    schedule = (f"next scheduled sync {format_timestamp(status.next_run_at)}" if status.next_run_at
-                else "scheduled syncs are off (INSIGHTS_SYNC_ENABLED=false)" if not status.sync_enabled
-                else "no scheduled sync pending")
-    st.success(f"Sync worker running: {literal(status.state)}, {literal(status.mode)} mode, pid {status.pid} on "
-               f"{literal(status.hostname)}; "
-               f"heartbeat {format_age(age)}; every {status.interval_minutes} min, {schedule}.",
-               icon=":material/monitor_heart:")
+    schedule = (
+        f"next scheduled sync {format_timestamp(status.next_run_at)}"
+        if status.next_run_at
+        else "scheduled syncs are off (INSIGHTS_SYNC_ENABLED=false)"
+        if not status.sync_enabled
+        else "no scheduled sync pending"
+    )
+    st.success(
+        f"Sync worker running: {literal(status.state)}, {literal(status.mode)} mode, pid {status.pid} on "
+        f"{literal(status.hostname)}; "
+        f"heartbeat {format_age(age)}; every {status.interval_minutes} min, {schedule}.",
+        icon=":material/monitor_heart:",
+    )
     return True
 
 
 def render_progress(record: RequestRecord, worker_alive: bool) -> None:
     """A pending or running request: who asked, what, and per-level progress while the worker runs it."""
-    st.markdown(f"**Request #{record.id}** by {literal(record.requested_by or 'unknown')} · "
-                f"{literal(describe_request(record.request))}")
+    st.markdown(
+        f"**Request #{record.id}** by {literal(record.requested_by or 'unknown')} · "
+        f"{literal(describe_request(record.request))}"
+    )
     if record.status == "pending":
-        st.info("Waiting for the worker to pick it up…" if worker_alive
-                else "Queued, but the worker is not running: it starts when the worker does.")
+        st.info(
+            "Waiting for the worker to pick it up…"
+            if worker_alive
+            else "Queued, but the worker is not running: it starts when the worker does."
+        )
         return
     progress = record.progress or {}
     st.caption(literal(progress.get("message") or "starting…"))
@@ -86,20 +100,29 @@ def render_report(record: RequestRecord, user: CurrentUser) -> None:
         st.error(f"Request #{record.id} {literal(record.status)}: {literal(record.error or 'no report')}")
         return
     show = st.success if report.get("success") else st.error
-    show(f"Sync {literal(report.get('status'))} in {format_duration(report.get('total_duration_seconds'))}: "
-         f"{format_int(report.get('rows_read'))} rows read ({format_int(report.get('rows_inserted'))} new, "
-         f"{format_int(report.get('rows_updated'))} changed, {format_int(report.get('rows_deleted'))} removed), "
-         f"{literal(report_window(report))}.")
+    show(
+        f"Sync {literal(report.get('status'))} in {format_duration(report.get('total_duration_seconds'))}: "
+        f"{format_int(report.get('rows_read'))} rows read ({format_int(report.get('rows_inserted'))} new, "
+        f"{format_int(report.get('rows_updated'))} changed, {format_int(report.get('rows_deleted'))} removed), "
+        f"{literal(report_window(report))}."
+    )
     left, right = st.columns([2, 3])
     with left:
-        widgets.table(report_counts(report), "sync_report_counts", f"sync_report_{record.id}", user,
-                      labels={"level": "Level", "processed": "Processed", "success": "Succeeded", "errors": "Errors"})
+        widgets.table(
+            report_counts(report),
+            "sync_report_counts",
+            f"sync_report_{record.id}",
+            user,
+            labels={"level": "Level", "processed": "Processed", "success": "Succeeded", "errors": "Errors"},
+        )
     with right:
-        st.markdown(f"Sync id {literal(report.get('sync_id'))} · {literal(report.get('sync_type'))} · "
-                    f"{literal(report.get('mode'))} mode · "
-                    f"started {format_timestamp(report.get('sync_timestamp'))} · "
-                    f"{format_int(report.get('api_requests'))} API requests · "
-                    f"{format_int(report.get('rate_limit_hits'))} rate-limit hits")
+        st.markdown(
+            f"Sync id {literal(report.get('sync_id'))} · {literal(report.get('sync_type'))} · "
+            f"{literal(report.get('mode'))} mode · "
+            f"started {format_timestamp(report.get('sync_timestamp'))} · "
+            f"{format_int(report.get('api_requests'))} API requests · "
+            f"{format_int(report.get('rate_limit_hits'))} rate-limit hits"
+        )
         errors = report.get("errors") or []
         if errors:
             with st.expander(f"{len(errors)} error lines", expanded=not report.get("success")):

@@ -33,8 +33,15 @@ from insights_core.settings import Settings, load_settings
 from insights_core.store.queries import DataBounds
 
 HEADLINE_METRICS: tuple[tuple[str, str], ...] = (
-    ("spend", "money"), ("revenue", "money"), ("roas", "ratio"), ("conversions", "number"),
-    ("impressions", "int"), ("clicks", "int"), ("ctr", "percent"), ("cpc", "money"))
+    ("spend", "money"),
+    ("revenue", "money"),
+    ("roas", "ratio"),
+    ("conversions", "number"),
+    ("impressions", "int"),
+    ("clicks", "int"),
+    ("ctr", "percent"),
+    ("cpc", "money"),
+)
 _COST_METRICS = {"cpc", "cpm", "cost_per_conversion", "spend"}
 
 
@@ -117,9 +124,11 @@ def reporting_broken_files() -> Iterator[None]:
 
 def control_channel_error(exc: ControlChannelError) -> str:
     """The control database's failure in words, with what happens next."""
-    return (f"The control database (Sync now requests, the worker's heartbeat) cannot be read: {exc}. Sync now "
-            "and the worker's status are unavailable until it works again: a deleted or damaged file is "
-            "replaced by a new one at the next try (queued requests in a damaged file are lost).")
+    return (
+        f"The control database (Sync now requests, the worker's heartbeat) cannot be read: {exc}. Sync now "
+        "and the worker's status are unavailable until it works again: a deleted or damaged file is "
+        "replaced by a new one at the next try (queued requests in a damaged file are lost)."
+    )
 
 
 def show_notice(exc: InsightsError | str) -> None:
@@ -135,8 +144,15 @@ def date_range(key: str, bounds: DataBounds, days: int = 30) -> tuple[dt.date, d
     """A date range picker defaulting to the last `days` stored days; stops until both ends are picked."""
     assert bounds.first_day is not None and bounds.last_day is not None
     default = default_range(bounds.first_day, bounds.last_day, days)
-    value = st.date_input("Date range", value=default, min_value=bounds.first_day, max_value=bounds.last_day,
-                          key=key, format="YYYY-MM-DD", help=f"Data is stored through {bounds.last_day}.")
+    value = st.date_input(
+        "Date range",
+        value=default,
+        min_value=bounds.first_day,
+        max_value=bounds.last_day,
+        key=key,
+        format="YYYY-MM-DD",
+        help=f"Data is stored through {bounds.last_day}.",
+    )
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         st.info("Pick the end of the date range.")
         st.stop()
@@ -154,22 +170,31 @@ def account_filter(key: str, bounds: DataBounds) -> tuple[str | None, str]:
     if accounts["currency"].nunique() == 1:
         options = [None, *options]
     names = dict(zip(accounts["account_id"], accounts["name"]))
-    chosen = st.selectbox("Ad account", options, key=key,
-                          format_func=lambda a: "All accounts" if a is None else f"{names[a]} ({a})")  # plain text
+    chosen = st.selectbox(
+        "Ad account", options, key=key, format_func=lambda a: "All accounts" if a is None else f"{names[a]} ({a})"
+    )  # plain text
     currencies = accounts.loc[accounts["account_id"] == chosen, "currency"]
     return chosen, str(currencies.iloc[0]) if len(currencies) else str(accounts["currency"].iloc[0])
 
 
-def metric_cards(totals: Mapping[str, float], currency: str, previous: Mapping[str, float] | None = None,
-                 metrics: Sequence[tuple[str, str]] = HEADLINE_METRICS) -> None:
+def metric_cards(
+    totals: Mapping[str, float],
+    currency: str,
+    previous: Mapping[str, float] | None = None,
+    metrics: Sequence[tuple[str, str]] = HEADLINE_METRICS,
+) -> None:
     """One st.metric per figure, ratios from the sums, with the change against `previous` when given."""
     values = {**totals, **ratios_from_totals(totals)}
     before = {**previous, **ratios_from_totals(previous)} if previous is not None else {}
     columns = [column for _ in range(0, len(metrics), 4) for column in st.columns(4)]
     for column, (metric, kind) in zip(columns, metrics):
         delta = format_change(pct_change(values.get(metric), before.get(metric))) if previous is not None else None
-        column.metric(METRIC_LABELS.get(metric, metric), format_value(values.get(metric), kind, currency), delta=delta,
-                      delta_color="off" if metric == "spend" else "inverse" if metric in _COST_METRICS else "normal")
+        column.metric(
+            METRIC_LABELS.get(metric, metric),
+            format_value(values.get(metric), kind, currency),
+            delta=delta,
+            delta_color="off" if metric == "spend" else "inverse" if metric in _COST_METRICS else "normal",
+        )
 
 
 def download_buttons(frame: pd.DataFrame, key: str, file_stem: str, user: CurrentUser) -> None:
@@ -179,9 +204,15 @@ def download_buttons(frame: pd.DataFrame, key: str, file_stem: str, user: Curren
     row = st.container(horizontal=True)
     formats: tuple[tuple[ExportFormat, str], ...] = (("csv", "Download CSV"), ("xlsx", "Download Excel"))
     for fmt, label in formats:
-        row.download_button(label, data=_deferred_bytes(frame, fmt, file_stem), file_name=f"{file_stem}.{fmt}",
-                               mime=MIME_TYPES[fmt], key=f"{key}_{fmt}", on_click="ignore",
-                               icon=":material/download:")
+        row.download_button(
+            label,
+            data=_deferred_bytes(frame, fmt, file_stem),
+            file_name=f"{file_stem}.{fmt}",
+            mime=MIME_TYPES[fmt],
+            key=f"{key}_{fmt}",
+            on_click="ignore",
+            icon=":material/download:",
+        )
 
 
 def _deferred_bytes(frame: pd.DataFrame, fmt: ExportFormat, sheet: str) -> Callable[[], bytes]:
@@ -192,17 +223,33 @@ _cached_display_frame = st.cache_data(max_entries=64, show_spinner=False)(displa
 """Formatting is Python per cell (~0.1 s for a 1000-row table), so reruns reuse the text of an unchanged frame."""
 
 
-def table(frame: pd.DataFrame, key: str, file_stem: str, user: CurrentUser, currency: str = "USD",
-          kinds: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
-          selectable: bool = False, height: int | None = None, display: pd.DataFrame | None = None) -> int | None:
+def table(
+    frame: pd.DataFrame,
+    key: str,
+    file_stem: str,
+    user: CurrentUser,
+    currency: str = "USD",
+    kinds: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    selectable: bool = False,
+    height: int | None = None,
+    display: pd.DataFrame | None = None,
+) -> int | None:
     """Show `frame` formatted ("—" for missing), with downloads; return the selected row's position.
 
     `display` replaces the formatted view when rows need their own formats; downloads keep `frame`.
     """
     shown = display if display is not None else _cached_display_frame(frame, currency, kinds, labels)
     fits = len(shown) <= 12  # small tables take their own height, big ones scroll
-    event = st.dataframe(shown, key=key, hide_index=True, width="stretch", height="auto" if fits else height or "auto",
-                         on_select="rerun" if selectable else "ignore", selection_mode="single-row")
+    event = st.dataframe(
+        shown,
+        key=key,
+        hide_index=True,
+        width="stretch",
+        height="auto" if fits else height or "auto",
+        on_select="rerun" if selectable else "ignore",
+        selection_mode="single-row",
+    )
     download_buttons(frame, f"{key}_download", file_stem, user)
     if selectable and event is not None:
         # streamlit types the result as element or selection state; with on_select it is the state
@@ -211,8 +258,9 @@ def table(frame: pd.DataFrame, key: str, file_stem: str, user: CurrentUser, curr
     return None
 
 
-def render_alerts(alerts: Sequence[Alert],
-                  all_clear: str = "No alerts: syncs are healthy and no campaign dropped sharply.") -> None:
+def render_alerts(
+    alerts: Sequence[Alert], all_clear: str = "No alerts: syncs are healthy and no campaign dropped sharply."
+) -> None:
     if not alerts:
         st.success(all_clear, icon=":material/check_circle:")
         return
@@ -220,8 +268,12 @@ def render_alerts(alerts: Sequence[Alert],
         show = {"error": st.error, "warning": st.warning}.get(alert.severity, st.info)
         show(literal(alert.message), icon=":material/warning:" if alert.severity != "info" else ":material/info:")
         if alert.campaign_id:
-            st.page_link("pages/campaign.py", label="Open this campaign",
-                         query_params={"campaign_id": alert.campaign_id}, icon=":material/arrow_forward:")
+            st.page_link(
+                "pages/campaign.py",
+                label="Open this campaign",
+                query_params={"campaign_id": alert.campaign_id},
+                icon=":material/arrow_forward:",
+            )
 
 
 def query_value(name: str) -> str | None:
@@ -246,8 +298,12 @@ def entity_id_input(level: Level, key: str, label: str | None = None) -> str | N
         elif param in st.query_params:
             del st.query_params[param]
 
-    raw = st.text_input(label or f"{LEVEL_LABELS[level].capitalize()} id", key=key, on_change=remember,
-                        placeholder="e.g. 120210000000000001")
+    raw = st.text_input(
+        label or f"{LEVEL_LABELS[level].capitalize()} id",
+        key=key,
+        on_change=remember,
+        placeholder="e.g. 120210000000000001",
+    )
     if not raw.strip():
         return None
     try:
@@ -263,6 +319,8 @@ def open_child(level: str, entity_id: str) -> None:
 
 
 def unknown_entity(level: Level, entity_id: str, bounds: DataBounds) -> None:
-    st.error(f"No {LEVEL_LABELS[level]} with id {entity_id} in the synced data (stored through {bounds.last_day}). "
-             "Check the id, or run a sync if it is new.")
+    st.error(
+        f"No {LEVEL_LABELS[level]} with id {entity_id} in the synced data (stored through {bounds.last_day}). "
+        "Check the id, or run a sync if it is new."
+    )
     st.stop()

@@ -47,8 +47,7 @@ class InsightsSource(Protocol):
         """
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 def open_source(settings: Settings) -> InsightsSource:

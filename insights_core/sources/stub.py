@@ -48,27 +48,84 @@ _AD_BASE = 120_230_000_000_000_000
 _EPOCH = dt.date(1970, 1, 1)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
-_THEMES = ("Holiday Sale", "Spring Collection", "Retargeting", "Brand Awareness", "New Arrivals",
-           "Clearance", "Loyalty Members", "Lookalike Prospecting", "Back to School", "Summer Deals",
-           "Cart Abandoners", "Video Views", "Lead Magnet", "App Installs", "Black Friday")
-_OBJECTIVES = ("OUTCOME_SALES",) * 5 + ("OUTCOME_TRAFFIC", "OUTCOME_TRAFFIC", "OUTCOME_AWARENESS",
-                                         "OUTCOME_LEADS", "OUTCOME_ENGAGEMENT")
-_GOALS = {"OUTCOME_SALES": "OFFSITE_CONVERSIONS", "OUTCOME_TRAFFIC": "LINK_CLICKS",
-          "OUTCOME_AWARENESS": "REACH", "OUTCOME_LEADS": "LEAD_GENERATION",
-          "OUTCOME_ENGAGEMENT": "POST_ENGAGEMENT"}
-_AUDIENCES = ("Broad", "Lookalike 1%", "Lookalike 3%", "Interests: Fashion", "Interests: Fitness",
-              "Website visitors 30d", "Customers list", "Engaged shoppers", "Advantage+ audience")
+_THEMES = (
+    "Holiday Sale",
+    "Spring Collection",
+    "Retargeting",
+    "Brand Awareness",
+    "New Arrivals",
+    "Clearance",
+    "Loyalty Members",
+    "Lookalike Prospecting",
+    "Back to School",
+    "Summer Deals",
+    "Cart Abandoners",
+    "Video Views",
+    "Lead Magnet",
+    "App Installs",
+    "Black Friday",
+)
+_OBJECTIVES = ("OUTCOME_SALES",) * 5 + (
+    "OUTCOME_TRAFFIC",
+    "OUTCOME_TRAFFIC",
+    "OUTCOME_AWARENESS",
+    "OUTCOME_LEADS",
+    "OUTCOME_ENGAGEMENT",
+)
+_GOALS = {
+    "OUTCOME_SALES": "OFFSITE_CONVERSIONS",
+    "OUTCOME_TRAFFIC": "LINK_CLICKS",
+    "OUTCOME_AWARENESS": "REACH",
+    "OUTCOME_LEADS": "LEAD_GENERATION",
+    "OUTCOME_ENGAGEMENT": "POST_ENGAGEMENT",
+}
+_AUDIENCES = (
+    "Broad",
+    "Lookalike 1%",
+    "Lookalike 3%",
+    "Interests: Fashion",
+    "Interests: Fitness",
+    "Website visitors 30d",
+    "Customers list",
+    "Engaged shoppers",
+    "Advantage+ audience",
+)
 _AGE_RANGES = ((18, 65), (18, 34), (25, 44), (25, 54), (35, 65), (18, 24), (45, 65))
 _GENDERS = ("all",) * 7 + ("female", "female", "male")
-_COUNTRY_SETS = (("US",), ("US", "CA"), ("GB", "IE"), ("ES", "MX"), ("DE", "AT", "CH"), ("FR", "BE"),
-                 ("BR",), ("AU", "NZ"), ("US",), ("US", "GB", "CA", "AU"))
-_PLACEMENT_SETS = (("facebook_feed", "instagram_feed"), ("instagram_stories", "instagram_reels"),
-                   ("facebook_feed", "instagram_feed", "instagram_stories", "messenger_inbox"),
-                   ("automatic",), ("automatic",), ("facebook_reels", "instagram_reels"),
-                   ("audience_network", "facebook_feed"))
+_COUNTRY_SETS = (
+    ("US",),
+    ("US", "CA"),
+    ("GB", "IE"),
+    ("ES", "MX"),
+    ("DE", "AT", "CH"),
+    ("FR", "BE"),
+    ("BR",),
+    ("AU", "NZ"),
+    ("US",),
+    ("US", "GB", "CA", "AU"),
+)
+_PLACEMENT_SETS = (
+    ("facebook_feed", "instagram_feed"),
+    ("instagram_stories", "instagram_reels"),
+    ("facebook_feed", "instagram_feed", "instagram_stories", "messenger_inbox"),
+    ("automatic",),
+    ("automatic",),
+    ("facebook_reels", "instagram_reels"),
+    ("audience_network", "facebook_feed"),
+)
 _FORMATS = ("Video 15s", "Carousel", "Single image", "Collection", "Reel 9:16", "Video 30s")
-_ANGLES = ("UGC testimonial", "Product demo", "20% off", "Free shipping", "Bundle offer",
-           "Founder story", "Best sellers", "Limited stock", "Before/after", "Gift guide")
+_ANGLES = (
+    "UGC testimonial",
+    "Product demo",
+    "20% off",
+    "Free shipping",
+    "Bundle offer",
+    "Founder story",
+    "Best sellers",
+    "Limited stock",
+    "Before/after",
+    "Gift guide",
+)
 _WEEKDAY_SPEND = np.array([1.00, 1.03, 1.04, 1.01, 0.96, 0.86, 0.90])  # monday first
 _WEEKDAY_CVR = np.array([0.97, 1.00, 1.00, 0.99, 1.00, 1.06, 1.10])
 
@@ -92,7 +149,8 @@ def hash_ids(ids: list[str] | np.ndarray) -> np.ndarray:
     """Stable 64-bit hashes of id strings (BLAKE2b), identical across processes and machines."""
     return np.fromiter(
         (int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little") for i in ids),
-        dtype=np.uint64, count=len(ids),
+        dtype=np.uint64,
+        count=len(ids),
     )
 
 
@@ -139,8 +197,9 @@ class StubSource:
 
     mode = "stub"
 
-    def __init__(self, shape: StubShape = StubShape(), error_rate: float = 0.0,
-                 account: Account = STUB_ACCOUNT) -> None:
+    def __init__(
+        self, shape: StubShape = StubShape(), error_rate: float = 0.0, account: Account = STUB_ACCOUNT
+    ) -> None:
         self.shape = shape
         self.error_rate = error_rate
         self.account = account
@@ -185,18 +244,22 @@ class StubSource:
         c_status = _status(c_hash, paused=0.12, archived=0.06)
         objectives = _pick(_OBJECTIVES, c_hash, 3)
         themes = _pick(_THEMES, c_hash, 4)
-        campaigns = pd.DataFrame({
-            "campaign_id": c_ids,
-            "account_id": acct,
-            "name": [f"{t} · {o.removeprefix('OUTCOME_').title()} #{i + 1}"
-                     for i, (t, o) in enumerate(zip(themes, objectives))],
-            "status": c_status,
-            "effective_status": c_status,
-            "objective": objectives,
-            "daily_budget": np.round(50 + uniforms(c_hash, 5) * 1950, -1),
-            "lifetime_budget": np.nan,
-            "created_time": _created_times(c_hash),
-        })
+        campaigns = pd.DataFrame(
+            {
+                "campaign_id": c_ids,
+                "account_id": acct,
+                "name": [
+                    f"{t} · {o.removeprefix('OUTCOME_').title()} #{i + 1}"
+                    for i, (t, o) in enumerate(zip(themes, objectives))
+                ],
+                "status": c_status,
+                "effective_status": c_status,
+                "objective": objectives,
+                "daily_budget": np.round(50 + uniforms(c_hash, 5) * 1950, -1),
+                "lifetime_budget": np.nan,
+                "created_time": _created_times(c_hash),
+            }
+        )
 
         parent = np.repeat(np.arange(s.campaigns), s.adsets_per_campaign)
         a_own = _status(a_hash, paused=0.08, archived=0.02)
@@ -206,45 +269,53 @@ class StubSource:
         countries = [_COUNTRY_SETS[i] for i in (uniforms(a_hash, 8) * len(_COUNTRY_SETS)).astype(np.int64)]
         placements = [_PLACEMENT_SETS[i] for i in (uniforms(a_hash, 9) * len(_PLACEMENT_SETS)).astype(np.int64)]
         audiences = _pick(_AUDIENCES, a_hash, 10)
-        adsets = pd.DataFrame({
-            "adset_id": a_ids,
-            "account_id": acct,
-            "campaign_id": c_ids[parent],
-            "name": [f"{aud} · {lo}-{hi} · {'+'.join(cs)}" for aud, (lo, hi), cs in zip(audiences, ages, countries)],
-            "status": a_status,
-            "effective_status": _effective(a_own, c_status[parent], "CAMPAIGN_PAUSED"),
-            "optimization_goal": [_GOALS[o] for o in objectives[parent]],
-            "billing_event": "IMPRESSIONS",
-            "daily_budget": np.nan,
-            "lifetime_budget": np.nan,
-            "age_min": [lo for lo, _ in ages],
-            "age_max": [hi for _, hi in ages],
-            "genders": genders,
-            "countries": [",".join(cs) for cs in countries],
-            "placements": [",".join(ps) for ps in placements],
-            "targeting_json": [_targeting_json(a, g, cs, ps)
-                               for a, g, cs, ps in zip(ages, genders, countries, placements)],
-            "created_time": _created_times(a_hash),
-        })
+        adsets = pd.DataFrame(
+            {
+                "adset_id": a_ids,
+                "account_id": acct,
+                "campaign_id": c_ids[parent],
+                "name": [
+                    f"{aud} · {lo}-{hi} · {'+'.join(cs)}" for aud, (lo, hi), cs in zip(audiences, ages, countries)
+                ],
+                "status": a_status,
+                "effective_status": _effective(a_own, c_status[parent], "CAMPAIGN_PAUSED"),
+                "optimization_goal": [_GOALS[o] for o in objectives[parent]],
+                "billing_event": "IMPRESSIONS",
+                "daily_budget": np.nan,
+                "lifetime_budget": np.nan,
+                "age_min": [lo for lo, _ in ages],
+                "age_max": [hi for _, hi in ages],
+                "genders": genders,
+                "countries": [",".join(cs) for cs in countries],
+                "placements": [",".join(ps) for ps in placements],
+                "targeting_json": [
+                    _targeting_json(a, g, cs, ps) for a, g, cs, ps in zip(ages, genders, countries, placements)
+                ],
+                "created_time": _created_times(a_hash),
+            }
+        )
 
         ad_parent = np.repeat(np.arange(s.adsets), s.ads_per_adset)
         d_own = _status(d_hash, paused=0.10, archived=0.02)
         d_status = np.where(a_status[ad_parent] == "ACTIVE", d_own, a_status[ad_parent])
         formats = _pick(_FORMATS, d_hash, 11)
         angles = _pick(_ANGLES, d_hash, 12)
-        ads = pd.DataFrame({
-            "ad_id": d_ids,
-            "account_id": acct,
-            "campaign_id": c_ids[parent][ad_parent],
-            "adset_id": a_ids[ad_parent],
-            "name": [f"{f} · {a} v{(i % s.ads_per_adset) + 1}" for i, (f, a) in enumerate(zip(formats, angles))],
-            "status": d_status,
-            "effective_status": _effective(d_own, a_status[ad_parent], "ADSET_PAUSED"),
-            "creative_id": (np.arange(s.ads, dtype=np.int64) + 120_240_000_000_000_001).astype(str),
-            "created_time": _created_times(d_hash),
-        })
-        return EntityTree(self.account, _table_frame("campaign", campaigns), _table_frame("adset", adsets),
-                          _table_frame("ad", ads))
+        ads = pd.DataFrame(
+            {
+                "ad_id": d_ids,
+                "account_id": acct,
+                "campaign_id": c_ids[parent][ad_parent],
+                "adset_id": a_ids[ad_parent],
+                "name": [f"{f} · {a} v{(i % s.ads_per_adset) + 1}" for i, (f, a) in enumerate(zip(formats, angles))],
+                "status": d_status,
+                "effective_status": _effective(d_own, a_status[ad_parent], "ADSET_PAUSED"),
+                "creative_id": (np.arange(s.ads, dtype=np.int64) + 120_240_000_000_000_001).astype(str),
+                "created_time": _created_times(d_hash),
+            }
+        )
+        return EntityTree(
+            self.account, _table_frame("campaign", campaigns), _table_frame("adset", adsets), _table_frame("ad", ads)
+        )
 
     def fetch_insights(
         self,
@@ -268,10 +339,11 @@ class StubSource:
         chunk = max(1, ROWS_PER_CHUNK // max(1, s.adsets_per_campaign * s.ads_per_adset * window.days))
         campaigns = np.flatnonzero(needed)
         for start in range(0, len(campaigns), chunk):
-            yield from self._chunk_batches(campaigns[start:start + chunk], window, scope, sync_id)
+            yield from self._chunk_batches(campaigns[start : start + chunk], window, scope, sync_id)
 
-    def _chunk_batches(self, campaigns: np.ndarray, window: DateWindow, scope: Scope,
-                       sync_id: str) -> Iterator[InsightBatch]:
+    def _chunk_batches(
+        self, campaigns: np.ndarray, window: DateWindow, scope: Scope, sync_id: str
+    ) -> Iterator[InsightBatch]:
         s = self.shape
         acct = self.account.account_id
         days = np.array([(d - _EPOCH).days for d in window.dates()], dtype=np.int64)
@@ -298,8 +370,11 @@ class StubSource:
             ("ad", d_ids, ad, (np.repeat(c_num, a_per_c * d_per_a), np.repeat(a_num, d_per_a), d_num)),
         ]
         for level, ids, values, lineage in levels:
-            in_scope = (np.ones(len(ids), dtype=bool) if scope.is_full
-                        else np.isin(ids, np.array(sorted(scope.ids(level)), dtype=ids.dtype)))
+            in_scope = (
+                np.ones(len(ids), dtype=bool)
+                if scope.is_full
+                else np.isin(ids, np.array(sorted(scope.ids(level)), dtype=ids.dtype))
+            )
             if not in_scope.any():
                 continue
             failures = self._failures(ids[in_scope], sync_id)
@@ -324,7 +399,7 @@ def generate_ad_days(ad_hash: np.ndarray, days: np.ndarray, active: np.ndarray) 
     each day adds weekday seasonality, a yearly wave, a late-November peak and noise. Inactive ads
     deliver in the weeks their id switches on (flighting), so paused ones still have history.
     """
-    budget = np.exp(2.2 + 0.75 * _normal(ad_hash, 20))                        # dollars/day, median ~9
+    budget = np.exp(2.2 + 0.75 * _normal(ad_hash, 20))  # dollars/day, median ~9
     base_cpm = 4.0 + 18.0 * uniforms(ad_hash, 22)
     base_ctr = np.clip(np.exp(np.log(0.011) + 0.55 * _normal(ad_hash, 23)), 0.002, 0.06)
     base_cvr = np.clip(np.exp(np.log(0.02) + 0.7 * _normal(ad_hash, 25)), 0.002, 0.2)
@@ -332,8 +407,7 @@ def generate_ad_days(ad_hash: np.ndarray, days: np.ndarray, active: np.ndarray) 
 
     seed = _day_seed(ad_hash, days)
     weekday = (days + 3) % 7  # 1970-01-01 was a thursday; 0 = monday
-    day_of_year = ((days.astype("datetime64[D]") - days.astype("datetime64[D]").astype("datetime64[Y]"))
-                   .astype(np.int64))
+    day_of_year = (days.astype("datetime64[D]") - days.astype("datetime64[D]").astype("datetime64[Y]")).astype(np.int64)
     season = 1.0 + 0.12 * np.sin(2 * np.pi * (day_of_year - 80) / 365.25)
     season = season * np.where((day_of_year >= 325) & (day_of_year <= 334), 1.6, 1.0)  # black friday week
     week = days // 7
@@ -349,12 +423,21 @@ def generate_ad_days(ad_hash: np.ndarray, days: np.ndarray, active: np.ndarray) 
     clicks = np.floor(impressions * base_ctr[:, None] * (0.7 + 0.6 * uniforms(seed, 4)) + uniforms(seed, 5))
     clicks = np.minimum(clicks, impressions).astype(np.int64)
     unique_clicks = np.floor(clicks * (0.82 + 0.16 * uniforms(seed, 6))).astype(np.int64)
-    conversions = np.floor(clicks * base_cvr[:, None] * _WEEKDAY_CVR[weekday][None, :]
-                           * (0.55 + 0.9 * uniforms(seed, 7)) + uniforms(seed, 8))
+    conversions = np.floor(
+        clicks * base_cvr[:, None] * _WEEKDAY_CVR[weekday][None, :] * (0.55 + 0.9 * uniforms(seed, 7))
+        + uniforms(seed, 8)
+    )
     conversions = np.minimum(conversions, clicks).astype(np.int64)
     revenue = np.round(conversions * order_value[:, None] * (0.85 + 0.3 * uniforms(seed, 9)) * 100).astype(np.int64)
-    return {"spend": spend, "impressions": impressions, "clicks": clicks, "conversions": conversions,
-            "revenue": revenue, "reach": reach, "unique_clicks": unique_clicks}
+    return {
+        "spend": spend,
+        "impressions": impressions,
+        "clicks": clicks,
+        "conversions": conversions,
+        "revenue": revenue,
+        "reach": reach,
+        "unique_clicks": unique_clicks,
+    }
 
 
 def _roll_up(children: dict[str, np.ndarray], parent_hash: np.ndarray, days: np.ndarray) -> dict[str, np.ndarray]:
@@ -372,8 +455,14 @@ def _roll_up(children: dict[str, np.ndarray], parent_hash: np.ndarray, days: np.
     return out
 
 
-def _frame(account_id: str, level: Level, lineage: tuple[np.ndarray, ...], values: dict[str, np.ndarray],
-           dates: np.ndarray, keep: np.ndarray) -> pd.DataFrame:
+def _frame(
+    account_id: str,
+    level: Level,
+    lineage: tuple[np.ndarray, ...],
+    values: dict[str, np.ndarray],
+    dates: np.ndarray,
+    keep: np.ndarray,
+) -> pd.DataFrame:
     """Long rows (entity x day) for kept entities with delivery; money back from cents to currency units.
 
     `lineage` holds each entity's ancestors' numbers, outermost first, then its own. Ids arrive as
@@ -388,22 +477,24 @@ def _frame(account_id: str, level: Level, lineage: tuple[np.ndarray, ...], value
     spec = LEVEL_SPECS[level]
     id_strings = [_id_strings(numbers[entity_index]) for numbers in lineage]
     named = dict(zip((*spec.parent_id_columns, spec.id_column), id_strings))
-    frame = pd.DataFrame({
-        "account_id": _text_strings(np.full(n, account_id)),
-        "entity_type": _text_strings(np.full(n, level)),
-        "entity_id": id_strings[-1],
-        **{c: named[c] if c in named else _null_strings(n) for c in (s.id_column for s in LEVEL_SPECS.values())},
-        "date_start": dates[day_index],
-        "date_end": dates[day_index],
-        "spend": values["spend"][mask] / 100.0,
-        "impressions": impressions,
-        "clicks": values["clicks"][mask],
-        "conversions": values["conversions"][mask].astype(np.float64),
-        "revenue": values["revenue"][mask] / 100.0,
-        "reach": reach,
-        "unique_clicks": values["unique_clicks"][mask],
-        "frequency": impressions / np.maximum(reach, 1),
-    })
+    frame = pd.DataFrame(
+        {
+            "account_id": _text_strings(np.full(n, account_id)),
+            "entity_type": _text_strings(np.full(n, level)),
+            "entity_id": id_strings[-1],
+            **{c: named[c] if c in named else _null_strings(n) for c in (s.id_column for s in LEVEL_SPECS.values())},
+            "date_start": dates[day_index],
+            "date_end": dates[day_index],
+            "spend": values["spend"][mask] / 100.0,
+            "impressions": impressions,
+            "clicks": values["clicks"][mask],
+            "conversions": values["conversions"][mask].astype(np.float64),
+            "revenue": values["revenue"][mask] / 100.0,
+            "reach": reach,
+            "unique_clicks": values["unique_clicks"][mask],
+            "frequency": impressions / np.maximum(reach, 1),
+        }
+    )
     return frame[list(INSIGHT_SOURCE_COLUMNS)]
 
 
@@ -450,8 +541,11 @@ def _created_times(hashes: np.ndarray) -> np.ndarray:
 
 def _targeting_json(ages: tuple[int, int], gender: str, countries: tuple[str, ...], placements: tuple[str, ...]) -> str:
     """The shape Meta's `targeting` field has, so live and stub ad sets read alike."""
-    targeting: dict[str, object] = {"age_min": ages[0], "age_max": ages[1],
-                                    "geo_locations": {"countries": list(countries)}}
+    targeting: dict[str, object] = {
+        "age_min": ages[0],
+        "age_max": ages[1],
+        "geo_locations": {"countries": list(countries)},
+    }
     if gender != "all":
         targeting["genders"] = [1 if gender == "male" else 2]
     if placements != ("automatic",):

@@ -23,14 +23,26 @@ from insights_core.models import ADDITIVE_METRICS
 
 Con = duckdb.DuckDBPyConnection
 
-_SUMS = ("sum(spend)::DOUBLE AS spend, sum(impressions)::BIGINT AS impressions, sum(clicks)::BIGINT AS clicks, "
-         "sum(conversions)::DOUBLE AS conversions, sum(revenue)::DOUBLE AS revenue")
+_SUMS = (
+    "sum(spend)::DOUBLE AS spend, sum(impressions)::BIGINT AS impressions, sum(clicks)::BIGINT AS clicks, "
+    "sum(conversions)::DOUBLE AS conversions, sum(revenue)::DOUBLE AS revenue"
+)
 _ZEROED = ", ".join(f"coalesce(i.{m}, 0) AS {m}" for m in ADDITIVE_METRICS)
 _MONEY = ("spend", "conversions", "revenue")
 _ACCOUNT = "($account_id IS NULL OR account_id = $account_id)"
-EXPORT_COLUMNS = ("date_start", "date_end", "account_id", "entity_type", "entity_id", "name",
-                  *(s.id_column for s in LEVEL_SPECS.values()), *ADDITIVE_METRICS,
-                  "reach", "unique_clicks", "frequency")
+EXPORT_COLUMNS = (
+    "date_start",
+    "date_end",
+    "account_id",
+    "entity_type",
+    "entity_id",
+    "name",
+    *(s.id_column for s in LEVEL_SPECS.values()),
+    *ADDITIVE_METRICS,
+    "reach",
+    "unique_clicks",
+    "frequency",
+)
 
 
 def _level(level: str) -> Level:
@@ -53,10 +65,10 @@ class DataBounds:
 
 
 def fetch_data_bounds(con: Con) -> DataBounds:
-    first, last = _one_row(con.execute(
-        "SELECT min(date_start), max(date_start) FROM meta_ad_insights WHERE entity_type = 'campaign'"))
-    accounts = con.execute(
-        "SELECT account_id, name, currency, timezone_name FROM ad_accounts ORDER BY account_id").df()
+    first, last = _one_row(
+        con.execute("SELECT min(date_start), max(date_start) FROM meta_ad_insights WHERE entity_type = 'campaign'")
+    )
+    accounts = con.execute("SELECT account_id, name, currency, timezone_name FROM ad_accounts ORDER BY account_id").df()
     return DataBounds(first, last, accounts)
 
 
@@ -74,32 +86,51 @@ def _metric_totals(row: Sequence[float | None]) -> dict[str, float]:
 
 def fetch_totals(con: Con, since: dt.date, until: dt.date, account_id: str | None = None) -> dict[str, float]:
     """Additive totals over campaign rows (the account's total: campaigns add up to it)."""
-    row = _one_row(con.execute(
-        f"SELECT {_SUMS} FROM meta_ad_insights WHERE entity_type = 'campaign'"
-        f" AND date_start BETWEEN $since AND $until AND {_ACCOUNT}",
-        {"since": since, "until": until, "account_id": account_id}))
+    row = _one_row(
+        con.execute(
+            f"SELECT {_SUMS} FROM meta_ad_insights WHERE entity_type = 'campaign'"
+            f" AND date_start BETWEEN $since AND $until AND {_ACCOUNT}",
+            {"since": since, "until": until, "account_id": account_id},
+        )
+    )
     return _metric_totals(row)
 
 
-def fetch_period_totals(con: Con, since: dt.date, until: dt.date, prev_since: dt.date, prev_until: dt.date,
-                        account_id: str | None = None) -> tuple[dict[str, float], dict[str, float]]:
+def fetch_period_totals(
+    con: Con, since: dt.date, until: dt.date, prev_since: dt.date, prev_until: dt.date, account_id: str | None = None
+) -> tuple[dict[str, float], dict[str, float]]:
     """`fetch_totals` of a period and of the one to compare it with, in one scan of the table."""
-    sums = ", ".join(f"sum({m}) FILTER (WHERE date_start BETWEEN ${p}since AND ${p}until)::DOUBLE"
-                     for p in ("", "prev_") for m in ADDITIVE_METRICS)
-    row = _one_row(con.execute(
-        f"SELECT {sums} FROM meta_ad_insights WHERE entity_type = 'campaign'"
-        f" AND (date_start BETWEEN $since AND $until OR date_start BETWEEN $prev_since AND $prev_until) AND {_ACCOUNT}",
-        {"since": since, "until": until, "prev_since": prev_since, "prev_until": prev_until,
-         "account_id": account_id}))
+    sums = ", ".join(
+        f"sum({m}) FILTER (WHERE date_start BETWEEN ${p}since AND ${p}until)::DOUBLE"
+        for p in ("", "prev_")
+        for m in ADDITIVE_METRICS
+    )
+    row = _one_row(
+        con.execute(
+            f"SELECT {sums} FROM meta_ad_insights WHERE entity_type = 'campaign'"
+            " AND (date_start BETWEEN $since AND $until OR date_start BETWEEN $prev_since AND $prev_until)"
+            f" AND {_ACCOUNT}",
+            {
+                "since": since,
+                "until": until,
+                "prev_since": prev_since,
+                "prev_until": prev_until,
+                "account_id": account_id,
+            },
+        )
+    )
     count = len(ADDITIVE_METRICS)
     return _metric_totals(row[:count]), _metric_totals(row[count:])
 
 
 def fetch_campaign_counts(con: Con, account_id: str | None = None) -> tuple[int, int]:
     """(all campaigns, campaigns whose effective status is ACTIVE)."""
-    total, active = _one_row(con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE effective_status = 'ACTIVE') FROM campaigns WHERE {_ACCOUNT}",
-        {"account_id": account_id}))
+    total, active = _one_row(
+        con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE effective_status = 'ACTIVE') FROM campaigns WHERE {_ACCOUNT}",
+            {"account_id": account_id},
+        )
+    )
     return int(total), int(active or 0)
 
 
@@ -108,15 +139,18 @@ def fetch_daily_totals(con: Con, since: dt.date, until: dt.date, account_id: str
     return con.execute(
         f"SELECT date_start AS date, {_SUMS} FROM meta_ad_insights WHERE entity_type = 'campaign'"
         f" AND date_start BETWEEN $since AND $until AND {_ACCOUNT} GROUP BY date_start ORDER BY date_start",
-        {"since": since, "until": until, "account_id": account_id}).df()
+        {"since": since, "until": until, "account_id": account_id},
+    ).df()
 
 
-def fetch_campaign_summary(con: Con, since: dt.date, until: dt.date, prev_since: dt.date, prev_until: dt.date,
-                           account_id: str | None = None) -> pd.DataFrame:
+def fetch_campaign_summary(
+    con: Con, since: dt.date, until: dt.date, prev_since: dt.date, prev_until: dt.date, account_id: str | None = None
+) -> pd.DataFrame:
     """Per campaign with delivery in either period: sums for the period and `prev_*` sums for the one before."""
     current = ", ".join(f"sum({m}) FILTER (WHERE date_start >= $since)::DOUBLE AS {m}" for m in ADDITIVE_METRICS)
-    previous = ", ".join(f"coalesce(sum({m}) FILTER (WHERE date_start <= $prev_until), 0)::DOUBLE AS prev_{m}"
-                         for m in ADDITIVE_METRICS)
+    previous = ", ".join(
+        f"coalesce(sum({m}) FILTER (WHERE date_start <= $prev_until), 0)::DOUBLE AS prev_{m}" for m in ADDITIVE_METRICS
+    )
     frame = con.execute(
         f"""
         SELECT c.campaign_id, c.name, c.status, c.effective_status, c.objective, c.account_id, i.* EXCLUDE (entity_id)
@@ -128,8 +162,8 @@ def fetch_campaign_summary(con: Con, since: dt.date, until: dt.date, prev_since:
         JOIN campaigns AS c ON c.campaign_id = i.entity_id
         ORDER BY spend DESC NULLS LAST, c.campaign_id
         """,
-        {"since": since, "until": until, "prev_since": prev_since, "prev_until": prev_until,
-         "account_id": account_id}).df()
+        {"since": since, "until": until, "prev_since": prev_since, "prev_until": prev_until, "account_id": account_id},
+    ).df()
     frame[list(ADDITIVE_METRICS)] = frame[list(ADDITIVE_METRICS)].fillna(0.0)
     return frame
 
@@ -141,7 +175,8 @@ def search_campaigns(con: Con, text: str, limit: int = 50) -> pd.DataFrame:
         "SELECT campaign_id, name, effective_status FROM campaigns"
         " WHERE campaign_id = $text OR name ILIKE $pattern ESCAPE '\\'"
         " ORDER BY campaign_id <> $text, name, campaign_id LIMIT $limit",
-        {"text": text.strip(), "pattern": pattern, "limit": limit}).df()
+        {"text": text.strip(), "pattern": pattern, "limit": limit},
+    ).df()
 
 
 def _entity_sql(spec: LevelSpec) -> str:
@@ -149,8 +184,10 @@ def _entity_sql(spec: LevelSpec) -> str:
     above = spec.ancestors[::-1]
     names = "".join(f", {a.level}.name AS {a.level}_name" for a in above)
     joins = "".join(f" LEFT JOIN {a.table} AS {a.level} ON {a.level}.{a.id_column} = e.{a.id_column}" for a in above)
-    return (f"SELECT e.*{names}, a.currency, a.name AS account_name FROM {spec.table} AS e{joins}"
-            f" LEFT JOIN ad_accounts AS a ON a.account_id = e.account_id WHERE e.{spec.id_column} = $id")
+    return (
+        f"SELECT e.*{names}, a.currency, a.name AS account_name FROM {spec.table} AS e{joins}"
+        f" LEFT JOIN ad_accounts AS a ON a.account_id = e.account_id WHERE e.{spec.id_column} = $id"
+    )
 
 
 def fetch_entity(con: Con, level: str, entity_id: str) -> dict[str, Any] | None:
@@ -162,8 +199,9 @@ def fetch_entity(con: Con, level: str, entity_id: str) -> dict[str, Any] | None:
     return {str(k): (None if _is_missing(v) else v) for k, v in row.items()}
 
 
-def fetch_children(con: Con, child_level: str, parent_level: str, parent_id: str,
-                   since: dt.date, until: dt.date) -> pd.DataFrame:
+def fetch_children(
+    con: Con, child_level: str, parent_level: str, parent_id: str, since: dt.date, until: dt.date
+) -> pd.DataFrame:
     """Every child of one parent (ad sets or ads of a campaign, ads of an ad set) with its sums in the period.
 
     Children without delivery are listed with zeros, so counts match the entity tables.
@@ -184,15 +222,17 @@ def fetch_children(con: Con, child_level: str, parent_level: str, parent_id: str
         WHERE e.{parent_column} = $parent
         ORDER BY spend DESC, e.{id_column}
         """,
-        {"level": child.level, "parent": parent_id, "since": since, "until": until}).df()
+        {"level": child.level, "parent": parent_id, "since": since, "until": until},
+    ).df()
 
 
 def fetch_existing_ids(con: Con, level: str, ids: list[str]) -> set[str]:
     """Which of `ids` are stored entities of `level`."""
     spec = _spec(level)
     table, id_column = spec.table, spec.id_column
-    rows = con.execute(f"SELECT {id_column} FROM {table} WHERE {id_column} IN (SELECT unnest($ids::VARCHAR[]))",
-                       {"ids": list(ids)}).fetchall()
+    rows = con.execute(
+        f"SELECT {id_column} FROM {table} WHERE {id_column} IN (SELECT unnest($ids::VARCHAR[]))", {"ids": list(ids)}
+    ).fetchall()
     return {row[0] for row in rows}
 
 
@@ -206,14 +246,18 @@ def fetch_entity_daily(con: Con, level: str, entity_id: str, since: dt.date, unt
         WHERE entity_type = $level AND entity_id = $id AND date_start BETWEEN $since AND $until
         ORDER BY date_start
         """,
-        {"level": _level(level), "id": entity_id, "since": since, "until": until}).df()
+        {"level": _level(level), "id": entity_id, "since": since, "until": until},
+    ).df()
 
 
 def fetch_entity_totals(con: Con, level: str, entity_id: str, since: dt.date, until: dt.date) -> dict[str, float]:
-    row = _one_row(con.execute(
-        f"SELECT {_SUMS} FROM meta_ad_insights WHERE entity_type = $level AND entity_id = $id"
-        " AND date_start BETWEEN $since AND $until",
-        {"level": _level(level), "id": entity_id, "since": since, "until": until}))
+    row = _one_row(
+        con.execute(
+            f"SELECT {_SUMS} FROM meta_ad_insights WHERE entity_type = $level AND entity_id = $id"
+            " AND date_start BETWEEN $since AND $until",
+            {"level": _level(level), "id": entity_id, "since": since, "until": until},
+        )
+    )
     return _metric_totals(row)
 
 
@@ -228,7 +272,8 @@ def fetch_ad_peers(con: Con, campaign_id: str, since: dt.date, until: dt.date) -
         JOIN ads AS e ON e.ad_id = i.entity_id
         ORDER BY e.ad_id
         """,
-        {"campaign": campaign_id, "since": since, "until": until}).df()
+        {"campaign": campaign_id, "since": since, "until": until},
+    ).df()
 
 
 def fetch_sync_runs(con: Con, limit: int = 500) -> pd.DataFrame:
@@ -241,14 +286,16 @@ def fetch_sync_runs(con: Con, limit: int = 500) -> pd.DataFrame:
                rows_read, api_requests, rate_limit_hits, error_count, request_id, report_json
         FROM sync_runs ORDER BY sync_timestamp DESC LIMIT $limit
         """,
-        {"limit": limit}).df()
+        {"limit": limit},
+    ).df()
 
 
 def fetch_rate_limit_hits_per_hour(con: Con, since: dt.datetime) -> pd.DataFrame:
     return con.execute(
         "SELECT date_trunc('hour', sync_timestamp) AS hour, sum(rate_limit_hits)::BIGINT AS rate_limit_hits,"
         " count(*) AS syncs FROM sync_runs WHERE sync_timestamp >= $since GROUP BY 1 ORDER BY 1",
-        {"since": since}).df()
+        {"since": since},
+    ).df()
 
 
 def fetch_day_coverage(con: Con, since: dt.date, until: dt.date) -> pd.DataFrame:
@@ -256,19 +303,24 @@ def fetch_day_coverage(con: Con, since: dt.date, until: dt.date) -> pd.DataFrame
     return con.execute(
         "SELECT account_id, entity_type, count(DISTINCT day)::BIGINT AS days_synced FROM synced_days"
         " WHERE day BETWEEN $since AND $until GROUP BY account_id, entity_type ORDER BY account_id, entity_type",
-        {"since": since, "until": until}).df()
+        {"since": since, "until": until},
+    ).df()
 
 
 def count_insight_rows(con: Con, level: str, since: dt.date, until: dt.date, account_id: str | None = None) -> int:
-    row = _one_row(con.execute(
-        f"SELECT count(*) FROM meta_ad_insights WHERE entity_type = $level AND date_start BETWEEN $since AND $until"
-        f" AND {_ACCOUNT}", {"level": _level(level), "since": since, "until": until, "account_id": account_id}
-    ))
+    row = _one_row(
+        con.execute(
+            f"SELECT count(*) FROM meta_ad_insights WHERE entity_type = $level AND date_start BETWEEN $since AND $until"
+            f" AND {_ACCOUNT}",
+            {"level": _level(level), "since": since, "until": until, "account_id": account_id},
+        )
+    )
     return int(row[0])
 
 
-def iter_insight_rows(con: Con, level: str, since: dt.date, until: dt.date, account_id: str | None = None,
-                      batch_rows: int = 100_000) -> Iterator[pd.DataFrame]:
+def iter_insight_rows(
+    con: Con, level: str, since: dt.date, until: dt.date, account_id: str | None = None, batch_rows: int = 100_000
+) -> Iterator[pd.DataFrame]:
     """Every stored row of one level in the period, oldest day first, in frames of at most `batch_rows`.
 
     Streams from DuckDB (Arrow record batches), so an export of millions of rows never holds them
@@ -276,8 +328,9 @@ def iter_insight_rows(con: Con, level: str, since: dt.date, until: dt.date, acco
     """
     spec = _spec(level)
     table, id_column = spec.table, spec.id_column
-    columns = ", ".join("e.name" if c == "name" else f"i.{c}::DOUBLE AS {c}" if c in _MONEY else f"i.{c}"
-                        for c in EXPORT_COLUMNS)
+    columns = ", ".join(
+        "e.name" if c == "name" else f"i.{c}::DOUBLE AS {c}" if c in _MONEY else f"i.{c}" for c in EXPORT_COLUMNS
+    )
     reader = con.execute(
         f"""
         SELECT {columns} FROM meta_ad_insights AS i LEFT JOIN {table} AS e ON e.{id_column} = i.entity_id

@@ -109,7 +109,8 @@ def resolve_current_snapshot(link: Path) -> Path:
     target = link.resolve()
     if not target.exists():
         raise SnapshotUnavailableError(
-            f"the published snapshot {target.name} is missing; the worker will publish a new one")
+            f"the published snapshot {target.name} is missing; the worker will publish a new one"
+        )
     return target
 
 

@@ -26,9 +26,16 @@ from insights_core.store.snapshots import publish_snapshot
 
 INSIGHT_METRIC_COLUMNS = ADDITIVE_METRICS + ("reach", "unique_clicks", "frequency")
 """What a re-sync may change in a stored row; ids and dates of a key never change."""
-_METRIC_TYPES = {"spend": "DECIMAL(18, 2)", "conversions": "DECIMAL(18, 2)", "revenue": "DECIMAL(18, 2)",
-                 "impressions": "BIGINT", "clicks": "BIGINT", "reach": "BIGINT", "unique_clicks": "BIGINT",
-                 "frequency": "DOUBLE"}
+_METRIC_TYPES = {
+    "spend": "DECIMAL(18, 2)",
+    "conversions": "DECIMAL(18, 2)",
+    "revenue": "DECIMAL(18, 2)",
+    "impressions": "BIGINT",
+    "clicks": "BIGINT",
+    "reach": "BIGINT",
+    "unique_clicks": "BIGINT",
+    "frequency": "DOUBLE",
+}
 _TYPED_BATCH = ", ".join(
     f"CAST({c} AS {_METRIC_TYPES.get(c, 'DATE' if c.startswith('date_') else 'VARCHAR')}) AS {c}"
     for c in INSIGHT_SOURCE_COLUMNS
@@ -63,8 +70,10 @@ class Warehouse:
 
     def reopen(self) -> None:
         temp_dir = self.path.parent / "tmp"
-        config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": self.memory_limit,
-                                                                   "temp_directory": str(temp_dir)}
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "memory_limit": self.memory_limit,
+            "temp_directory": str(temp_dir),
+        }
         try:
             ensure_private_dir(temp_dir)
             self._con = duckdb.connect(str(self.path), config=config)
@@ -99,7 +108,7 @@ class Warehouse:
         return self._con
 
     @contextmanager
-    def transaction(self) -> Iterator["Warehouse"]:
+    def transaction(self) -> Iterator[Warehouse]:
         """Everything inside commits together or not at all.
 
         The keys every `upsert_insights` call stores are remembered in a temporary table for the
@@ -107,8 +116,10 @@ class Warehouse:
         """
         self.con.execute("BEGIN TRANSACTION")
         try:
-            self.con.execute("CREATE OR REPLACE TEMP TABLE sync_keys"
-                             " (account_id VARCHAR, entity_type VARCHAR, entity_id VARCHAR, date_start DATE)")
+            self.con.execute(
+                "CREATE OR REPLACE TEMP TABLE sync_keys"
+                " (account_id VARCHAR, entity_type VARCHAR, entity_id VARCHAR, date_start DATE)"
+            )
             yield self
             self.con.execute("DROP TABLE sync_keys")
         except BaseException:
@@ -144,8 +155,14 @@ class Warehouse:
                 timezone_name = excluded.timezone_name, account_status = excluded.account_status,
                 updated_at = excluded.updated_at
             """,
-            [account.account_id, account.name, account.currency, account.timezone_name,
-             account.account_status, _naive(now)],
+            [
+                account.account_id,
+                account.name,
+                account.currency,
+                account.timezone_name,
+                account.account_status,
+                _naive(now),
+            ],
         )
 
     def upsert_entities(self, tree: EntityTree, now: dt.datetime) -> None:
@@ -172,7 +189,9 @@ class Warehouse:
     def count_insights(self, account_id: str, level: Level, since: dt.date, until: dt.date) -> int:
         row = self.con.execute(
             "SELECT count(*) FROM meta_ad_insights WHERE account_id = ? AND entity_type = ?"
-            " AND date_start BETWEEN ? AND ?", [account_id, level, since, until]).fetchone()
+            " AND date_start BETWEEN ? AND ?",
+            [account_id, level, since, until],
+        ).fetchone()
         return int(row[0]) if row else 0
 
     def upsert_insights(self, rows: pd.DataFrame, now: dt.datetime, fresh: bool = False) -> tuple[int, int]:
@@ -193,16 +212,22 @@ class Warehouse:
         params = {"now": _naive(now)}
         try:
             if fresh:
-                inserted = _rowcount(self.con.execute(
-                    f"INSERT INTO meta_ad_insights ({columns}, created_at, updated_at)"
-                    f" SELECT {columns}, $now, $now FROM staged_batch", params))
+                inserted = _rowcount(
+                    self.con.execute(
+                        f"INSERT INTO meta_ad_insights ({columns}, created_at, updated_at)"
+                        f" SELECT {columns}, $now, $now FROM staged_batch",
+                        params,
+                    )
+                )
                 updated = 0
             else:
                 before = self._count_all_insights()
                 affected = _rowcount(self.con.execute(_MERGE_BATCH, params))
                 inserted = self._count_all_insights() - before
                 updated = affected - inserted
-            self.con.execute("INSERT INTO sync_keys SELECT account_id, entity_type, entity_id, date_start FROM staged_batch")
+            self.con.execute(
+                "INSERT INTO sync_keys SELECT account_id, entity_type, entity_id, date_start FROM staged_batch"
+            )
         finally:
             self.con.execute("DROP TABLE IF EXISTS staged_batch")
         return inserted, updated
@@ -227,7 +252,12 @@ class Warehouse:
         return _rowcount(self.con.execute("SELECT count(*) FROM meta_ad_insights"))
 
     def delete_stale_insights(
-        self, account_id: str, level: Level, since: dt.date, until: dt.date, entity_ids: Iterable[str] | None,
+        self,
+        account_id: str,
+        level: Level,
+        since: dt.date,
+        until: dt.date,
+        entity_ids: Iterable[str] | None,
     ) -> int:
         """Delete rows in the window that this sync re-read but did not get back (Meta dropped them).
 
@@ -235,9 +265,11 @@ class Warehouse:
         entities that failed are left alone: they were not re-read. Must run inside `transaction()`.
         """
         params = {"account_id": account_id, "level": level, "since": since, "until": until}
-        where = ("m.account_id = $account_id AND m.entity_type = $level AND m.date_start BETWEEN $since AND $until"
-                 " AND NOT EXISTS (SELECT 1 FROM sync_keys AS k WHERE k.entity_type = m.entity_type"
-                 " AND k.entity_id = m.entity_id AND k.date_start = m.date_start)")
+        where = (
+            "m.account_id = $account_id AND m.entity_type = $level AND m.date_start BETWEEN $since AND $until"
+            " AND NOT EXISTS (SELECT 1 FROM sync_keys AS k WHERE k.entity_type = m.entity_type"
+            " AND k.entity_id = m.entity_id AND k.date_start = m.date_start)"
+        )
         if entity_ids is None:
             # every stored key is one this sync read, unless the window holds more rows than it read
             in_window = "account_id = $account_id AND entity_type = $level AND date_start BETWEEN $since AND $until"
@@ -251,10 +283,13 @@ class Warehouse:
             return 0
         self.con.register("read_ids", ids)
         try:
-            return _rowcount(self.con.execute(
-                f"DELETE FROM meta_ad_insights AS m WHERE {where} AND m.entity_id IN (SELECT entity_id FROM read_ids)",
-                params,
-            ))
+            return _rowcount(
+                self.con.execute(
+                    f"DELETE FROM meta_ad_insights AS m WHERE {where}"
+                    " AND m.entity_id IN (SELECT entity_id FROM read_ids)",
+                    params,
+                )
+            )
         finally:
             self.con.unregister("read_ids")
 
@@ -288,14 +323,37 @@ class Warehouse:
                 ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
-                r.sync_id, _naive(dt.datetime.fromisoformat(r.sync_timestamp)), r.sync_type, r.mode, r.status,
-                r.success, r.since, r.until, r.days_back, r.entity_type, ",".join(r.entity_ids) or None,
-                r.force, r.campaigns.processed, r.campaigns.success, r.campaigns.errors,
-                r.adsets.processed, r.adsets.success, r.adsets.errors,
-                r.ads.processed, r.ads.success, r.ads.errors,
-                r.total_duration_seconds, r.rows_read, r.rows_inserted, r.rows_updated, r.rows_deleted,
-                r.api_requests, r.rate_limit_hits,
-                len(r.errors), r.request_id, json.dumps(r.to_dict()),
+                r.sync_id,
+                _naive(dt.datetime.fromisoformat(r.sync_timestamp)),
+                r.sync_type,
+                r.mode,
+                r.status,
+                r.success,
+                r.since,
+                r.until,
+                r.days_back,
+                r.entity_type,
+                ",".join(r.entity_ids) or None,
+                r.force,
+                r.campaigns.processed,
+                r.campaigns.success,
+                r.campaigns.errors,
+                r.adsets.processed,
+                r.adsets.success,
+                r.adsets.errors,
+                r.ads.processed,
+                r.ads.success,
+                r.ads.errors,
+                r.total_duration_seconds,
+                r.rows_read,
+                r.rows_inserted,
+                r.rows_updated,
+                r.rows_deleted,
+                r.api_requests,
+                r.rate_limit_hits,
+                len(r.errors),
+                r.request_id,
+                json.dumps(r.to_dict()),
             ],
         )
 

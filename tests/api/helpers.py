@@ -7,12 +7,12 @@ from pathlib import Path
 
 import duckdb
 
-from tests.dashboard_data import build_stub_data_dir
 from insights_core.api.routes import api_routes
 from insights_core.api_tokens import TokenStore
 from insights_core.auth import ensure_demo_auth_config, load_auth_config
 from insights_core.roles import ROLES
 from insights_core.settings import Settings
+from tests.dashboard_data import build_stub_data_dir
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette suggests httpx2; httpx 0.29 is what it runs on here

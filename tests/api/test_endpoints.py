@@ -9,13 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.helpers import PREFIX, Store, TestClient, api_client, bearer, build_api_data_dir, query_store, role_tokens
-from tests.dashboard.app_harness import AD, ADSET, CAMPAIGN
 from insights_core.dashboard.scoring import efficiency_score
 from insights_core.roles import ROLES
 from insights_core.settings import Settings
 from insights_core.store import queries
 from insights_core.store.snapshots import connect_snapshot, resolve_current_snapshot
+from tests.api.helpers import (
+    PREFIX,
+    Store,
+    TestClient,
+    api_client,
+    bearer,
+    build_api_data_dir,
+    query_store,
+    role_tokens,
+)
+from tests.dashboard.app_harness import AD, ADSET, CAMPAIGN
 
 SUMS = "sum(spend)::DOUBLE, sum(impressions), sum(clicks), sum(conversions)::DOUBLE, sum(revenue)::DOUBLE"
 
@@ -59,18 +68,22 @@ def test_overview_endpoint_ok(store: Store, client: TestClient) -> None:
     assert body["date_range"] == {"start": since.isoformat(), "end": last.isoformat()}
     sums = _sums(settings, "entity_type = 'campaign' AND date_start BETWEEN ? AND ?", [since, last])
     _assert_metrics(body["global_metrics"], sums)
-    (total, active), = query_store(settings, "SELECT count(*), count(*) FILTER (WHERE effective_status = 'ACTIVE')"
-                                             " FROM campaigns")
+    ((total, active),) = query_store(
+        settings, "SELECT count(*), count(*) FILTER (WHERE effective_status = 'ACTIVE') FROM campaigns"
+    )
     assert (body["total_campaigns"], body["active_campaigns"]) == (total, active) == (6, 5)
     top = body["top_campaigns"]
     assert [c["spend"] for c in top] == sorted((c["spend"] for c in top), reverse=True) and len(top) == 6
     first = top[0]
-    mine = _sums(settings, "entity_type = 'campaign' AND entity_id = ? AND date_start BETWEEN ? AND ?",
-                 [first["campaign_id"], since, last])
+    mine = _sums(
+        settings,
+        "entity_type = 'campaign' AND entity_id = ? AND date_start BETWEEN ? AND ?",
+        [first["campaign_id"], since, last],
+    )
     assert first["spend"] == pytest.approx(mine["spend"])
     assert sum(c["spend"] for c in top) == pytest.approx(sums["spend"])
     assert all(0 <= c["efficiency_score"] <= 100 for c in top) and first["campaign_name"]
-    (sync_id,), = query_store(settings, "SELECT sync_id FROM sync_runs ORDER BY sync_timestamp DESC LIMIT 1")
+    ((sync_id,),) = query_store(settings, "SELECT sync_id FROM sync_runs ORDER BY sync_timestamp DESC LIMIT 1")
     assert body["last_sync"]["sync_id"] == sync_id and body["last_sync"]["status"] == "succeeded"
     assert body["last_sync"]["campaigns"] == {"processed": 6, "success": 6, "errors": 0}
     assert isinstance(body["alerts"], list)
@@ -82,37 +95,47 @@ def test_overview_period_and_account(store: Store, client: TestClient) -> None:
     last = _last_day(settings)
     since, until = last - dt.timedelta(days=9), last - dt.timedelta(days=3)
     for account in ("act_1000000000001", "1000000000001"):
-        body = client.get(f"{PREFIX}/overview", params={"since": since.isoformat(), "until": until.isoformat(),
-                                                        "account_id": account},
-                          headers=bearer(tokens["analyst"])).json()
+        body = client.get(
+            f"{PREFIX}/overview",
+            params={"since": since.isoformat(), "until": until.isoformat(), "account_id": account},
+            headers=bearer(tokens["analyst"]),
+        ).json()
         assert body["date_range"] == {"start": since.isoformat(), "end": until.isoformat()}
         assert body["account_id"] == "act_1000000000001"
         sums = _sums(settings, "entity_type = 'campaign' AND date_start BETWEEN ? AND ?", [since, until])
         _assert_metrics(body["global_metrics"], sums)
         previous = body["previous_period"]
-        assert previous["date_range"] == {"start": (since - dt.timedelta(days=7)).isoformat(),
-                                          "end": (since - dt.timedelta(days=1)).isoformat()}
-    only_since = client.get(f"{PREFIX}/overview", params={"since": since.isoformat()},
-                            headers=bearer(tokens["analyst"])).json()
+        assert previous["date_range"] == {
+            "start": (since - dt.timedelta(days=7)).isoformat(),
+            "end": (since - dt.timedelta(days=1)).isoformat(),
+        }
+    only_since = client.get(
+        f"{PREFIX}/overview", params={"since": since.isoformat()}, headers=bearer(tokens["analyst"])
+    ).json()
     assert only_since["date_range"] == {"start": since.isoformat(), "end": last.isoformat()}
-    by_roas = client.get(f"{PREFIX}/overview", params={"sort_by": "roas", "top": "2"},
-                         headers=bearer(tokens["analyst"])).json()["top_campaigns"]
+    by_roas = client.get(
+        f"{PREFIX}/overview", params={"sort_by": "roas", "top": "2"}, headers=bearer(tokens["analyst"])
+    ).json()["top_campaigns"]
     assert len(by_roas) == 2 and by_roas[0]["roas"] >= by_roas[1]["roas"]
 
 
-@pytest.mark.parametrize("params, status, words", [
-    ({"account_id": "act_999"}, 404, "unknown ad account act_999"),
-    ({"account_id": "acct-1"}, 400, "account_id must be"),
-    ({"since": "2026-13-01"}, 400, "not a calendar date"),
-    ({"since": "yesterday"}, 400, "YYYY-MM-DD"),
-    ({"since": "٢٠٢٦-١١-٠١"}, 400, "YYYY-MM-DD"),
-    ({"since": "0001-01-01"}, 400, "from 2000-01-01"),
-    ({"since": "2026-11-10", "until": "2026-11-01"}, 400, "is after"),
-    ({"top": "0"}, 400, "top must be"),
-    ({"sort_by": "name"}, 400, "sort_by must be"),
-])
-def test_overview_bad_parameters(store: Store, client: TestClient, params: dict[str, str], status: int,
-                                 words: str) -> None:
+@pytest.mark.parametrize(
+    "params, status, words",
+    [
+        ({"account_id": "act_999"}, 404, "unknown ad account act_999"),
+        ({"account_id": "acct-1"}, 400, "account_id must be"),
+        ({"since": "2026-13-01"}, 400, "not a calendar date"),
+        ({"since": "yesterday"}, 400, "YYYY-MM-DD"),
+        ({"since": "٢٠٢٦-١١-٠١"}, 400, "YYYY-MM-DD"),
+        ({"since": "0001-01-01"}, 400, "from 2000-01-01"),
+        ({"since": "2026-11-10", "until": "2026-11-01"}, 400, "is after"),
+        ({"top": "0"}, 400, "top must be"),
+        ({"sort_by": "name"}, 400, "sort_by must be"),
+    ],
+)
+def test_overview_bad_parameters(
+    store: Store, client: TestClient, params: dict[str, str], status: int, words: str
+) -> None:
     answer = client.get(f"{PREFIX}/overview", params=params, headers=bearer(store[1]["viewer"]))
     assert answer.status_code == status and words in answer.json()["error"]
 
@@ -124,14 +147,16 @@ def test_campaign_endpoint_ok(store: Store, client: TestClient) -> None:
     body = answer.json()
     last = _last_day(settings)
     since = last - dt.timedelta(days=6)
-    (name, status), = query_store(settings, "SELECT name, effective_status FROM campaigns WHERE campaign_id = ?",
-                                  [CAMPAIGN])
+    ((name, status),) = query_store(
+        settings, "SELECT name, effective_status FROM campaigns WHERE campaign_id = ?", [CAMPAIGN]
+    )
     assert (body["campaign_id"], body["campaign_name"], body["status"]) == (CAMPAIGN, name, status)
     assert body["date_range"] == {"start": since.isoformat(), "end": last.isoformat()}
     insights = body["campaign_insights"]
     assert insights["entity_id"] == CAMPAIGN and insights["entity_type"] == "campaign"
-    sums = _sums(settings, "entity_type = 'campaign' AND entity_id = ? AND date_start BETWEEN ? AND ?",
-                 [CAMPAIGN, since, last])
+    sums = _sums(
+        settings, "entity_type = 'campaign' AND entity_id = ? AND date_start BETWEEN ? AND ?", [CAMPAIGN, since, last]
+    )
     assert insights["total_spend"] == pytest.approx(sums["spend"])
     assert insights["avg_roas"] == pytest.approx(sums["revenue"] / sums["spend"])  # from sums, not a daily average
     _assert_metrics(insights["totals"], sums)
@@ -154,15 +179,19 @@ def test_campaign_endpoint_ok(store: Store, client: TestClient) -> None:
 def test_adset_endpoint_ok(store: Store, client: TestClient) -> None:
     settings, tokens = store
     body = client.get(f"{PREFIX}/adset/{ADSET}", headers=bearer(tokens["viewer"])).json()
-    (age_min, age_max, countries, campaign_id), = query_store(
-        settings, "SELECT age_min, age_max, countries, campaign_id FROM adsets WHERE adset_id = ?", [ADSET])
+    ((age_min, age_max, countries, campaign_id),) = query_store(
+        settings, "SELECT age_min, age_max, countries, campaign_id FROM adsets WHERE adset_id = ?", [ADSET]
+    )
     assert body["adset_id"] == ADSET and body["campaign_id"] == campaign_id == CAMPAIGN
     targeting = body["targeting"]
     assert (targeting["age_min"], targeting["age_max"]) == (age_min, age_max)
     assert targeting["countries"] == countries.split(",") and isinstance(targeting["spec"], dict)
     last = _last_day(settings)
-    sums = _sums(settings, "entity_type = 'adset' AND entity_id = ? AND date_start BETWEEN ? AND ?",
-                 [ADSET, last - dt.timedelta(days=29), last])
+    sums = _sums(
+        settings,
+        "entity_type = 'adset' AND entity_id = ? AND date_start BETWEEN ? AND ?",
+        [ADSET, last - dt.timedelta(days=29), last],
+    )
     _assert_metrics(body["adset_insights"]["totals"], sums)
     assert body["ads_count"] == 2 and sum(a["spend"] for a in body["ads"]) == pytest.approx(sums["spend"])
 
@@ -172,15 +201,20 @@ def test_ad_endpoint_ok(store: Store, client: TestClient) -> None:
     body = client.get(f"{PREFIX}/ad/{AD}", params={"days": "30"}, headers=bearer(tokens["analyst"])).json()
     assert (body["ad_id"], body["adset_id"], body["campaign_id"]) == (AD, ADSET, CAMPAIGN)
     last = _last_day(settings)
-    sums = _sums(settings, "entity_type = 'ad' AND entity_id = ? AND date_start BETWEEN ? AND ?",
-                 [AD, last - dt.timedelta(days=29), last])
+    sums = _sums(
+        settings,
+        "entity_type = 'ad' AND entity_id = ? AND date_start BETWEEN ? AND ?",
+        [AD, last - dt.timedelta(days=29), last],
+    )
     _assert_metrics(body["ad_insights"]["totals"], sums)
     comparison = body["peer_comparison"]
     for scope, column, parent in (("adset", "adset_id", ADSET), ("campaign", "campaign_id", CAMPAIGN)):
-        (delivered,), = query_store(
-            settings, f"SELECT count(DISTINCT entity_id) FROM meta_ad_insights WHERE entity_type = 'ad'"
-                      f" AND {column} = ? AND entity_id <> ? AND date_start BETWEEN ? AND ?",
-            [parent, AD, last - dt.timedelta(days=29), last])
+        ((delivered,),) = query_store(
+            settings,
+            f"SELECT count(DISTINCT entity_id) FROM meta_ad_insights WHERE entity_type = 'ad'"
+            f" AND {column} = ? AND entity_id <> ? AND date_start BETWEEN ? AND ?",
+            [parent, AD, last - dt.timedelta(days=29), last],
+        )
         assert comparison[scope]["peers_delivered"] == delivered, scope
     assert comparison["campaign"]["peers_delivered"] >= 3
     by_metric = {row["metric"]: row for row in comparison["campaign"]["metrics"]}
@@ -200,16 +234,17 @@ def test_recent_insights_finds_the_level_and_counts_days(store: Store, client: T
         assert body["date_range"] == {"start": (last - dt.timedelta(days=4)).isoformat(), "end": last.isoformat()}
         sums = _sums(settings, "entity_type = 'ad' AND entity_id = ? AND date_start > ?", [AD, last - dt.timedelta(5)])
         assert body["total_spend"] == pytest.approx(sums["spend"]) and len(body["insights"]) == 5
-    wrong_level = client.get(f"{PREFIX}/recent-insights/{AD}", params={"entity_type": "campaign"},
-                             headers=bearer(tokens["viewer"]))
+    wrong_level = client.get(
+        f"{PREFIX}/recent-insights/{AD}", params={"entity_type": "campaign"}, headers=bearer(tokens["viewer"])
+    )
     assert wrong_level.status_code == 404 and "unknown campaign id" in wrong_level.json()["error"]
 
 
-@pytest.mark.parametrize("path", [
-    "/overview", f"/campaign/{CAMPAIGN}", f"/adset/{ADSET}", f"/ad/{AD}", f"/recent-insights/{CAMPAIGN}"])
+@pytest.mark.parametrize(
+    "path", ["/overview", f"/campaign/{CAMPAIGN}", f"/adset/{ADSET}", f"/ad/{AD}", f"/recent-insights/{CAMPAIGN}"]
+)
 @pytest.mark.parametrize("role", ROLES)
-def test_every_role_reads_every_endpoint(store: Store, client: TestClient, path: str,
-                                         role: str) -> None:
+def test_every_role_reads_every_endpoint(store: Store, client: TestClient, path: str, role: str) -> None:
     answer = client.get(PREFIX + path, headers=bearer(store[1][role]))
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"] == "application/json"
@@ -219,8 +254,14 @@ def test_rbac_protection(store: Store, client: TestClient) -> None:
     """No token or a bad one: 401 on every endpoint; a role without sync:run: 403 on sync-now."""
     tokens = store[1]
     for path in ("/overview", f"/campaign/{CAMPAIGN}", f"/ad/{AD}", "/sync-now/1"):
-        for headers in ({}, {"Authorization": "Basic YWRtaW46ZGVtbw=="}, {"Authorization": "Bearer"},
-                        bearer("mi_" + "x" * 43), bearer("not-a-token"), {"Authorization": tokens["admin"]}):
+        for headers in (
+            {},
+            {"Authorization": "Basic YWRtaW46ZGVtbw=="},
+            {"Authorization": "Bearer"},
+            bearer("mi_" + "x" * 43),
+            bearer("not-a-token"),
+            {"Authorization": tokens["admin"]},
+        ):
             answer = client.get(PREFIX + path, headers=headers)
             assert answer.status_code == 401, (path, headers)
             assert answer.json()["error"] and answer.headers["www-authenticate"].startswith("Bearer")
@@ -232,28 +273,41 @@ def test_rbac_protection(store: Store, client: TestClient) -> None:
     assert client.get(f"{PREFIX}/campaign/abc").status_code == 401
 
 
-@pytest.mark.parametrize("path, words", [
-    ("/campaign/abc", "not a Meta object id"),
-    ("/campaign/12a", "not a Meta object id"),
-    ("/adset/١٢٣", "digits 0-9"),
-    ("/ad/1%3BDROP%20TABLE%20ads", "not a Meta object id"),
-    ("/ad/1,2", "one ad id"),
-    (f"/campaign/{CAMPAIGN}?days=0", "from 1 to 365"),
-    (f"/campaign/{CAMPAIGN}?days=366", "from 1 to 365"),
-    (f"/adset/{ADSET}?days=x", "whole number"),
-    (f"/ad/{AD}?days=7.5", "whole number"),
-    (f"/recent-insights/{AD}?days=-1", "days back"),
-    (f"/recent-insights/{AD}?entity_type=account", "entity type must be one of"),
-    ("/sync-now/abc", "positive whole number"),
-])
+@pytest.mark.parametrize(
+    "path, words",
+    [
+        ("/campaign/abc", "not a Meta object id"),
+        ("/campaign/12a", "not a Meta object id"),
+        ("/adset/١٢٣", "digits 0-9"),
+        ("/ad/1%3BDROP%20TABLE%20ads", "not a Meta object id"),
+        ("/ad/1,2", "one ad id"),
+        (f"/campaign/{CAMPAIGN}?days=0", "from 1 to 365"),
+        (f"/campaign/{CAMPAIGN}?days=366", "from 1 to 365"),
+        (f"/adset/{ADSET}?days=x", "whole number"),
+        (f"/ad/{AD}?days=7.5", "whole number"),
+        (f"/recent-insights/{AD}?days=-1", "days back"),
+        (f"/recent-insights/{AD}?entity_type=account", "entity type must be one of"),
+        ("/sync-now/abc", "positive whole number"),
+    ],
+)
 def test_malformed_input_is_400(store: Store, client: TestClient, path: str, words: str) -> None:
     answer = client.get(PREFIX + path, headers=bearer(store[1]["admin"]))
     assert answer.status_code == 400, answer.text
     assert words in answer.json()["error"]
 
 
-@pytest.mark.parametrize("path", ["/campaign/999", f"/adset/{CAMPAIGN}", f"/ad/{ADSET}", "/recent-insights/42",
-                                  "/sync-now/999", "/nothing-here", "/campaign/1/extra"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/campaign/999",
+        f"/adset/{CAMPAIGN}",
+        f"/ad/{ADSET}",
+        "/recent-insights/42",
+        "/sync-now/999",
+        "/nothing-here",
+        "/campaign/1/extra",
+    ],
+)
 def test_unknown_ids_and_paths_are_404(store: Store, client: TestClient, path: str) -> None:
     answer = client.get(PREFIX + path, headers=bearer(store[1]["admin"]))
     assert answer.status_code == 404 and answer.json()["error"]
@@ -267,10 +321,9 @@ def test_wrong_method_is_a_json_405(store: Store, client: TestClient) -> None:
 
 
 def test_before_the_first_sync_reads_answer_503(tmp_path: Path) -> None:
+    from insights_core.auth import ensure_demo_auth_config
     from tests.api.helpers import issue_token
     from tests.helpers import make_settings
-
-    from insights_core.auth import ensure_demo_auth_config
 
     settings = make_settings(tmp_path / "data")
     ensure_demo_auth_config(settings.auth_config_path)

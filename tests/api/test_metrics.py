@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.helpers import PREFIX, TestClient, api_client, bearer, build_api_data_dir, query_store, role_tokens
-from tests.dashboard.app_harness import AD, CAMPAIGN, new_app, use_data_dir
 from insights_core.api.metrics import PAGE_RUN
 from insights_core.control import ControlChannel
 from insights_core.settings import Settings
+from tests.api.helpers import PREFIX, TestClient, api_client, bearer, build_api_data_dir, query_store, role_tokens
+from tests.dashboard.app_harness import AD, CAMPAIGN, new_app, use_data_dir
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,11 @@ def test_sync_facts_equal_the_stored_runs(store: tuple[Settings, dict[str, str]]
     answer = client.get("/metrics")
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
     samples = _samples(answer.text)
-    (duration, ads, stamp), = query_store(settings, "SELECT total_duration_seconds, ads_processed, epoch(sync_timestamp)"
-                                                    " FROM sync_runs ORDER BY sync_timestamp DESC LIMIT 1")
+    ((duration, ads, stamp),) = query_store(
+        settings,
+        "SELECT total_duration_seconds, ads_processed, epoch(sync_timestamp)"
+        " FROM sync_runs ORDER BY sync_timestamp DESC LIMIT 1",
+    )
     assert _value(samples, "meta_insights_sync_last_duration_seconds", sync_type="manual") == pytest.approx(duration)
     assert _value(samples, "meta_insights_sync_last_entities_processed", level="ad") == ads == 36
     assert _value(samples, "meta_insights_sync_last_entities_failed", level="campaign") == 0
@@ -86,28 +89,38 @@ def test_api_latency_per_route_template(store: tuple[Settings, dict[str, str]], 
     assert _value(samples, requests, endpoint=f"{PREFIX}/ad/{{ad_id}}", method="GET", status="200") == 1
 
 
-def test_metrics_and_healthz_expose_no_spend_names_or_ids(store: tuple[Settings, dict[str, str]],
-                                                          client: TestClient) -> None:
+def test_metrics_and_healthz_expose_no_spend_names_or_ids(
+    store: tuple[Settings, dict[str, str]], client: TestClient
+) -> None:
     settings, tokens = store
     for path in (f"/campaign/{CAMPAIGN}", f"/ad/{AD}", "/campaign/987654321987", "/overview"):
         client.get(PREFIX + path, headers=bearer(tokens["admin"]))
     text = client.get("/metrics").text + client.get("/healthz").text
     names = [n for (n,) in query_store(settings, "SELECT name FROM campaigns UNION ALL SELECT name FROM ads")]
     ids = [i for (i,) in query_store(settings, "SELECT campaign_id FROM campaigns UNION ALL SELECT ad_id FROM ads")]
-    (spend,), = query_store(settings, "SELECT sum(spend)::VARCHAR FROM meta_ad_insights WHERE entity_type = 'campaign'")
+    ((spend,),) = query_store(
+        settings, "SELECT sum(spend)::VARCHAR FROM meta_ad_insights WHERE entity_type = 'campaign'"
+    )
     assert not [v for v in [*names, *ids, "act_1000000000001", "987654321987", spend] if v in text]
     assert "spend" not in text.lower() and "revenue" not in text.lower()
 
 
-def test_page_runs_are_timed_per_page(store: tuple[Settings, dict[str, str]], client: TestClient,
-                                      monkeypatch: pytest.MonkeyPatch,
-                                      entrypoint_runs_every_time: None) -> None:
+def test_page_runs_are_timed_per_page(
+    store: tuple[Settings, dict[str, str]],
+    client: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+    entrypoint_runs_every_time: None,
+) -> None:
     """app.py times each script run under the page's key (AppTest runs it as a browser session would)."""
     use_data_dir(monkeypatch, store[0].data_dir)
 
     def runs(page: str) -> float:
-        counts = [s.value for f in PAGE_RUN.collect() for s in f.samples
-                  if s.name.endswith("_count") and s.labels == {"page": page}]
+        counts = [
+            s.value
+            for f in PAGE_RUN.collect()
+            for s in f.samples
+            if s.name.endswith("_count") and s.labels == {"page": page}
+        ]
         return counts[0] if counts else 0.0
 
     before = {page: runs(page) for page in ("overview", "login", "campaign")}

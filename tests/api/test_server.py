@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from insights_core.api_tokens import hash_token
 from tests.api.helpers import PREFIX, build_api_data_dir
 from tests.dashboard.app_harness import CAMPAIGN
 from tests.helpers import PYTHON, ROOT, subprocess_env
-from insights_core.api_tokens import hash_token
 
 pytestmark = pytest.mark.slow
 
@@ -54,17 +54,40 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("server") / "data"
     settings = build_api_data_dir(data_dir)
     env = subprocess_env(data_dir, META_INSIGHTS_MODE="stub")
-    created = subprocess.run([PYTHON, "-m", "insights_core.auth", "new-token", "manager"], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=60)
+    created = subprocess.run(
+        [PYTHON, "-m", "insights_core.auth", "new-token", "manager"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert created.returncode == 0, created.stderr
     token = created.stdout.splitlines()[-1]
     port = _free_port()
     output = data_dir.parent / "app.out"
     with output.open("wb") as out:
-        app = subprocess.Popen([PYTHON, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                                "--server.address", "127.0.0.1", "--server.headless", "true",
-                                "--browser.gatherUsageStats", "false"],
-                               cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        app = subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -92,7 +115,7 @@ def test_pages_and_api_on_one_port(server: Server) -> None:
     status, kind, text = _get(f"{server.url}/_stcore/health")
     assert (status, text) == (200, "ok")
     status, kind, text = _get(f"{server.url}/")
-    assert status == 200 and kind.startswith("text/html") and "<div id=\"root\">" in text
+    assert status == 200 and kind.startswith("text/html") and '<div id="root">' in text
     status, kind, text = _get(f"{server.url}{PREFIX}/overview", server.token)
     assert status == 200 and kind == "application/json"
     body = json.loads(text)
@@ -118,6 +141,7 @@ def test_no_token_or_hash_in_server_output_or_logs(server: Server) -> None:
         _get(f"{server.url}{PREFIX}{path}", server.token)
         _get(f"{server.url}{PREFIX}{path}", server.token[:-3] + "abc")
     written = server.output.read_text(errors="replace") + "".join(
-        p.read_text(errors="replace") for p in server.data_dir.rglob("*.log*") if p.is_file())
+        p.read_text(errors="replace") for p in server.data_dir.rglob("*.log*") if p.is_file()
+    )
     for secret in (server.token, server.token[3:], server.token[:-3] + "abc", hash_token(server.token)):
         assert secret not in written

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.helpers import PREFIX, TestClient, api_client, bearer, build_api_data_dir, query_store, role_tokens
-from tests.dashboard.app_harness import CAMPAIGN
 from insights_core.control import ControlChannel
 from insights_core.settings import Settings
 from insights_core.sync_requests import request_params
 from insights_core.worker import SyncWorker
+from tests.api.helpers import PREFIX, TestClient, api_client, bearer, build_api_data_dir, query_store, role_tokens
+from tests.dashboard.app_harness import CAMPAIGN
 
 
 @pytest.fixture
@@ -66,7 +66,8 @@ def test_a_managers_sync_now_is_served_by_the_worker(synced: tuple[Settings, dic
 
 
 def test_an_analysts_sync_now_is_refused_and_queues_nothing(
-        synced: tuple[Settings, dict[str, str], TestClient]) -> None:
+    synced: tuple[Settings, dict[str, str], TestClient],
+) -> None:
     settings, tokens, client = synced
     for role in ("analyst", "viewer"):
         answer = client.post(f"{PREFIX}/sync-now", json={"days_back": 1}, headers=bearer(tokens[role]))
@@ -85,38 +86,48 @@ def test_an_empty_body_queues_the_scheduled_window(synced: tuple[Settings, dict[
     assert request_params(record.request) == {"days_back": None, "entity_type": None, "entity_ids": [], "force": False}
 
 
-@pytest.mark.parametrize("body, words", [
-    (b"{not json", "must be a JSON object"),
-    (b"[1, 2]", "must be a JSON object"),
-    (b'{"days": 7}', "unknown field 'days'"),
-    (b'{"days_back": 0}', "days back must be from 1"),
-    (b'{"days_back": 100000}', "INSIGHTS_MAX_DAYS_BACK"),
-    (b'{"days_back": "7.5"}', "whole number"),
-    (b'{"days_back": true}', "whole number"),
-    (b'{"force": "yes"}', "force must be true or false"),
-    (b'{"entity_ids": ["1"]}', "need an entity type"),
-    (b'{"entity_type": "campaign"}', "needs at least one entity id"),
-    (b'{"entity_type": "account", "entity_ids": ["1"]}', "entity type must be one of"),
-    (b'{"entity_type": "campaign", "entity_ids": ["abc"]}', "not a Meta object id"),
-    (b'{"entity_type": "campaign", "entity_ids": [{"id": 1}]}', "entity_ids must hold ids"),
-    (b'{"entity_type": "campaign", "entity_ids": 5}', "entity_ids must be a list"),
-])
-def test_bad_bodies_are_400_and_queue_nothing(synced: tuple[Settings, dict[str, str], TestClient], body: bytes,
-                                              words: str) -> None:
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (b"{not json", "must be a JSON object"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b'{"days": 7}', "unknown field 'days'"),
+        (b'{"days_back": 0}', "days back must be from 1"),
+        (b'{"days_back": 100000}', "INSIGHTS_MAX_DAYS_BACK"),
+        (b'{"days_back": "7.5"}', "whole number"),
+        (b'{"days_back": true}', "whole number"),
+        (b'{"force": "yes"}', "force must be true or false"),
+        (b'{"entity_ids": ["1"]}', "need an entity type"),
+        (b'{"entity_type": "campaign"}', "needs at least one entity id"),
+        (b'{"entity_type": "account", "entity_ids": ["1"]}', "entity type must be one of"),
+        (b'{"entity_type": "campaign", "entity_ids": ["abc"]}', "not a Meta object id"),
+        (b'{"entity_type": "campaign", "entity_ids": [{"id": 1}]}', "entity_ids must hold ids"),
+        (b'{"entity_type": "campaign", "entity_ids": 5}', "entity_ids must be a list"),
+    ],
+)
+def test_bad_bodies_are_400_and_queue_nothing(
+    synced: tuple[Settings, dict[str, str], TestClient], body: bytes, words: str
+) -> None:
     settings, tokens, client = synced
-    answer = client.post(f"{PREFIX}/sync-now", content=body,
-                         headers={**bearer(tokens["manager"]), "Content-Type": "application/json"})
+    answer = client.post(
+        f"{PREFIX}/sync-now", content=body, headers={**bearer(tokens["manager"]), "Content-Type": "application/json"}
+    )
     assert answer.status_code == 400, answer.text
     assert words in answer.json()["error"]
     assert _requests(settings) == []
 
 
 def test_an_unknown_id_is_queued_and_the_worker_fails_it_as_on_the_sync_page(
-        synced: tuple[Settings, dict[str, str], TestClient]) -> None:
-    """Only the worker's fresh fetch knows an entity created since the last publish: it decides, for every entry point."""
+    synced: tuple[Settings, dict[str, str], TestClient],
+) -> None:
+    """Only the worker's fresh fetch knows an entity created since the last publish: it decides, for every
+    entry point."""
     settings, tokens, client = synced
-    answer = client.post(f"{PREFIX}/sync-now", json={"days_back": 1, "entity_type": "campaign", "entity_ids": ["999"]},
-                         headers=bearer(tokens["manager"]))
+    answer = client.post(
+        f"{PREFIX}/sync-now",
+        json={"days_back": 1, "entity_type": "campaign", "entity_ids": ["999"]},
+        headers=bearer(tokens["manager"]),
+    )
     assert answer.status_code == 202
     worker = SyncWorker(settings)
     try:

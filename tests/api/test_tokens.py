@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.helpers import PREFIX, TestClient, api_client, bearer, build_api_data_dir, issue_token
-from tests.dashboard.app_harness import CAMPAIGN
-from tests.helpers import PYTHON, ROOT, subprocess_env
 from insights_core.api_tokens import TOKENS_FILE, TokenStore, hash_token, looks_like_token
 from insights_core.auth import AuthConfig, User, hash_password, load_auth_config, save_auth_config
 from insights_core.settings import Settings
+from tests.api.helpers import PREFIX, TestClient, api_client, bearer, build_api_data_dir, issue_token
+from tests.dashboard.app_harness import CAMPAIGN
+from tests.helpers import PYTHON, ROOT, subprocess_env
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,9 @@ def fresh(tmp_path: Path, synced: Settings) -> Iterator[tuple[Settings, TestClie
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = subprocess_env(settings.data_dir, INSIGHTS_AUTH_CONFIG=str(settings.auth_config_path))
-    return subprocess.run([PYTHON, "-m", "insights_core.auth", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [PYTHON, "-m", "insights_core.auth", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def _set_user(settings: Settings, username: str, role: str | None, new_password: bool = False) -> None:
@@ -50,8 +51,13 @@ def _set_user(settings: Settings, username: str, role: str | None, new_password:
         users.pop(username)
     else:
         user = users[username]
-        users[username] = User(user.username, user.name, user.email, (role,),
-                               hash_password("another-pass-1", rounds=4) if new_password else user.password_hash)
+        users[username] = User(
+            user.username,
+            user.name,
+            user.email,
+            (role,),
+            hash_password("another-pass-1", rounds=4) if new_password else user.password_hash,
+        )
     save_auth_config(AuthConfig(users), settings.auth_config_path)
 
 
@@ -87,10 +93,13 @@ def test_cli_new_list_and_revoke(fresh: tuple[Settings, TestClient]) -> None:
     assert _cli(settings, "list-tokens").stdout == ""
 
 
-@pytest.mark.parametrize("args, words", [
-    (("new-token", "nobody"), "no user nobody"),
-    (("revoke-token", "tok_000000000000"), "no API token tok_000000000000"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("new-token", "nobody"), "no user nobody"),
+        (("revoke-token", "tok_000000000000"), "no API token tok_000000000000"),
+    ],
+)
 def test_cli_refuses_with_one_line(fresh: tuple[Settings, TestClient], args: tuple[str, ...], words: str) -> None:
     result = _cli(fresh[0], *args)
     assert result.returncode == 2 and words in result.stderr and len(result.stderr.strip().splitlines()) == 1
@@ -132,9 +141,15 @@ def test_a_removed_user_or_new_password_voids_the_token(fresh: tuple[Settings, T
     else:  # removed, then a different person added under the same name
         _set_user(settings, "manager", None)
         config = load_auth_config(settings.auth_config_path)
-        save_auth_config(AuthConfig({**config.users, "manager": User("manager", "New Manager", "", ("admin",),
-                                                                        hash_password("new-person-1", rounds=4))}),
-                         settings.auth_config_path)
+        save_auth_config(
+            AuthConfig(
+                {
+                    **config.users,
+                    "manager": User("manager", "New Manager", "", ("admin",), hash_password("new-person-1", rounds=4)),
+                }
+            ),
+            settings.auth_config_path,
+        )
     answer = client.get(f"{PREFIX}/overview", headers=bearer(token))
     assert answer.status_code == 401 and "create a new token" in answer.json()["error"]
     listed = _cli(settings, "list-tokens").stdout
@@ -171,8 +186,11 @@ def test_no_token_or_hash_in_any_log(fresh: tuple[Settings, TestClient], caplog:
         client.post(f"{PREFIX}/sync-now", json={"days_back": 1}, headers=headers)
     client.post(f"{PREFIX}/sync-now", content=b"{not json", headers=bearer(token))
     secrets = [token, token[3:], revoked, hash_token(token), hash_token(revoked)]
-    logged = caplog.text + created.stderr + "".join(
-        p.read_text(errors="replace") for p in settings.data_dir.rglob("*.log*") if p.is_file())
+    logged = (
+        caplog.text
+        + created.stderr
+        + "".join(p.read_text(errors="replace") for p in settings.data_dir.rglob("*.log*") if p.is_file())
+    )
     assert "sync request" in caplog.text  # the API did log (the queued sync-now)
     assert not [s for s in secrets if s in logged]
     payloads = json.dumps([r.getMessage() for r in caplog.records])

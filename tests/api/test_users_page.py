@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.helpers import PREFIX, api_client, bearer, build_api_data_dir, issue_token
-from tests.dashboard.app_harness import assert_clean, open_page, texts, use_data_dir
 from insights_core.api_tokens import TokenStore, looks_like_token
 from insights_core.settings import Settings
+from tests.api.helpers import PREFIX, api_client, bearer, build_api_data_dir, issue_token
+from tests.dashboard.app_harness import assert_clean, open_page, texts, use_data_dir
 
 pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time")
 
@@ -39,8 +39,9 @@ def test_an_admin_creates_a_token_shown_once_that_works(store: Settings) -> None
     token = shown[0]
     (record,) = TokenStore(store.data_dir).fetch_tokens()
     assert record.username == "analyst" and token not in str(_tokens_table(at))
-    assert _tokens_table(at) == [{"Id": record.id, "user": "analyst", "token": record.hint,
-                                  "created": record.created_at, "acts as": "analyst"}]
+    assert _tokens_table(at) == [
+        {"Id": record.id, "user": "analyst", "token": record.hint, "created": record.created_at, "acts as": "analyst"}
+    ]
     with api_client(store) as client:
         assert client.get(f"{PREFIX}/overview", headers=bearer(token)).status_code == 200
     at.run()  # the next click: the token is gone from the page for good
@@ -51,8 +52,10 @@ def test_an_admin_revokes_a_token(store: Settings) -> None:
     token_id, token = issue_token(store, "manager")
     _, kept = issue_token(store, "viewer")
     at = open_page("admin", "pages/users.py")
-    assert {row["Id"] for row in _tokens_table(at)} == {token_id, *[r.id for r in TokenStore(store.data_dir)
-                                                                   .fetch_tokens() if r.username == "viewer"]}
+    assert {row["Id"] for row in _tokens_table(at)} == {
+        token_id,
+        *[r.id for r in TokenStore(store.data_dir).fetch_tokens() if r.username == "viewer"],
+    }
     at.selectbox(key="users_token_revoke_id").select(token_id)
     at.button(key="users_token_revoke").click().run()
     assert_clean(at)

@@ -20,9 +20,14 @@ KEY = "k" * 40
 
 def _config(tmp_path: Path, **users: tuple[str, int]) -> auth.AuthConfig:
     """users: name -> (role, bcrypt rounds) with password 'correct horse'."""
-    return auth.AuthConfig({name: auth.User(name, name.title(), f"{name}@x.test", (role,),
-                                            auth.hash_password("correct horse", rounds=rounds))
-                            for name, (role, rounds) in users.items()})
+    return auth.AuthConfig(
+        {
+            name: auth.User(
+                name, name.title(), f"{name}@x.test", (role,), auth.hash_password("correct horse", rounds=rounds)
+            )
+            for name, (role, rounds) in users.items()
+        }
+    )
 
 
 def test_stub_mode_writes_demo_users_with_hashed_demo_password(tmp_path: Path) -> None:
@@ -213,8 +218,9 @@ def test_throttle_counts_trusted_devices_apart_and_unknown_names_alike(tmp_path:
     assert throttle.locked_users(6) == {"no-such-user": pytest.approx(595)}
 
 
-def test_verify_login_does_one_bcrypt_check_for_known_and_unknown_names(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_verify_login_does_one_bcrypt_check_for_known_and_unknown_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = _config(tmp_path, alice=("analyst", 4), bob=("viewer", 5))
     assert auth.bcrypt_cost(auth.dummy_hash_for(config)) == 5  # as dear as the dearest real hash
     calls = []
@@ -235,19 +241,32 @@ def test_credentials_for_the_library_are_a_fresh_dict_each_time(tmp_path: Path) 
     assert second["usernames"]["alice"]["roles"] == ["viewer"]
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], path: Path, *args: str,
-         stdin: str = "") -> tuple[int, str, str]:
+def _cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], path: Path, *args: str, stdin: str = ""
+) -> tuple[int, str, str]:
     monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
     code = auth.main(["--config", str(path), *args])
     out = capsys.readouterr()
     return code, out.out, out.err
 
 
-def test_cli_adds_lists_changes_and_removes_users(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_adds_lists_changes_and_removes_users(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "auth.yaml"
-    code, _, err = _cli(monkeypatch, capsys, path, "add-user", "Alice", "--role", "analyst", "--name", "Alice Smith",
-                        "--password-stdin", stdin="correct horse\n")
+    code, _, err = _cli(
+        monkeypatch,
+        capsys,
+        path,
+        "add-user",
+        "Alice",
+        "--role",
+        "analyst",
+        "--name",
+        "Alice Smith",
+        "--password-stdin",
+        stdin="correct horse\n",
+    )
     assert code == 0, err
     user = auth.load_auth_config(path).users["alice"]
     assert user.roles == ("analyst",) and user.name == "Alice Smith"
@@ -259,8 +278,9 @@ def test_cli_adds_lists_changes_and_removes_users(tmp_path: Path, monkeypatch: p
     assert code == 0 and out.startswith("alice\tanalyst\tAlice Smith")
     assert "$2" not in out
 
-    code, _, err = _cli(monkeypatch, capsys, path, "add-user", "alice", "--role", "admin", "--password-stdin",
-                        stdin="another one\n")
+    code, _, err = _cli(
+        monkeypatch, capsys, path, "add-user", "alice", "--role", "admin", "--password-stdin", stdin="another one\n"
+    )
     assert code == 2 and "exists" in err
     code, _, _ = _cli(monkeypatch, capsys, path, "set-password", "alice", "--password-stdin", stdin="another one\n")
     assert code == 0
@@ -271,13 +291,17 @@ def test_cli_adds_lists_changes_and_removes_users(tmp_path: Path, monkeypatch: p
     assert code == 2 and "no user alice" in err
 
 
-@pytest.mark.parametrize(("password", "message"), [("demo", "at least"), ("Demo    ", "public"),
-                                                    ("short", "at least"), (" padded password", "spaces")])
-def test_cli_refuses_weak_passwords(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                    capsys: pytest.CaptureFixture[str], password: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [("demo", "at least"), ("Demo    ", "public"), ("short", "at least"), (" padded password", "spaces")],
+)
+def test_cli_refuses_weak_passwords(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], password: str, message: str
+) -> None:
     path = tmp_path / "auth.yaml"
-    code, _, err = _cli(monkeypatch, capsys, path, "add-user", "bob", "--role", "viewer", "--password-stdin",
-                        stdin=password + "\n")
+    code, _, err = _cli(
+        monkeypatch, capsys, path, "add-user", "bob", "--role", "viewer", "--password-stdin", stdin=password + "\n"
+    )
     assert code == 2 and message in err
     assert not path.exists()
 
@@ -288,26 +312,42 @@ def test_cli_prints_a_usable_cookie_key(capsys: pytest.CaptureFixture[str]) -> N
     assert auth.validate_cookie_key(key) == key
 
 
-def test_cli_refuses_a_password_over_72_bytes_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_refuses_a_password_over_72_bytes_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "auth.yaml"
     long = "é" * 37  # 37 characters, 74 bytes: bcrypt would ignore (or refuse) the end
-    code, out, err = _cli(monkeypatch, capsys, path, "add-user", "bob", "--role", "viewer", "--password-stdin",
-                          stdin=long + "\n")
+    code, out, err = _cli(
+        monkeypatch, capsys, path, "add-user", "bob", "--role", "viewer", "--password-stdin", stdin=long + "\n"
+    )
     assert code == 2 and err.count("\n") == 1 and "72 bytes" in err
     assert not path.exists()
-    assert _cli(monkeypatch, capsys, path, "add-user", "bob", "--role", "viewer", "--password-stdin",
-                stdin="correct horse\n")[0] == 0
+    assert (
+        _cli(
+            monkeypatch,
+            capsys,
+            path,
+            "add-user",
+            "bob",
+            "--role",
+            "viewer",
+            "--password-stdin",
+            stdin="correct horse\n",
+        )[0]
+        == 0
+    )
     code, _, err = _cli(monkeypatch, capsys, path, "set-password", "bob", "--password-stdin", stdin=long + "\n")
     assert code == 2 and "72 bytes" in err
 
 
-def test_cli_reports_an_unwritable_users_file_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reports_an_unwritable_users_file_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "not-a-dir").write_text("")
     path = tmp_path / "not-a-dir" / "auth.yaml"  # its folder is a file: nothing can be written there, even by root
-    code, _, err = _cli(monkeypatch, capsys, path, "add-user", "bob", "--role", "viewer", "--password-stdin",
-                        stdin="correct horse\n")
+    code, _, err = _cli(
+        monkeypatch, capsys, path, "add-user", "bob", "--role", "viewer", "--password-stdin", stdin="correct horse\n"
+    )
     assert code == 2 and err.count("\n") == 1 and "cannot write" in err and str(path) in err
 
 
@@ -320,9 +360,26 @@ def test_the_auth_command_never_prints_a_traceback(tmp_path: Path, case: str) ->
     (tmp_path / "file").write_text("")
     path = tmp_path / ("file" if case == "unwritable file" else "ok") / "auth.yaml"
     password = "x" * 73 if case == "long password" else "correct horse"
-    result = subprocess.run([PYTHON, "-m", "insights_core.auth", "--config", str(path), "add-user", "bob",
-                             "--role", "viewer", "--password-stdin"], input=password + "\n", capture_output=True,
-                            text=True, cwd=ROOT, env=subprocess_env(tmp_path / "data"), timeout=60)
+    result = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "insights_core.auth",
+            "--config",
+            str(path),
+            "add-user",
+            "bob",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=subprocess_env(tmp_path / "data"),
+        timeout=60,
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("auth: error: ") and result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.stderr

@@ -25,8 +25,14 @@ def test_an_equal_request_while_one_is_open_does_not_queue_a_second(tmp_path) ->
     assert claimed is not None and claimed.request_id == first and claimed.requested_by == "ana"
     # still open while running
     assert control.save_request(SyncRequest(days_back=7)) == (first, False)
-    report = SyncReport(sync_id="s1", sync_timestamp="2026-11-20T00:00:00+00:00", sync_type="manual", mode="stub",
-                        status="succeeded", success=True)
+    report = SyncReport(
+        sync_id="s1",
+        sync_timestamp="2026-11-20T00:00:00+00:00",
+        sync_type="manual",
+        mode="stub",
+        status="succeeded",
+        success=True,
+    )
     control.finish_request(first, report)
     assert control.fetch_request(first).status == "succeeded"
     assert control.fetch_request(first).report["sync_id"] == "s1"
@@ -37,8 +43,14 @@ def test_an_equal_request_while_one_is_open_does_not_queue_a_second(tmp_path) ->
 def test_concurrent_double_clicks_queue_exactly_one_request(tmp_path) -> None:
     control = ControlChannel(tmp_path / "control.sqlite")
     results: list[tuple[int, bool]] = []
-    threads = [threading.Thread(target=lambda: results.append(
-        ControlChannel(tmp_path / "control.sqlite").save_request(SyncRequest(days_back=3)))) for _ in range(8)]
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(
+                ControlChannel(tmp_path / "control.sqlite").save_request(SyncRequest(days_back=3))
+            )
+        )
+        for _ in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -81,17 +93,26 @@ def test_the_claim_returns_the_request_that_was_saved(tmp_path) -> None:
     saved = SyncRequest(days_back=14, entity_type="adset", entity_ids=("22", "11"), force=True, requested_by="ana")
     request_id, _ = control.save_request(saved)
     claimed = control.claim_next_request(MAX_DAYS)
-    assert claimed == SyncRequest(sync_type="manual", days_back=14, entity_type="adset", entity_ids=("22", "11"),
-                                  force=True, request_id=request_id, requested_by="ana")
+    assert claimed == SyncRequest(
+        sync_type="manual",
+        days_back=14,
+        entity_type="adset",
+        entity_ids=("22", "11"),
+        force=True,
+        request_id=request_id,
+        requested_by="ana",
+    )
     assert control.fetch_request(request_id).request == claimed
 
 
 def _store_raw_request(path, params: object) -> int:
     """A pending row as an older version or a hand edit might have left it."""
     with sqlite3.connect(path) as con:
-        cur = con.execute("INSERT INTO sync_requests (created_at, requested_by, params, params_key, status)"
-                          " VALUES ('2026-11-20T00:00:00.000+00:00', 'old', ?, ?, 'pending')",
-                          [json.dumps(params), json.dumps(params) + "-raw"])
+        cur = con.execute(
+            "INSERT INTO sync_requests (created_at, requested_by, params, params_key, status)"
+            " VALUES ('2026-11-20T00:00:00.000+00:00', 'old', ?, ?, 'pending')",
+            [json.dumps(params), json.dumps(params) + "-raw"],
+        )
         return int(cur.lastrowid)
 
 
@@ -99,8 +120,9 @@ def test_a_stored_request_that_no_longer_validates_is_failed_at_the_claim_and_th
     path = tmp_path / "control.sqlite"
     control = ControlChannel(path)
     too_long = _store_raw_request(path, {"days_back": 200, "entity_type": None, "entity_ids": [], "force": False})
-    not_ids = _store_raw_request(path, {"days_back": 2, "entity_type": "ad", "entity_ids": ["1; DROP TABLE ads"],
-                                        "force": False})
+    not_ids = _store_raw_request(
+        path, {"days_back": 2, "entity_type": "ad", "entity_ids": ["1; DROP TABLE ads"], "force": False}
+    )
     good, _ = control.save_request(SyncRequest(days_back=3))
     claimed = control.claim_next_request(max_days_back=100)  # INSIGHTS_MAX_DAYS_BACK lowered since it was queued
     assert claimed is not None and claimed.request_id == good and claimed.days_back == 3
@@ -115,11 +137,19 @@ def test_a_stored_report_with_the_old_rows_written_key_reads_as_rows_read(tmp_pa
     control = ControlChannel(tmp_path / "control.sqlite")
     request_id, _ = control.save_request(SyncRequest(days_back=2))
     control.claim_next_request(MAX_DAYS)
-    old = {"sync_id": "s1", "sync_timestamp": "2026-11-20T00:00:00+00:00", "sync_type": "manual", "mode": "stub",
-           "status": "succeeded", "success": True, "rows_written": 1234}
+    old = {
+        "sync_id": "s1",
+        "sync_timestamp": "2026-11-20T00:00:00+00:00",
+        "sync_type": "manual",
+        "mode": "stub",
+        "status": "succeeded",
+        "success": True,
+        "rows_written": 1234,
+    }
     with sqlite3.connect(tmp_path / "control.sqlite") as con:
-        con.execute("UPDATE sync_requests SET status = 'succeeded', report = ? WHERE id = ?",
-                    [json.dumps(old), request_id])
+        con.execute(
+            "UPDATE sync_requests SET status = 'succeeded', report = ? WHERE id = ?", [json.dumps(old), request_id]
+        )
     record = control.fetch_request(request_id)
     assert record.report["rows_read"] == 1234 and "rows_written" not in record.report
     assert SyncReport.from_dict(old).rows_read == 1234

@@ -121,11 +121,13 @@ def test_a_publish_error_fails_the_sync_keeps_its_rows_and_the_next_publish_reco
         assert failed.rows_read > 0
         assert leftovers(settings.data_dir) == []
         assert not settings.current_snapshot_link.exists(), "nothing was published"
-        run = worker.warehouse.con.execute("SELECT status, success, error_count FROM sync_runs WHERE sync_id = ?",
-                                           [failed.sync_id]).fetchone()
+        run = worker.warehouse.con.execute(
+            "SELECT status, success, error_count FROM sync_runs WHERE sync_id = ?", [failed.sync_id]
+        ).fetchone()
         assert run == ("failed", False, 1)
-        assert worker.warehouse.con.execute("SELECT count(*) FROM meta_ad_insights").fetchone()[0] \
-            == failed.rows_read, "the sync's rows stay committed"
+        assert (
+            worker.warehouse.con.execute("SELECT count(*) FROM meta_ad_insights").fetchone()[0] == failed.rows_read
+        ), "the sync's rows stay committed"
 
         monkeypatch.undo()
         ok = worker.run_once(SyncRequest(days_back=5))
@@ -260,10 +262,12 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 def test_once_with_a_full_disk_prints_a_failed_report_and_exits_1(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    env = subprocess_env(data, INSIGHTS_STUB_CAMPAIGNS="3", INSIGHTS_STUB_ADSETS_PER_CAMPAIGN="2",
-                         INSIGHTS_STUB_ADS_PER_ADSET="2")
-    result = subprocess.run([PYTHON, "-c", PUBLISH_FAILS_ONCE], capture_output=True, text=True, env=env,
-                            cwd=ROOT, timeout=120)
+    env = subprocess_env(
+        data, INSIGHTS_STUB_CAMPAIGNS="3", INSIGHTS_STUB_ADSETS_PER_CAMPAIGN="2", INSIGHTS_STUB_ADS_PER_ADSET="2"
+    )
+    result = subprocess.run(
+        [PYTHON, "-c", PUBLISH_FAILS_ONCE], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+    )
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     report = json.loads(result.stdout)
@@ -275,8 +279,9 @@ def test_once_with_a_full_disk_prints_a_failed_report_and_exits_1(tmp_path: Path
 def mount_tmpfs(path: Path, size: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
     try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                              capture_output=True, timeout=30)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
@@ -344,10 +349,17 @@ def test_once_on_a_full_tmpfs_prints_a_failed_report_without_a_traceback(small_t
     data = small_tmpfs / "data"
     free = shutil.disk_usage(small_tmpfs).free
     (small_tmpfs / "ballast").write_bytes(b"\0" * (free - 2 * 1024 * 1024))
-    env = subprocess_env(data, INSIGHTS_STUB_CAMPAIGNS="6", INSIGHTS_STUB_ADSETS_PER_CAMPAIGN="3",
-                         INSIGHTS_STUB_ADS_PER_ADSET="2")
-    result = subprocess.run([PYTHON, str(ROOT / "sync_worker.py"), "--once", "--days-back", "30"],
-                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    env = subprocess_env(
+        data, INSIGHTS_STUB_CAMPAIGNS="6", INSIGHTS_STUB_ADSETS_PER_CAMPAIGN="3", INSIGHTS_STUB_ADS_PER_ADSET="2"
+    )
+    result = subprocess.run(
+        [PYTHON, str(ROOT / "sync_worker.py"), "--once", "--days-back", "30"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr, result.stderr[:3000]
     report = json.loads(result.stdout)

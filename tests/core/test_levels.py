@@ -25,31 +25,42 @@ def con() -> duckdb.DuckDBPyConnection:
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
-    return con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?"
-                       " ORDER BY ordinal_position", [table]).fetchall()
+    return con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.level)
 def test_spec_columns_are_the_migrated_entity_table(con: duckdb.DuckDBPyConnection, spec: LevelSpec) -> None:
     expected = [(c.name, c.sql_type) for c in spec.columns] + [("updated_at", "TIMESTAMP")]
     assert table_columns(con, spec.table) == expected
-    primary_key = con.execute("SELECT constraint_column_names FROM duckdb_constraints()"
-                              " WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'", [spec.table]).fetchall()
+    primary_key = con.execute(
+        "SELECT constraint_column_names FROM duckdb_constraints()"
+        " WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'",
+        [spec.table],
+    ).fetchall()
     assert primary_key == [([spec.id_column],)]
 
 
 def test_every_entity_table_of_the_schema_has_a_spec(con: duckdb.DuckDBPyConnection) -> None:
-    tables = {row[0] for row in con.execute(
-        "SELECT table_name FROM information_schema.columns WHERE column_name = 'effective_status'").fetchall()}
+    tables = {
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM information_schema.columns WHERE column_name = 'effective_status'"
+        ).fetchall()
+    }
     assert tables == {s.table for s in SPECS}
 
 
 def test_insight_rows_name_every_level_and_allow_exactly_the_levels(con: duckdb.DuckDBPyConnection) -> None:
     insight_columns = [name for name, _ in table_columns(con, "meta_ad_insights")]
     assert {s.id_column for s in SPECS} <= set(INSIGHT_ID_COLUMNS) <= set(insight_columns)
-    insert = ("INSERT INTO meta_ad_insights (account_id, entity_type, entity_id, date_start, date_end, spend,"
-              " impressions, clicks, conversions, revenue, created_at, updated_at)"
-              " VALUES ('a', ?, '1', DATE '2026-01-01', DATE '2026-01-01', 0, 0, 0, 0, 0, now(), now())")
+    insert = (
+        "INSERT INTO meta_ad_insights (account_id, entity_type, entity_id, date_start, date_end, spend,"
+        " impressions, clicks, conversions, revenue, created_at, updated_at)"
+        " VALUES ('a', ?, '1', DATE '2026-01-01', DATE '2026-01-01', 0, 0, 0, 0, 0, now(), now())"
+    )
     con.execute("BEGIN TRANSACTION")
     try:
         for level in LEVELS:
@@ -73,10 +84,10 @@ def test_hierarchy_is_one_chain_outermost_first() -> None:
     for index, spec in enumerate(SPECS):
         assert spec.level == LEVELS[index]
         assert spec.parent == (LEVELS[index - 1] if index else None)
-        assert spec.children == LEVELS[index + 1:]
+        assert spec.children == LEVELS[index + 1 :]
         assert [a.level for a in spec.ancestors] == list(LEVELS[:index])
         # an object names its ancestors' ids right after its own id and the account's
-        assert spec.column_names[:2 + index] == (spec.id_column, "account_id", *spec.parent_id_columns)
+        assert spec.column_names[: 2 + index] == (spec.id_column, "account_id", *spec.parent_id_columns)
     assert LEVEL_SPECS["ad"].parent_id_columns == ("campaign_id", "adset_id")
 
 

@@ -3,6 +3,7 @@ each role gets."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 
 import pytest
@@ -14,15 +15,27 @@ from tests.helpers import PYTHON, ROOT
 @pytest.mark.parametrize(
     ("role", "permission", "allowed"),
     [
-        ("admin", "analytics:read", True), ("manager", "analytics:read", True),
-        ("analyst", "analytics:read", True), ("viewer", "analytics:read", True),
-        ("admin", "sync:run", True), ("manager", "sync:run", True),
-        ("analyst", "sync:run", False), ("viewer", "sync:run", False),
-        ("admin", "export", True), ("manager", "export", True),
-        ("analyst", "export", True), ("viewer", "export", False),
-        ("admin", "sync:health", True), ("manager", "sync:health", False), ("analyst", "sync:health", False),
-        ("admin", "users:list", True), ("manager", "users:list", False), ("viewer", "users:list", False),
-        ("intruder", "analytics:read", False), (None, "analytics:read", False), ("", "export", False),
+        ("admin", "analytics:read", True),
+        ("manager", "analytics:read", True),
+        ("analyst", "analytics:read", True),
+        ("viewer", "analytics:read", True),
+        ("admin", "sync:run", True),
+        ("manager", "sync:run", True),
+        ("analyst", "sync:run", False),
+        ("viewer", "sync:run", False),
+        ("admin", "export", True),
+        ("manager", "export", True),
+        ("analyst", "export", True),
+        ("viewer", "export", False),
+        ("admin", "sync:health", True),
+        ("manager", "sync:health", False),
+        ("analyst", "sync:health", False),
+        ("admin", "users:list", True),
+        ("manager", "users:list", False),
+        ("viewer", "users:list", False),
+        ("intruder", "analytics:read", False),
+        (None, "analytics:read", False),
+        ("", "export", False),
     ],
 )
 def test_permission_map_by_role(role: str | None, permission: str, allowed: bool) -> None:
@@ -59,30 +72,47 @@ def test_each_page_file_checks_its_own_permission() -> None:
 
 @pytest.mark.parametrize(
     ("roles", "expected"),
-    [(["viewer", "admin"], "admin"), (["analyst"], "analyst"), ("manager", "manager"),
-     (["owner", "viewer"], "viewer"), (["owner"], None), ([], None), (None, None), (42, None)],
+    [
+        (["viewer", "admin"], "admin"),
+        (["analyst"], "analyst"),
+        ("manager", "manager"),
+        (["owner", "viewer"], "viewer"),
+        (["owner"], None),
+        ([], None),
+        (None, None),
+        (42, None),
+    ],
 )
 def test_highest_role(roles: object, expected: str | None) -> None:
     assert highest_role(roles) == expected
 
 
 def test_roles_are_nested_so_the_highest_role_carries_all_permissions() -> None:
-    for higher, lower in zip(ROLES, ROLES[1:]):
+    for higher, lower in itertools.pairwise(ROLES):
         assert permissions_for(lower) <= permissions_for(higher)
 
 
-PURE_MODULES = ("insights_core.roles", "insights_core.auth", "insights_core.store.queries",
-                "insights_core.dashboard.alerts", "insights_core.dashboard.scoring",
-                "insights_core.dashboard.formatting", "insights_core.dashboard.exports",
-                "insights_core.dashboard.inputs", "insights_core.dashboard.periods",
-                "insights_core.dashboard.sync_health")
+PURE_MODULES = (
+    "insights_core.roles",
+    "insights_core.auth",
+    "insights_core.store.queries",
+    "insights_core.dashboard.alerts",
+    "insights_core.dashboard.scoring",
+    "insights_core.dashboard.formatting",
+    "insights_core.dashboard.exports",
+    "insights_core.dashboard.inputs",
+    "insights_core.dashboard.periods",
+    "insights_core.dashboard.sync_health",
+)
 
 
 def test_policy_and_pure_helpers_do_not_import_streamlit() -> None:
-    code = ("import importlib, sys\n"
-            f"for name in {PURE_MODULES!r}:\n"
-            "    importlib.import_module(name)\n"
-            "    if 'streamlit' in sys.modules:\n"
-            "        sys.exit(name + ' imports streamlit')\n")
+    code = (
+        "import importlib, sys\n"
+        f"for name in {PURE_MODULES!r}:\n"
+        "    importlib.import_module(name)\n"
+        "    if 'streamlit' in sys.modules:\n"
+        "        sys.exit(name + ' imports streamlit')\n"
+    )
     result = subprocess.run([PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -11,8 +11,16 @@ from insights_core.sync_requests import parse_days_back, parse_entity_ids, parse
 
 def test_defaults_match_the_design(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_settings()
-    assert (s.mode, s.sync_interval_minutes, s.sync_enabled, s.rate_limit_retry_delay, s.max_retries,
-            s.max_days_back, s.report_runs_in_flight, s.lookback_days) == ("stub", 30, True, 60, 3, 365, 5, 28)
+    assert (
+        s.mode,
+        s.sync_interval_minutes,
+        s.sync_enabled,
+        s.rate_limit_retry_delay,
+        s.max_retries,
+        s.max_days_back,
+        s.report_runs_in_flight,
+        s.lookback_days,
+    ) == ("stub", 30, True, 60, 3, 365, 5, 28)
     assert s.graph_url == "https://graph.facebook.com"
     assert s.conversion_action_types[0] == "omni_purchase"
 
@@ -29,7 +37,11 @@ def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pa
     ("env", "value", "expected"),
     [
         ("META_INSIGHTS_MODE", "production", "META_INSIGHTS_MODE"),
-        ("INSIGHTS_SYNC_INTERVAL_MINUTES", "0", "INSIGHTS_SYNC_INTERVAL_MINUTES: Input should be greater than or equal to 1"),
+        (
+            "INSIGHTS_SYNC_INTERVAL_MINUTES",
+            "0",
+            "INSIGHTS_SYNC_INTERVAL_MINUTES: Input should be greater than or equal to 1",
+        ),
         ("INSIGHTS_SYNC_INTERVAL_MINUTES", "half an hour", "INSIGHTS_SYNC_INTERVAL_MINUTES"),
         ("INSIGHTS_SYNC_ENABLED", "maybe", "INSIGHTS_SYNC_ENABLED"),
         ("META_API_MAX_RETRIES", "-1", "META_API_MAX_RETRIES"),
@@ -87,8 +99,9 @@ def test_bad_sync_requests_are_refused(fields: dict, message: str) -> None:
 
 
 def test_good_sync_request_is_normalized() -> None:
-    request = parse_sync_request(max_days_back=365, days_back=" 7 ", entity_type="campaign",
-                                 entity_ids="123, 456,123,\n789", force=True)
+    request = parse_sync_request(
+        max_days_back=365, days_back=" 7 ", entity_type="campaign", entity_ids="123, 456,123,\n789", force=True
+    )
     assert request.days_back == 7
     assert request.entity_ids == ("123", "456", "789")
     assert request.force is True and request.sync_type == "manual"

@@ -19,8 +19,14 @@ WINDOW = DateWindow(dt.date(2026, 9, 1), dt.date(2026, 10, 30))
 
 def full_scope(source: StubSource) -> Scope:
     tree = source.fetch_entities(source.account)
-    return Scope({"campaign": frozenset(tree.campaigns["campaign_id"]), "adset": frozenset(tree.adsets["adset_id"]),
-                  "ad": frozenset(tree.ads["ad_id"])}, is_full=True)
+    return Scope(
+        {
+            "campaign": frozenset(tree.campaigns["campaign_id"]),
+            "adset": frozenset(tree.adsets["adset_id"]),
+            "ad": frozenset(tree.ads["ad_id"]),
+        },
+        is_full=True,
+    )
 
 
 def all_rows(source: StubSource, window: DateWindow = WINDOW, scope: Scope | None = None) -> pd.DataFrame:
@@ -42,7 +48,8 @@ src = StubSource(StubShape(7, 3, 2))
 tree = src.fetch_entities(src.account)
 scope = Scope(dict(campaign=frozenset(tree.campaigns.campaign_id), adset=frozenset(tree.adsets.adset_id),
                    ad=frozenset(tree.ads.ad_id)), True)
-rows = [b.rows for b in src.fetch_insights(src.account, DateWindow(dt.date(2026, 1, 1), dt.date(2026, 3, 31)), scope, "s")]
+window = DateWindow(dt.date(2026, 1, 1), dt.date(2026, 3, 31))
+rows = [b.rows for b in src.fetch_insights(src.account, window, scope, "s")]
 h = hashlib.sha256()
 for frame in rows:
     h.update(frame.sort_values(["entity_type", "entity_id", "date_start"]).to_csv(index=False).encode())
@@ -53,8 +60,13 @@ print(h.hexdigest())
 
 def test_same_ids_give_same_numbers_in_separate_processes_with_different_hash_seeds() -> None:
     digests = {
-        subprocess.run([PYTHON, "-c", DIGEST_SCRIPT], capture_output=True, text=True, check=True,
-                       env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}).stdout.strip()
+        subprocess.run(
+            [PYTHON, "-c", DIGEST_SCRIPT],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        ).stdout.strip()
         for seed in ("1", "2", "random")
     }
     assert len(digests) == 1
@@ -67,8 +79,11 @@ def test_numbers_depend_only_on_entity_and_date_not_on_window_or_scope() -> None
     narrow = all_rows(source, DateWindow(dt.date(2026, 9, 10), dt.date(2026, 9, 12)))
     tree = source.fetch_entities(source.account)
     one_ad = str(tree.ads["ad_id"].iloc[3])
-    only_ad = all_rows(source, DateWindow(dt.date(2026, 9, 10), dt.date(2026, 9, 12)),
-                       Scope({"ad": frozenset({one_ad})}, is_full=False))
+    only_ad = all_rows(
+        source,
+        DateWindow(dt.date(2026, 9, 10), dt.date(2026, 9, 12)),
+        Scope({"ad": frozenset({one_ad})}, is_full=False),
+    )
     key = ["entity_type", "entity_id", "date_start"]
     merged = narrow.merge(wide, on=key, suffixes=("", "_wide"))
     assert len(merged) == len(narrow) > 0
@@ -172,8 +187,8 @@ def test_paused_ads_have_history_but_deliver_less_than_active_ones() -> None:
 def test_error_rate_fails_some_entities_differently_per_sync() -> None:
     source = StubSource(StubShape(10, 3, 3), error_rate=0.2)
     scope = full_scope(source)
-    first = [b for b in source.fetch_insights(source.account, WINDOW, scope, "sync-a")]
-    second = [b for b in source.fetch_insights(source.account, WINDOW, scope, "sync-b")]
+    first = list(source.fetch_insights(source.account, WINDOW, scope, "sync-a"))
+    second = list(source.fetch_insights(source.account, WINDOW, scope, "sync-b"))
     failed_a = {i for b in first for i in b.failures}
     failed_b = {i for b in second for i in b.failures}
     total = 10 + 30 + 90

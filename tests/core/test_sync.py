@@ -20,10 +20,23 @@ from tests.helpers import FIXED_NOW, make_settings
 TODAY = dt.date(2026, 11, 20)  # FIXED_NOW in the stub account's time zone
 
 
-def sync(settings: Settings, warehouse: Warehouse, request: SyncRequest | None = None, *,
-         source: StubSource | None = None, now: dt.datetime = FIXED_NOW, **kwargs):
-    return run_sync(request or SyncRequest(days_back=10), source=source or StubSource.from_settings(settings),
-                    warehouse=warehouse, settings=settings, now=now, **kwargs)
+def sync(
+    settings: Settings,
+    warehouse: Warehouse,
+    request: SyncRequest | None = None,
+    *,
+    source: StubSource | None = None,
+    now: dt.datetime = FIXED_NOW,
+    **kwargs,
+):
+    return run_sync(
+        request or SyncRequest(days_back=10),
+        source=source or StubSource.from_settings(settings),
+        warehouse=warehouse,
+        settings=settings,
+        now=now,
+        **kwargs,
+    )
 
 
 def table(warehouse: Warehouse, sql: str, *params) -> pd.DataFrame:
@@ -31,15 +44,28 @@ def table(warehouse: Warehouse, sql: str, *params) -> pd.DataFrame:
 
 
 def duplicate_keys(warehouse: Warehouse) -> int:
-    return int(warehouse.con.execute(
-        "SELECT count(*) FROM (SELECT entity_type, entity_id, date_start FROM meta_ad_insights"
-        " GROUP BY ALL HAVING count(*) > 1)").fetchone()[0])
+    return int(
+        warehouse.con.execute(
+            "SELECT count(*) FROM (SELECT entity_type, entity_id, date_start FROM meta_ad_insights"
+            " GROUP BY ALL HAVING count(*) > 1)"
+        ).fetchone()[0]
+    )
 
 
 def test_report_has_the_contract_keys_and_counts(settings: Settings, warehouse: Warehouse) -> None:
     report = sync(settings, warehouse).to_dict()
-    for key in ("sync_id", "sync_timestamp", "sync_type", "mode", "campaigns", "adsets", "ads",
-                "total_duration_seconds", "success", "errors"):
+    for key in (
+        "sync_id",
+        "sync_timestamp",
+        "sync_type",
+        "mode",
+        "campaigns",
+        "adsets",
+        "ads",
+        "total_duration_seconds",
+        "success",
+        "errors",
+    ):
         assert key in report
     assert report["sync_type"] == "manual" and report["mode"] == "stub" and report["success"] is True
     assert report["campaigns"] == {"processed": 6, "success": 6, "errors": 0}
@@ -49,20 +75,29 @@ def test_report_has_the_contract_keys_and_counts(settings: Settings, warehouse: 
     stored = table(warehouse, "SELECT count(*) AS n FROM meta_ad_insights")["n"][0]
     assert report["rows_read"] == stored > 0
     runs = table(warehouse, "SELECT sync_id, success, campaigns_processed, ads_success FROM sync_runs")
-    assert runs.to_dict("records") == [{"sync_id": report["sync_id"], "success": True,
-                                        "campaigns_processed": 6, "ads_success": 36}]
+    assert runs.to_dict("records") == [
+        {"sync_id": report["sync_id"], "success": True, "campaigns_processed": 6, "ads_success": 36}
+    ]
 
 
-def test_two_syncs_of_one_window_leave_the_same_rows_and_no_duplicates(settings: Settings, warehouse: Warehouse) -> None:
+def test_two_syncs_of_one_window_leave_the_same_rows_and_no_duplicates(
+    settings: Settings, warehouse: Warehouse
+) -> None:
     first_report = sync(settings, warehouse, now=FIXED_NOW)
     first = table(warehouse, "SELECT entity_type, count(*) AS n FROM meta_ad_insights GROUP BY 1 ORDER BY 1")
-    created = table(warehouse, "SELECT id, entity_type, entity_id, date_start, created_at, updated_at, spend"
-                               " FROM meta_ad_insights ORDER BY ALL")
+    created = table(
+        warehouse,
+        "SELECT id, entity_type, entity_id, date_start, created_at, updated_at, spend"
+        " FROM meta_ad_insights ORDER BY ALL",
+    )
     later = FIXED_NOW + dt.timedelta(minutes=30)
     second_report = sync(settings, warehouse, now=later)
     second = table(warehouse, "SELECT entity_type, count(*) AS n FROM meta_ad_insights GROUP BY 1 ORDER BY 1")
-    after = table(warehouse, "SELECT id, entity_type, entity_id, date_start, created_at, updated_at, spend"
-                             " FROM meta_ad_insights ORDER BY ALL")
+    after = table(
+        warehouse,
+        "SELECT id, entity_type, entity_id, date_start, created_at, updated_at, spend"
+        " FROM meta_ad_insights ORDER BY ALL",
+    )
     pd.testing.assert_frame_equal(first, second)
     assert set(first["entity_type"]) == {"campaign", "adset", "ad"}
     assert duplicate_keys(warehouse) == 0
@@ -76,17 +111,27 @@ def test_two_syncs_of_one_window_leave_the_same_rows_and_no_duplicates(settings:
 
 def test_a_restated_row_is_corrected_and_its_updated_at_moves(settings: Settings, warehouse: Warehouse) -> None:
     sync(settings, warehouse, now=FIXED_NOW)
-    key = table(warehouse, "SELECT entity_type, entity_id, date_start, spend, created_at FROM meta_ad_insights"
-                           " WHERE entity_type = 'ad' ORDER BY entity_id, date_start LIMIT 1").iloc[0]
-    warehouse.con.execute("UPDATE meta_ad_insights SET spend = spend + 1, clicks = clicks + 1"
-                          " WHERE entity_type = ? AND entity_id = ? AND date_start = ?",
-                          [key.entity_type, key.entity_id, key.date_start])
+    key = table(
+        warehouse,
+        "SELECT entity_type, entity_id, date_start, spend, created_at FROM meta_ad_insights"
+        " WHERE entity_type = 'ad' ORDER BY entity_id, date_start LIMIT 1",
+    ).iloc[0]
+    warehouse.con.execute(
+        "UPDATE meta_ad_insights SET spend = spend + 1, clicks = clicks + 1"
+        " WHERE entity_type = ? AND entity_id = ? AND date_start = ?",
+        [key.entity_type, key.entity_id, key.date_start],
+    )
     later = FIXED_NOW + dt.timedelta(minutes=30)
     report = sync(settings, warehouse, now=later)
     assert (report.rows_inserted, report.rows_updated, report.rows_deleted) == (0, 1, 0)
-    row = table(warehouse, "SELECT spend, created_at, updated_at FROM meta_ad_insights"
-                           " WHERE entity_type = ? AND entity_id = ? AND date_start = ?",
-                key.entity_type, key.entity_id, key.date_start).iloc[0]
+    row = table(
+        warehouse,
+        "SELECT spend, created_at, updated_at FROM meta_ad_insights"
+        " WHERE entity_type = ? AND entity_id = ? AND date_start = ?",
+        key.entity_type,
+        key.entity_id,
+        key.date_start,
+    ).iloc[0]
     assert row.spend == key.spend and row.created_at == key.created_at
     assert row.updated_at == pd.Timestamp(later.replace(tzinfo=None))
     moved = table(warehouse, "SELECT count(*) AS n FROM meta_ad_insights WHERE updated_at > created_at")["n"][0]
@@ -98,16 +143,21 @@ def test_migrations_rename_rows_written_and_level_and_keep_the_data(settings: Se
     warehouse = Warehouse(path)
     report = sync(settings, warehouse, SyncRequest(days_back=3))
     days = table(warehouse, "SELECT account_id, entity_type, day FROM synced_days ORDER BY ALL")
-    warehouse.con.execute("ALTER TABLE sync_runs RENAME COLUMN rows_read TO rows_written;"  # as version 1 had it
-                          "ALTER TABLE synced_days RENAME COLUMN entity_type TO level;"
-                          "DELETE FROM schema_migrations WHERE version > 1")
+    warehouse.con.execute(
+        "ALTER TABLE sync_runs RENAME COLUMN rows_read TO rows_written;"  # as version 1 had it
+        "ALTER TABLE synced_days RENAME COLUMN entity_type TO level;"
+        "DELETE FROM schema_migrations WHERE version > 1"
+    )
     stored_json = warehouse.con.execute("SELECT report_json FROM sync_runs").fetchone()[0]
     warehouse.close()
     warehouse = Warehouse(path)
     try:
         assert warehouse.applied_migrations == [2, 3]
-        assert warehouse.con.execute("SELECT sync_id, rows_read FROM sync_runs").fetchall() == [
-            (report.sync_id, report.rows_read)] and report.rows_read > 0
+        assert (
+            warehouse.con.execute("SELECT sync_id, rows_read FROM sync_runs").fetchall()
+            == [(report.sync_id, report.rows_read)]
+            and report.rows_read > 0
+        )
         assert table(warehouse, "SELECT account_id, entity_type, day FROM synced_days ORDER BY ALL").equals(days)
         assert len(days) == 3 * 3 and len(warehouse.fetch_synced_days(report.accounts[0], "ad")) == 3
     finally:
@@ -119,10 +169,12 @@ def test_migrations_rename_rows_written_and_level_and_keep_the_data(settings: Se
 
 def test_campaign_rows_cannot_be_duplicated_by_the_primary_key(warehouse: Warehouse) -> None:
     """A UNIQUE(campaign_id, adset_id, ad_id, ...) constraint lets campaign rows repeat (NULLs never collide)."""
-    insert = ("INSERT INTO meta_ad_insights (account_id, entity_type, entity_id, campaign_id, date_start, date_end,"
-              " spend, impressions, clicks, conversions, revenue, created_at, updated_at)"
-              " VALUES ('act_1', 'campaign', '1', '1', DATE '2026-01-01', DATE '2026-01-01', 1, 1, ?, 0, 0,"
-              " now(), now())")
+    insert = (
+        "INSERT INTO meta_ad_insights (account_id, entity_type, entity_id, campaign_id, date_start, date_end,"
+        " spend, impressions, clicks, conversions, revenue, created_at, updated_at)"
+        " VALUES ('act_1', 'campaign', '1', '1', DATE '2026-01-01', DATE '2026-01-01', 1, 1, ?, 0, 0,"
+        " now(), now())"
+    )
     warehouse.con.execute(insert, [1])
     with pytest.raises(Exception, match="(?i)constraint|duplicate"):
         warehouse.con.execute(insert, [2])
@@ -134,10 +186,14 @@ def test_stored_values_equal_the_source_and_ratios_come_from_the_row(settings: S
     from insights_core.engine import resolve_scope
 
     scope, _ = resolve_scope(source.fetch_entities(source.account), SyncRequest())
-    expected = pd.concat([b.rows for b in source.fetch_insights(
-        source.account, DateWindow(dt.date(2026, 11, 11), TODAY), scope, "x")])
-    stored = table(warehouse, "SELECT entity_type, entity_id, date_start, spend, impressions, clicks, conversions,"
-                              " revenue, reach, ctr, cpc, cpm, roas, cost_per_conversion FROM meta_ad_insights")
+    expected = pd.concat(
+        [b.rows for b in source.fetch_insights(source.account, DateWindow(dt.date(2026, 11, 11), TODAY), scope, "x")]
+    )
+    stored = table(
+        warehouse,
+        "SELECT entity_type, entity_id, date_start, spend, impressions, clicks, conversions,"
+        " revenue, reach, ctr, cpc, cpm, roas, cost_per_conversion FROM meta_ad_insights",
+    )
     stored["date_start"] = pd.to_datetime(stored["date_start"])
     merged = expected.merge(stored, on=["entity_type", "entity_id", "date_start"], suffixes=("", "_db"))
     assert len(merged) == len(expected) == len(stored)
@@ -157,8 +213,9 @@ def test_stored_values_equal_the_source_and_ratios_come_from_the_row(settings: S
 def _sync_with_failing_entities(tmp_path: Path, error_rate: float) -> tuple[SyncReport, int, Warehouse]:
     """A sync of a 10 x 3 x 3 account (130 entities) where `error_rate` of the entities fail:
     the report, how many entities failed, and the (open) warehouse."""
-    settings = make_settings(tmp_path / "d", stub_campaigns=10, stub_adsets_per_campaign=3, stub_ads_per_adset=3,
-                             stub_error_rate=error_rate)
+    settings = make_settings(
+        tmp_path / "d", stub_campaigns=10, stub_adsets_per_campaign=3, stub_ads_per_adset=3, stub_error_rate=error_rate
+    )
     warehouse = Warehouse(settings.db_path)
     report = sync(settings, warehouse)
     return report, report.campaigns.errors + report.adsets.errors + report.ads.errors, warehouse
@@ -235,8 +292,9 @@ class ExplodingSource(StubSource):
 def test_a_fatal_error_keeps_what_was_committed_before(settings: Settings, warehouse: Warehouse) -> None:
     sync(settings, warehouse)
     before = table(warehouse, "SELECT * FROM meta_ad_insights ORDER BY entity_type, entity_id, date_start")
-    report = sync(settings, warehouse, source=ExplodingSource.from_settings(settings),
-                  now=FIXED_NOW + dt.timedelta(hours=1))
+    report = sync(
+        settings, warehouse, source=ExplodingSource.from_settings(settings), now=FIXED_NOW + dt.timedelta(hours=1)
+    )
     assert report.status == "failed" and report.errors == ["token expired half-way"]
     after = table(warehouse, "SELECT * FROM meta_ad_insights ORDER BY entity_type, entity_id, date_start")
     pd.testing.assert_frame_equal(before, after)
@@ -244,13 +302,19 @@ def test_a_fatal_error_keeps_what_was_committed_before(settings: Settings, wareh
 
 def test_rows_meta_no_longer_returns_are_removed_from_the_window(settings: Settings, warehouse: Warehouse) -> None:
     sync(settings, warehouse)
-    ghost = ("INSERT INTO meta_ad_insights (account_id, entity_type, entity_id, campaign_id, date_start, date_end,"
-             " spend, impressions, clicks, conversions, revenue, created_at, updated_at)"
-             " VALUES ('act_1000000000001', 'campaign', ?, ?, ?, ?, 5, 5, 0, 0, 0, TIMESTAMP '2020-01-01', now())")
+    ghost = (
+        "INSERT INTO meta_ad_insights (account_id, entity_type, entity_id, campaign_id, date_start, date_end,"
+        " spend, impressions, clicks, conversions, revenue, created_at, updated_at)"
+        " VALUES ('act_1000000000001', 'campaign', ?, ?, ?, ?, 5, 5, 0, 0, 0, TIMESTAMP '2020-01-01', now())"
+    )
     inside, outside = dt.date(2026, 11, 15), dt.date(2026, 10, 1)
     campaign = table(warehouse, "SELECT campaign_id FROM campaigns LIMIT 1")["campaign_id"][0]
-    missing_day = table(warehouse, "SELECT d::DATE AS d FROM range(DATE '2026-11-11', DATE '2026-11-21', INTERVAL 1 DAY) t(d)"
-                                   " WHERE d NOT IN (SELECT date_start FROM meta_ad_insights WHERE entity_id = ?)", campaign)
+    missing_day = table(
+        warehouse,
+        "SELECT d::DATE AS d FROM range(DATE '2026-11-11', DATE '2026-11-21', INTERVAL 1 DAY) t(d)"
+        " WHERE d NOT IN (SELECT date_start FROM meta_ad_insights WHERE entity_id = ?)",
+        campaign,
+    )
     target = missing_day["d"][0].date() if len(missing_day) else None
     if target is None:  # the campaign delivered every day: use a campaign id that has no rows at all
         campaign, target = "120210000000000099", inside
@@ -293,7 +357,11 @@ def days(start: dt.date, end: dt.date) -> set[dt.date]:
         (SyncRequest(sync_type="scheduled"), days(TODAY - 89 * DAY, TODAY - DAY), TODAY - 27 * DAY),
         (SyncRequest(sync_type="scheduled"), days(TODAY - 89 * DAY, TODAY - 50 * DAY), TODAY - 49 * DAY),
         (SyncRequest(entity_type="ad", entity_ids=("1",)), set(), TODAY - 27 * DAY),
-        (SyncRequest(days_back=60, entity_type="ad", entity_ids=("1",)), days(TODAY - 89 * DAY, TODAY), TODAY - 59 * DAY),
+        (
+            SyncRequest(days_back=60, entity_type="ad", entity_ids=("1",)),
+            days(TODAY - 89 * DAY, TODAY),
+            TODAY - 59 * DAY,
+        ),
     ],
 )
 def test_plan_window(request_: SyncRequest, synced: set[dt.date], since: dt.date) -> None:

@@ -22,20 +22,32 @@ SMALL = {"INSIGHTS_STUB_CAMPAIGNS": "6", "INSIGHTS_STUB_ADSETS_PER_CAMPAIGN": "3
 
 
 def run_cli(data_dir: Path, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, str(ROOT / "sync_worker.py"), *args], capture_output=True, text=True,
-                          env=subprocess_env(data_dir, **(env or SMALL)), timeout=timeout, cwd=data_dir.parent)
+    return subprocess.run(
+        [PYTHON, str(ROOT / "sync_worker.py"), *args],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(data_dir, **(env or SMALL)),
+        timeout=timeout,
+        cwd=data_dir.parent,
+    )
 
 
 def start_worker(data_dir: Path, env: dict | None = None) -> subprocess.Popen:
     log = open(data_dir.parent / f"worker-{time.monotonic_ns()}.err", "w")
-    return subprocess.Popen([PYTHON, str(ROOT / "sync_worker.py")], stdout=subprocess.DEVNULL, stderr=log,
-                            env=subprocess_env(data_dir, **(env or SMALL)), cwd=data_dir.parent)
+    return subprocess.Popen(
+        [PYTHON, str(ROOT / "sync_worker.py")],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        env=subprocess_env(data_dir, **(env or SMALL)),
+        cwd=data_dir.parent,
+    )
 
 
 def snapshot_rows(data_dir: Path) -> list[tuple]:
     with duckdb.connect(str((data_dir / "current.duckdb").resolve()), read_only=True) as con:
-        return con.execute("SELECT entity_type, entity_id, date_start, spend, created_at FROM meta_ad_insights"
-                           " ORDER BY 1, 2, 3").fetchall()
+        return con.execute(
+            "SELECT entity_type, entity_id, date_start, spend, created_at FROM meta_ad_insights ORDER BY 1, 2, 3"
+        ).fetchall()
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
@@ -156,8 +168,10 @@ def test_a_data_dir_that_is_a_file_stops_with_one_line(tmp_path: Path) -> None:
 def test_a_read_only_data_dir_stops_with_one_line(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(data)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(data)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("mount is not permitted here")
     try:
         result = run_cli(data, "--once")
@@ -181,8 +195,9 @@ def test_every_file_the_worker_writes_is_private(tmp_path: Path) -> None:
     entries = [p for p in [data, *data.rglob("*")] if not p.is_symlink()]
     names = {str(p.relative_to(data)) for p in entries}
     assert {"insights.duckdb", "control.sqlite", "worker.lock", "logs/meta_insights.log", "snapshots"} <= names
-    open_to_others = {str(p.relative_to(data)): oct(p.stat().st_mode & 0o777) for p in entries
-                      if p.stat().st_mode & 0o077}
+    open_to_others = {
+        str(p.relative_to(data)): oct(p.stat().st_mode & 0o777) for p in entries if p.stat().st_mode & 0o077
+    }
     assert open_to_others == {}, "files in the data dir hold spend and revenue"
 
 
@@ -192,8 +207,11 @@ def test_loop_serves_sync_now_within_seconds_refuses_a_second_worker_and_stops_c
     worker = start_worker(data)
     try:
         control = ControlChannel(data / "control.sqlite")
-        wait_for(lambda: (s := control.fetch_worker_status()) and s.is_alive() and s.state == "idle", 30,
-                 "the first scheduled sync and an idle heartbeat")
+        wait_for(
+            lambda: (s := control.fetch_worker_status()) and s.is_alive() and s.state == "idle",
+            30,
+            "the first scheduled sync and an idle heartbeat",
+        )
         second = run_cli(data, "--once")
         assert second.returncode == 3
         assert "another sync worker (pid" in second.stderr and "already running" in second.stderr
@@ -201,8 +219,9 @@ def test_loop_serves_sync_now_within_seconds_refuses_a_second_worker_and_stops_c
         asked = time.monotonic()
         request_id, created = control.save_request(SyncRequest(days_back=5, requested_by="test"))
         assert created
-        record = wait_for(lambda: (r := control.fetch_request(request_id)) and not r.is_open and r, 10,
-                          "the request to finish")
+        record = wait_for(
+            lambda: (r := control.fetch_request(request_id)) and not r.is_open and r, 10, "the request to finish"
+        )
         assert time.monotonic() - asked < 5.0
         assert record.status == "succeeded" and record.report["sync_type"] == "manual"
         assert record.report["ads"]["processed"] == 36
@@ -213,8 +232,12 @@ def test_loop_serves_sync_now_within_seconds_refuses_a_second_worker_and_stops_c
     assert not control.fetch_worker_status().is_alive()
 
 
-BIG = {"INSIGHTS_STUB_CAMPAIGNS": "300", "INSIGHTS_STUB_ADSETS_PER_CAMPAIGN": "5", "INSIGHTS_STUB_ADS_PER_ADSET": "3",
-       "INSIGHTS_SYNC_ENABLED": "false"}
+BIG = {
+    "INSIGHTS_STUB_CAMPAIGNS": "300",
+    "INSIGHTS_STUB_ADSETS_PER_CAMPAIGN": "5",
+    "INSIGHTS_STUB_ADS_PER_ADSET": "3",
+    "INSIGHTS_SYNC_ENABLED": "false",
+}
 
 
 def start_long_sync(data: Path) -> tuple[subprocess.Popen, ControlChannel, int]:
@@ -222,8 +245,11 @@ def start_long_sync(data: Path) -> tuple[subprocess.Popen, ControlChannel, int]:
     worker = start_worker(data, env=BIG)
     control = ControlChannel(data / "control.sqlite")
     request_id, _ = control.save_request(SyncRequest(days_back=365, force=True))
-    wait_for(lambda: (r := control.fetch_request(request_id)).progress and r.progress["rows_read"] > 0, 60,
-             "the sync to be half-way through writing")
+    wait_for(
+        lambda: (r := control.fetch_request(request_id)).progress and r.progress["rows_read"] > 0,
+        60,
+        "the sync to be half-way through writing",
+    )
     return worker, control, request_id
 
 
@@ -256,8 +282,10 @@ def test_kill_9_mid_sync_loses_nothing_and_the_next_sync_leaves_no_duplicates(tm
     assert again.returncode == 0, again.stderr
     assert control.fetch_request(request_id).status == "running", "only a loop worker fails orphaned requests"
     with duckdb.connect(str(data / "insights.duckdb"), read_only=True) as con:
-        dupes = con.execute("SELECT count(*) FROM (SELECT 1 FROM meta_ad_insights GROUP BY entity_type, entity_id,"
-                            " date_start HAVING count(*) > 1)").fetchone()[0]
+        dupes = con.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM meta_ad_insights GROUP BY entity_type, entity_id,"
+            " date_start HAVING count(*) > 1)"
+        ).fetchone()[0]
         assert dupes == 0
         runs = con.execute("SELECT status FROM sync_runs ORDER BY sync_timestamp").fetchall()
     assert [r[0] for r in runs] == ["succeeded", "succeeded"], "the killed sync left no run behind"
@@ -303,12 +331,20 @@ print(json.dumps({"reads": reads, "errors": errors, "partial": partial, "syncs_s
 
 def test_a_reader_never_sees_an_error_or_a_partial_sync_while_the_worker_runs_20_syncs(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    env = {"INSIGHTS_STUB_CAMPAIGNS": "40", "INSIGHTS_STUB_ADSETS_PER_CAMPAIGN": "5",
-           "INSIGHTS_STUB_ADS_PER_ADSET": "3", "INSIGHTS_SYNC_ENABLED": "false"}
+    env = {
+        "INSIGHTS_STUB_CAMPAIGNS": "40",
+        "INSIGHTS_STUB_ADSETS_PER_CAMPAIGN": "5",
+        "INSIGHTS_STUB_ADS_PER_ADSET": "3",
+        "INSIGHTS_SYNC_ENABLED": "false",
+    }
     assert run_cli(data, "--once", "--days-back", "28", env=env).returncode == 0
     stop_file = tmp_path / "stop-reader"
-    reader = subprocess.Popen([PYTHON, "-c", READER, str(data / "current.duckdb"), str(stop_file)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [PYTHON, "-c", READER, str(data / "current.duckdb"), str(stop_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     worker = start_worker(data, env=env)
     control = ControlChannel(data / "control.sqlite")
     try:
@@ -332,8 +368,14 @@ def test_a_reader_never_sees_an_error_or_a_partial_sync_while_the_worker_runs_20
 def test_worker_module_runs_without_the_app_installed_bits() -> None:
     """The worker imports no Streamlit (it runs headless on servers without the dashboard)."""
     code = "import sys, sync_worker, insights_core.worker; print('streamlit' in sys.modules)"
-    out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True).stdout.strip()
+    out = subprocess.run(
+        [PYTHON, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+    ).stdout.strip()
     assert out == "False"
     assert sys.executable
 
@@ -345,9 +387,11 @@ def test_a_data_dir_from_before_the_renames_is_migrated_and_published_at_start(t
     data = tmp_path / "data"
     assert run_cli(data, "--once", "--days-back", "3").returncode == 0
     with duckdb.connect(str(data / "insights.duckdb")) as con:  # back to schema version 1, as an old worker left it
-        con.execute("ALTER TABLE sync_runs RENAME COLUMN rows_read TO rows_written;"
-                    "ALTER TABLE synced_days RENAME COLUMN entity_type TO level;"
-                    "DELETE FROM schema_migrations WHERE version > 1")
+        con.execute(
+            "ALTER TABLE sync_runs RENAME COLUMN rows_read TO rows_written;"
+            "ALTER TABLE synced_days RENAME COLUMN entity_type TO level;"
+            "DELETE FROM schema_migrations WHERE version > 1"
+        )
     old_snapshot = publish_snapshot(data / "insights.duckdb", data / "snapshots", data / "current.duckdb")
     proc = start_worker(data)  # the data is fresh: no scheduled sync runs at start
     try:

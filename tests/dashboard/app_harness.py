@@ -13,7 +13,9 @@ APP = str(ROOT / "app.py")
 CAMPAIGN, ADSET, AD = "120210000000000001", "120220000000000001", "120230000000000001"
 """Ids in the small stub account (6 x 3 x 2): ad set 1 is in campaign 1, ad 1 in ad set 1."""
 PAGE_QUERIES: dict[str, dict[str, str]] = {
-    "campaign": {"campaign_id": CAMPAIGN}, "adset": {"adset_id": ADSET}, "ad": {"ad_id": AD},
+    "campaign": {"campaign_id": CAMPAIGN},
+    "adset": {"adset_id": ADSET},
+    "ad": {"ad_id": AD},
     "timeline": {"entity_type": "ad", "entity_id": AD, "days": "30"},
 }
 

@@ -18,10 +18,20 @@ def runs(*rows: dict) -> pd.DataFrame:
     for row in rows:
         row = dict(row)
         minutes = row.pop("ago")
-        base = {"sync_timestamp": pd.Timestamp(NOW.replace(tzinfo=None) - dt.timedelta(minutes=minutes)),
-                "sync_type": "scheduled", "entity_type": None, "status": "succeeded", "total_duration_seconds": 10.0,
-                "rate_limit_hits": 0, "campaigns_processed": 100, "campaigns_errors": 0, "adsets_processed": 500,
-                "adsets_errors": 0, "ads_processed": 1400, "ads_errors": 0}
+        base = {
+            "sync_timestamp": pd.Timestamp(NOW.replace(tzinfo=None) - dt.timedelta(minutes=minutes)),
+            "sync_type": "scheduled",
+            "entity_type": None,
+            "status": "succeeded",
+            "total_duration_seconds": 10.0,
+            "rate_limit_hits": 0,
+            "campaigns_processed": 100,
+            "campaigns_errors": 0,
+            "adsets_processed": 500,
+            "adsets_errors": 0,
+            "ads_processed": 1400,
+            "ads_errors": 0,
+        }
         records.append({**base, **row})
     return pd.DataFrame(records).iloc[::-1].reset_index(drop=True)  # newest first, like fetch_sync_runs
 
@@ -60,14 +70,17 @@ def test_more_than_two_failures_in_a_row(statuses: list[str], fires: bool) -> No
     ],
 )
 def test_duration_above_twice_the_average(history: list[float], latest: float, fires: bool) -> None:
-    table = runs(*({"ago": 100 - i, "total_duration_seconds": d} for i, d in enumerate(history)),
-                 {"ago": 1, "total_duration_seconds": latest})
+    table = runs(
+        *({"ago": 100 - i, "total_duration_seconds": d} for i, d in enumerate(history)),
+        {"ago": 1, "total_duration_seconds": latest},
+    )
     assert (alerts.slow_sync_alert(table) is not None) is fires
 
 
 def test_duration_is_compared_with_syncs_of_the_same_kind() -> None:
-    quick_manual = [{"ago": 100 - i, "sync_type": "manual", "entity_type": "ad", "total_duration_seconds": 1.0}
-                    for i in range(5)]
+    quick_manual = [
+        {"ago": 100 - i, "sync_type": "manual", "entity_type": "ad", "total_duration_seconds": 1.0} for i in range(5)
+    ]
     scheduled = [{"ago": 50 - i, "total_duration_seconds": 30.0} for i in range(3)]
     table = runs(*quick_manual, *scheduled, {"ago": 1, "total_duration_seconds": 40.0})
     assert alerts.slow_sync_alert(table) is None
@@ -105,20 +118,37 @@ def test_entity_errors_above_five_percent(errors: tuple[int, int, int], fires: b
 def test_healthy_runs_raise_no_alert_and_bad_ones_raise_each() -> None:
     healthy = runs(*({"ago": 300 - 30 * i} for i in range(8)))
     assert alerts.sync_alerts(healthy, NOW) == []
-    bad = runs(*({"ago": 300 - 30 * i} for i in range(5)),
-               {"ago": 40, "status": "failed", "rate_limit_hits": 6},
-               {"ago": 20, "status": "failed", "rate_limit_hits": 6},
-               {"ago": 1, "status": "failed", "total_duration_seconds": 99.0, "ads_errors": 300})
+    bad = runs(
+        *({"ago": 300 - 30 * i} for i in range(5)),
+        {"ago": 40, "status": "failed", "rate_limit_hits": 6},
+        {"ago": 20, "status": "failed", "rate_limit_hits": 6},
+        {"ago": 1, "status": "failed", "total_duration_seconds": 99.0, "ads_errors": 300},
+    )
     assert codes(alerts.sync_alerts(bad, NOW)) == ["sync_failing", "sync_slow", "rate_limited", "entity_errors"]
     assert alerts.sync_alerts(runs(), NOW) == []
 
 
 def campaigns(*rows: tuple[str, float, float, float, float]) -> pd.DataFrame:
     """(name, spend, revenue, previous spend, previous revenue); clicks and impressions held steady."""
-    return pd.DataFrame([{"campaign_id": str(i), "name": name, "spend": s, "revenue": r, "prev_spend": ps,
-                          "prev_revenue": pr, "impressions": 1000, "clicks": 20, "conversions": 1,
-                          "prev_impressions": 1000, "prev_clicks": 20, "prev_conversions": 1}
-                         for i, (name, s, r, ps, pr) in enumerate(rows)])
+    return pd.DataFrame(
+        [
+            {
+                "campaign_id": str(i),
+                "name": name,
+                "spend": s,
+                "revenue": r,
+                "prev_spend": ps,
+                "prev_revenue": pr,
+                "impressions": 1000,
+                "clicks": 20,
+                "conversions": 1,
+                "prev_impressions": 1000,
+                "prev_clicks": 20,
+                "prev_conversions": 1,
+            }
+            for i, (name, s, r, ps, pr) in enumerate(rows)
+        ]
+    )
 
 
 def test_roas_drop_above_thirty_percent_fires_worst_first() -> None:

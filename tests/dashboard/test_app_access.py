@@ -102,10 +102,12 @@ def test_logout_ends_the_session_and_revokes_cookies(data_dir: Path) -> None:
 
 @pytest.mark.parametrize(
     ("role", "pages"),
-    [("admin", ["Overview", "Campaign", "Ad set", "Ad", "Timeline", "Sync", "Users"]),
-     ("manager", ["Overview", "Campaign", "Ad set", "Ad", "Timeline", "Sync"]),
-     ("analyst", ["Overview", "Campaign", "Ad set", "Ad", "Timeline"]),
-     ("viewer", ["Overview", "Campaign", "Ad set", "Ad", "Timeline"])],
+    [
+        ("admin", ["Overview", "Campaign", "Ad set", "Ad", "Timeline", "Sync", "Users"]),
+        ("manager", ["Overview", "Campaign", "Ad set", "Ad", "Timeline", "Sync"]),
+        ("analyst", ["Overview", "Campaign", "Ad set", "Ad", "Timeline"]),
+        ("viewer", ["Overview", "Campaign", "Ad set", "Ad", "Timeline"]),
+    ],
 )
 def test_navigation_follows_the_role(role: str, pages: list[str]) -> None:
     at = new_app(role)
@@ -124,8 +126,9 @@ def test_sync_page_is_not_in_the_navigation_of_roles_without_sync(role: str) -> 
     assert not any(b.label == "Sync now" for b in at.button)
 
 
-@pytest.mark.parametrize(("role", "page"), [("viewer", "sync"), ("analyst", "sync"), ("manager", "users"),
-                                            ("viewer", "users")])
+@pytest.mark.parametrize(
+    ("role", "page"), [("viewer", "sync"), ("analyst", "sync"), ("manager", "users"), ("viewer", "users")]
+)
 def test_page_guard_stops_a_page_run_without_the_app(role: str, page: str) -> None:
     at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=30)
     at.session_state[USER_KEY] = {"username": role, "name": role, "role": role}
@@ -199,8 +202,9 @@ def test_forged_or_stale_cookies_are_ignored(monkeypatch: pytest.MonkeyPatch, da
             "no iat": lambda: jwt.encode({"username": "admin", "exp_date": now + 86400}, KEY, algorithm="HS256"),
             "expired": lambda: jwt.encode({**claims, "exp_date": now - 1}, KEY, algorithm="HS256"),
             "unknown user": lambda: jwt.encode({**claims, "username": "mallory"}, KEY, algorithm="HS256"),
-            "old password": lambda: auth.mint_login_cookie("admin", auth.hash_password("demo", rounds=4), KEY, 7,
-                                                           now - 5)[0],
+            "old password": lambda: auth.mint_login_cookie(
+                "admin", auth.hash_password("demo", rounds=4), KEY, 7, now - 5
+            )[0],
             "device": lambda: auth.mint_device_cookie("admin", KEY, now - 5)[0],
         }[forger]()
     with_cookie(monkeypatch, token)
@@ -229,18 +233,25 @@ def test_stub_mode_generates_a_cookie_key_when_none_is_set(monkeypatch: pytest.M
     key = (tmp_path / "fresh" / auth.COOKIE_KEY_FILE).read_text().strip()
     assert len(key) >= auth.MIN_COOKIE_KEY_LENGTH
     assert sorted(auth.load_auth_config(tmp_path / "fresh" / "auth.yaml").users) == [
-        "admin", "analyst", "manager", "viewer"]
+        "admin",
+        "analyst",
+        "manager",
+        "viewer",
+    ]
 
 
 @pytest.mark.parametrize(
     ("env", "message"),
-    [({"INSIGHTS_COOKIE_KEY": "some_key"}, "some_key"),
-     ({"META_INSIGHTS_MODE": "live", "INSIGHTS_COOKIE_KEY": ""}, "live mode needs INSIGHTS_COOKIE_KEY"),
-     ({"META_INSIGHTS_MODE": "live"}, "live mode refuses demo users"),
-     ({"META_INSIGHTS_MODE": "live", "INSIGHTS_AUTH_CONFIG": "/nonexistent/auth.yaml"}, "no users file")],
+    [
+        ({"INSIGHTS_COOKIE_KEY": "some_key"}, "some_key"),
+        ({"META_INSIGHTS_MODE": "live", "INSIGHTS_COOKIE_KEY": ""}, "live mode needs INSIGHTS_COOKIE_KEY"),
+        ({"META_INSIGHTS_MODE": "live"}, "live mode refuses demo users"),
+        ({"META_INSIGHTS_MODE": "live", "INSIGHTS_AUTH_CONFIG": "/nonexistent/auth.yaml"}, "no users file"),
+    ],
 )
-def test_unsafe_configuration_stops_the_app_with_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                          env: dict[str, str], message: str) -> None:
+def test_unsafe_configuration_stops_the_app_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], message: str
+) -> None:
     data = tmp_path / "data"
     auth.ensure_demo_auth_config(data / "auth.yaml")  # as a stub run would have left it
     use_data_dir(monkeypatch, data, **env)
@@ -254,9 +265,12 @@ def test_unsafe_configuration_stops_the_app_with_the_fix(monkeypatch: pytest.Mon
 
 def test_live_mode_starts_with_real_users_and_a_secret_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    auth.save_auth_config(auth.AuthConfig({"ops": auth.User("ops", "Ops", "", ("admin",),
-                                                             auth.hash_password("long password", rounds=10))}),
-                          data / "auth.yaml")
+    auth.save_auth_config(
+        auth.AuthConfig(
+            {"ops": auth.User("ops", "Ops", "", ("admin",), auth.hash_password("long password", rounds=10))}
+        ),
+        data / "auth.yaml",
+    )
     use_data_dir(monkeypatch, data, META_INSIGHTS_MODE="live", INSIGHTS_COOKIE_KEY="")
     at = new_app()
     at.secrets["auth"] = {"cookie_key": KEY}

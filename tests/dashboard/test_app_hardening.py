@@ -51,8 +51,10 @@ def errors(at: AppTest) -> list[str]:
 
 # point 9: a forbidden page says so
 
-@pytest.mark.parametrize(("role", "url_path"), [("viewer", "sync"), ("analyst", "sync"), ("manager", "users"),
-                                                ("viewer", "users")])
+
+@pytest.mark.parametrize(
+    ("role", "url_path"), [("viewer", "sync"), ("analyst", "sync"), ("manager", "users"), ("viewer", "users")]
+)
 def test_a_forbidden_url_says_no_access(shared: Path, role: str, url_path: str) -> None:
     at = open_url_path(role, url_path)
     assert not at.exception
@@ -74,6 +76,7 @@ def test_an_allowed_url_still_opens_its_page(shared: Path) -> None:
 
 
 # point 10: a bad entity type in a timeline link keeps being refused
+
 
 def test_an_unknown_entity_type_in_the_link_is_refused_on_every_rerun(shared: Path) -> None:
     at = open_page("viewer", "pages/timeline.py", {"entity_type": "bogus", "entity_id": CAMPAIGN, "days": "7"})
@@ -118,10 +121,11 @@ def test_unicode_digits_typed_in_the_timeline_are_refused(shared: Path, digits: 
     assert not at.header
 
 
-@pytest.mark.parametrize(("days", "ids"), [("７", ""), ("٣", ""), ("3", "１２０２１００００００００００００００１"),
-                                           ("3", f"{CAMPAIGN},١٢٣")])
-def test_unicode_digits_in_sync_now_are_refused_and_nothing_is_queued(settings: Settings, days: str,
-                                                                       ids: str) -> None:
+@pytest.mark.parametrize(
+    ("days", "ids"),
+    [("７", ""), ("٣", ""), ("3", "１２０２１００００００００００００００１"), ("3", f"{CAMPAIGN},١٢٣")],
+)
+def test_unicode_digits_in_sync_now_are_refused_and_nothing_is_queued(settings: Settings, days: str, ids: str) -> None:
     at = open_page("manager", "pages/sync.py")
     at.text_input(key="sync_days_back").input(days)
     at.selectbox(key="sync_entity_type").set_value("campaign" if ids else "")
@@ -133,6 +137,7 @@ def test_unicode_digits_in_sync_now_are_refused_and_nothing_is_queued(settings: 
 
 
 # point 6: a broken snapshot or control database
+
 
 def _generation(settings: Settings) -> Path:
     return settings.current_snapshot_link.resolve()
@@ -163,8 +168,13 @@ def _link_to_a_directory(settings: Settings) -> None:
     target.mkdir()
 
 
-SNAPSHOT_FAULTS = {"garbage": _garbage, "truncated": _truncated, "empty": _empty_file, "missing": _missing_target,
-                   "directory": _link_to_a_directory}
+SNAPSHOT_FAULTS = {
+    "garbage": _garbage,
+    "truncated": _truncated,
+    "empty": _empty_file,
+    "missing": _missing_target,
+    "directory": _link_to_a_directory,
+}
 
 
 def _publish_again(settings: Settings) -> None:
@@ -177,10 +187,13 @@ def _publish_again(settings: Settings) -> None:
 
 @pytest.mark.parametrize("fault", list(SNAPSHOT_FAULTS))
 @pytest.mark.parametrize("page", ["overview", "campaign", "timeline", "sync"])
-def test_a_broken_snapshot_gives_one_clear_line_and_the_next_publish_heals(settings: Settings, fault: str,
-                                                                           page: str) -> None:
-    query = {"campaign": {"campaign_id": CAMPAIGN},
-             "timeline": {"entity_type": "campaign", "entity_id": CAMPAIGN, "days": "7"}}.get(page)
+def test_a_broken_snapshot_gives_one_clear_line_and_the_next_publish_heals(
+    settings: Settings, fault: str, page: str
+) -> None:
+    query = {
+        "campaign": {"campaign_id": CAMPAIGN},
+        "timeline": {"entity_type": "campaign", "entity_id": CAMPAIGN, "days": "7"},
+    }.get(page)
     SNAPSHOT_FAULTS[fault](settings)  # before the first open: this process's DuckDB would keep an open file's data
     at = open_page("admin", f"pages/{page}.py", query)
     assert not at.exception, [e.value for e in at.exception]

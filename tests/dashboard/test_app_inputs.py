@@ -24,19 +24,21 @@ STUB_DAYS_BACK = 40
 
 @pytest.mark.parametrize(
     ("page", "query", "message"),
-    [("campaign", {"campaign_id": "abc"}, "is not a Meta object id"),
-     ("campaign", {"campaign_id": "1 OR 1=1"}, "is not a Meta object id"),
-     ("campaign", {"campaign_id": "999"}, "No campaign with id 999"),
-     ("adset", {"adset_id": "1'; DROP TABLE adsets; --"}, "is not a Meta object id"),
-     ("adset", {"adset_id": CAMPAIGN}, f"No ad set with id {CAMPAIGN}"),
-     ("ad", {"ad_id": "12,13"}, "enter one ad id"),
-     ("ad", {"ad_id": "42"}, "No ad with id 42"),
-     ("timeline", {"entity_type": "ad", "entity_id": "x; DELETE FROM ads", "days": "30"}, "is not a Meta object id"),
-     ("timeline", {"entity_type": "ad", "entity_id": AD, "days": "0"}, "days back must be from 1 to 365"),
-     ("timeline", {"entity_type": "ad", "entity_id": AD, "days": "366"}, "days back must be from 1 to 365"),
-     ("timeline", {"entity_type": "ad", "entity_id": AD, "days": "soon"}, "days back must be a whole number"),
-     ("timeline", {"entity_type": "campaign", "entity_id": AD, "days": "7"}, f"No campaign with id {AD}"),
-     ("timeline", {"entity_type": "account", "entity_id": AD, "days": "7"}, "entity type must be one of")],
+    [
+        ("campaign", {"campaign_id": "abc"}, "is not a Meta object id"),
+        ("campaign", {"campaign_id": "1 OR 1=1"}, "is not a Meta object id"),
+        ("campaign", {"campaign_id": "999"}, "No campaign with id 999"),
+        ("adset", {"adset_id": "1'; DROP TABLE adsets; --"}, "is not a Meta object id"),
+        ("adset", {"adset_id": CAMPAIGN}, f"No ad set with id {CAMPAIGN}"),
+        ("ad", {"ad_id": "12,13"}, "enter one ad id"),
+        ("ad", {"ad_id": "42"}, "No ad with id 42"),
+        ("timeline", {"entity_type": "ad", "entity_id": "x; DELETE FROM ads", "days": "30"}, "is not a Meta object id"),
+        ("timeline", {"entity_type": "ad", "entity_id": AD, "days": "0"}, "days back must be from 1 to 365"),
+        ("timeline", {"entity_type": "ad", "entity_id": AD, "days": "366"}, "days back must be from 1 to 365"),
+        ("timeline", {"entity_type": "ad", "entity_id": AD, "days": "soon"}, "days back must be a whole number"),
+        ("timeline", {"entity_type": "campaign", "entity_id": AD, "days": "7"}, f"No campaign with id {AD}"),
+        ("timeline", {"entity_type": "account", "entity_id": AD, "days": "7"}, "entity type must be one of"),
+    ],
 )
 def test_bad_input_gets_a_clear_message(page: str, query: dict[str, str], message: str) -> None:
     at = open_page("viewer", f"pages/{page}.py", query)
@@ -78,13 +80,15 @@ def test_streamed_row_export_matches_the_store(data_dir: Path) -> None:
     last = queries.fetch_data_bounds(con).last_day
     since = last - dt.timedelta(days=9)
     expected = queries.count_insight_rows(con, "ad", since, last)
-    spend = con.execute("SELECT sum(spend)::DOUBLE FROM meta_ad_insights WHERE entity_type = 'ad'"
-                        " AND date_start BETWEEN ? AND ?", [since, last]).fetchone()[0]
+    spend = con.execute(
+        "SELECT sum(spend)::DOUBLE FROM meta_ad_insights WHERE entity_type = 'ad' AND date_start BETWEEN ? AND ?",
+        [since, last],
+    ).fetchone()[0]
     con.close()
     exported = data.rows_export(snapshot, "ad", since, last, None, "csv")()
     rows = list(csv.DictReader(io.StringIO(exported.decode())))
     assert len(rows) == expected > 0
-    assert list(rows[0])[:len(queries.EXPORT_COLUMNS)] == list(queries.EXPORT_COLUMNS)
+    assert list(rows[0])[: len(queries.EXPORT_COLUMNS)] == list(queries.EXPORT_COLUMNS)
     assert {"ctr", "cpc", "roas"} <= set(rows[0])
     assert sum(float(r["spend"]) for r in rows) == pytest.approx(spend, abs=0.01)
     cells = read_xlsx_cells(data.rows_export(snapshot, "campaign", since, last, None, "xlsx")())

@@ -41,14 +41,20 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("app_literal") / "data"
     settings = build_stub_data_dir(path, days_back=40)
     with duckdb.connect(str(settings.db_path)) as con:
-        for table, key in (("campaigns", "campaign_id"), ("adsets", "adset_id"), ("ads", "ad_id"),
-                           ("ad_accounts", "account_id")):
+        for table, key in (
+            ("campaigns", "campaign_id"),
+            ("adsets", "adset_id"),
+            ("ads", "ad_id"),
+            ("ad_accounts", "account_id"),
+        ):
             ids = [row[0] for row in con.execute(f"SELECT {key} FROM {table} ORDER BY {key}").fetchall()]
             for index, entity_id in enumerate(ids):
                 con.execute(f"UPDATE {table} SET name = ? WHERE {key} = ?", [f"N{index} {hostile(index)}", entity_id])
         con.execute("UPDATE campaigns SET objective = ?, effective_status = ?", [hostile(0), hostile(1)])
-        con.execute("UPDATE adsets SET effective_status = ?, optimization_goal = ?, billing_event = ?",
-                    [hostile(0), hostile(3), hostile(4)])
+        con.execute(
+            "UPDATE adsets SET effective_status = ?, optimization_goal = ?, billing_event = ?",
+            [hostile(0), hostile(3), hostile(4)],
+        )
         con.execute("UPDATE ads SET effective_status = ?", [hostile(2)])
     publish_snapshot(settings.db_path, settings.snapshot_dir, settings.current_snapshot_link)
     return path
@@ -96,8 +102,14 @@ def shown_names(at: AppTest) -> list[str]:
     return [unescape(str(h.value)) for h in at.header]
 
 
-PAGES = [("overview", None), ("campaign", PAGE_QUERIES["campaign"]), ("adset", PAGE_QUERIES["adset"]),
-         ("ad", PAGE_QUERIES["ad"]), ("timeline", PAGE_QUERIES["timeline"]), ("sync", None)]
+PAGES = [
+    ("overview", None),
+    ("campaign", PAGE_QUERIES["campaign"]),
+    ("adset", PAGE_QUERIES["adset"]),
+    ("ad", PAGE_QUERIES["ad"]),
+    ("timeline", PAGE_QUERIES["timeline"]),
+    ("sync", None),
+]
 
 
 @pytest.mark.parametrize(("page", "query"), PAGES, ids=[p for p, _ in PAGES])
@@ -107,13 +119,18 @@ def test_hostile_names_render_as_text_on_every_page(page: str, query: dict[str, 
     assert_no_raw_markup(at)
 
 
-@pytest.mark.parametrize(("page", "query", "entity_id", "table"),
-                         [("campaign", PAGE_QUERIES["campaign"], CAMPAIGN, "campaigns"),
-                          ("adset", PAGE_QUERIES["adset"], ADSET, "adsets"),
-                          ("ad", PAGE_QUERIES["ad"], AD, "ads"),
-                          ("timeline", PAGE_QUERIES["timeline"], AD, "ads")])
-def test_the_heading_shows_the_name_character_for_character(data_dir: Path, page: str, query: dict[str, str],
-                                                            entity_id: str, table: str) -> None:
+@pytest.mark.parametrize(
+    ("page", "query", "entity_id", "table"),
+    [
+        ("campaign", PAGE_QUERIES["campaign"], CAMPAIGN, "campaigns"),
+        ("adset", PAGE_QUERIES["adset"], ADSET, "adsets"),
+        ("ad", PAGE_QUERIES["ad"], AD, "ads"),
+        ("timeline", PAGE_QUERIES["timeline"], AD, "ads"),
+    ],
+)
+def test_the_heading_shows_the_name_character_for_character(
+    data_dir: Path, page: str, query: dict[str, str], entity_id: str, table: str
+) -> None:
     key = {"campaigns": "campaign_id", "adsets": "adset_id", "ads": "ad_id"}[table]
     with duckdb.connect(str(data_dir / "current.duckdb"), read_only=True) as con:
         [(name,)] = con.execute(f"SELECT name FROM {table} WHERE {key} = ?", [entity_id]).fetchall()
@@ -127,17 +144,25 @@ def test_campaign_choices_and_top_campaign_chart_keep_names_as_text() -> None:
     options = at.selectbox(key="campaign_pick").options
     assert any(hostile(0) in option for option in options)  # selectbox options are shown as plain text
     overview = open_page("viewer", "pages/overview.py")
-    ticks = [t for chart in overview.get("plotly_chart") for trace in json.loads(chart.proto.spec)["data"]
-             for t in (trace.get("y") or []) if isinstance(t, str)]
+    ticks = [
+        t
+        for chart in overview.get("plotly_chart")
+        for trace in json.loads(chart.proto.spec)["data"]
+        for t in (trace.get("y") or [])
+        if isinstance(t, str)
+    ]
     assert any("&lt;img" in t for t in ticks), ticks  # plotly decodes the entity back to "<img" as text
 
 
-@pytest.mark.parametrize(("page", "query"), [
-    ("timeline", {"entity_type": hostile(0), "entity_id": AD, "days": "7"}),
-    ("timeline", {"entity_type": "ad", "entity_id": AD, "days": hostile(1)}),
-    ("campaign", {"campaign_id": hostile(0)}),
-    ("ad", {"ad_id": hostile(2)}),
-])
+@pytest.mark.parametrize(
+    ("page", "query"),
+    [
+        ("timeline", {"entity_type": hostile(0), "entity_id": AD, "days": "7"}),
+        ("timeline", {"entity_type": "ad", "entity_id": AD, "days": hostile(1)}),
+        ("campaign", {"campaign_id": hostile(0)}),
+        ("ad", {"ad_id": hostile(2)}),
+    ],
+)
 def test_hostile_text_in_a_link_is_echoed_as_text(page: str, query: dict[str, str]) -> None:
     """A crafted URL sent to a colleague must not make their browser fetch or show a link."""
     at = open_page("viewer", f"pages/{page}.py", query)

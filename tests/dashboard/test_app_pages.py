@@ -37,8 +37,18 @@ def test_overview_shows_totals_and_ratios(data_dir: Path) -> None:
     at = open_page("viewer", "pages/overview.py")
     assert_clean(at)
     labels = [m.label for m in at.metric]
-    for label in ("Campaigns", "Active campaigns", "Spend", "Impressions", "Clicks", "Conversions", "Revenue",
-                  "CTR", "CPC", "ROAS"):
+    for label in (
+        "Campaigns",
+        "Active campaigns",
+        "Spend",
+        "Impressions",
+        "Clicks",
+        "Conversions",
+        "Revenue",
+        "CTR",
+        "CPC",
+        "ROAS",
+    ):
         assert label in labels
     campaigns = next(m for m in at.metric if m.label == "Campaigns")
     assert campaigns.value == "6"
@@ -153,7 +163,9 @@ def test_overview_figures_equal_the_stores_sums(data_dir: Path) -> None:
     last = con.execute("SELECT max(date_start) FROM meta_ad_insights").fetchone()[0]
     spend, revenue, clicks, impressions = con.execute(
         "SELECT sum(spend)::DOUBLE, sum(revenue)::DOUBLE, sum(clicks), sum(impressions) FROM meta_ad_insights"
-        " WHERE entity_type = 'ad' AND date_start > ?::DATE - 30", [last]).fetchone()
+        " WHERE entity_type = 'ad' AND date_start > ?::DATE - 30",
+        [last],
+    ).fetchone()
     con.close()
     metrics = {m.label: m.value for m in open_page("viewer", "pages/overview.py").metric}
     assert metrics["Spend"] == format_money(spend)

@@ -39,9 +39,15 @@ def test_manager_sync_now_creates_a_request(settings: Settings) -> None:
     assert len(requests) == 1
     record = requests[0]
     assert record.status == "pending" and record.requested_by == "manager"
-    assert record.request == SyncRequest(sync_type="manual", days_back=3, entity_type="campaign",
-                                         entity_ids=(CAMPAIGN,), force=True, request_id=record.id,
-                                         requested_by="manager")
+    assert record.request == SyncRequest(
+        sync_type="manual",
+        days_back=3,
+        entity_type="campaign",
+        entity_ids=(CAMPAIGN,),
+        force=True,
+        request_id=record.id,
+        requested_by="manager",
+    )
     page = texts(at)
     assert f"Request #{record.id}" in page and "the worker is not running" in page
 
@@ -56,15 +62,18 @@ def test_the_same_request_twice_follows_the_first(settings: Settings) -> None:
 
 @pytest.mark.parametrize(
     ("days", "entity_type", "ids", "message"),
-    [("999", "", "", "days back must be from 1 to 365"),
-     ("0", "", "", "days back must be from 1 to 365"),
-     ("a week", "", "", "days back must be a whole number"),
-     ("3", "campaign", "1; DROP TABLE campaigns", "is not a Meta object id"),
-     ("3", "", CAMPAIGN, "entity ids need an entity type"),
-     ("3", "adset", "", "needs at least one entity id")],
+    [
+        ("999", "", "", "days back must be from 1 to 365"),
+        ("0", "", "", "days back must be from 1 to 365"),
+        ("a week", "", "", "days back must be a whole number"),
+        ("3", "campaign", "1; DROP TABLE campaigns", "is not a Meta object id"),
+        ("3", "", CAMPAIGN, "entity ids need an entity type"),
+        ("3", "adset", "", "needs at least one entity id"),
+    ],
 )
-def test_bad_sync_now_input_gets_a_message_and_no_request(settings: Settings, days: str, entity_type: str,
-                                                          ids: str, message: str) -> None:
+def test_bad_sync_now_input_gets_a_message_and_no_request(
+    settings: Settings, days: str, entity_type: str, ids: str, message: str
+) -> None:
     at = open_page("manager", "pages/sync.py")
     fill_sync_form(at, days=days, entity_type=entity_type, ids=ids)
     assert not at.exception
@@ -77,10 +86,20 @@ def test_progress_while_the_worker_runs_the_request(settings: Settings) -> None:
     fill_sync_form(at, days="2")
     control = ControlChannel(settings.control_db_path)
     request_id = control.claim_next_request(settings.max_days_back).request_id  # the worker picked it up
-    control.save_request_progress(request_id, "sync-1", {
-        "sync_id": "sync-1", "message": "ads of act_1000000000001", "rows_read": 1234,
-        "levels": {"campaign": {"done": 6, "total": 6}, "adset": {"done": 9, "total": 18},
-                   "ad": {"done": 0, "total": 36}}})
+    control.save_request_progress(
+        request_id,
+        "sync-1",
+        {
+            "sync_id": "sync-1",
+            "message": "ads of act_1000000000001",
+            "rows_read": 1234,
+            "levels": {
+                "campaign": {"done": 6, "total": 6},
+                "adset": {"done": 9, "total": 18},
+                "ad": {"done": 0, "total": 36},
+            },
+        },
+    )
     at.run()
     assert_clean(at)
     bars = [p.proto.text for p in at.get("progress")]
@@ -103,14 +122,17 @@ def test_report_after_the_worker_finished(settings: Settings) -> None:
     at.run()
     assert_clean(at)
     assert any("Sync succeeded" in s.value for s in at.success)
-    counts = next(d.value for d in at.dataframe if list(d.value.columns) == ["Level", "Processed", "Succeeded",
-                                                                               "Errors"])
+    counts = next(
+        d.value for d in at.dataframe if list(d.value.columns) == ["Level", "Processed", "Succeeded", "Errors"]
+    )
     assert counts.to_dict("records") == [
         {"Level": "campaigns", "Processed": 1, "Succeeded": 1, "Errors": 0},
         {"Level": "adsets", "Processed": 3, "Succeeded": 3, "Errors": 0},
-        {"Level": "ads", "Processed": 6, "Succeeded": 6, "Errors": 0}]
+        {"Level": "ads", "Processed": 6, "Succeeded": 6, "Errors": 0},
+    ]
     assert {"sync_report_counts_download_csv", "sync_report_counts_download_xlsx"} <= {
-        b.key for b in at.get("download_button")}
+        b.key for b in at.get("download_button")
+    }
     assert report.sync_id in shown_texts(at)
     # the history comes from the new snapshot the worker published
     history = next(d.value for d in at.dataframe if "Sync id" in d.value.columns)
@@ -132,8 +154,9 @@ def test_a_sync_that_failed_before_reading_days_never_says_none(settings: Settin
     fill_sync_form(at, days="2")
     control = ControlChannel(settings.control_db_path)
     request = control.claim_next_request(settings.max_days_back)
-    control.finish_request(request.request_id,
-                           new_failed_report(request, "stub", "the warehouse cannot be opened: disk"))
+    control.finish_request(
+        request.request_id, new_failed_report(request, "stub", "the warehouse cannot be opened: disk")
+    )
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     failed = [unescape(e.value) for e in at.error if "Sync failed" in unescape(e.value)]
@@ -146,10 +169,20 @@ UNKNOWN = "424242"
 
 
 def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = subprocess_env(settings.data_dir, INSIGHTS_STUB_CAMPAIGNS="7", INSIGHTS_STUB_ADSETS_PER_CAMPAIGN="3",
-                         INSIGHTS_STUB_ADS_PER_ADSET="2")
-    return subprocess.run([PYTHON, str(ROOT / "sync_worker.py"), "--once", *args], capture_output=True, text=True,
-                          env=env, timeout=120, cwd=settings.data_dir.parent)
+    env = subprocess_env(
+        settings.data_dir,
+        INSIGHTS_STUB_CAMPAIGNS="7",
+        INSIGHTS_STUB_ADSETS_PER_CAMPAIGN="3",
+        INSIGHTS_STUB_ADS_PER_ADSET="2",
+    )
+    return subprocess.run(
+        [PYTHON, str(ROOT / "sync_worker.py"), "--once", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=settings.data_dir.parent,
+    )
 
 
 def test_sync_now_and_the_cli_accept_and_refuse_the_same_ids(settings: Settings) -> None:
@@ -173,8 +206,9 @@ def test_sync_now_and_the_cli_accept_and_refuse_the_same_ids(settings: Settings)
     # the CLI, on the same source, decides the same
     accepted = run_cli(settings, "--days-back", "2", "--entity-type", "campaign", "--entity-ids", NEW_CAMPAIGN)
     assert accepted.returncode == 0, accepted.stderr
-    refused = run_cli(settings, "--days-back", "2", "--entity-type", "campaign", "--entity-ids",
-                      f"{CAMPAIGN},{UNKNOWN}")
+    refused = run_cli(
+        settings, "--days-back", "2", "--entity-type", "campaign", "--entity-ids", f"{CAMPAIGN},{UNKNOWN}"
+    )
     assert refused.returncode == 2 and f"unknown campaign id: {UNKNOWN}" in refused.stderr
 
 
@@ -183,8 +217,14 @@ def test_worker_heartbeat_in_plain_words(settings: Settings) -> None:
     at = open_page("manager", "pages/sync.py")
     assert "never run on this data directory" in texts(at)
     started = dt.datetime.now(dt.timezone.utc)
-    control.save_heartbeat(mode="stub", state="idle", started_at=started, interval_minutes=30, sync_enabled=True,
-                           next_run_at=started + dt.timedelta(minutes=30))
+    control.save_heartbeat(
+        mode="stub",
+        state="idle",
+        started_at=started,
+        interval_minutes=30,
+        sync_enabled=True,
+        next_run_at=started + dt.timedelta(minutes=30),
+    )
     at.run()
     assert "Sync worker running: idle, stub mode" in texts(at) and "every 30 min" in texts(at)
     control.save_heartbeat(mode="stub", state="stopped", started_at=started, interval_minutes=30, sync_enabled=True)
@@ -203,8 +243,9 @@ def test_sync_health_is_for_admins_only(settings: Settings) -> None:
 
 
 def test_sync_alerts_show_on_the_sync_page_and_the_overview(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = build_stub_data_dir(tmp_path / "errors", days_back=3, syncs=2, require_success=False,
-                                   stub_error_rate=0.25)
+    settings = build_stub_data_dir(
+        tmp_path / "errors", days_back=3, syncs=2, require_success=False, stub_error_rate=0.25
+    )
     use_data_dir(monkeypatch, settings.data_dir)
     for path in ("pages/sync.py", "pages/overview.py"):
         at = open_page("admin", path)

@@ -146,7 +146,8 @@ def test_logging_out_ends_every_open_session_of_that_user(jars: Jars, data_dir: 
 
 
 def test_changing_a_password_ends_sessions_and_refuses_cookies_issued_before(
-        jars: Jars, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    jars: Jars, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     laptop, old_cookie = _analyst_logged_in_on_a_laptop(jars)
     assert cli(monkeypatch, data_dir, "set-password", "analyst", "--password-stdin", stdin="new password 42\n") == 0
     laptop.run()
@@ -157,11 +158,23 @@ def test_changing_a_password_ends_sessions_and_refuses_cookies_issued_before(
 
 
 def test_a_removed_user_added_back_gets_no_old_session_or_cookie_back(
-        jars: Jars, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    jars: Jars, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     laptop, old_cookie = _analyst_logged_in_on_a_laptop(jars)
     assert cli(monkeypatch, data_dir, "remove-user", "analyst") == 0
-    assert cli(monkeypatch, data_dir, "add-user", "analyst", "--role", "analyst", "--password-stdin",
-               stdin="a brand new one\n") == 0
+    assert (
+        cli(
+            monkeypatch,
+            data_dir,
+            "add-user",
+            "analyst",
+            "--role",
+            "analyst",
+            "--password-stdin",
+            stdin="a brand new one\n",
+        )
+        == 0
+    )
     laptop.run()  # the session never saw the removal: it ran again only once the name was back
     assert laptop.title == LOGIN_FORM
     _assert_cookies_refused(jars, old_cookie)
@@ -197,7 +210,8 @@ def _fail(browser: Browser, username: str, times: int) -> list[str]:
 
 
 def test_failures_from_other_browsers_do_not_lock_out_a_browser_that_logged_in_before(
-        jars: Jars, data_dir: Path) -> None:
+    jars: Jars, data_dir: Path
+) -> None:
     laptop, attacker = Browser(jars, "laptop"), Browser(jars, "attacker")
     laptop.open()
     laptop.log_in("admin", "demo")
@@ -216,7 +230,8 @@ def test_failures_from_other_browsers_do_not_lock_out_a_browser_that_logged_in_b
 
 
 def test_unknown_and_known_names_get_the_same_messages_and_the_same_work(
-        jars: Jars, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    jars: Jars, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     checks: list[str] = []
     real_checkpw = bcrypt.checkpw
 
@@ -238,8 +253,9 @@ def test_unknown_and_known_names_get_the_same_messages_and_the_same_work(
     assert "Too many failed logins" in answers["nobody"][-1]
 
 
-def test_cli_unlock_lets_a_locked_out_user_in(jars: Jars, data_dir: Path, monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_unlock_lets_a_locked_out_user_in(
+    jars: Jars, data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     attacker, owner = Browser(jars, "attacker"), Browser(jars, "new laptop")
     _fail(attacker, "analyst", 5)
     owner.open()
@@ -319,7 +335,8 @@ def _fragment_check_script() -> None:
 
 @pytest.mark.parametrize("ended", [False, True])
 def test_a_timed_fragment_reruns_the_app_once_the_session_was_ended_elsewhere(
-        jars: Jars, data_dir: Path, monkeypatch: pytest.MonkeyPatch, ended: bool) -> None:
+    jars: Jars, data_dir: Path, monkeypatch: pytest.MonkeyPatch, ended: bool
+) -> None:
     """The Sync page's timed fragments skip app.py: the check makes them rerun it (which shows the login form)."""
     laptop, phone = Browser(jars, "laptop"), Browser(jars, "phone")
     laptop.open()

@@ -17,22 +17,33 @@ from tests.dashboard.xlsx_cells import read_xlsx_cells
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"), ("+1+1", "'+1+1"), ("-2+3+cmd|' /C calc'!A0",
-     "'-2+3+cmd|' /C calc'!A0"), ("@SUM(A1)", "'@SUM(A1)"), ("\t=1", "'\t=1"), ("\r=1", "'\r=1"),
-     ("Holiday Sale", "Holiday Sale"), ("a=b", "a=b"), ("", ""), ("'=already", "'=already")],
+    [
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+1+1", "'+1+1"),
+        ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("Holiday Sale", "Holiday Sale"),
+        ("a=b", "a=b"),
+        ("", ""),
+        ("'=already", "'=already"),
+    ],
 )
 def test_neutralize_formula(value: str, expected: str) -> None:
     assert exports.neutralize_formula(value) == expected
 
 
 def hostile_frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "name": ["=cmd|'/C calc'!A0", "Plain name", "@evil", None],
-        "entity_id": ["120210000000000001", "120210000000000002", "+3", "-4"],
-        "spend": [-1.5, 2.25, np.nan, 0.0],
-        "clicks": [1, 2, 3, 4],
-        "date": [dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 3), dt.date(2026, 11, 4)],
-    })
+    return pd.DataFrame(
+        {
+            "name": ["=cmd|'/C calc'!A0", "Plain name", "@evil", None],
+            "entity_id": ["120210000000000001", "120210000000000002", "+3", "-4"],
+            "spend": [-1.5, 2.25, np.nan, 0.0],
+            "clicks": [1, 2, 3, 4],
+            "date": [dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 3), dt.date(2026, 11, 4)],
+        }
+    )
 
 
 def test_csv_neutralizes_text_and_keeps_numbers() -> None:
@@ -65,8 +76,9 @@ def test_excel_neutralizes_text_and_never_writes_formulas() -> None:
 
 
 def test_streamed_export_writes_every_batch_once_with_one_header(tmp_path) -> None:
-    batches = [pd.DataFrame({"id": [f"{b}-{i}" for i in range(1000)], "value": np.arange(1000) * 1.0})
-               for b in range(5)]
+    batches = [
+        pd.DataFrame({"id": [f"{b}-{i}" for i in range(1000)], "value": np.arange(1000) * 1.0}) for b in range(5)
+    ]
     calls = []
 
     def frames():

@@ -16,9 +16,18 @@ from insights_core.sync_requests import parse_days_back
 
 @pytest.mark.parametrize(
     ("value", "population", "expected"),
-    [(5, [1, 5, 9], 50.0), (9, [1, 5, 9], 500 / 6), (1, [1], 50.0), (3, [1, 2], 100.0), (0, [1, 2], 0.0),
-     (2, [2, 2, 2, 2], 50.0), (None, [1, 2], None), (float("nan"), [1], None), (1, [], None),
-     (1, [None, float("nan")], None)],
+    [
+        (5, [1, 5, 9], 50.0),
+        (9, [1, 5, 9], 500 / 6),
+        (1, [1], 50.0),
+        (3, [1, 2], 100.0),
+        (0, [1, 2], 0.0),
+        (2, [2, 2, 2, 2], 50.0),
+        (None, [1, 2], None),
+        (float("nan"), [1], None),
+        (1, [], None),
+        (1, [None, float("nan")], None),
+    ],
 )
 def test_percentile_rank_counts_ties_half(value, population, expected) -> None:
     result = scoring.percentile_rank(value, population)
@@ -27,8 +36,12 @@ def test_percentile_rank_counts_ties_half(value, population, expected) -> None:
 
 def sums(**rows: tuple[float, float, float, float, float]) -> pd.DataFrame:
     """name -> (spend, impressions, clicks, conversions, revenue)."""
-    return pd.DataFrame([{"campaign_id": name, "spend": s, "impressions": i, "clicks": c, "conversions": v,
-                          "revenue": r} for name, (s, i, c, v, r) in rows.items()])
+    return pd.DataFrame(
+        [
+            {"campaign_id": name, "spend": s, "impressions": i, "clicks": c, "conversions": v, "revenue": r}
+            for name, (s, i, c, v, r) in rows.items()
+        ]
+    )
 
 
 def test_efficiency_score_rewards_the_best_campaign_on_every_metric() -> None:
@@ -49,8 +62,10 @@ def test_efficiency_score_leaves_out_metrics_without_a_value() -> None:
     # only ROAS (rank 25) and CTR (rank 25) count: weights 0.5 and 0.2
     assert score == pytest.approx(25.0)
     assert scoring.efficiency_scores(table).iloc[0] == pytest.approx(25.0)
-    assert scoring.efficiency_score({"spend": 0, "impressions": 0, "clicks": 0, "conversions": 0, "revenue": 0},
-                                    table) is None
+    assert (
+        scoring.efficiency_score({"spend": 0, "impressions": 0, "clicks": 0, "conversions": 0, "revenue": 0}, table)
+        is None
+    )
 
 
 def test_efficiency_score_stays_within_0_and_100() -> None:
@@ -61,13 +76,15 @@ def test_efficiency_score_stays_within_0_and_100() -> None:
 
 
 def peers() -> pd.DataFrame:
-    return pd.DataFrame([
-        {"ad_id": "me", "spend": 10.0, "impressions": 1000, "clicks": 20, "conversions": 2, "revenue": 30.0},
-        {"ad_id": "p1", "spend": 10.0, "impressions": 1000, "clicks": 10, "conversions": 1, "revenue": 10.0},
-        {"ad_id": "p2", "spend": 20.0, "impressions": 1000, "clicks": 40, "conversions": 1, "revenue": 20.0},
-        {"ad_id": "p3", "spend": 5.0, "impressions": 1000, "clicks": 10, "conversions": 0, "revenue": 0.0},
-        {"ad_id": "dark", "spend": 0.0, "impressions": 0, "clicks": 0, "conversions": 0, "revenue": 0.0},
-    ])
+    return pd.DataFrame(
+        [
+            {"ad_id": "me", "spend": 10.0, "impressions": 1000, "clicks": 20, "conversions": 2, "revenue": 30.0},
+            {"ad_id": "p1", "spend": 10.0, "impressions": 1000, "clicks": 10, "conversions": 1, "revenue": 10.0},
+            {"ad_id": "p2", "spend": 20.0, "impressions": 1000, "clicks": 40, "conversions": 1, "revenue": 20.0},
+            {"ad_id": "p3", "spend": 5.0, "impressions": 1000, "clicks": 10, "conversions": 0, "revenue": 0.0},
+            {"ad_id": "dark", "spend": 0.0, "impressions": 0, "clicks": 0, "conversions": 0, "revenue": 0.0},
+        ]
+    )
 
 
 def test_peer_comparison_from_sums() -> None:
@@ -98,17 +115,31 @@ def test_peer_comparison_without_peers_or_values_gives_nan() -> None:
 
 @pytest.mark.parametrize(
     ("value", "kind", "expected"),
-    [(1234.5, "money", "$1,234.50"), (-3.2, "money", "-$3.20"), (None, "money", "—"), (float("nan"), "money", "—"),
-     (12345.0, "int", "12,345"), (np.nan, "int", "—"), (3.14159, "percent", "3.14%"), (1.812, "ratio", "1.81"),
-     (12.0, "number", "12"), (12.5, "number", "12.50"), (-12.34, "change", "-12.3%"), (None, "change", "—"),
-     (pd.NA, "ratio", "—"), (dt.date(2026, 1, 2), "date", "2026-01-02")],
+    [
+        (1234.5, "money", "$1,234.50"),
+        (-3.2, "money", "-$3.20"),
+        (None, "money", "—"),
+        (float("nan"), "money", "—"),
+        (12345.0, "int", "12,345"),
+        (np.nan, "int", "—"),
+        (3.14159, "percent", "3.14%"),
+        (1.812, "ratio", "1.81"),
+        (12.0, "number", "12"),
+        (12.5, "number", "12.50"),
+        (-12.34, "change", "-12.3%"),
+        (None, "change", "—"),
+        (pd.NA, "ratio", "—"),
+        (dt.date(2026, 1, 2), "date", "2026-01-02"),
+    ],
 )
 def test_format_value(value, kind, expected) -> None:
     assert formatting.format_value(value, kind, "USD") == expected
 
 
-@pytest.mark.parametrize("change, text", [(12.345, "+12.3%"), (-7.25, "-7.2%"), (-0.04, "+0.0%"), (0.0, "+0.0%"),
-                                          (float("nan"), None), (None, None)])
+@pytest.mark.parametrize(
+    "change, text",
+    [(12.345, "+12.3%"), (-7.25, "-7.2%"), (-0.04, "+0.0%"), (0.0, "+0.0%"), (float("nan"), None), (None, None)],
+)
 def test_format_change(change, text) -> None:
     assert formatting.format_change(change) == text
 
@@ -125,8 +156,7 @@ def test_display_frame_formats_known_columns_and_dashes_missing_values() -> None
     assert shown.iloc[0].tolist() == ["a", "$1.00", "2.00", "1.50%"]
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(5.25, "5.2 s"), (125, "2 min 05 s"), (3725, "1 h 02 min"),
-                                               (None, "—")])
+@pytest.mark.parametrize(("seconds", "text"), [(5.25, "5.2 s"), (125, "2 min 05 s"), (3725, "1 h 02 min"), (None, "—")])
 def test_format_duration(seconds, text) -> None:
     assert formatting.format_duration(seconds) == text
 
@@ -143,8 +173,21 @@ def test_entity_id_is_trimmed_and_empty_input_asks_for_one() -> None:
         inputs.parse_entity_id("  ", "adset")
 
 
-@pytest.mark.parametrize(("raw", "ok"), [("1", 1), (365, 365), (30.0, 30), ("0", None), ("366", None),
-                                          ("-5", None), ("ten", None), (2.5, None), (True, None), ("", None)])
+@pytest.mark.parametrize(
+    ("raw", "ok"),
+    [
+        ("1", 1),
+        (365, 365),
+        (30.0, 30),
+        ("0", None),
+        ("366", None),
+        ("-5", None),
+        ("ten", None),
+        (2.5, None),
+        (True, None),
+        ("", None),
+    ],
+)
 def test_days_back_from_1_to_365(raw, ok) -> None:
     if ok is None:
         with pytest.raises(InputError, match="days back"):

@@ -71,14 +71,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_until(ready, what: str, timeout: float, processes: list[subprocess.Popen],  # type: ignore[no-untyped-def]
-                logs: Sequence[Path] = ()) -> None:
+def _wait_until(
+    ready,
+    what: str,
+    timeout: float,
+    processes: list[subprocess.Popen],  # type: ignore[no-untyped-def]
+    logs: Sequence[Path] = (),
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for process in processes:
             if process.poll() is not None:
-                raise AssertionError(f"{process.args[1:3]} exited with {process.returncode} while waiting for {what}"
-                                     f"{_tails(logs)}")
+                raise AssertionError(
+                    f"{process.args[1:3]} exited with {process.returncode} while waiting for {what}{_tails(logs)}"
+                )
         if ready():
             return
         time.sleep(0.2)
@@ -87,8 +93,11 @@ def _wait_until(ready, what: str, timeout: float, processes: list[subprocess.Pop
 
 def _tails(logs: Sequence[Path], lines: int = 20) -> str:
     """The end of each process's output, for a failure message."""
-    return "".join(f"\n--- {log.name}:\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-                   for log in logs if log.exists())
+    return "".join(
+        f"\n--- {log.name}:\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+        for log in logs
+        if log.exists()
+    )
 
 
 def _healthy(url: str) -> bool:
@@ -111,17 +120,37 @@ def _stop(process: subprocess.Popen) -> None:
 
 def _require_chromium() -> None:
     if not CHROMIUM.exists():  # fail these tests, not the whole session's collection
-        pytest.fail(f"{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium "
-                    "(or set INSIGHTS_SKIP_BROWSER=1 to skip the browser tests)", pytrace=False)
+        pytest.fail(
+            f"{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium "
+            "(or set INSIGHTS_SKIP_BROWSER=1 to skip the browser tests)",
+            pytrace=False,
+        )
 
 
 def _start_app(data_dir: Path, env: dict[str, str], out: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     with out.open("wb") as app_out:
-        app = subprocess.Popen([PYTHON, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                                "--server.address", "127.0.0.1", "--server.headless", "true",
-                                "--browser.gatherUsageStats", "false"],
-                               cwd=ROOT, env=env, stdout=app_out, stderr=subprocess.STDOUT)
+        app = subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=app_out,
+            stderr=subprocess.STDOUT,
+        )
     return app, f"http://127.0.0.1:{port}"
 
 
@@ -134,12 +163,12 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     env = subprocess_env(data_dir, META_INSIGHTS_MODE="stub", **SHAPE)
     logs = [data_dir.parent / "worker.out", data_dir.parent / "app.out"]
     with logs[0].open("wb") as worker_out:
-        worker = subprocess.Popen([PYTHON, "sync_worker.py"], cwd=ROOT, env=env,
-                                  stdout=worker_out, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [PYTHON, "sync_worker.py"], cwd=ROOT, env=env, stdout=worker_out, stderr=subprocess.STDOUT
+        )
     app, url = _start_app(data_dir, env, logs[1])
     try:
-        _wait_until(lambda: (data_dir / "current.duckdb").exists(), "the first published snapshot", 120,
-                    [worker, app], logs)
+        _wait_until((data_dir / "current.duckdb").exists, "the first published snapshot", 120, [worker, app], logs)
         _wait_until(lambda: _healthy(url), "the dashboard's health endpoint", 120, [worker, app], logs)
         yield Dashboard(url, data_dir)
     finally:
@@ -228,16 +257,19 @@ def _busiest_ids(dashboard: Dashboard) -> dict[str, str]:
     """A campaign with delivery, its busiest ad set and that ad set's busiest ad."""
     [(campaign_id,)] = dashboard.query(
         "SELECT entity_id FROM meta_ad_insights WHERE entity_type = 'campaign' "
-        "GROUP BY entity_id ORDER BY sum(spend) DESC, entity_id LIMIT 1")
+        "GROUP BY entity_id ORDER BY sum(spend) DESC, entity_id LIMIT 1"
+    )
     [(adset_id,)] = dashboard.query(
         "SELECT i.entity_id FROM meta_ad_insights i JOIN adsets s ON s.adset_id = i.entity_id "
         "WHERE i.entity_type = 'adset' AND s.campaign_id = ? "
         "GROUP BY i.entity_id ORDER BY sum(i.spend) DESC, 1 LIMIT 1",
-        [campaign_id])
+        [campaign_id],
+    )
     [(ad_id,)] = dashboard.query(
         "SELECT i.entity_id FROM meta_ad_insights i JOIN ads a ON a.ad_id = i.entity_id "
         "WHERE i.entity_type = 'ad' AND a.adset_id = ? GROUP BY i.entity_id ORDER BY sum(i.spend) DESC, 1 LIMIT 1",
-        [adset_id])
+        [adset_id],
+    )
     return {"campaign": campaign_id, "adset": adset_id, "ad": ad_id}
 
 
@@ -280,10 +312,15 @@ def test_admin_presses_sync_now_and_sees_the_report(admin: Page, dashboard: Dash
     report.wait_for(timeout=TIMEOUT_MS)
     _assert_no_exception(admin)
     # the report the page shows is the one the worker stored
-    _wait_until(lambda: dashboard.query("SELECT count(*) FROM sync_runs")[0][0] > runs_before,
-                "the sync run in the snapshot", 60, [])
+    _wait_until(
+        lambda: dashboard.query("SELECT count(*) FROM sync_runs")[0][0] > runs_before,
+        "the sync run in the snapshot",
+        60,
+        [],
+    )
     [(sync_id, since, until, rows)] = dashboard.query(
-        "SELECT sync_id, since, until, rows_read FROM sync_runs ORDER BY sync_timestamp DESC LIMIT 1")
+        "SELECT sync_id, since, until, rows_read FROM sync_runs ORDER BY sync_timestamp DESC LIMIT 1"
+    )
     text = report.inner_text()
     assert f"{rows:,} rows read" in text and f"days {since} to {until}" in text, text
     assert admin.get_by_text(str(sync_id), exact=False).count() >= 1
@@ -306,17 +343,29 @@ def test_csv_download_matches_the_database(admin: Page, dashboard: Dashboard) ->
 
     stored = dashboard.query(
         "SELECT entity_id, CAST(date_start AS VARCHAR), spend, impressions, clicks FROM meta_ad_insights "
-        "WHERE entity_type = ? AND date_start BETWEEN ? AND ?", [level, since, until])
-    table_columns = {name for (name,) in dashboard.query(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'meta_ad_insights'")}
+        "WHERE entity_type = ? AND date_start BETWEEN ? AND ?",
+        [level, since, until],
+    )
+    table_columns = {
+        name
+        for (name,) in dashboard.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'meta_ad_insights'"
+        )
+    }
     assert header[:5] == ["date_start", "date_end", "account_id", "entity_type", "entity_id"]
     assert {"spend", "impressions", "clicks", "conversions", "revenue", "ctr", "cpc", "roas"} <= set(header)
     # every other column is stored as it is, or is the entity's name, or a ratio of the row's own values
     assert set(header) - table_columns <= {"name", *RATIO_FORMULAS}, set(header) - table_columns
     assert len(body) == len(stored) > 0
     index = {name: header.index(name) for name in ("entity_id", "date_start", "spend", "impressions", "clicks")}
-    downloaded = {(r[index["entity_id"]], r[index["date_start"]]):
-                  (float(r[index["spend"]]), int(r[index["impressions"]]), int(r[index["clicks"]])) for r in body}
+    downloaded = {
+        (r[index["entity_id"]], r[index["date_start"]]): (
+            float(r[index["spend"]]),
+            int(r[index["impressions"]]),
+            int(r[index["clicks"]]),
+        )
+        for r in body
+    }
     assert downloaded == {(e, d): (pytest.approx(float(s)), i, c) for e, d, s, i, c in stored}
 
 
@@ -335,7 +384,7 @@ def test_a_viewer_cannot_open_sync_by_url(browser: Browser, dashboard: Dashboard
     page.goto(dashboard.url)
     _log_in(page, "viewer")
     navigation = page.locator("[data-testid='stSidebarNav'] a").all_inner_texts()
-    assert not any(entry.endswith("Sync") or entry.endswith("Users") for entry in navigation), navigation
+    assert not any(entry.endswith(("Sync", "Users")) for entry in navigation), navigation
     _wait_for_login_cookie(page.context)
     page.goto(f"{dashboard.url}/sync")
     _settled(page)
@@ -356,8 +405,12 @@ def _forged_cookie(dashboard: Dashboard, key: str, username: str = "admin") -> s
     now = time.time()
     user = load_auth_config(dashboard.data_dir / "auth.yaml").user(username)
     assert user is not None
-    claims = {"username": username, "exp_date": now + 86_400, "iat": now,
-              "pwd": password_fingerprint(user.password_hash, key)}
+    claims = {
+        "username": username,
+        "exp_date": now + 86_400,
+        "iat": now,
+        "pwd": password_fingerprint(user.password_hash, key),
+    }
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The HMAC key is .* below the minimum")  # the point of the forgery
         return jwt.encode(claims, key, algorithm="HS256")
@@ -391,8 +444,6 @@ def test_the_same_cookie_signed_with_the_real_key_is_accepted(browser: Browser, 
     page.context.close()
 
 
-
-
 @pytest.fixture(scope="module")
 def hostile_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     """A live sync of an emulated account whose every name is hostile markdown and HTML, and a dashboard on it.
@@ -405,8 +456,7 @@ def hostile_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash
     with GraphEmulator(account=SeededAccount(LIVE_SHAPE, hostile_names=True)) as emulator:
         result = run_worker(data_dir, emulator, "--once", "--days-back", "30")
     assert result.returncode == 0, result.stderr[-2000:]
-    app, url = _start_app(data_dir, subprocess_env(data_dir, META_INSIGHTS_MODE="stub"),
-                          data_dir.parent / "app.out")
+    app, url = _start_app(data_dir, subprocess_env(data_dir, META_INSIGHTS_MODE="stub"), data_dir.parent / "app.out")
     try:
         _wait_until(lambda: _healthy(url), "the dashboard's health endpoint", 120, [app], [data_dir.parent / "app.out"])
         yield Dashboard(url, data_dir)
@@ -426,8 +476,12 @@ def test_hostile_names_are_shown_as_text_and_fetch_nothing(browser: Browser, hos
     dashboard = hostile_dashboard
     page = _new_page(browser)
     fetched: list[str] = []
-    page.on("request", lambda request: fetched.append(request.url)
-            if urllib.parse.urlsplit(request.url).netloc == HOSTILE_HOST else None)
+    page.on(
+        "request",
+        lambda request: (
+            fetched.append(request.url) if urllib.parse.urlsplit(request.url).netloc == HOSTILE_HOST else None
+        ),
+    )
     page.goto(dashboard.url)
     _log_in(page, "admin")
     ids, names = {}, {}
@@ -435,19 +489,30 @@ def test_hostile_names_are_shown_as_text_and_fetch_nothing(browser: Browser, hos
         # the first entity of each level carries the markdown image and link (HOSTILE_NAMES[0])
         [(ids[level], names[level])] = dashboard.query(
             f"SELECT {level}_id, name FROM {table} WHERE name LIKE ? ORDER BY {level}_id LIMIT 1",
-            [f"% {HOSTILE_NAMES[0]}"])
-    pages = [("", "Overview", None),
-             (f"campaign?campaign_id={ids['campaign']}", "Campaign", names["campaign"]),
-             (f"adset?adset_id={ids['adset']}", "Ad set", names["adset"]),
-             (f"ad?ad_id={ids['ad']}", "Ad", names["ad"]),
-             (f"timeline?entity_type=ad&entity_id={ids['ad']}&days=30", "Timeline", names["ad"]),
-             ("sync", "Sync", None),
-             ("timeline?entity_type=![x](http://127.0.0.2:9/t.png)&entity_id=1&days=7", "Timeline", None)]
+            [f"% {HOSTILE_NAMES[0]}"],
+        )
+    pages = [
+        ("", "Overview", None),
+        (f"campaign?campaign_id={ids['campaign']}", "Campaign", names["campaign"]),
+        (f"adset?adset_id={ids['adset']}", "Ad set", names["adset"]),
+        (f"ad?ad_id={ids['ad']}", "Ad", names["ad"]),
+        (f"timeline?entity_type=ad&entity_id={ids['ad']}&days=30", "Timeline", names["ad"]),
+        ("sync", "Sync", None),
+        ("timeline?entity_type=![x](http://127.0.0.2:9/t.png)&entity_id=1&days=7", "Timeline", None),
+    ]
     # every other hostile name in a heading too: each campaign and ad set carries one of them
-    pages += [(f"campaign?campaign_id={cid}", "Campaign", name) for cid, name in dashboard.query(
-        "SELECT campaign_id, name FROM campaigns WHERE campaign_id <> ? ORDER BY campaign_id", [ids["campaign"]])]
-    pages += [(f"adset?adset_id={aid}", "Ad set", name) for aid, name in dashboard.query(
-        "SELECT adset_id, name FROM adsets WHERE name LIKE ? ORDER BY adset_id LIMIT 1", [f"% {HOSTILE_NAMES[4]}"])]
+    pages += [
+        (f"campaign?campaign_id={cid}", "Campaign", name)
+        for cid, name in dashboard.query(
+            "SELECT campaign_id, name FROM campaigns WHERE campaign_id <> ? ORDER BY campaign_id", [ids["campaign"]]
+        )
+    ]
+    pages += [
+        (f"adset?adset_id={aid}", "Ad set", name)
+        for aid, name in dashboard.query(
+            "SELECT adset_id, name FROM adsets WHERE name LIKE ? ORDER BY adset_id LIMIT 1", [f"% {HOSTILE_NAMES[4]}"]
+        )
+    ]
     assert {name.split(" ", 2)[2] for _, _, name in pages if name} == set(HOSTILE_NAMES)
     for link, title, name in pages:
         page.goto(f"{dashboard.url}/{link}")

@@ -37,24 +37,42 @@ class FakeClock:
 
 def live_settings(data_dir: Path, emulator: GraphEmulator, **overrides: object) -> Settings:
     """Live settings on the emulator, with waits shrunk so faults cost milliseconds."""
-    values: dict = dict(mode="live", graph_url=emulator.url, access_token=TOKEN, ad_account_ids=ACCOUNT_ID,
-                        report_poll_seconds=0.005, rate_limit_retry_delay=0.01)
+    values: dict = dict(
+        mode="live",
+        graph_url=emulator.url,
+        access_token=TOKEN,
+        ad_account_ids=ACCOUNT_ID,
+        report_poll_seconds=0.005,
+        rate_limit_retry_delay=0.01,
+    )
     values.update(overrides)
     return make_settings(data_dir, **values)
 
 
 def live_env(emulator: GraphEmulator, **extra: str) -> dict[str, str]:
-    return {"META_INSIGHTS_MODE": "live", "META_GRAPH_URL": emulator.url, "META_ACCESS_TOKEN": TOKEN,
-            "META_AD_ACCOUNT_IDS": ACCOUNT_ID, "META_REPORT_POLL_SECONDS": "0.005",
-            "META_API_RATE_LIMIT_RETRY_DELAY": "0.01", **extra}
+    return {
+        "META_INSIGHTS_MODE": "live",
+        "META_GRAPH_URL": emulator.url,
+        "META_ACCESS_TOKEN": TOKEN,
+        "META_AD_ACCOUNT_IDS": ACCOUNT_ID,
+        "META_REPORT_POLL_SECONDS": "0.005",
+        "META_API_RATE_LIMIT_RETRY_DELAY": "0.01",
+        **extra,
+    }
 
 
-def run_worker(data_dir: Path, emulator: GraphEmulator, *args: str, timeout: float = 90,
-               **extra: str) -> subprocess.CompletedProcess:
+def run_worker(
+    data_dir: Path, emulator: GraphEmulator, *args: str, timeout: float = 90, **extra: str
+) -> subprocess.CompletedProcess:
     """`python sync_worker.py <args>` in live mode against the emulator; waits for it to exit."""
-    return subprocess.run([PYTHON, str(ROOT / "sync_worker.py"), *args], capture_output=True, text=True,
-                          env=subprocess_env(data_dir, **live_env(emulator, **extra)), timeout=timeout,
-                          cwd=data_dir.parent)
+    return subprocess.run(
+        [PYTHON, str(ROOT / "sync_worker.py"), *args],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(data_dir, **live_env(emulator, **extra)),
+        timeout=timeout,
+        cwd=data_dir.parent,
+    )
 
 
 def stored_rows(db_path: Path, level: str) -> pd.DataFrame:
@@ -64,16 +82,23 @@ def stored_rows(db_path: Path, level: str) -> pd.DataFrame:
             "SELECT entity_id, date_start, CAST(spend AS DOUBLE) AS spend, impressions, clicks,"
             " CAST(conversions AS DOUBLE) AS conversions, CAST(revenue AS DOUBLE) AS revenue, reach, unique_clicks,"
             " campaign_id, adset_id, ad_id, account_id FROM meta_ad_insights WHERE entity_type = ?"
-            " ORDER BY entity_id, date_start", [level]).df()
+            " ORDER BY entity_id, date_start",
+            [level],
+        ).df()
     frame["date_start"] = pd.to_datetime(frame["date_start"]).dt.date
     return frame
 
 
-def assert_equals_truth(stored: pd.DataFrame, truth: pd.DataFrame, without: set[str] = frozenset(),
-                        columns: tuple[str, ...] = METRICS,
-                        without_rows: set[tuple[str, dt.date]] = frozenset()) -> None:
+def assert_equals_truth(
+    stored: pd.DataFrame,
+    truth: pd.DataFrame,
+    without: set[str] = frozenset(),
+    columns: tuple[str, ...] = METRICS,
+    without_rows: set[tuple[str, dt.date]] = frozenset(),
+) -> None:
     """Same (entity, day) keys and the same metrics to the cent, except entities in `without` and
     (entity, day) keys in `without_rows`, which must not be stored at all."""
+
     def keep(frame: pd.DataFrame) -> pd.DataFrame:
         keys = pd.Series(list(zip(frame["entity_id"], frame["date_start"])), index=frame.index, dtype=object)
         return frame[~frame["entity_id"].isin(without) & ~keys.isin(without_rows)].reset_index(drop=True)
@@ -83,13 +108,15 @@ def assert_equals_truth(stored: pd.DataFrame, truth: pd.DataFrame, without: set[
     expected, got = keep(truth), keep(stored)
     keys_expected = set(zip(expected["entity_id"], expected["date_start"]))
     keys_got = set(zip(got["entity_id"], got["date_start"]))
-    assert keys_got == keys_expected, (f"missing {sorted(keys_expected - keys_got)[:5]}, "
-                                       f"unexpected {sorted(keys_got - keys_expected)[:5]}")
+    assert keys_got == keys_expected, (
+        f"missing {sorted(keys_expected - keys_got)[:5]}, unexpected {sorted(keys_got - keys_expected)[:5]}"
+    )
     merged = expected.merge(got, on=["entity_id", "date_start"], suffixes=("_truth", "_stored"))
     for column in columns:
         diff = (merged[f"{column}_truth"].astype(float) - merged[f"{column}_stored"].astype(float)).abs()
-        assert (diff < 0.005).all(), merged.loc[diff >= 0.005, ["entity_id", "date_start", f"{column}_truth",
-                                                                 f"{column}_stored"]].head()
+        assert (diff < 0.005).all(), merged.loc[
+            diff >= 0.005, ["entity_id", "date_start", f"{column}_truth", f"{column}_stored"]
+        ].head()
 
 
 def window_of(report: dict) -> tuple[dt.date, dt.date]:

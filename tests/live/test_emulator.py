@@ -28,8 +28,10 @@ def start_run(emulator: GraphEmulator, **params: object) -> str:
 def test_a_report_run_says_job_completed_only_after_a_running_step_at_100_percent(emulator: GraphEmulator) -> None:
     run_id = start_run(emulator)
     assert get(emulator, f"{run_id}/insights").json()["error"]["code"] == 100  # not ready yet
-    steps = [(s["async_status"], s["async_percent_completion"])
-             for s in (get(emulator, f"{run_id}/").json() for _ in range(emulator.polls_to_complete))]
+    steps = [
+        (s["async_status"], s["async_percent_completion"])
+        for s in (get(emulator, f"{run_id}/").json() for _ in range(emulator.polls_to_complete))
+    ]
     assert steps == [("Job Running", 50), ("Job Running", 100), ("Job Completed", 100)]
     first = get(emulator, f"{run_id}/insights", limit=40).json()
     assert len(first["data"]) == 40 and "next" in first["paging"]
@@ -48,9 +50,13 @@ def test_a_report_run_says_job_completed_only_after_a_running_step_at_100_percen
 
 def test_status_filters_reveal_archived_and_deleted_entities(emulator: GraphEmulator) -> None:
     plain = get(emulator, f"{ACCOUNT_ID}/ads", fields="id,effective_status", limit=100).json()["data"]
-    every = get(emulator, f"{ACCOUNT_ID}/ads", fields="id,effective_status", limit=100,
-                effective_status=json.dumps(["ACTIVE", "PAUSED", "ADSET_PAUSED", "CAMPAIGN_PAUSED", "ARCHIVED",
-                                             "DELETED"])).json()["data"]
+    every = get(
+        emulator,
+        f"{ACCOUNT_ID}/ads",
+        fields="id,effective_status",
+        limit=100,
+        effective_status=json.dumps(["ACTIVE", "PAUSED", "ADSET_PAUSED", "CAMPAIGN_PAUSED", "ARCHIVED", "DELETED"]),
+    ).json()["data"]
     assert len(every) == len(emulator.account.entities["ad"]) > len(plain)
     assert {"ARCHIVED", "DELETED"} <= {e["effective_status"] for e in every}
     assert not {"ARCHIVED", "DELETED"} & {e["effective_status"] for e in plain}

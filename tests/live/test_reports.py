@@ -33,25 +33,38 @@ from tests.live.helpers import (
 DAY = dt.date(2026, 11, 10)
 
 
-def live_sync(settings: Settings, request: SyncRequest = SyncRequest(days_back=10),
-              clock: FakeClock | None = None, progress: list | None = None) -> tuple[SyncReport, LiveSource]:
+def live_sync(
+    settings: Settings,
+    request: SyncRequest = SyncRequest(days_back=10),
+    clock: FakeClock | None = None,
+    progress: list | None = None,
+) -> tuple[SyncReport, LiveSource]:
     source = LiveSource(settings, sleep=clock.sleep, clock=clock.now) if clock else LiveSource(settings)
     warehouse = Warehouse(settings.db_path)
     try:
-        report = run_sync(request, source=source, warehouse=warehouse, settings=settings,
-                          on_progress=progress.append if progress is not None else None)
+        report = run_sync(
+            request,
+            source=source,
+            warehouse=warehouse,
+            settings=settings,
+            on_progress=progress.append if progress is not None else None,
+        )
     finally:
         warehouse.close()
         source.close()
     return report, source
 
 
-def check_all_levels(settings: Settings, emulator: GraphEmulator, report: SyncReport,
-                     without: dict[str, set[str]] | None = None) -> None:
+def check_all_levels(
+    settings: Settings, emulator: GraphEmulator, report: SyncReport, without: dict[str, set[str]] | None = None
+) -> None:
     since, until = window_of(report.to_dict())
     for level in LEVELS:
-        assert_equals_truth(stored_rows(settings.db_path, level), emulator.ground_truth(level, since, until),
-                            without=(without or {}).get(level, set()))
+        assert_equals_truth(
+            stored_rows(settings.db_path, level),
+            emulator.ground_truth(level, since, until),
+            without=(without or {}).get(level, set()),
+        )
 
 
 def test_plan_chunks_cuts_long_windows_and_shares_add_up() -> None:
@@ -71,8 +84,9 @@ def test_plan_chunks_cuts_long_windows_and_shares_add_up() -> None:
         (1, ("c3",), []),
     ],
 )
-def test_split_chunk_halves_the_window_then_the_campaigns(days: int, campaign_ids: tuple | None,
-                                                          expected: list) -> None:
+def test_split_chunk_halves_the_window_then_the_campaigns(
+    days: int, campaign_ids: tuple | None, expected: list
+) -> None:
     chunk = ReportChunk("ad", DateWindow(DAY, DAY + dt.timedelta(days=days - 1)), campaign_ids, Fraction(1, 2))
     parts = split_chunk(chunk, ["c1", "c2", "c3", "c4", "c5"])
     assert [((p.window.since, p.window.days), p.campaign_ids) for p in parts] == expected
@@ -83,8 +97,9 @@ def test_split_chunk_halves_the_window_then_the_campaigns(days: int, campaign_id
 def test_scope_filters_use_ids_or_their_campaigns() -> None:
     full = Scope({}, is_full=True)
     assert scope_filters("ad", full, {}) == []
-    few = Scope({"campaign": frozenset({"c1"}), "adset": frozenset({"s1"}), "ad": frozenset({"a2", "a1"})},
-                is_full=False)
+    few = Scope(
+        {"campaign": frozenset({"c1"}), "adset": frozenset({"s1"}), "ad": frozenset({"a2", "a1"})}, is_full=False
+    )
     assert scope_filters("ad", few, {}) == [{"field": "ad.id", "operator": "IN", "value": ["a1", "a2"]}]
     many_ads = {f"a{i}" for i in range(MAX_FILTER_IDS + 1)}
     many = Scope({"campaign": frozenset({"c1", "c2"}), "ad": frozenset(many_ads)}, is_full=False)
@@ -93,7 +108,8 @@ def test_scope_filters_use_ids_or_their_campaigns() -> None:
 
 
 def test_full_sync_equals_the_truth_at_every_level_deleted_and_archived_included(
-        tmp_path: Path, emulator: GraphEmulator) -> None:
+    tmp_path: Path, emulator: GraphEmulator
+) -> None:
     settings = live_settings(tmp_path / "data", emulator, insights_page_size=7)
     progress: list[dict] = []
     report, source = live_sync(settings, progress=progress)
@@ -102,23 +118,29 @@ def test_full_sync_equals_the_truth_at_every_level_deleted_and_archived_included
     check_all_levels(settings, emulator, report)
     since, until = window_of(report.to_dict())
     for level in LEVELS:  # the non-additive columns are stored as reported, too
-        assert_equals_truth(stored_rows(settings.db_path, level), emulator.ground_truth(level, since, until),
-                            columns=("reach", "unique_clicks"))
+        assert_equals_truth(
+            stored_rows(settings.db_path, level),
+            emulator.ground_truth(level, since, until),
+            columns=("reach", "unique_clicks"),
+        )
     statuses = {e["id"]: e["effective_status"] for lvl in LEVELS for e in emulator.account.entities[lvl]}
     stored_ids = set().union(*(stored_rows(settings.db_path, lvl)["entity_id"] for lvl in LEVELS))
     assert {"ARCHIVED", "DELETED"} <= {statuses[i] for i in stored_ids}
     with duckdb.connect(str(settings.db_path), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM campaigns WHERE status = 'DELETED'").fetchone()[0] == 1
         assert con.execute("SELECT count(*) FROM ads").fetchone()[0] == 24
-        adset = con.execute("SELECT age_min, age_max, genders, countries, placements FROM adsets"
-                            " WHERE adset_id = '238520000000000002'").fetchone()
+        adset = con.execute(
+            "SELECT age_min, age_max, genders, countries, placements FROM adsets WHERE adset_id = '238520000000000002'"
+        ).fetchone()
         account = con.execute("SELECT timezone_name, currency FROM ad_accounts").fetchone()
     assert adset == (25, 44, "female", "US,CA", "facebook_feed,instagram_stream,instagram_story")
     assert account == ("America/Los_Angeles", "USD")
     # every run was polled until "Job Completed", past the "Job Running" at 100 % before it
     assert all(run.polls >= emulator.polls_to_complete for run in emulator.report_runs)
-    assert all(run.params["time_increment"] == "1" and run.params["use_unified_attribution_setting"] == "true"
-               for run in emulator.report_runs)
+    assert all(
+        run.params["time_increment"] == "1" and run.params["use_unified_attribution_setting"] == "true"
+        for run in emulator.report_runs
+    )
     assert any("report" in p["message"] and "%" in p["message"] for p in progress)
     assert report.api_requests == emulator.total_requests == source.stats.api_requests
     assert CrashReporter.reporter_instance is None  # crash_log=False: no excepthook posting to Meta
@@ -188,8 +210,10 @@ def test_high_usage_slows_requests_down_before_meta_blocks(tmp_path: Path, emula
 
 
 def test_transient_errors_are_retried_with_backoff(tmp_path: Path, emulator: GraphEmulator) -> None:
-    emulator.faults.rules += [FaultRule("transient", every=3, http_status=500),
-                              FaultRule("transient", every=7, http_status=503, endpoint="report_page")]
+    emulator.faults.rules += [
+        FaultRule("transient", every=3, http_status=500),
+        FaultRule("transient", every=7, http_status=503, endpoint="report_page"),
+    ]
     settings = live_settings(tmp_path / "data", emulator, insights_page_size=10)
     report, source = live_sync(settings)
     assert report.success and report.errors == [], report.errors
@@ -220,7 +244,8 @@ def test_too_much_data_splits_the_window(tmp_path: Path, emulator: GraphEmulator
 
 
 def test_a_campaign_that_always_fails_is_reported_per_entity_and_the_rest_is_stored(
-        tmp_path: Path, emulator: GraphEmulator) -> None:
+    tmp_path: Path, emulator: GraphEmulator
+) -> None:
     broken = emulator.account.ids["campaign"][0]
     emulator.faults.failing_campaigns = frozenset({broken})
     settings = live_settings(tmp_path / "data", emulator)
@@ -233,27 +258,36 @@ def test_a_campaign_that_always_fails_is_reported_per_entity_and_the_rest_is_sto
     check_all_levels(settings, emulator, report, without=tree)
     for level in LEVELS:
         assert not stored_rows(settings.db_path, level)["entity_id"].isin(tree[level]).any()
-    single = [run for run in emulator.report_runs if run.days == 1 and run.filtering
-              and {"field": "campaign.id", "operator": "IN", "value": [broken]} in run.filtering]
+    single = [
+        run
+        for run in emulator.report_runs
+        if run.days == 1
+        and run.filtering
+        and {"field": "campaign.id", "operator": "IN", "value": [broken]} in run.filtering
+    ]
     assert {run.level for run in single} == set(LEVELS)
 
 
-def test_when_retries_run_out_the_entities_of_the_report_fail_precisely(tmp_path: Path,
-                                                                       emulator: GraphEmulator) -> None:
+def test_when_retries_run_out_the_entities_of_the_report_fail_precisely(
+    tmp_path: Path, emulator: GraphEmulator
+) -> None:
     emulator.faults.rules.append(FaultRule("transient", endpoint="report_page", http_status=500))
     report, source = live_sync(live_settings(tmp_path / "data", emulator, max_retries=2))
     assert (report.campaigns.errors, report.adsets.errors, report.ads.errors) == (4, 12, 24)
     assert report.errors[0] == "40 of 40 entities failed (more than 50%); nothing was read"
     assert len(report.errors) == 41
-    assert all("reading the report failed: Meta answered with a temporary error and retries ran out" in e
-               for e in report.errors[1:])
+    assert all(
+        "reading the report failed: Meta answered with a temporary error and retries ran out" in e
+        for e in report.errors[1:]
+    )
     assert not report.success and report.rows_read == 0
     assert emulator.requests["report_page"] == 3 * 3  # one try and two retries per level
 
 
 @pytest.mark.parametrize("kind", sorted(MALFORMATIONS))
-def test_malformed_values_fail_their_entity_or_read_as_the_truth(tmp_path: Path, emulator: GraphEmulator,
-                                                                 kind: str) -> None:
+def test_malformed_values_fail_their_entity_or_read_as_the_truth(
+    tmp_path: Path, emulator: GraphEmulator, kind: str
+) -> None:
     settings = live_settings(tmp_path / "data", emulator)
     today = dt.datetime.now(ZoneInfo(emulator.account.timezone_name)).date()
     truth = emulator.ground_truth("ad", today - dt.timedelta(days=9), today)
@@ -270,7 +304,8 @@ def test_malformed_values_fail_their_entity_or_read_as_the_truth(tmp_path: Path,
     else:
         assert report.ads.errors == 1 and report.campaigns.errors == report.adsets.errors == 0
         assert report.errors[0].startswith(
-            f"Ad {target['entity_id']}: malformed insights row for {target['date_start']}")
+            f"Ad {target['entity_id']}: malformed insights row for {target['date_start']}"
+        )
         # the bad day is not stored; the ad's other days and every other entity equal the truth
         key = (target["entity_id"], target["date_start"])
         assert_equals_truth(stored, truth, without_rows={key})

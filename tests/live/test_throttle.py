@@ -34,14 +34,22 @@ from tests.live.helpers import FakeClock
 TOKEN = "test-token-Zq81"
 
 
-def graph_error(code: int | None, subcode: int | None = None, status: int = 400, transient: bool = False,
-                headers: dict | None = None, message: str = "boom", body: str | None = None) -> FacebookRequestError:
+def graph_error(
+    code: int | None,
+    subcode: int | None = None,
+    status: int = 400,
+    transient: bool = False,
+    headers: dict | None = None,
+    message: str = "boom",
+    body: str | None = None,
+) -> FacebookRequestError:
     error = {"message": message, "type": "OAuthException", "code": code, "is_transient": transient}
     if subcode is not None:
         error["error_subcode"] = subcode
     text = body if body is not None else json.dumps({"error": error})
-    return FacebookRequestError("Call was not successful", {"method": "GET", "path": "https://graph/v26.0/act_1"},
-                                status, headers or {}, text)
+    return FacebookRequestError(
+        "Call was not successful", {"method": "GET", "path": "https://graph/v26.0/act_1"}, status, headers or {}, text
+    )
 
 
 @pytest.mark.parametrize(
@@ -60,8 +68,11 @@ def graph_error(code: int | None, subcode: int | None = None, status: int = 400,
         (graph_error(80004), RateLimitError, "throttle"),
         (graph_error(80014), RateLimitError, "throttle"),
         (graph_error(100, 1487534), ReportTooLargeError, None),
-        (graph_error(1, 99, status=500, message="Please reduce the amount of data you're asking for, then retry"),
-         ReportTooLargeError, None),
+        (
+            graph_error(1, 99, status=500, message="Please reduce the amount of data you're asking for, then retry"),
+            ReportTooLargeError,
+            None,
+        ),
         (graph_error(1, status=500), TransientApiError, "transient"),
         (graph_error(2, status=500, transient=True), TransientApiError, "transient"),
         (graph_error(None, status=503, body="Service Unavailable"), TransientApiError, "transient"),
@@ -94,11 +105,28 @@ def test_fatal_messages_say_what_to_fix_and_never_carry_the_token() -> None:
     assert "127.0.0.1:9" in str(unreachable) and TOKEN not in str(unreachable)
 
 
-BUC = {"x-business-use-case-usage": json.dumps({"5550001": [
-    {"type": "ads_insights", "call_count": 97, "total_cputime": 20, "total_time": 30,
-     "estimated_time_to_regain_access": 3},
-    {"type": "ads_management", "call_count": 5, "total_cputime": 1, "total_time": 1,
-     "estimated_time_to_regain_access": 0}]})}
+BUC = {
+    "x-business-use-case-usage": json.dumps(
+        {
+            "5550001": [
+                {
+                    "type": "ads_insights",
+                    "call_count": 97,
+                    "total_cputime": 20,
+                    "total_time": 30,
+                    "estimated_time_to_regain_access": 3,
+                },
+                {
+                    "type": "ads_management",
+                    "call_count": 5,
+                    "total_cputime": 1,
+                    "total_time": 1,
+                    "estimated_time_to_regain_access": 0,
+                },
+            ]
+        }
+    )
+}
 
 
 @pytest.mark.parametrize(
@@ -170,13 +198,15 @@ def scripted(*outcomes: object):
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
+
     return send
 
 
 def test_throttling_waits_at_least_the_announced_time_then_succeeds() -> None:
     policy, clock, stats = make_policy()
-    regain = {"x-business-use-case-usage": json.dumps(
-        {"1": [{"call_count": 100, "estimated_time_to_regain_access": 2}]})}
+    regain = {
+        "x-business-use-case-usage": json.dumps({"1": [{"call_count": 100, "estimated_time_to_regain_access": 2}]})
+    }
     ok = FakeResponse()
     assert policy.run(scripted(graph_error(80000, headers=regain), graph_error(17), ok)) is ok
     assert stats.api_requests == 3 and stats.rate_limit_hits == 2 and stats.retries == 2

@@ -35,8 +35,9 @@ def load(name: str) -> dict:
 
 
 def test_ad_rows_count_one_purchase_type_and_keep_unknown_reach_null() -> None:
-    parsed = insight_rows(load("insights_ad_page.json")["data"], "ad", ACCOUNT.account_id, NOVEMBER,
-                          DEFAULT_CONVERSION_ACTION_TYPES)
+    parsed = insight_rows(
+        load("insights_ad_page.json")["data"], "ad", ACCOUNT.account_id, NOVEMBER, DEFAULT_CONVERSION_ACTION_TYPES
+    )
     assert parsed.failures == {} and parsed.unattributed == []
     rows = parsed.rows
     assert list(rows.columns) == list(INSIGHT_SOURCE_COLUMNS)
@@ -44,10 +45,19 @@ def test_ad_rows_count_one_purchase_type_and_keep_unknown_reach_null() -> None:
     first = got[("238530000000000001", dt.date(2026, 11, 1))]
     # omni_purchase comes first in the preference: 3 purchases, 212.40 — not 3+3+2 and 566.40
     assert (first.spend, first.impressions, first.clicks, first.conversions, first.revenue) == (
-        41.27, 5120, 87, 3, 212.40)
+        41.27,
+        5120,
+        87,
+        3,
+        212.40,
+    )
     assert (first.reach, first.unique_clicks, first.frequency) == (4377, 80, 1.169751)
     assert (first.campaign_id, first.adset_id, first.ad_id, first.account_id) == (
-        "238510000000000001", "238520000000000001", "238530000000000001", "act_5550001")
+        "238510000000000001",
+        "238520000000000001",
+        "238530000000000001",
+        "act_5550001",
+    )
     second = got[("238530000000000001", dt.date(2026, 11, 2))]
     assert (second.conversions, second.revenue) == (2, 99.90)  # no omni_purchase: purchase is next
     no_actions = got[("238530000000000002", dt.date(2026, 11, 1))]
@@ -59,8 +69,9 @@ def test_ad_rows_count_one_purchase_type_and_keep_unknown_reach_null() -> None:
 
 
 def test_every_malformed_row_fails_its_entity_with_the_field_and_the_day() -> None:
-    parsed = insight_rows(load("insights_malformed.json")["data"], "ad", ACCOUNT.account_id, NOVEMBER,
-                          DEFAULT_CONVERSION_ACTION_TYPES)
+    parsed = insight_rows(
+        load("insights_malformed.json")["data"], "ad", ACCOUNT.account_id, NOVEMBER, DEFAULT_CONVERSION_ACTION_TYPES
+    )
     expected = {
         "101": "spend is '12,50 USD', not a number",
         "102": "spend is missing",
@@ -85,15 +96,25 @@ def test_every_malformed_row_fails_its_entity_with_the_field_and_the_day() -> No
     assert "2026-11-02" in parsed.failures["114"]  # the bad day is named, not the good one before it
     # well-formed rows are kept: 114's good day, and 199 (numbers as JSON numbers, reach null)
     assert list(zip(parsed.rows["entity_id"], parsed.rows["date_start"].dt.date)) == [
-        ("114", dt.date(2026, 11, 1)), ("199", dt.date(2026, 11, 1))]
+        ("114", dt.date(2026, 11, 1)),
+        ("199", dt.date(2026, 11, 1)),
+    ]
     kept = parsed.rows.iloc[1]
     assert (kept.spend, kept.impressions, kept.clicks, kept.conversions) == (7.5, 300, 6, 0)
     assert pd.isna(kept["reach"])
 
 
 def test_rows_that_name_no_entity_are_reported_not_dropped() -> None:
-    records = [{"campaign_id": "1", "date_start": "2026-11-01", "date_stop": "2026-11-01", "spend": "1",
-                "impressions": "5", "clicks": "0"}]
+    records = [
+        {
+            "campaign_id": "1",
+            "date_start": "2026-11-01",
+            "date_stop": "2026-11-01",
+            "spend": "1",
+            "impressions": "5",
+            "clicks": "0",
+        }
+    ]
     parsed = insight_rows(records, "adset", ACCOUNT.account_id, NOVEMBER, DEFAULT_CONVERSION_ACTION_TYPES)
     assert parsed.rows.empty and parsed.failures == {}
     assert parsed.unattributed == ["a row without adset_id (date 2026-11-01)"]
@@ -127,10 +148,16 @@ def test_parse_number(value: object, whole: bool, expected: object) -> None:
             parse_number(value, "spend", whole=whole)
 
 
-PURCHASES = [{"action_type": "omni_purchase", "value": "3"}, {"action_type": "purchase", "value": "3"},
-             {"action_type": "offsite_conversion.fb_pixel_purchase", "value": "2"}]
-PURCHASE_VALUES = [{"action_type": "omni_purchase", "value": "90.00"}, {"action_type": "purchase", "value": "90.00"},
-                   {"action_type": "offsite_conversion.fb_pixel_purchase", "value": "60.00"}]
+PURCHASES = [
+    {"action_type": "omni_purchase", "value": "3"},
+    {"action_type": "purchase", "value": "3"},
+    {"action_type": "offsite_conversion.fb_pixel_purchase", "value": "2"},
+]
+PURCHASE_VALUES = [
+    {"action_type": "omni_purchase", "value": "90.00"},
+    {"action_type": "purchase", "value": "90.00"},
+    {"action_type": "offsite_conversion.fb_pixel_purchase", "value": "60.00"},
+]
 
 
 @pytest.mark.parametrize(
@@ -138,8 +165,11 @@ PURCHASE_VALUES = [{"action_type": "omni_purchase", "value": "90.00"}, {"action_
     [
         ({}, DEFAULT_CONVERSION_ACTION_TYPES, (0, 0)),
         ({"actions": PURCHASES, "action_values": PURCHASE_VALUES}, DEFAULT_CONVERSION_ACTION_TYPES, (3, 90)),
-        ({"actions": PURCHASES, "action_values": PURCHASE_VALUES},
-         ("offsite_conversion.fb_pixel_purchase", "purchase"), (2, 60)),
+        (
+            {"actions": PURCHASES, "action_values": PURCHASE_VALUES},
+            ("offsite_conversion.fb_pixel_purchase", "purchase"),
+            (2, 60),
+        ),
         ({"actions": PURCHASES[1:], "action_values": PURCHASE_VALUES[1:]}, DEFAULT_CONVERSION_ACTION_TYPES, (3, 90)),
         ({"actions": PURCHASES}, DEFAULT_CONVERSION_ACTION_TYPES, (3, 0)),
         ({"actions": [{"action_type": "link_click", "value": "40"}]}, DEFAULT_CONVERSION_ACTION_TYPES, (0, 0)),
@@ -148,13 +178,24 @@ PURCHASE_VALUES = [{"action_type": "omni_purchase", "value": "90.00"}, {"action_
         ({"actions": []}, DEFAULT_CONVERSION_ACTION_TYPES, (0, 0)),
         ({"actions": None}, DEFAULT_CONVERSION_ACTION_TYPES, "actions is null"),
         ({"actions": {"purchase": 1}}, DEFAULT_CONVERSION_ACTION_TYPES, "not a list"),
-        ({"actions": [{"action_type": "purchase", "value": None}]}, DEFAULT_CONVERSION_ACTION_TYPES,
-         r"actions\[purchase\] is null"),
-        ({"actions": [{"action_type": "purchase", "value": "1"}], "action_values": None},
-         DEFAULT_CONVERSION_ACTION_TYPES, "action_values is null"),
-        ({"actions": [{"action_type": "purchase", "value": "1"}],
-          "action_values": [{"action_type": "purchase", "value": "-5"}]},
-         DEFAULT_CONVERSION_ACTION_TYPES, "negative"),
+        (
+            {"actions": [{"action_type": "purchase", "value": None}]},
+            DEFAULT_CONVERSION_ACTION_TYPES,
+            r"actions\[purchase\] is null",
+        ),
+        (
+            {"actions": [{"action_type": "purchase", "value": "1"}], "action_values": None},
+            DEFAULT_CONVERSION_ACTION_TYPES,
+            "action_values is null",
+        ),
+        (
+            {
+                "actions": [{"action_type": "purchase", "value": "1"}],
+                "action_values": [{"action_type": "purchase", "value": "-5"}],
+            },
+            DEFAULT_CONVERSION_ACTION_TYPES,
+            "negative",
+        ),
     ],
 )
 def test_conversions_come_from_the_first_preferred_type(record: dict, preference: tuple, expected: object) -> None:
@@ -191,13 +232,20 @@ def test_budgets_follow_the_currency_offset(currency: str, expected: float) -> N
 @pytest.mark.parametrize(
     ("targeting", "expected"),
     [
-        ({"age_min": 18, "age_max": 65, "geo_locations": {"countries": ["US"]}},
-         {"age_min": 18, "age_max": 65, "genders": "all", "countries": "US", "placements": "automatic"}),
-        ({"genders": [2], "geo_locations": {"countries": ["US", "CA"]},
-          "publisher_platforms": ["facebook", "instagram"], "instagram_positions": ["reels"]},
-         {"age_min": None, "genders": "female", "countries": "US,CA", "placements": "facebook,instagram_reels"}),
-        ({"genders": [1, 2], "geo_locations": {"regions": [{"key": "4081"}]}},
-         {"genders": "all", "countries": None}),
+        (
+            {"age_min": 18, "age_max": 65, "geo_locations": {"countries": ["US"]}},
+            {"age_min": 18, "age_max": 65, "genders": "all", "countries": "US", "placements": "automatic"},
+        ),
+        (
+            {
+                "genders": [2],
+                "geo_locations": {"countries": ["US", "CA"]},
+                "publisher_platforms": ["facebook", "instagram"],
+                "instagram_positions": ["reels"],
+            },
+            {"age_min": None, "genders": "female", "countries": "US,CA", "placements": "facebook,instagram_reels"},
+        ),
+        ({"genders": [1, 2], "geo_locations": {"regions": [{"key": "4081"}]}}, {"genders": "all", "countries": None}),
         ({"genders": [1]}, {"genders": "male"}),
         (None, {"age_min": None, "genders": None, "placements": None, "targeting_json": None}),
     ],
@@ -220,11 +268,22 @@ def test_account_status_and_timezone_come_from_the_account_object() -> None:
 
 
 def test_a_day_reported_twice_or_more_is_dropped_and_reasons_are_counted() -> None:
-    row = {"campaign_id": "1", "date_start": "2026-11-01", "date_stop": "2026-11-01", "spend": "1", "impressions": "5",
-           "clicks": "0"}
-    records = [row, {**row, "spend": "2"}, {**row, "spend": "3"}, {**row, "date_start": "2026-11-02",
-                                                                    "date_stop": "2026-11-02"},
-               {**row, "campaign_id": "2", "spend": None}, {**row, "campaign_id": "2", "date_start": "x"}]
+    row = {
+        "campaign_id": "1",
+        "date_start": "2026-11-01",
+        "date_stop": "2026-11-01",
+        "spend": "1",
+        "impressions": "5",
+        "clicks": "0",
+    }
+    records = [
+        row,
+        {**row, "spend": "2"},
+        {**row, "spend": "3"},
+        {**row, "date_start": "2026-11-02", "date_stop": "2026-11-02"},
+        {**row, "campaign_id": "2", "spend": None},
+        {**row, "campaign_id": "2", "date_start": "x"},
+    ]
     parsed = insight_rows(records, "campaign", ACCOUNT.account_id, NOVEMBER, DEFAULT_CONVERSION_ACTION_TYPES)
     assert list(zip(parsed.rows["entity_id"], parsed.rows["date_start"].dt.date)) == [("1", dt.date(2026, 11, 2))]
     assert parsed.failures == {

@@ -83,7 +83,8 @@ def test_a_missing_permission_exits_1_saying_which_permission(tmp_path: Path, em
 
 
 def test_throttling_transient_errors_and_job_failures_end_in_a_complete_sync(
-        tmp_path: Path, emulator: GraphEmulator) -> None:
+    tmp_path: Path, emulator: GraphEmulator
+) -> None:
     emulator.faults.rules += [FaultRule("throttle", every=5, code=80000), FaultRule("transient", every=7)]
     emulator.faults.job_failed_first = 1
     emulator.faults.job_skipped_first = 1
@@ -99,13 +100,15 @@ def test_throttling_transient_errors_and_job_failures_end_in_a_complete_sync(
     for level in LEVELS:
         assert_equals_truth(stored_rows(data / "insights.duckdb", level), emulator.ground_truth(level, since, until))
     log = [json.loads(line) for line in (data / "logs" / "meta_insights.log").read_text().splitlines()]
-    assert any(r["message"].startswith("throttle error (HTTP 400, code 80000") and "retry 1 of 3" in r["message"]
-               for r in log)
+    assert any(
+        r["message"].startswith("throttle error (HTTP 400, code 80000") and "retry 1 of 3" in r["message"] for r in log
+    )
     assert_token_nowhere(data, result.stdout, result.stderr)
 
 
 def test_malformed_rows_and_a_broken_campaign_are_precise_errors_and_the_rest_is_stored(
-        tmp_path: Path, emulator: GraphEmulator) -> None:
+    tmp_path: Path, emulator: GraphEmulator
+) -> None:
     broken = emulator.account.ids["campaign"][1]
     emulator.faults.failing_campaigns = frozenset({broken})
     today = dt.datetime.now(ZoneInfo(emulator.account.timezone_name)).date()
@@ -119,15 +122,21 @@ def test_malformed_rows_and_a_broken_campaign_are_precise_errors_and_the_rest_is
     report = json.loads(result.stdout)
     failed = entities_under(emulator, broken)
     assert (report["campaigns"]["errors"], report["adsets"]["errors"], report["ads"]["errors"]) == (
-        1, len(failed["adset"]) + 1, len(failed["ad"]))
-    assert f"Adset {bad['entity_id']}: malformed insights row for {bad['date_start']}: spend is '12,50 USD', " \
-           "not a number" in "\n".join(report["errors"])
+        1,
+        len(failed["adset"]) + 1,
+        len(failed["ad"]),
+    )
+    assert (
+        f"Adset {bad['entity_id']}: malformed insights row for {bad['date_start']}: spend is '12,50 USD', "
+        "not a number" in "\n".join(report["errors"])
+    )
     since, until = window_of(report)
     for level in LEVELS:
         stored = stored_rows(data / "insights.duckdb", level)
         bad_day = {(bad["entity_id"], bad["date_start"])} if level == "adset" else set()
-        assert_equals_truth(stored, emulator.ground_truth(level, since, until), without=failed[level],
-                            without_rows=bad_day)
+        assert_equals_truth(
+            stored, emulator.ground_truth(level, since, until), without=failed[level], without_rows=bad_day
+        )
         assert not stored["entity_id"].isin(failed[level]).any()
 
 
@@ -161,10 +170,17 @@ def test_sigterm_cuts_a_throttle_wait_of_minutes_short(tmp_path: Path, emulator:
     data = tmp_path / "data"
     data.mkdir()
     emulator.faults.rules.append(FaultRule("throttle", endpoint="report_start", code=80000, regain_minutes=10))
-    env = subprocess_env(data, **live_env(emulator, INSIGHTS_SYNC_ENABLED="false",
-                                          META_API_RATE_LIMIT_RETRY_DELAY="600"))
-    worker = subprocess.Popen([PYTHON, str(ROOT / "sync_worker.py")], env=env, cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = subprocess_env(
+        data, **live_env(emulator, INSIGHTS_SYNC_ENABLED="false", META_API_RATE_LIMIT_RETRY_DELAY="600")
+    )
+    worker = subprocess.Popen(
+        [PYTHON, str(ROOT / "sync_worker.py")],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     control = ControlChannel(data / "control.sqlite")
     request_id, _ = control.save_request(SyncRequest(days_back=3))
     deadline = time.monotonic() + 60
@@ -172,8 +188,11 @@ def test_sigterm_cuts_a_throttle_wait_of_minutes_short(tmp_path: Path, emulator:
         time.sleep(0.1)
     assert emulator.faults.rules[-1].hits >= 1, "the worker never reached the throttled report start"
     log = data / "logs" / "meta_insights.log"  # the retry is logged right before the 600 s wait starts
-    wait_for(lambda: log.exists() and "throttle error" in log.read_text(errors="replace"), 30,
-             "the worker to log its throttle wait")
+    wait_for(
+        lambda: log.exists() and "throttle error" in log.read_text(errors="replace"),
+        30,
+        "the worker to log its throttle wait",
+    )
     stopped_at = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     _, err = worker.communicate(timeout=30)

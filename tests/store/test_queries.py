@@ -141,8 +141,10 @@ def test_ad_peers_are_the_delivering_ads_of_the_campaign(store, window) -> None:
     assert peers.loc[expected.index, "clicks"].tolist() == expected.tolist()
 
 
-@pytest.mark.parametrize(("level", "known"), [("campaign", "120210000000000001"), ("adset", "120220000000000002"),
-                                              ("ad", "120230000000000003")])
+@pytest.mark.parametrize(
+    ("level", "known"),
+    [("campaign", "120210000000000001"), ("adset", "120220000000000002"), ("ad", "120230000000000003")],
+)
 def test_fetch_entity(store, level: str, known: str) -> None:
     con, _ = store
     entity = queries.fetch_entity(con, level, known)

@@ -31,16 +31,23 @@ class LiveSource:
 
     mode = "live"
 
-    def __init__(self, settings: Settings, *, sleep: Callable[[float], object] | None = None,
-                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sleep: Callable[[float], object] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
         self.settings = settings
         self.stats = SourceStats()
         self._stop = threading.Event()
         self.sleep = sleep or self._stop.wait  # close() cuts a long wait short
         self.clock = clock
         self.pacer = Pacer(settings.rate_limit_retry_delay, self.stats, self.sleep, clock)
-        self.policy = RetryPolicy(self.pacer, self.stats, settings.max_retries, settings.rate_limit_retry_delay,
-                                  settings.secret_values(), rng)
+        self.policy = RetryPolicy(
+            self.pacer, self.stats, settings.max_retries, settings.rate_limit_retry_delay, settings.secret_values(), rng
+        )
         self.api = connect_api(settings, self.policy)
         self._trees: dict[str, EntityTree] = {}
 
@@ -56,8 +63,10 @@ class LiveSource:
         self.api._session.requests.close()
 
     def fetch_accounts(self) -> list[Account]:
-        return [account_from_json(fetch_account_json(self.api, account_id), account_id)
-                for account_id in self.settings.ad_account_ids]
+        return [
+            account_from_json(fetch_account_json(self.api, account_id), account_id)
+            for account_id in self.settings.ad_account_ids
+        ]
 
     def fetch_entities(self, account: Account) -> EntityTree:
         page = self.settings.insights_page_size
@@ -84,10 +93,18 @@ class LiveSource:
             levels = [lvl for lvl in LEVELS if scope.ids(lvl)]
         chunks = plan_chunks(levels, window, self.settings.report_max_days)
         ctx = ReportContext(
-            api=self.api, account=account, tree=tree, scope=scope,
-            conversion_types=self.settings.conversion_action_types, page_size=self.settings.insights_page_size,
-            concurrency=self.settings.report_runs_in_flight, max_poll_seconds=self.settings.report_poll_seconds,
-            max_resubmits=self.settings.max_retries, sleep=self.sleep, clock=self.clock, on_status=on_status,
+            api=self.api,
+            account=account,
+            tree=tree,
+            scope=scope,
+            conversion_types=self.settings.conversion_action_types,
+            page_size=self.settings.insights_page_size,
+            concurrency=self.settings.report_runs_in_flight,
+            max_poll_seconds=self.settings.report_poll_seconds,
+            max_resubmits=self.settings.max_retries,
+            sleep=self.sleep,
+            clock=self.clock,
+            on_status=on_status,
         )
         yield from ReportRunner(ctx, chunks).batches()
 

@@ -30,7 +30,8 @@ from insights_core.sources.live.throttle import RetryPolicy
 REQUEST_TIMEOUT_SECONDS = 120
 ACCOUNT_FIELDS = ("id", "account_id", "name", "currency", "timezone_name", "account_status")
 _SDK_NODES: dict[Level, tuple[type[Any], Callable[..., Cursor]]] = {
-    "campaign": (Campaign, AdAccount.get_campaigns), "adset": (AdSet, AdAccount.get_ad_sets),
+    "campaign": (Campaign, AdAccount.get_campaigns),
+    "adset": (AdSet, AdAccount.get_ad_sets),
     "ad": (Ad, AdAccount.get_ads),
 }
 """The SDK's class of each level (its EffectiveStatus enum) and the AdAccount edge that lists them."""
@@ -48,12 +49,26 @@ class GraphApi(FacebookAdsApi):  # type: ignore[misc]  # facebook_business ships
 
     policy: RetryPolicy | None = None
 
-    def call(self, method: str, path: str | Sequence[str], params: dict[str, Any] | None = None,
-             headers: dict[str, str] | None = None, files: dict[str, Any] | None = None,
-             url_override: str | None = None, api_version: str | None = None) -> FacebookResponse:
+    def call(
+        self,
+        method: str,
+        path: str | Sequence[str],
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        files: dict[str, Any] | None = None,
+        url_override: str | None = None,
+        api_version: str | None = None,
+    ) -> FacebookResponse:
         def send() -> FacebookResponse:
-            return super(GraphApi, self).call(method, path, params=params, headers=headers, files=files,
-                                              url_override=url_override, api_version=api_version)
+            return super(GraphApi, self).call(
+                method,
+                path,
+                params=params,
+                headers=headers,
+                files=files,
+                url_override=url_override,
+                api_version=api_version,
+            )
 
         return self.policy.run(send) if self.policy is not None else send()
 
@@ -83,8 +98,11 @@ def fetch_account_json(api: GraphApi, account_id: str) -> dict[str, Any]:
 def fetch_entities_json(api: GraphApi, account_id: str, level: Level, page_size: int) -> list[dict[str, Any]]:
     """Every object of the level in the account, paused, archived and deleted ones included."""
     edge = _SDK_NODES[level][1]
-    cursor = edge(AdAccount(account_id, api=api), fields=list(LEVEL_SPECS[level].graph_fields),
-                  params={"limit": page_size, "effective_status": effective_statuses(level)})
+    cursor = edge(
+        AdAccount(account_id, api=api),
+        fields=list(LEVEL_SPECS[level].graph_fields),
+        params={"limit": page_size, "effective_status": effective_statuses(level)},
+    )
     return [item.export_all_data() for item in cursor]
 
 
@@ -100,7 +118,8 @@ def start_report_run(api: GraphApi, account_id: str, params: dict[str, Any]) -> 
 def fetch_report_status(api: GraphApi, report_run_id: str) -> tuple[str, int]:
     """(async_status, async_percent_completion) of a report run."""
     run = AdReportRun(report_run_id, api=api).api_get(
-        fields=[AdReportRun.Field.async_status, AdReportRun.Field.async_percent_completion])
+        fields=[AdReportRun.Field.async_status, AdReportRun.Field.async_percent_completion]
+    )
     status = str(run.get(AdReportRun.Field.async_status) or "")
     try:
         percent = int(run.get(AdReportRun.Field.async_percent_completion) or 0)
@@ -116,8 +135,13 @@ def fetch_report_rows(api: GraphApi, report_run_id: str, page_size: int) -> Iter
     spend must be told apart from a missing one.
     """
     cursor = Cursor(
-        target_objects_class=AdsInsights, params={"limit": page_size}, fields=[], include_summary=False,
-        api=api, node_id=report_run_id, endpoint="insights",
+        target_objects_class=AdsInsights,
+        params={"limit": page_size},
+        fields=[],
+        include_summary=False,
+        api=api,
+        node_id=report_run_id,
+        endpoint="insights",
         object_parser=ObjectParser(custom_parse_method=lambda data, _api: data),
     )
     yield from cursor

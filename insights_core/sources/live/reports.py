@@ -46,8 +46,21 @@ STOP_CHECK_SECONDS = 2.0
 """While runs are in flight, an empty batch goes to the engine this often so a stop request is seen."""
 MAX_FILTER_IDS = 200
 """Longer id lists are filtered by their campaigns instead (and cut down to the scope afterwards)."""
-METRIC_FIELDS = ("date_start", "date_stop", "spend", "impressions", "clicks", "reach", "frequency",
-                 "unique_clicks", "ctr", "cpc", "cpm", "actions", "action_values")
+METRIC_FIELDS = (
+    "date_start",
+    "date_stop",
+    "spend",
+    "impressions",
+    "clicks",
+    "reach",
+    "frequency",
+    "unique_clicks",
+    "ctr",
+    "cpc",
+    "cpm",
+    "actions",
+    "action_values",
+)
 
 
 @dataclass(frozen=True)
@@ -98,14 +111,17 @@ def split_chunk(chunk: ReportChunk, campaigns: Sequence[str]) -> list[ReportChun
     if window.days > 1:
         middle = window.since + dt.timedelta(days=window.days // 2 - 1)
         halves = [DateWindow(window.since, middle), DateWindow(middle + dt.timedelta(days=1), window.until)]
-        return [replace(chunk, window=w, share=chunk.share * Fraction(w.days, window.days), resubmits=0)
-                for w in halves]
+        return [
+            replace(chunk, window=w, share=chunk.share * Fraction(w.days, window.days), resubmits=0) for w in halves
+        ]
     ids = chunk.campaign_ids if chunk.campaign_ids is not None else tuple(campaigns)
     if len(ids) <= 1:
         return []
     cut = len(ids) // 2
-    return [replace(chunk, campaign_ids=part, share=chunk.share * Fraction(len(part), len(ids)), resubmits=0)
-            for part in (ids[:cut], ids[cut:])]
+    return [
+        replace(chunk, campaign_ids=part, share=chunk.share * Fraction(len(part), len(ids)), resubmits=0)
+        for part in (ids[:cut], ids[cut:])
+    ]
 
 
 def campaign_of(tree: EntityTree, level: Level) -> dict[str, str]:
@@ -144,8 +160,10 @@ def report_params(chunk: ReportChunk, extra_filters: list[dict[str, Any]]) -> di
     `use_unified_attribution_setting` counts conversions with each ad set's own attribution
     setting, as Ads Manager does, rather than the API's legacy default windows.
     """
-    filtering = [{"field": f"{chunk.level}.effective_status", "operator": "IN",
-                  "value": effective_statuses(chunk.level)}, *extra_filters]
+    filtering = [
+        {"field": f"{chunk.level}.effective_status", "operator": "IN", "value": effective_statuses(chunk.level)},
+        *extra_filters,
+    ]
     if chunk.campaign_ids is not None:
         filtering.append({"field": "campaign.id", "operator": "IN", "value": list(chunk.campaign_ids)})
     return {
@@ -261,8 +279,13 @@ class ReportRunner:
         now = self.ctx.clock()
         if now - run.submitted_at > REPORT_TIMEOUT_SECONDS:
             self.running.remove(run)
-            return [self._failed(chunk, f"the report did not finish within {REPORT_TIMEOUT_SECONDS // 60} minutes "
-                                        f"({status or 'no status'}, {percent}%)")]
+            return [
+                self._failed(
+                    chunk,
+                    f"the report did not finish within {REPORT_TIMEOUT_SECONDS // 60} minutes "
+                    f"({status or 'no status'}, {percent}%)",
+                )
+            ]
         run.wait = min(run.wait * 1.5, self.ctx.max_poll_seconds)
         run.next_poll_at = now + run.wait
         text = f"{chunk.level} report {percent}% ({chunk.window.since}..{chunk.window.until})"
@@ -282,8 +305,11 @@ class ReportRunner:
             return self._failed(chunk, f"reading the report failed: {exc}")
         parsed = insight_rows(records, chunk.level, ctx.account.account_id, chunk.window, ctx.conversion_types)
         if parsed.unattributed:
-            return self._failed(chunk, f"Meta returned {len(parsed.unattributed)} row(s) that name no {chunk.level}, "
-                                       f"e.g. {parsed.unattributed[0]}; no row of this report was kept")
+            return self._failed(
+                chunk,
+                f"Meta returned {len(parsed.unattributed)} row(s) that name no {chunk.level}, "
+                f"e.g. {parsed.unattributed[0]}; no row of this report was kept",
+            )
         rows, failures = parsed.rows, parsed.failures
         wanted = self.entities[chunk.level] if not ctx.scope.is_full else None
         if wanted is not None:
@@ -293,16 +319,21 @@ class ReportRunner:
             rows = rows[rows["campaign_id"].isin(chunk.campaign_ids)]
         window = f"{chunk.window.since}..{chunk.window.until}"
         failures = {k: f"{v} (report {window})" for k, v in failures.items()}
-        return InsightBatch(chunk.level, rows.reset_index(drop=True), failures,
-                            entities_done=self.progress.advance(chunk.level, chunk.share))
+        return InsightBatch(
+            chunk.level,
+            rows.reset_index(drop=True),
+            failures,
+            entities_done=self.progress.advance(chunk.level, chunk.share),
+        )
 
     def _split_or_fail(self, chunk: ReportChunk, reason: str) -> list[InsightBatch]:
         campaign = self.campaigns[chunk.level]
         parts = split_chunk(chunk, sorted({campaign[e] for e in self.entities[chunk.level] if e in campaign}))
         if not parts:
             return [self._failed(chunk, f"{reason}, even for one day and one campaign")]
-        log.info("%s report %s..%s: %s; splitting it in two", chunk.level, chunk.window.since, chunk.window.until,
-                 reason)
+        log.info(
+            "%s report %s..%s: %s; splitting it in two", chunk.level, chunk.window.since, chunk.window.until, reason
+        )
         self.pending.extendleft(reversed(parts))
         return []
 
@@ -313,5 +344,9 @@ class ReportRunner:
             covered = {e for e in covered if campaign.get(e) in chunk.campaign_ids}
         window = f"{chunk.window.since}..{chunk.window.until}"
         log.warning("%s report %s failed for %d entities: %s", chunk.level, window, len(covered), reason)
-        return InsightBatch(chunk.level, insight_frame([]), dict.fromkeys(sorted(covered), f"{reason} ({window})"),
-                            entities_done=self.progress.advance(chunk.level, chunk.share))
+        return InsightBatch(
+            chunk.level,
+            insight_frame([]),
+            dict.fromkeys(sorted(covered), f"{reason} ({window})"),
+            entities_done=self.progress.advance(chunk.level, chunk.share),
+        )

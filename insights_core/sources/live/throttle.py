@@ -132,34 +132,58 @@ def classify_error(exc: BaseException, secrets: Iterable[str] = ()) -> ApiFailur
         said = f"no answer from {host} ({type(exc).__name__})"
         if isinstance(exc, _NETWORK_ERRORS):
             return ApiFailure(TransientApiError(f"{said} and retries ran out"), "transient", detail=said)
-        return ApiFailure(EntityError(f"the request to {host} could not be made ({type(exc).__name__})"), None,
-                          detail=said)
+        return ApiFailure(
+            EntityError(f"the request to {host} could not be made ({type(exc).__name__})"), None, detail=said
+        )
     if not isinstance(exc, FacebookRequestError):
         return ApiFailure(EntityError(f"unexpected {type(exc).__name__} from the SDK"), None)
     code, subcode, status = exc.api_error_code(), exc.api_error_subcode(), exc.http_status()
     message = redact(str(exc.api_error_message() or _body_text(exc.body())), secrets)[:300]
-    where = ", ".join(part for part in (
-        f"HTTP {status}" if status else "", f"code {code}" if code is not None else "",
-        f"subcode {subcode}" if subcode else "") if part)
+    where = ", ".join(
+        part
+        for part in (
+            f"HTTP {status}" if status else "",
+            f"code {code}" if code is not None else "",
+            f"subcode {subcode}" if subcode else "",
+        )
+        if part
+    )
     said = f"{where}: {message}" if message else where
     detail = f"({said})"
     usage = parse_usage(exc.http_headers())
     if code == AUTH_CODE:
-        return ApiFailure(AuthenticationError(
-            f"Meta rejected the access token {detail}: create a new token (a system user token does not "
-            "expire) with ads_read, and set META_ACCESS_TOKEN"), None, usage, said)
+        return ApiFailure(
+            AuthenticationError(
+                f"Meta rejected the access token {detail}: create a new token (a system user token does not "
+                "expire) with ads_read, and set META_ACCESS_TOKEN"
+            ),
+            None,
+            usage,
+            said,
+        )
     if code in PERMISSION_CODES:
-        return ApiFailure(PermissionDeniedError(
-            f"the access token lacks a permission this sync needs {detail}: grant ads_read to the token and give "
-            "its user access to every ad account in META_AD_ACCOUNT_IDS"), None, usage, said)
+        return ApiFailure(
+            PermissionDeniedError(
+                f"the access token lacks a permission this sync needs {detail}: grant ads_read to the token and give "
+                "its user access to every ad account in META_AD_ACCOUNT_IDS"
+            ),
+            None,
+            usage,
+            said,
+        )
     if code in THROTTLE_CODES:
-        return ApiFailure(RateLimitError(f"Meta throttled the request and retries ran out {detail}"), "throttle",
-                          usage, said)
+        return ApiFailure(
+            RateLimitError(f"Meta throttled the request and retries ran out {detail}"), "throttle", usage, said
+        )
     if (code, subcode) == TOO_MUCH_DATA or "reduce the amount of data" in message.lower():
         return ApiFailure(ReportTooLargeError(f"Meta asked for less data per report {detail}"), None, usage, said)
     if exc.api_transient_error() or code in TRANSIENT_CODES or status in TRANSIENT_HTTP:
-        return ApiFailure(TransientApiError(
-            f"Meta answered with a temporary error and retries ran out {detail}"), "transient", usage, said)
+        return ApiFailure(
+            TransientApiError(f"Meta answered with a temporary error and retries ran out {detail}"),
+            "transient",
+            usage,
+            said,
+        )
     return ApiFailure(EntityError(f"Meta refused the request {detail}"), None, usage, said)
 
 
@@ -172,7 +196,7 @@ def retry_wait(failure: ApiFailure, attempt: int, base_delay: float, rng: random
     """
     if failure.retry == "throttle":
         return max(failure.usage.regain_seconds, base_delay * (attempt + 1)) * (1 + 0.1 * rng.random())
-    return min(base_delay, TRANSIENT_FIRST_WAIT * 2.0 ** attempt) * rng.uniform(0.5, 1.0)
+    return min(base_delay, TRANSIENT_FIRST_WAIT * 2.0**attempt) * rng.uniform(0.5, 1.0)
 
 
 class Pacer:
@@ -214,8 +238,15 @@ class Pacer:
 class RetryPolicy:
     """Runs one Graph API request: paced, counted, retried by `classify_error`'s rule."""
 
-    def __init__(self, pacer: Pacer, stats: SourceStats, max_retries: int, base_delay: float,
-                 secrets: Iterable[str] = (), rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        pacer: Pacer,
+        stats: SourceStats,
+        max_retries: int,
+        base_delay: float,
+        secrets: Iterable[str] = (),
+        rng: random.Random | None = None,
+    ) -> None:
         self.pacer = pacer
         self.stats = stats
         self.max_retries = max_retries
@@ -242,8 +273,14 @@ class RetryPolicy:
             if failure.retry is None or attempt >= self.max_retries:
                 raise failure.error from None
             wait = retry_wait(failure, attempt, self.base_delay, self.rng)
-            log.warning("%s error (%s): retry %d of %d in %.1fs", failure.retry, failure.detail, attempt + 1,
-                        self.max_retries, wait)
+            log.warning(
+                "%s error (%s): retry %d of %d in %.1fs",
+                failure.retry,
+                failure.detail,
+                attempt + 1,
+                self.max_retries,
+                wait,
+            )
             self.stats.retries += 1
             self.pacer.hold(wait)
             attempt += 1

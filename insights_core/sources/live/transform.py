@@ -25,9 +25,18 @@ from insights_core.models import INSIGHT_ID_COLUMNS, INSIGHT_SOURCE_COLUMNS, Acc
 
 ZERO_DECIMAL_CURRENCIES = frozenset({"CLP", "COP", "CRC", "HUF", "ISK", "IDR", "JPY", "KRW", "PYG", "TWD", "VND"})
 """Currencies whose budgets Meta gives in whole units (offset 1); all others are in cents (offset 100)."""
-ACCOUNT_STATUSES = {1: "ACTIVE", 2: "DISABLED", 3: "UNSETTLED", 7: "PENDING_RISK_REVIEW",
-                    8: "PENDING_SETTLEMENT", 9: "IN_GRACE_PERIOD", 100: "PENDING_CLOSURE", 101: "CLOSED",
-                    201: "ANY_ACTIVE", 202: "ANY_CLOSED"}
+ACCOUNT_STATUSES = {
+    1: "ACTIVE",
+    2: "DISABLED",
+    3: "UNSETTLED",
+    7: "PENDING_RISK_REVIEW",
+    8: "PENDING_SETTLEMENT",
+    9: "IN_GRACE_PERIOD",
+    100: "PENDING_CLOSURE",
+    101: "CLOSED",
+    201: "ANY_ACTIVE",
+    202: "ANY_CLOSED",
+}
 BUDGET_COLUMNS = ("daily_budget", "lifetime_budget")
 """Entity columns Graph gives in the currency's minor unit (see `budget_amount`)."""
 REQUIRED_COUNTS = ("impressions", "clicks")
@@ -56,7 +65,8 @@ def account_from_json(data: Mapping[str, Any], requested_id: str) -> Account:
         ZoneInfo(data["timezone_name"])
     except (ZoneInfoNotFoundError, ValueError):
         raise MalformedPayloadError(
-            f"ad account {requested_id}: unknown timezone_name {data['timezone_name']!r}") from None
+            f"ad account {requested_id}: unknown timezone_name {data['timezone_name']!r}"
+        ) from None
     status = data.get("account_status")
     return Account(
         account_id=requested_id,
@@ -97,8 +107,14 @@ def targeting_columns(targeting: Mapping[str, Any] | None) -> dict[str, Any]:
     positions, the bare platform otherwise, and `automatic` when no platform is set (Advantage+).
     """
     if not isinstance(targeting, Mapping):
-        return {"age_min": None, "age_max": None, "genders": None, "countries": None, "placements": None,
-                "targeting_json": None}
+        return {
+            "age_min": None,
+            "age_max": None,
+            "genders": None,
+            "countries": None,
+            "placements": None,
+            "targeting_json": None,
+        }
     genders = targeting.get("genders") or []
     gender = {(1,): "male", (2,): "female"}.get(tuple(sorted(set(genders))), "all")
     geo = targeting.get("geo_locations")
@@ -182,8 +198,9 @@ def conversions_of(record: Mapping[str, Any], preference: Sequence[str]) -> tupl
     return conversions, revenue
 
 
-def insight_rows(records: Iterable[Mapping[str, Any]], level: Level, account_id: str, window: DateWindow,
-                 preference: Sequence[str]) -> ParsedRows:
+def insight_rows(
+    records: Iterable[Mapping[str, Any]], level: Level, account_id: str, window: DateWindow, preference: Sequence[str]
+) -> ParsedRows:
     """Daily rows of one level from a report's result pages.
 
     A malformed row is left out and its entity listed in `failures` with the day, the field and
@@ -216,8 +233,10 @@ def insight_rows(records: Iterable[Mapping[str, Any]], level: Level, account_id:
             duplicated.add(key)
             continue
         parsed[key] = row
-    failures = {entity_id: reasons[0] + (f" (and {len(reasons) - 1} more malformed rows)" if len(reasons) > 1 else "")
-                for entity_id, reasons in problems.items()}
+    failures = {
+        entity_id: reasons[0] + (f" (and {len(reasons) - 1} more malformed rows)" if len(reasons) > 1 else "")
+        for entity_id, reasons in problems.items()
+    }
     return ParsedRows(insight_frame(list(parsed.values())), failures, unattributed)
 
 
@@ -239,8 +258,14 @@ def insight_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-def _parse_row(record: Mapping[str, Any], level: Level, entity_id: str, account_id: str, window: DateWindow,
-               preference: Sequence[str]) -> dict[str, Any]:
+def _parse_row(
+    record: Mapping[str, Any],
+    level: Level,
+    entity_id: str,
+    account_id: str,
+    window: DateWindow,
+    preference: Sequence[str],
+) -> dict[str, Any]:
     spec = LEVEL_SPECS[level]
     day = _parse_day(record, "date_start")
     if _parse_day(record, "date_stop") != day:
@@ -259,11 +284,17 @@ def _parse_row(record: Mapping[str, Any], level: Level, entity_id: str, account_
     frequency = _optional(record, "frequency", whole=False)
     ids = {**parents, spec.id_column: entity_id}
     return {
-        "account_id": account_id, "entity_type": level, "entity_id": entity_id,
+        "account_id": account_id,
+        "entity_type": level,
+        "entity_id": entity_id,
         **{s.id_column: ids.get(s.id_column) for s in LEVEL_SPECS.values()},
-        "date_start": day, "date_end": day,
-        "spend": float(spend), "impressions": int(counts["impressions"]), "clicks": int(counts["clicks"]),
-        "conversions": float(conversions), "revenue": float(revenue),
+        "date_start": day,
+        "date_end": day,
+        "spend": float(spend),
+        "impressions": int(counts["impressions"]),
+        "clicks": int(counts["clicks"]),
+        "conversions": float(conversions),
+        "revenue": float(revenue),
         "reach": None if optional["reach"] is None else int(optional["reach"]),
         "unique_clicks": None if optional["unique_clicks"] is None else int(optional["unique_clicks"]),
         "frequency": None if frequency is None else float(frequency),
