@@ -34,8 +34,6 @@ import argparse
 import datetime as dt
 import http.client
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +45,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from tests.servers import start_dashboard, stop, wait_healthy  # noqa: E402  (after the path is set)
+
 STORES = ("default", "large-3.3M")
 TARGET_P95_S = {"default": 0.100}
 WARMUP = 3
@@ -82,61 +82,16 @@ def fetch_store_facts(data_dir: Path) -> tuple[int, list[str], str]:
     return int(rows), campaigns, str(last)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_server(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("META_", "INSIGHTS_"))}
     env.update({"INSIGHTS_DATA_DIR": str(data_dir), "META_INSIGHTS_MODE": "stub", "PYTHONPATH": str(ROOT)})
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-                "--server.headless",
-                "true",
-                "--browser.gatherUsageStats",
-                "false",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited with {server.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return server, url
-        except OSError:
-            pass
-        time.sleep(0.3)
-    stop_server(server)
-    raise SystemExit("the server did not start within 120 s")
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    server.send_signal(signal.SIGTERM)
+    server, url = start_dashboard(env, log)
     try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
+        wait_healthy(server, url, 120, log)
+    except RuntimeError as exc:
+        stop(server)
+        raise SystemExit(str(exc)) from None
+    return server, url
 
 
 def _fetch(
@@ -254,7 +209,7 @@ def bench_store(name: str, store_dir: Path, clients: int, requests: int, seconds
                 flush=True,
             )
     finally:
-        stop_server(server)
+        stop(server)
         tokens.revoke_token(record.id)
 
 

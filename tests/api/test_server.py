@@ -4,10 +4,7 @@ port; a token made with the CLI works there, and neither it nor its hash shows u
 from __future__ import annotations
 
 import json
-import signal
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +17,7 @@ from insights_core.api_tokens import hash_token
 from tests.api.helpers import PREFIX, build_api_data_dir
 from tests.dashboard.app_harness import CAMPAIGN
 from tests.helpers import PYTHON, ROOT, subprocess_env
+from tests.servers import start_dashboard, stop, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -30,12 +28,6 @@ class Server:
     data_dir: Path
     output: Path
     token: str
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(url: str, token: str | None = None, data: bytes | None = None) -> tuple[int, str, str]:
@@ -64,51 +56,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     assert created.returncode == 0, created.stderr
     token = created.stdout.splitlines()[-1]
-    port = _free_port()
     output = data_dir.parent / "app.out"
-    with output.open("wb") as out:
-        app = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-                "--server.headless",
-                "true",
-                "--browser.gatherUsageStats",
-                "false",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+    app, url = start_dashboard(env, output, PYTHON)
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert app.poll() is None, output.read_text(errors="replace")[-2000:]
-            try:
-                if _get(f"{url}/_stcore/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("the server did not answer /_stcore/health within 90 s")
+        wait_healthy(app, url, 90, output)
         yield Server(url, settings.data_dir, output, token)
     finally:
-        app.send_signal(signal.SIGTERM)
-        try:
-            app.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            app.kill()
-            app.wait()
+        stop(app)
 
 
 def test_pages_and_api_on_one_port(server: Server) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import signal
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -34,6 +32,7 @@ from insights_core.metrics import RATIO_FORMULAS
 from tests.helpers import PYTHON, ROOT, subprocess_env
 from tests.live.helpers import SHAPE as LIVE_SHAPE
 from tests.live.helpers import run_worker
+from tests.servers import is_healthy, start_dashboard, stop
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -65,12 +64,6 @@ class Dashboard:
             return con.execute(sql, params or []).fetchall()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _wait_until(
     ready,
     what: str,
@@ -100,24 +93,6 @@ def _tails(logs: Sequence[Path], lines: int = 20) -> str:
     )
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-            return answer.status == 200
-    except OSError:
-        return False
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def _require_chromium() -> None:
     if not CHROMIUM.exists():  # fail these tests, not the whole session's collection
         pytest.fail(
@@ -125,33 +100,6 @@ def _require_chromium() -> None:
             "(or set INSIGHTS_SKIP_BROWSER=1 to skip the browser tests)",
             pytrace=False,
         )
-
-
-def _start_app(data_dir: Path, env: dict[str, str], out: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    with out.open("wb") as app_out:
-        app = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-                "--server.headless",
-                "true",
-                "--browser.gatherUsageStats",
-                "false",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=app_out,
-            stderr=subprocess.STDOUT,
-        )
-    return app, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
@@ -166,14 +114,14 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         worker = subprocess.Popen(
             [PYTHON, "sync_worker.py"], cwd=ROOT, env=env, stdout=worker_out, stderr=subprocess.STDOUT
         )
-    app, url = _start_app(data_dir, env, logs[1])
+    app, url = start_dashboard(env, logs[1], PYTHON)
     try:
         _wait_until((data_dir / "current.duckdb").exists, "the first published snapshot", 120, [worker, app], logs)
-        _wait_until(lambda: _healthy(url), "the dashboard's health endpoint", 120, [worker, app], logs)
+        _wait_until(lambda: is_healthy(url), "the dashboard's health endpoint", 120, [worker, app], logs)
         yield Dashboard(url, data_dir)
     finally:
-        _stop(app)
-        _stop(worker)
+        stop(app)
+        stop(worker)
 
 
 @pytest.fixture(scope="module")
@@ -456,12 +404,14 @@ def hostile_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash
     with GraphEmulator(account=SeededAccount(LIVE_SHAPE, hostile_names=True)) as emulator:
         result = run_worker(data_dir, emulator, "--once", "--days-back", "30")
     assert result.returncode == 0, result.stderr[-2000:]
-    app, url = _start_app(data_dir, subprocess_env(data_dir, META_INSIGHTS_MODE="stub"), data_dir.parent / "app.out")
+    app, url = start_dashboard(subprocess_env(data_dir, META_INSIGHTS_MODE="stub"), data_dir.parent / "app.out", PYTHON)
     try:
-        _wait_until(lambda: _healthy(url), "the dashboard's health endpoint", 120, [app], [data_dir.parent / "app.out"])
+        _wait_until(
+            lambda: is_healthy(url), "the dashboard's health endpoint", 120, [app], [data_dir.parent / "app.out"]
+        )
         yield Dashboard(url, data_dir)
     finally:
-        _stop(app)
+        stop(app)
 
 
 _WHERE_JS = """nodes => nodes.map(node => {
