@@ -19,13 +19,7 @@ import duckdb
 from insights_core.errors import FatalSyncError, InputError, InsightsError, SyncCancelledError
 from insights_core.levels import LEVEL_PLURAL, LEVEL_SPECS, LEVELS, Level
 from insights_core.logs import redact
-from insights_core.models import (
-    DateWindow,
-    EntityTree,
-    Scope,
-    SyncReport,
-    SyncRequest,
-)
+from insights_core.models import DateWindow, EntityTree, Scope, SyncReport, SyncRequest
 from insights_core.settings import Settings
 from insights_core.sources import InsightsSource
 from insights_core.store.warehouse import Warehouse

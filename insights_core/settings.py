@@ -26,11 +26,7 @@ class Settings(BaseSettings):
     """The product's configuration. Field aliases are the environment variable names."""
 
     model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        populate_by_name=True,
-        frozen=True,
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True, frozen=True
     )
 
     mode: Literal["stub", "live"] = Field(
@@ -235,10 +231,7 @@ class Settings(BaseSettings):
         """Raise ConfigError naming what is missing before a live sync touches the network."""
         missing = [
             name
-            for name, value in (
-                ("META_ACCESS_TOKEN", self.access_token),
-                ("META_AD_ACCOUNT_IDS", self.ad_account_ids),
-            )
+            for name, value in (("META_ACCESS_TOKEN", self.access_token), ("META_AD_ACCOUNT_IDS", self.ad_account_ids))
             if not value
         ]
         if missing:

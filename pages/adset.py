@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 from insights_core.dashboard import charts, widgets
-from insights_core.dashboard.entity_page import open_entity_page
+from insights_core.dashboard.entity_page import CHILD_TABLE_COLUMNS, open_entity_page
 from insights_core.dashboard.formatting import DASH, format_money, literal
 from insights_core.metrics import with_ratio_columns
 
@@ -54,21 +54,7 @@ ads = with_ratio_columns(view.children["ad"])
 st.subheader(f"Ads ({len(ads)})")
 st.caption("Select a row to open the ad and compare it with its peers.")
 picked = widgets.table(
-    ads[
-        [
-            "name",
-            "effective_status",
-            "spend",
-            "impressions",
-            "clicks",
-            "conversions",
-            "revenue",
-            "ctr",
-            "cpc",
-            "roas",
-            "entity_id",
-        ]
-    ],
+    ads[list(CHILD_TABLE_COLUMNS)],
     "adset_ads",
     f"adset_{adset_id}_ads",
     user,

@@ -4,6 +4,7 @@ objective, daily chart, totals, efficiency score, and its ad sets and ads."""
 import streamlit as st
 
 from insights_core.dashboard import charts, data, widgets
+from insights_core.dashboard.entity_page import CHILD_TABLE_COLUMNS
 from insights_core.dashboard.formatting import format_money, format_value, literal
 from insights_core.dashboard.inputs import parse_entity_id
 from insights_core.dashboard.periods import previous_period
@@ -90,24 +91,16 @@ if view.daily.empty:
 else:
     st.plotly_chart(charts.daily_trend_figure(with_ratio_columns(view.daily), currency), key="campaign_trend")
 
-child_columns = [
-    "name",
-    "effective_status",
-    "spend",
-    "impressions",
-    "clicks",
-    "conversions",
-    "revenue",
-    "ctr",
-    "cpc",
-    "roas",
-    "entity_id",
-]
 st.subheader(f"Ad sets ({len(view.children['adset'])})")
 st.caption("Select a row to open the ad set.")
 adsets = with_ratio_columns(view.children["adset"])
 picked = widgets.table(
-    adsets[child_columns], "campaign_adsets", f"campaign_{campaign_id}_adsets", user, currency, selectable=True
+    adsets[list(CHILD_TABLE_COLUMNS)],
+    "campaign_adsets",
+    f"campaign_{campaign_id}_adsets",
+    user,
+    currency,
+    selectable=True,
 )
 if picked is not None:
     widgets.open_child("adset", str(adsets["entity_id"].iloc[picked]))
@@ -116,7 +109,13 @@ st.subheader(f"Ads ({len(view.children['ad'])})")
 st.caption("Select a row to open the ad.")
 ads = with_ratio_columns(view.children["ad"])
 picked = widgets.table(
-    ads[child_columns], "campaign_ads", f"campaign_{campaign_id}_ads", user, currency, selectable=True, height=360
+    ads[list(CHILD_TABLE_COLUMNS)],
+    "campaign_ads",
+    f"campaign_{campaign_id}_ads",
+    user,
+    currency,
+    selectable=True,
+    height=360,
 )
 if picked is not None:
     widgets.open_child("ad", str(ads["entity_id"].iloc[picked]))

@@ -44,14 +44,7 @@ from insights_core.api.serializers import JsonObject, json_value
 from insights_core.api_tokens import TokenStore
 from insights_core.control import ControlChannel
 from insights_core.dashboard.inputs import parse_entity_id
-from insights_core.errors import (
-    ApiAuthError,
-    ApiForbiddenError,
-    ConfigError,
-    InputError,
-    NotFoundError,
-    StoreError,
-)
+from insights_core.errors import ApiAuthError, ApiForbiddenError, ConfigError, InputError, NotFoundError, StoreError
 from insights_core.levels import Level
 from insights_core.roles import Permission
 from insights_core.settings import Settings, load_settings

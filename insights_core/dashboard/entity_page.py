@@ -15,6 +15,10 @@ import streamlit as st
 from insights_core.dashboard import data, widgets
 from insights_core.levels import Level
 
+CHILD_TABLE_COLUMNS = ("name", "effective_status", "spend", "impressions", "clicks", "conversions", "revenue", "ctr",
+                       "cpc", "roas", "entity_id")  # fmt: skip
+"""The columns of a table of ad sets or ads under their parent (the campaign and ad set pages)."""
+
 
 @dataclass(frozen=True)
 class EntityPage:

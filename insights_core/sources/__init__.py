@@ -26,12 +26,7 @@ class InsightsSource(Protocol):
         ...
 
     def fetch_insights(
-        self,
-        account: Account,
-        window: DateWindow,
-        scope: Scope,
-        sync_id: str,
-        on_status: StatusCallback | None = None,
+        self, account: Account, window: DateWindow, scope: Scope, sync_id: str, on_status: StatusCallback | None = None
     ) -> Iterator[InsightBatch]:
         """Daily rows for the scope's entities over the window, one batch per level and chunk.
 

@@ -34,10 +34,7 @@ from insights_core.settings import Settings
 from insights_core.sources import StatusCallback
 
 STUB_ACCOUNT = Account(
-    account_id="act_1000000000001",
-    name="Demo Store (stub)",
-    currency="USD",
-    timezone_name="America/New_York",
+    account_id="act_1000000000001", name="Demo Store (stub)", currency="USD", timezone_name="America/New_York"
 )
 ROWS_PER_CHUNK = 250_000
 """Ad-days generated per chunk: bounds the memory a batch takes (ids as Arrow strings, numpy arrays)."""
@@ -318,12 +315,7 @@ class StubSource:
         )
 
     def fetch_insights(
-        self,
-        account: Account,
-        window: DateWindow,
-        scope: Scope,
-        sync_id: str,
-        on_status: StatusCallback | None = None,
+        self, account: Account, window: DateWindow, scope: Scope, sync_id: str, on_status: StatusCallback | None = None
     ) -> Iterator[InsightBatch]:
         tree = self.fetch_entities(account)
         s = self.shape

@@ -252,12 +252,7 @@ class Warehouse:
         return _rowcount(self.con.execute("SELECT count(*) FROM meta_ad_insights"))
 
     def delete_stale_insights(
-        self,
-        account_id: str,
-        level: Level,
-        since: dt.date,
-        until: dt.date,
-        entity_ids: Iterable[str] | None,
+        self, account_id: str, level: Level, since: dt.date, until: dt.date, entity_ids: Iterable[str] | None
     ) -> int:
         """Delete rows in the window that this sync re-read but did not get back (Meta dropped them).
 

@@ -12,14 +12,7 @@ import pytest
 
 from graph_emulator import FaultRule, GraphEmulator, Malformation
 from insights_core.levels import LEVELS
-from tests.live.helpers import (
-    TOKEN,
-    assert_equals_truth,
-    entities_under,
-    run_worker,
-    stored_rows,
-    window_of,
-)
+from tests.live.helpers import TOKEN, assert_equals_truth, entities_under, run_worker, stored_rows, window_of
 
 pytestmark = pytest.mark.slow
 

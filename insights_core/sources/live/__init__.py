@@ -79,12 +79,7 @@ class LiveSource:
         return tree
 
     def fetch_insights(
-        self,
-        account: Account,
-        window: DateWindow,
-        scope: Scope,
-        sync_id: str,
-        on_status: StatusCallback | None = None,
+        self, account: Account, window: DateWindow, scope: Scope, sync_id: str, on_status: StatusCallback | None = None
     ) -> Iterator[InsightBatch]:
         tree = self._trees.get(account.account_id) or self.fetch_entities(account)
         if scope.is_full:
