@@ -45,24 +45,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench_pages import ensure_store  # noqa: E402  (the stores both benchmarks use)
+
 from tests.servers import start_dashboard, stop, wait_healthy  # noqa: E402  (after the path is set)
 
 STORES = ("default", "large-3.3M")
 TARGET_P95_S = {"default": 0.100}
 WARMUP = 3
-
-
-def ensure_store(name: str, store_dir: Path) -> Path:
-    """The data dir of store `name`, built with bench_sync.py on first use."""
-    data_dir = store_dir / name
-    if not (data_dir / "current.duckdb").exists():
-        print(f"building the {name} store in {data_dir} (bench_sync.py --only {name} --keep) ...", flush=True)
-        subprocess.run(
-            [sys.executable, str(ROOT / "benchmarks" / "bench_sync.py"), "--only", name, "--keep", str(data_dir)],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    return data_dir
 
 
 def fetch_store_facts(data_dir: Path) -> tuple[int, list[str], str]:
