@@ -338,7 +338,8 @@ def test_a_viewer_cannot_open_sync_by_url(browser: Browser, dashboard: Dashboard
     _settled(page)
     page.get_by_role("button", name="Log out").wait_for(timeout=TIMEOUT_MS)  # still logged in, by the cookie
     page.get_by_text("You do not have access to this page.").wait_for(timeout=TIMEOUT_MS)
-    page.wait_for_timeout(500)  # Streamlit's "Page not found" dialog comes after the run
+    # the server sends "page not found" during the run, before the run's end, which _settled waited for
+    _settled(page)
     assert page.get_by_text("Page not found").count() == 0
     assert page.get_by_role("button", name="Sync now").count() == 0
     assert page.get_by_text("Run history").count() == 0
@@ -370,7 +371,8 @@ def _open_with_cookie(browser: Browser, dashboard: Dashboard, token: str) -> Pag
     page = context.new_page()
     page.goto(dashboard.url)
     _settled(page)
-    page.wait_for_timeout(1000)  # give a cookie login its rerun
+    # the cookie component loads, sends the browser's cookies and so reruns the app: wait for its load, then the run
+    page.wait_for_load_state("networkidle")
     return _settled(page)
 
 
@@ -470,7 +472,7 @@ def test_hostile_names_are_shown_as_text_and_fetch_nothing(browser: Browser, hos
         _settled(page)
         if title == "Overview":  # its top campaigns chart labels bars with the names
             page.locator(".js-plotly-plot").first.wait_for(timeout=TIMEOUT_MS)
-        page.wait_for_timeout(1000)  # charts and images load after the script run
+        page.wait_for_load_state("networkidle")  # no request in flight: whatever the page would fetch was fetched
         _assert_no_exception(page)
         assert not fetched, (link, fetched)  # no image or link target was requested
         planted = page.locator(f"[href*='{HOSTILE_HOST}'], [src*='{HOSTILE_HOST}']")
