@@ -436,6 +436,7 @@ def test_hostile_names_are_shown_as_text_and_fetch_nothing(browser: Browser, hos
     )
     page.goto(dashboard.url)
     _log_in(page, "admin")
+    _wait_for_login_cookie(page.context)  # each page below is a new load: it logs in by the cookie
     ids, names = {}, {}
     for level, table in (("campaign", "campaigns"), ("adset", "adsets"), ("ad", "ads")):
         # the first entity of each level carries the markdown image and link (HOSTILE_NAMES[0])
@@ -472,7 +473,8 @@ def test_hostile_names_are_shown_as_text_and_fetch_nothing(browser: Browser, hos
         _settled(page)
         if title == "Overview":  # its top campaigns chart labels bars with the names
             page.locator(".js-plotly-plot").first.wait_for(timeout=TIMEOUT_MS)
-        page.wait_for_load_state("networkidle")  # no request in flight: whatever the page would fetch was fetched
+        # every image the page holds has finished loading (or failing): whatever it would fetch was fetched
+        page.wait_for_function("Array.from(document.images).every(image => image.complete)", timeout=TIMEOUT_MS)
         _assert_no_exception(page)
         assert not fetched, (link, fetched)  # no image or link target was requested
         planted = page.locator(f"[href*='{HOSTILE_HOST}'], [src*='{HOSTILE_HOST}']")
