@@ -62,7 +62,7 @@ INSIGHT_FIELDS = [
 
 
 def fetch_entity_insights_json(api: GraphApi, entity_id: str, params: dict, fields: Sequence[str]) -> list[dict]:
-    """GET /<entity id>/insights: one entity's rows, synchronously (the seed's per-entity approach, which
+    """GET /<entity id>/insights: one entity's rows, synchronously (the original collector's per-entity approach, which
     only this benchmark uses; the source reads account-level report runs)."""
     cursor = Cursor(
         target_objects_class=AdsInsights,

@@ -1,7 +1,7 @@
 """Prometheus metrics of the dashboard server: `GET /metrics`.
 
 The dashboard server does not run syncs, so sync facts are read when Prometheus scrapes: from
-the published snapshot's `sync_runs` (the seed's "métricas clave": sync duration, entities
+the published snapshot's `sync_runs` (the original README's "métricas clave": sync duration, entities
 processed and failed per level, rate-limit hits per hour, coverage) and from the control
 channel's heartbeat (worker heartbeat age). API latency (per route template, never a raw path
 with ids) and page-run latency (per page) are observed in this process.

@@ -309,7 +309,7 @@ def _document() -> Doc:
                                         "type": "string",
                                         "enum": ["pending", "running", "succeeded", "failed", "cancelled"],
                                     },
-                                    "report": {"type": ["object", "null"], "description": "the seed's sync report"},
+                                    "report": {"type": ["object", "null"], "description": "the sync report"},
                                 },
                             },
                         ),

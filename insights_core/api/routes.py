@@ -204,7 +204,8 @@ def get_overview(request: Request, _body: bytes, ctx: ApiContext) -> Response:
     key = (snapshot, "overview", since, until, account_id, top, sort_by, int(now.timestamp() // 60))
     body = ctx.payloads.fetch(key, compute)
     stamp = encode_json({"timestamp": now.isoformat(timespec="seconds")})
-    return _cached_json(stamp[:-1] + b"," + body[1:])  # the timestamp of this request first, as the seed shows
+    # the timestamp of this request first, as the original README shows
+    return _cached_json(stamp[:-1] + b"," + body[1:])
 
 
 def _entity_handler(level: Level) -> Handler:

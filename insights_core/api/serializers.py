@@ -73,7 +73,7 @@ def daily_records(daily: pd.DataFrame) -> list[JsonObject]:
 
 
 def insights_block(level: str, entity_id: str, totals: Mapping[str, float], daily: pd.DataFrame) -> JsonObject:
-    """The seed's `*_insights` object: days, total spend and ROAS over the period (revenue / spend)."""
+    """The `*_insights` object of the original README: days, total spend and ROAS over the period (revenue / spend)."""
     metrics = metric_block(totals)
     return {
         "entity_id": entity_id,
@@ -94,7 +94,7 @@ def alert_record(alert: Alert) -> JsonObject:
 
 
 def sync_run_record(run: Mapping[str, object]) -> JsonObject:
-    """A `sync_runs` row in the seed's report shape (counts per level), without the raw report text."""
+    """A `sync_runs` row in the sync report's shape (counts per level), without the raw report text."""
     out: JsonObject = {
         key: json_value(run.get(key))
         for key in (

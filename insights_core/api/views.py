@@ -1,4 +1,4 @@
-"""What each read endpoint answers: the pages' queries and pure functions, shaped as the seed's JSON.
+"""What each read endpoint answers: the pages' queries and pure functions, shaped as the original README's JSON.
 
 Every figure comes from the same code the pages use: sums from `store.queries`, ratios from
 `metrics`, efficiency score and peer comparison from `dashboard.scoring`, alerts from
@@ -95,7 +95,8 @@ def check_account(con: Con, account_id: str | None) -> None:
 def overview_view(
     con: Con, period: Period, account_id: str | None, now: dt.datetime, top: int = 10, sort_by: SortBy = "spend"
 ) -> JsonObject:
-    """The seed's overview: counts, global metrics, top campaigns, last sync, alerts (as the Overview page)."""
+    """The overview endpoint's answer: counts, global metrics, top campaigns, last sync, alerts (as the Overview
+    page)."""
     since, until = period.since, period.until
     prev_since, prev_until = previous_period(since, until)
     total, active = queries.fetch_campaign_counts(con, account_id)
@@ -156,7 +157,7 @@ def fetch_delivered_campaigns(con: Con, period: Period) -> pd.DataFrame:
 def campaign_view(
     con: Con, campaign_id: str, period: Period, delivered_campaigns: Callable[[], pd.DataFrame] | None = None
 ) -> JsonObject:
-    """The seed's campaign: insights per day, totals, children counts and the efficiency score.
+    """The campaign endpoint's answer: insights per day, totals, children counts and the efficiency score.
 
     `delivered_campaigns` may supply `fetch_delivered_campaigns` from a cache: it is the same for
     every campaign of the period.
@@ -187,7 +188,7 @@ def campaign_view(
 
 
 def adset_view(con: Con, adset_id: str, period: Period) -> JsonObject:
-    """The seed's ad set: its targeting, insights and its ads."""
+    """The ad set endpoint's answer: its targeting, insights and its ads."""
     entity = _entity(con, "adset", adset_id)
     ads = _children(con, "ad", "adset", adset_id, period)
     return {
@@ -217,7 +218,7 @@ def adset_view(con: Con, adset_id: str, period: Period) -> JsonObject:
 
 
 def ad_view(con: Con, ad_id: str, period: Period) -> JsonObject:
-    """The seed's ad: insights and a comparison with the other ads of its ad set and of its campaign."""
+    """The ad endpoint's answer: insights and a comparison with the other ads of its ad set and of its campaign."""
     entity = _entity(con, "ad", ad_id)
     peers = queries.fetch_ad_peers(con, str(entity["campaign_id"]), period.since, period.until)
     scopes = {"adset": peers[peers["adset_id"] == entity["adset_id"]], "campaign": peers}
@@ -265,7 +266,7 @@ def find_entity_level(con: Con, entity_id: str) -> Level:
 
 
 def recent_view(con: Con, entity_id: str, level: Level | None, period: Period) -> JsonObject:
-    """The seed's recent insights: one entity's last stored days (`days_period`, as the Timeline page)."""
+    """The recent-insights endpoint's answer: one entity's last stored days (`days_period`, as the Timeline page)."""
     level = level or find_entity_level(con, entity_id)
     entity = _entity(con, level, entity_id)
     days = (period.until - period.since).days + 1
