@@ -28,17 +28,14 @@ sys.path.insert(0, str(ROOT))
 
 from facebook_business.adobjects.adaccount import AdAccount  # noqa: E402
 from facebook_business.adobjects.adset import AdSet  # noqa: E402
-from facebook_business.adobjects.adsinsights import AdsInsights  # noqa: E402
 from facebook_business.adobjects.campaign import Campaign  # noqa: E402
-from facebook_business.adobjects.objectparser import ObjectParser  # noqa: E402
-from facebook_business.api import Cursor  # noqa: E402
 
 from graph_emulator import ACCOUNT_ID, AccountShape, GraphEmulator  # noqa: E402
 from insights_core.engine import run_sync  # noqa: E402
 from insights_core.models import SyncRequest  # noqa: E402
 from insights_core.settings import Settings  # noqa: E402
 from insights_core.sources.live import LiveSource  # noqa: E402
-from insights_core.sources.live.api import GraphApi, effective_statuses  # noqa: E402
+from insights_core.sources.live.api import GraphApi, effective_statuses, fetch_raw_insights  # noqa: E402
 from insights_core.store.warehouse import Warehouse  # noqa: E402
 
 TOKEN = "benchmark-token"
@@ -64,17 +61,7 @@ INSIGHT_FIELDS = [
 def fetch_entity_insights_json(api: GraphApi, entity_id: str, params: dict, fields: Sequence[str]) -> list[dict]:
     """GET /<entity id>/insights: one entity's rows, synchronously (the original collector's per-entity approach, which
     only this benchmark uses; the source reads account-level report runs)."""
-    cursor = Cursor(
-        target_objects_class=AdsInsights,
-        params=dict(params),
-        fields=list(fields),
-        include_summary=False,
-        api=api,
-        node_id=entity_id,
-        endpoint="insights",
-        object_parser=ObjectParser(custom_parse_method=lambda data, _api: data),
-    )
-    return list(cursor)
+    return list(fetch_raw_insights(api, entity_id, params, fields))
 
 
 def run_live_sync(emulator: GraphEmulator, days: int, data_dir: Path) -> dict:

@@ -10,7 +10,7 @@ The access token travels as a query parameter on every URL: nothing here logs a 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from facebook_business.adobjects.ad import Ad
@@ -129,18 +129,25 @@ def fetch_report_status(api: GraphApi, report_run_id: str) -> tuple[str, int]:
 
 
 def fetch_report_rows(api: GraphApi, report_run_id: str, page_size: int) -> Iterator[dict[str, Any]]:
-    """The result rows of a finished report run, page by page (`after` cursors), as raw JSON.
+    """The result rows of a finished report run, page by page (`after` cursors), as raw JSON."""
+    yield from fetch_raw_insights(api, report_run_id, {"limit": page_size}, [])
+
+
+def fetch_raw_insights(
+    api: GraphApi, node_id: str, params: Mapping[str, Any], fields: Sequence[str]
+) -> Iterator[dict[str, Any]]:
+    """GET /<node>/insights page by page (`after` cursors), as raw JSON.
 
     Raw dicts rather than AdsInsights objects: the SDK's objects drop null values, and a null
     spend must be told apart from a missing one.
     """
     cursor = Cursor(
         target_objects_class=AdsInsights,
-        params={"limit": page_size},
-        fields=[],
+        params=dict(params),
+        fields=list(fields),
         include_summary=False,
         api=api,
-        node_id=report_run_id,
+        node_id=node_id,
         endpoint="insights",
         object_parser=ObjectParser(custom_parse_method=lambda data, _api: data),
     )
