@@ -103,6 +103,56 @@ class InsightBatch:
     """How many scope entities of this level this batch completes (for progress)."""
 
 
+BreakdownFamily = Literal["age_gender", "country", "placement", "device_platform"]
+BREAKDOWN_FAMILIES: tuple[BreakdownFamily, ...] = ("age_gender", "country", "placement", "device_platform")
+"""The segment families collected (`INSIGHTS_BREAKDOWNS` chooses among them). The keys of each:
+age_gender (Meta's age bucket, gender), country (ISO code, ''), placement (publisher_platform,
+platform_position), device_platform (device, ''). Meta's "unknown" segments are kept as sent."""
+BREAKDOWN_SOURCE_COLUMNS = (
+    "account_id",
+    "entity_type",
+    "entity_id",
+    "date_start",
+    "breakdown",
+    "key_1",
+    "key_2",
+    *ADDITIVE_METRICS,
+    "reach",
+)
+"""The columns a source yields in every `BreakdownBatch.rows` frame. `reach` is as reported per
+segment and day (NULL when Meta omits it); it is never summed across segments, days or levels."""
+
+
+@dataclass
+class BreakdownBatch:
+    """Segment rows a source fetched for one level and family, plus the entities it failed to fetch.
+
+    A source yields batches only for the levels it reads; the engine rolls the others up from the
+    level below (additive metrics only, reach NULL).
+    """
+
+    level: Level
+    family: BreakdownFamily
+    rows: pd.DataFrame
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Creative:
+    """An ad creative as shown in Ads Manager. The image is kept, not its URL: Meta's expire within days."""
+
+    creative_id: str
+    account_id: str
+    title: str | None
+    body: str | None
+    call_to_action: str | None
+    link_url: str | None
+    image_url: str | None
+    """Where the source found the image (live: Meta's expiring URL); the worker downloads it."""
+    image_bytes: bytes | None = None
+    """The image itself when the source has it at hand (the stub draws one); None: download image_url."""
+
+
 @dataclass
 class SourceStats:
     api_requests: int = 0
