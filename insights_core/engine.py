@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 
+from insights_core.creatives import sync_creatives
 from insights_core.errors import FatalSyncError, InputError, InsightsError, SyncCancelledError
 from insights_core.levels import LEVEL_PLURAL, LEVEL_SPECS, LEVELS, Level
 from insights_core.logs import redact
@@ -221,6 +222,7 @@ def _sync_account(
     for level in LEVELS:
         tally.processed[level] += len(scope.ids(level))
     warehouse.upsert_entities(tree, now)
+    sync_creatives(tree, scope, source, warehouse, settings, now, report, check_stop)
     synced = set.intersection(*(warehouse.fetch_synced_days(account.account_id, lvl) for lvl in LEVELS))
     window = plan_window(request, account.today(now), synced, settings)
     report.since = min(report.since or window.since.isoformat(), window.since.isoformat())

@@ -200,6 +200,8 @@ class SyncReport:
     total_duration_seconds: float = 0.0
     success: bool = False
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What went wrong without failing the sync (a creative image not kept); never counted as errors."""
     status: Literal["running", "succeeded", "failed", "cancelled"] = "running"
     since: str | None = None
     until: str | None = None

@@ -3,10 +3,10 @@ engine never knows which one it talks to."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
-from insights_core.models import Account, DateWindow, EntityTree, InsightBatch, Scope, SourceStats
+from insights_core.models import Account, Creative, DateWindow, EntityTree, InsightBatch, Scope, SourceStats
 from insights_core.settings import Settings
 
 StatusCallback = Callable[[str], None]
@@ -33,6 +33,11 @@ class InsightsSource(Protocol):
         A failure that concerns some entities goes into `InsightBatch.failures`; a failure that
         makes the whole sync pointless (bad token, missing permission) raises FatalSyncError.
         """
+        ...
+
+    def fetch_creatives(self, account: Account, creative_ids: Sequence[str]) -> list[Creative]:
+        """The creatives with these ids (those the source cannot read are left out). Each carries its
+        image's bytes (the stub draws them) or its URL (live: Meta's, expiring; the worker downloads it)."""
         ...
 
     def interrupt(self) -> None:

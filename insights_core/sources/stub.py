@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +24,7 @@ from insights_core.levels import LEVEL_SPECS, LEVELS, Level
 from insights_core.models import (
     INSIGHT_SOURCE_COLUMNS,
     Account,
+    Creative,
     DateWindow,
     EntityTree,
     InsightBatch,
@@ -32,6 +33,7 @@ from insights_core.models import (
 )
 from insights_core.settings import Settings
 from insights_core.sources import StatusCallback
+from insights_core.sources.stub_creatives import stub_creatives
 
 STUB_ACCOUNT = Account(
     account_id="act_1000000000001", name="Demo Store (stub)", currency="USD", timezone_name="America/New_York"
@@ -313,6 +315,9 @@ class StubSource:
         return EntityTree(
             self.account, _table_frame("campaign", campaigns), _table_frame("adset", adsets), _table_frame("ad", ads)
         )
+
+    def fetch_creatives(self, account: Account, creative_ids: Sequence[str]) -> list[Creative]:
+        return stub_creatives(account.account_id, creative_ids)
 
     def fetch_insights(
         self, account: Account, window: DateWindow, scope: Scope, sync_id: str, on_status: StatusCallback | None = None

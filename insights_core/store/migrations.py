@@ -154,6 +154,28 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         "synced_days.level is named entity_type, as in meta_ad_insights",
         "ALTER TABLE synced_days RENAME COLUMN level TO entity_type;",
     ),
+    (
+        5,
+        "meta_ad_creatives: each ad's creative, with the image kept in the data dir",
+        # image_file is a content-addressed name (<sha256>.<ext>) under <data dir>/creatives, NULL
+        # while no image was ever kept; image_url is the source's (expiring) URL, never shown
+        """
+        CREATE TABLE meta_ad_creatives (
+            creative_id      VARCHAR PRIMARY KEY,
+            account_id       VARCHAR NOT NULL,
+            title            VARCHAR,
+            body             VARCHAR,
+            call_to_action   VARCHAR,
+            link_url         VARCHAR,
+            image_url        VARCHAR,
+            image_file       VARCHAR,
+            image_sha256     VARCHAR,
+            image_fetched_at TIMESTAMP,
+            created_at       TIMESTAMP NOT NULL,
+            updated_at       TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]
 
 

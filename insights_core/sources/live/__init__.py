@@ -13,13 +13,14 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from insights_core.levels import LEVEL_SPECS, LEVELS
-from insights_core.models import Account, DateWindow, EntityTree, InsightBatch, Scope, SourceStats
+from insights_core.models import Account, Creative, DateWindow, EntityTree, InsightBatch, Scope, SourceStats
 from insights_core.settings import Settings
 from insights_core.sources import StatusCallback
 from insights_core.sources.live.api import connect_api, fetch_account_json, fetch_entities_json
+from insights_core.sources.live.creatives import creative_from_json, fetch_creatives_json
 from insights_core.sources.live.reports import ReportContext, ReportRunner, plan_chunks
 from insights_core.sources.live.throttle import Pacer, RetryPolicy
 from insights_core.sources.live.transform import account_from_json, entity_frame
@@ -77,6 +78,10 @@ class LiveSource:
         tree = EntityTree(account, **frames)
         self._trees[account.account_id] = tree
         return tree
+
+    def fetch_creatives(self, account: Account, creative_ids: Sequence[str]) -> list[Creative]:
+        records = fetch_creatives_json(self.api, creative_ids)
+        return [c for c in (creative_from_json(r, account.account_id) for r in records) if c is not None]
 
     def fetch_insights(
         self, account: Account, window: DateWindow, scope: Scope, sync_id: str, on_status: StatusCallback | None = None

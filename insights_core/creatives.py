@@ -1,0 +1,273 @@
+"""Each ad's creative, kept at sync time: text in `meta_ad_creatives`, the image in the data dir.
+
+Meta's image URLs expire within days, so the worker keeps the image itself, under
+`<data dir>/creatives/<sha256>.<ext>`. Files are content-addressed and written atomically
+(temp file + rename, 0600): the same image is one file however many creatives or syncs show it,
+and an unchanged image is never rewritten. Rows are written inside the sync's transaction; a
+rolled-back sync can leave a file no row refers to, which is harmless (the name is its content,
+so a later sync reuses it) and is deleted by the next sync once it is an hour old
+(`delete_unreferenced_images`; the hour spares files an older published snapshot may still show).
+
+Which creatives a sync reads: those of the scope's ads not stored yet, or whose image is not kept
+(never downloaded, or its file is gone); a forced sync reads them all. An ad edited in Ads Manager
+gets a new creative id, so a stored creative does not need reading again on every sync. An image
+is downloaded when its URL is new or changed, or none is kept; when that fails the row keeps its
+earlier image and the report carries a warning — a creative never fails the sync.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import logging
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from PIL import Image
+
+from insights_core.datadir import PRIVATE_FILE_MODE, ensure_private_dir
+from insights_core.errors import EntityError
+from insights_core.logs import redact
+from insights_core.models import Creative, EntityTree, Scope, SyncReport
+from insights_core.settings import Settings
+from insights_core.sources import InsightsSource
+from insights_core.store.creatives import StoredCreative, fetch_image_files, fetch_stored_creatives, upsert_creatives
+from insights_core.store.warehouse import Warehouse
+
+log = logging.getLogger("meta_insights.creatives")
+
+CREATIVES_DIR = "creatives"
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+MAX_IMAGE_PIXELS = 40_000_000
+"""Refused above this many pixels: a small file can decode into gigabytes (a decompression bomb)."""
+IMAGE_FORMATS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "WEBP": "webp"}
+"""Formats kept (what Pillow detects -> file extension): the ones every browser shows."""
+MAX_DOWNLOADS_PER_SYNC = 300
+DOWNLOAD_BUDGET_SECONDS = 120.0
+"""Downloads stop when a sync has spent this long on them; the rest are tried by the next sync."""
+DOWNLOAD_TIMEOUT = (5.0, 15.0)
+"""(connect, read) seconds per image request."""
+UNREFERENCED_MIN_AGE_SECONDS = 3600
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class KeptImage:
+    file_name: str
+    sha256: str
+    written: bool
+    """False when the file was already there (same content): nothing was rewritten."""
+
+
+def creatives_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / CREATIVES_DIR
+
+
+def check_image(data: bytes) -> str:
+    """The file extension for `data` if it is an image the pages can show; EntityError saying why not."""
+    if len(data) > MAX_IMAGE_BYTES:
+        raise EntityError(f"image larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB ({len(data):,} bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                kind, (width, height) = image.format, image.size
+                image.verify()
+    except Exception as exc:  # Pillow raises many types for bytes that are not an image
+        raise EntityError(f"not an image Pillow can read ({type(exc).__name__})") from None
+    if kind not in IMAGE_FORMATS:
+        raise EntityError(f"image format {kind} is not one of {', '.join(IMAGE_FORMATS)}")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise EntityError(f"image of {width} x {height} pixels is too large")
+    return IMAGE_FORMATS[kind]
+
+
+def save_image(directory: Path, data: bytes) -> KeptImage:
+    """Check `data` and keep it as `<sha256>.<ext>` in `directory` (atomic, 0600); never rewrites a kept file."""
+    extension = check_image(data)
+    digest = hashlib.sha256(data).hexdigest()
+    name = f"{digest}.{extension}"
+    target = directory / name
+    if target.is_file() and target.stat().st_size == len(data):
+        return KeptImage(name, digest, written=False)
+    ensure_private_dir(directory)
+    temp = directory / f".{name}.{os.getpid()}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, PRIVATE_FILE_MODE)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return KeptImage(name, digest, written=True)
+
+
+def fetch_image(session: requests.Session, url: str, deadline: float) -> bytes:
+    """Download an image URL (no token is sent: Meta's image URLs are signed on their own).
+
+    EntityError with one line when the URL does not answer, the answer is not an image, or it is
+    larger than MAX_IMAGE_BYTES (checked while reading, so a huge answer is never held whole).
+    """
+    if not url.startswith(("https://", "http://")):
+        raise EntityError("image URL is not http(s)")
+    try:
+        with session.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT, headers={"Accept": "image/*"}) as response:
+            if response.status_code != 200:
+                raise EntityError(f"image URL answered HTTP {response.status_code}")
+            content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if not content_type.startswith("image/"):
+                raise EntityError(f"image URL answered {content_type or 'no content type'}, not an image")
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > MAX_IMAGE_BYTES:
+                raise EntityError(f"image larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB ({int(length):,} bytes)")
+            data = bytearray()
+            for chunk in response.iter_content(_CHUNK):
+                data += chunk
+                if len(data) > MAX_IMAGE_BYTES:
+                    raise EntityError(f"image larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB")
+                if time.monotonic() > deadline:
+                    raise EntityError("image download ran out of this sync's time for images")
+            return bytes(data)
+    except requests.RequestException as exc:
+        # never str(exc): it holds the URL
+        raise EntityError(f"image URL did not answer ({type(exc).__name__})") from None
+
+
+def delete_unreferenced_images(directory: Path, referenced: set[str], now: float | None = None) -> int:
+    """Delete image files (and leftover temp files) no stored creative refers to, once an hour old."""
+    if not directory.is_dir():
+        return 0
+    now = time.time() if now is None else now
+    deleted = 0
+    for entry in directory.iterdir():
+        if entry.name in referenced or not entry.is_file():
+            continue
+        try:
+            if now - entry.stat().st_mtime >= UNREFERENCED_MIN_AGE_SECONDS:
+                entry.unlink()
+                deleted += 1
+        except FileNotFoundError:
+            continue
+    return deleted
+
+
+def creative_ids_in_scope(tree: EntityTree, scope: Scope) -> list[str]:
+    """The creative ids of the scope's ads, each once, in ad order."""
+    ads = tree.ads
+    if not scope.is_full:
+        ads = ads[ads["ad_id"].isin(scope.ids("ad"))]
+    return list(dict.fromkeys(str(c) for c in ads["creative_id"].dropna()))
+
+
+def sync_creatives(
+    tree: EntityTree,
+    scope: Scope,
+    source: InsightsSource,
+    warehouse: Warehouse,
+    settings: Settings,
+    now: dt.datetime,
+    report: SyncReport,
+    check_stop: Callable[[], None] | None = None,
+) -> None:
+    """Read the scope's creatives that need it, keep their images, and upsert their rows.
+
+    Runs inside the sync's transaction. Problems with one creative become `report.warnings`;
+    a fatal source error (bad token) propagates like any other.
+    """
+    directory = creatives_dir(settings.data_dir)
+    con = warehouse.con
+    delete_unreferenced_images(directory, fetch_image_files(con))
+    wanted = creative_ids_in_scope(tree, scope)
+    stored = fetch_stored_creatives(con, wanted)
+    if not report.force:
+        wanted = [c for c in wanted if not _image_kept(stored.get(c), directory)]
+    if not wanted:
+        return
+    account_id = tree.account.account_id
+    try:
+        creatives = source.fetch_creatives(tree.account, wanted)
+    except EntityError as exc:
+        report.warnings.append(f"Creatives of {account_id} not read: {exc}")
+        return
+    notes: list[str] = []
+    missing = set(wanted) - {c.creative_id for c in creatives}
+    notes += [f"Creative {c}: not returned by the source" for c in sorted(missing)]
+    rows = _keep_images(creatives, stored, directory, now, notes, check_stop)
+    upsert_creatives(con, rows, now)
+    secrets = settings.secret_values()
+    report.warnings.extend(redact(note, secrets) for note in notes)
+
+
+def _keep_images(
+    creatives: Iterable[Creative],
+    stored: dict[str, StoredCreative],
+    directory: Path,
+    now: dt.datetime,
+    notes: list[str],
+    check_stop: Callable[[], None] | None,
+) -> list[StoredCreative]:
+    """The rows to store, with each creative's image kept where possible (warnings into `notes`)."""
+    rows: list[StoredCreative] = []
+    deadline = time.monotonic() + DOWNLOAD_BUDGET_SECONDS
+    downloads, postponed = 0, 0
+    with requests.Session() as session:
+        for creative in creatives:
+            old = stored.get(creative.creative_id)
+            kept_before = _image_kept(old, directory)
+            # a row whose file is gone keeps no image: it shows none until one is kept again
+            image_file, sha256, fetched_at = (
+                (old.image_file, old.image_sha256, old.image_fetched_at) if old and kept_before else (None, None, None)
+            )
+            old_url = old.image_url if old else None
+            data: bytes | None = creative.image_bytes
+            try:
+                if data is None and creative.image_url and (not kept_before or creative.image_url != old_url):
+                    if check_stop is not None:
+                        check_stop()
+                    if downloads >= MAX_DOWNLOADS_PER_SYNC or time.monotonic() > deadline:
+                        postponed += 1
+                    else:
+                        downloads += 1
+                        data = fetch_image(session, creative.image_url, deadline)
+                if data is not None:
+                    kept = save_image(directory, data)
+                    if kept.file_name != image_file or not kept_before:
+                        image_file, sha256, fetched_at = kept.file_name, kept.sha256, now
+            except EntityError as exc:
+                earlier = "the earlier image is kept" if kept_before else "no image kept yet"
+                notes.append(f"Creative {creative.creative_id}: image not kept: {exc}; {earlier}")
+                log.warning("creative %s: image not kept: %s", creative.creative_id, exc)
+            rows.append(
+                StoredCreative(
+                    creative_id=creative.creative_id,
+                    account_id=creative.account_id,
+                    title=creative.title,
+                    body=creative.body,
+                    call_to_action=creative.call_to_action,
+                    link_url=creative.link_url,
+                    image_url=creative.image_url,
+                    image_file=image_file,
+                    image_sha256=sha256,
+                    image_fetched_at=fetched_at,
+                )
+            )
+    if postponed:
+        notes.append(
+            f"{postponed} creative images left for the next sync (at most {MAX_DOWNLOADS_PER_SYNC} downloads "
+            f"and {DOWNLOAD_BUDGET_SECONDS:.0f} s per sync)"
+        )
+    return rows
+
+
+def _image_kept(row: StoredCreative | None, directory: Path) -> bool:
+    return row is not None and row.image_file is not None and (directory / row.image_file).is_file()
