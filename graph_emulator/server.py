@@ -7,6 +7,7 @@
     GET  /vXX.X/<report_run_id>/insights       result rows (`limit`/`after`)
     GET  /vXX.X/<entity_id>/insights           one entity's rows, synchronously (the per-entity approach)
     GET  /vXX.X/<campaign_id>/adsets, /<adset_id>/ads
+    GET  /vXX.X/?ids=<creative ids>, /<creative_id>, /act_<id>/adcreatives; /creative_images/<id>.png (see `creatives`)
 
 It counts requests per kind, can add latency to each, and switches faults on (see `faults`).
 Tests start it on a loopback port with `GraphEmulator(...).start()`; people run `python -m graph_emulator`.
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from graph_emulator.account import AccountShape, SeededAccount
+from graph_emulator.creatives import EmulatedCreatives, serve_creative_image
 from graph_emulator.faults import FaultRule, Faults, RequestKind
 from graph_emulator.payloads import (
     GraphError,
@@ -90,6 +92,7 @@ class GraphEmulator:
         self.requests: Counter[str] = Counter()
         self.tokens_seen: set[str] = set()
         self.report_runs: list[ReportRun] = []
+        self.creatives = EmulatedCreatives(self.account)
         self._runs: dict[str, ReportRun] = {}
         self._run_ids = itertools.count(6_000_000_000_001)
         self._started = 0
@@ -215,6 +218,8 @@ class GraphEmulator:
         )
 
     def _route(self, method: str, parts: list[str], params: dict[str, str], host: str) -> dict:
+        if (creatives := self.creatives.answer(parts, params, host)) is not None:
+            return creatives
         if not parts:
             raise GraphError(400, 100, "(#100) Unsupported request")
         node, edge = parts[0], (parts[1] if len(parts) > 1 else None)
@@ -338,6 +343,8 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go out as separate writes
 
     def do_GET(self) -> None:
+        if serve_creative_image(self):  # PNG bytes, not the JSON the Graph routes answer
+            return
         self._answer("GET", parse_qs(urlsplit(self.path).query))
 
     def do_POST(self) -> None:
