@@ -4,6 +4,7 @@
 import streamlit as st
 
 from insights_core.dashboard import charts, data, widgets
+from insights_core.dashboard.creatives import show_ad_creative
 from insights_core.dashboard.entity_page import open_entity_page
 from insights_core.dashboard.formatting import DASH, format_peer_comparison, literal
 from insights_core.dashboard.scoring import PEER_METRICS, peer_comparison
@@ -40,6 +41,8 @@ if view.daily.empty:
     st.info("This ad did not deliver in the period.")
 else:
     st.plotly_chart(charts.daily_trend_figure(with_ratio_columns(view.daily), currency), key="ad_trend")
+
+show_ad_creative(snapshot, ad_id)
 
 st.subheader("Compared with peer ads")
 st.caption(
