@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Sequence
+from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -78,13 +79,13 @@ def draw_creative_image(creative_id: str, caption: str | None = None) -> bytes:
     text = (caption if caption is not None else stub_creative_text(creative_id)[0])[:40]
     _draw_caption(image, text, colour=3)
     out = io.BytesIO()
-    image.save(out, "PNG", compress_level=6)
+    image.save(out, "PNG", compress_level=1)  # flat colours compress well even at the fastest level
     return out.getvalue()
 
 
 def _draw_caption(image: Image.Image, text: str, colour: int, scale: int = 3) -> None:
     """`text` in the bitmap font, scaled up without smoothing, on a band across the bottom."""
-    font = ImageFont.load_default_imagefont()
+    font = _bitmap_font()
     left, top, right, bottom = font.getbbox(text)
     mask = Image.new("1", (max(1, right - left), max(1, bottom - top)), 0)
     ImageDraw.Draw(mask).text((-left, -top), text, font=font, fill=1)
@@ -93,6 +94,11 @@ def _draw_caption(image: Image.Image, text: str, colour: int, scale: int = 3) ->
     band_top = height - mask.height - 24
     ImageDraw.Draw(image).rectangle((0, band_top, width, height), fill=0)
     image.paste(colour, (20, band_top + 12, 20 + mask.width, band_top + 12 + mask.height), mask)
+
+
+@lru_cache(maxsize=1)
+def _bitmap_font() -> ImageFont.ImageFont:
+    return ImageFont.load_default_imagefont()
 
 
 def stub_creatives(account_id: str, creative_ids: Sequence[str]) -> list[Creative]:
