@@ -54,6 +54,8 @@ DOWNLOAD_BUDGET_SECONDS = 120.0
 DOWNLOAD_TIMEOUT = (5.0, 15.0)
 """(connect, read) seconds per image request."""
 UNREFERENCED_MIN_AGE_SECONDS = 3600
+MAX_WARNINGS_LISTED = 50
+"""The report lists this many creative warnings one by one and sums up the rest in one line."""
 _CHUNK = 64 * 1024
 
 
@@ -204,6 +206,8 @@ def sync_creatives(
     notes += [f"Creative {c}: not returned by the source" for c in sorted(missing)]
     rows = _keep_images(creatives, stored, directory, now, notes, check_stop)
     upsert_creatives(con, rows, now)
+    if len(notes) > MAX_WARNINGS_LISTED:
+        notes = notes[:MAX_WARNINGS_LISTED] + [f"... and {len(notes) - MAX_WARNINGS_LISTED} more creative warnings"]
     secrets = settings.secret_values()
     report.warnings.extend(redact(note, secrets) for note in notes)
 

@@ -92,6 +92,15 @@ def test_a_live_sync_stores_creatives_and_keeps_their_images(tmp_path: Path, emu
     assert stored(settings) == rows
 
 
+def test_creatives_are_read_in_batches_of_ids(
+    tmp_path: Path, emulator: GraphEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("insights_core.sources.live.creatives.IDS_PER_REQUEST", 5)
+    settings = live_settings(tmp_path / "data", emulator)
+    assert live_sync(settings).success
+    assert len(stored(settings)) == 24 and emulator.creatives.reads == math.ceil(24 / 5)
+
+
 def test_an_image_is_kept_after_its_url_stops_answering(tmp_path: Path, emulator: GraphEmulator) -> None:
     settings = live_settings(tmp_path / "data", emulator)
     assert live_sync(settings).success
