@@ -178,3 +178,19 @@ def test_a_rolled_back_sync_leaves_at_most_unreferenced_files(settings: Settings
     later = time.time() + UNREFERENCED_MIN_AGE_SECONDS + 5
     assert delete_unreferenced_images(creatives_dir(settings.data_dir), set(), now=later) == len(left)
     assert sync(settings, warehouse).success and len(stored(warehouse)) == 36
+
+
+def test_creative_warnings_past_the_limit_are_summed_up_in_one_line(
+    settings: Settings, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("insights_core.creatives.MAX_WARNINGS_LISTED", 5)
+
+    class NoImages(StubSource):
+        def fetch_creatives(self, account, creative_ids):  # type: ignore[no-untyped-def]
+            return [
+                Creative(**{**c.__dict__, "image_bytes": b"x"}) for c in super().fetch_creatives(account, creative_ids)
+            ]
+
+    report = sync(settings, warehouse, source=NoImages.from_settings(settings))
+    assert report.success and len(report.warnings) == 6
+    assert report.warnings[-1] == "... and 31 more creative warnings"
