@@ -167,3 +167,20 @@ def test_fetch_image_reads_the_emulators_png(emulator: GraphEmulator) -> None:
     assert data == emulator.creatives.image_bytes(creative_id)
     with requests.Session() as session, pytest.raises(EntityError, match="did not answer"):
         fetch_image(session, "http://127.0.0.2:9/x.png", time.monotonic() + 30)
+
+
+def test_downloads_per_sync_are_bounded_and_the_rest_wait_for_the_next(
+    tmp_path: Path, emulator: GraphEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("insights_core.creatives.MAX_DOWNLOADS_PER_SYNC", 10)
+    settings = live_settings(tmp_path / "data", emulator)
+    kept = []
+    for expected_warning in ("14 creative images left for the next sync", "4 creative images left", None):
+        report = live_sync(settings)
+        assert report.success
+        if expected_warning:
+            assert len(report.warnings) == 1 and report.warnings[0].startswith(expected_warning)
+        else:
+            assert report.warnings == []
+        kept.append(sum(1 for row in stored(settings).values() if row["image_file"]))
+    assert kept == [10, 20, 24] and emulator.creatives.image_requests == 24
