@@ -3,6 +3,7 @@
     GET  /vXX.X/act_<id>                       account fields
     GET  /vXX.X/act_<id>/campaigns|adsets|ads  entity edges (`limit`/`after`, `effective_status`)
     POST /vXX.X/act_<id>/insights              starts an async report run -> {"report_run_id"}
+                                               (`breakdowns`: segment rows, see `breakdowns`)
     GET  /vXX.X/<report_run_id>                status; progresses one step per poll
     GET  /vXX.X/<report_run_id>/insights       result rows (`limit`/`after`)
     GET  /vXX.X/<entity_id>/insights           one entity's rows, synchronously (the per-entity approach)
