@@ -164,7 +164,7 @@ def measure(shape: AccountShape, days: int, latency_ms: float, parallel: int, pe
         )
 
 
-def read_source(emulator: GraphEmulator, window: DateWindow, breakdowns: bool) -> dict:
+def read_source(emulator: GraphEmulator, window: DateWindow, breakdowns: bool, page_size: int) -> dict:
     """Requests, seconds and rows of one full-account read by the live source: totals, plus breakdowns if asked."""
     settings = Settings(
         _env_file=None,
@@ -172,6 +172,7 @@ def read_source(emulator: GraphEmulator, window: DateWindow, breakdowns: bool) -
         graph_url=emulator.url,  # type: ignore[call-arg]
         access_token=TOKEN,
         ad_account_ids=ACCOUNT_ID,
+        insights_page_size=page_size,
     )
     source = LiveSource(settings)
     account = source.fetch_accounts()[0]
@@ -195,11 +196,11 @@ def read_source(emulator: GraphEmulator, window: DateWindow, breakdowns: bool) -
     }
 
 
-def measure_breakdowns(shapes: Sequence[AccountShape], days: int, latency_ms: float) -> None:
+def measure_breakdowns(shapes: Sequence[AccountShape], days: int, latency_ms: float, page_size: int) -> None:
     window = DateWindow(dt.date(2026, 11, 1), dt.date(2026, 11, days))
     print(
         f"\nlive requests with and without breakdowns ({', '.join(BREAKDOWN_FAMILIES)}), {days} days, "
-        f"{latency_ms:.0f} ms per request, 500 rows per page"
+        f"{latency_ms:.0f} ms per request, {page_size} rows per page"
     )
     print(f"  {'account':<28}{'read':<20}{'requests':>9}{'starts':>8}{'polls':>7}{'pages':>7}{'wall s':>8}{'rows':>10}")
     for shape in shapes:
@@ -207,7 +208,7 @@ def measure_breakdowns(shapes: Sequence[AccountShape], days: int, latency_ms: fl
         name = f"{shape.campaigns}x{shape.adsets_per_campaign}x{shape.ads_per_adset} ({entities:,} entities)"
         with GraphEmulator(shape, latency_ms=latency_ms) as emulator:
             for label, with_breakdowns in (("totals", False), ("totals + breakdowns", True)):
-                r = read_source(emulator, window, with_breakdowns)
+                r = read_source(emulator, window, with_breakdowns, page_size)
                 k = r["by_kind"]
                 print(
                     f"  {name:<28}{label:<20}{r['requests']:>9,}{k.get('report_start', 0):>8}"
@@ -226,13 +227,14 @@ def main() -> None:
         "--breakdowns", action="store_true", help="only: live requests with and without breakdowns on the shape and 2x"
     )
     parser.add_argument("--breakdown-days", type=int, default=7, help="window of the --breakdowns reads")
+    parser.add_argument("--page-size", type=int, default=500, help="META_INSIGHTS_PAGE_SIZE of the --breakdowns reads")
     args = parser.parse_args()
     campaigns, adsets, ads = (int(n) for n in args.shape.split("x"))
     shape = AccountShape(campaigns, adsets, ads)
     print(f"bench_live {dt.datetime.now():%Y-%m-%d %H:%M}")
     if args.breakdowns:
         shapes = (shape, AccountShape(campaigns * 2, adsets, ads))
-        measure_breakdowns(shapes, args.breakdown_days, args.latency_ms)
+        measure_breakdowns(shapes, args.breakdown_days, args.latency_ms, args.page_size)
         return
     measure(shape, args.days, args.latency_ms, args.parallel, per_entity=True)
     if args.scaling:
