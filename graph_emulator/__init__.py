@@ -4,14 +4,23 @@ facebook-business SDK against it, with no network and no token.
     with GraphEmulator(AccountShape(4, 3, 2), faults=Faults(...)) as emulator:
         ... META_GRAPH_URL=emulator.url ...
         truth = emulator.ground_truth("ad", since, until)
+        segments = emulator.breakdown_truth("ad", "age_gender", since, until)
 """
 
 from graph_emulator.account import ACCOUNT_ID, HOSTILE_HOST, HOSTILE_NAMES, AccountShape, SeededAccount
-from graph_emulator.faults import HARMLESS_MALFORMATIONS, MALFORMATIONS, FaultRule, Faults, Malformation
+from graph_emulator.faults import (
+    BREAKDOWN_MALFORMATIONS,
+    HARMLESS_MALFORMATIONS,
+    MALFORMATIONS,
+    FaultRule,
+    Faults,
+    Malformation,
+)
 from graph_emulator.server import GraphEmulator, ReportRun
 
 __all__ = [
     "ACCOUNT_ID",
+    "BREAKDOWN_MALFORMATIONS",
     "HARMLESS_MALFORMATIONS",
     "HOSTILE_HOST",
     "HOSTILE_NAMES",

@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--job-skipped-first", type=int, default=0)
     faults.add_argument("--too-large-over-days", type=int, default=0, help="error 100/1487534 above this many days")
     faults.add_argument("--malformed", type=int, default=0, help="corrupt this many random ad rows of the last 30 days")
+    faults.add_argument(
+        "--refuse-breakdown",
+        action="append",
+        default=[],
+        metavar="FIELD",
+        help="answer breakdowns naming FIELD (e.g. country) with error 100/1504041; repeatable",
+    )
     faults.add_argument("--bad-token", action="store_true", help="every request: error 190")
     faults.add_argument("--missing-permission", action="store_true", help="every request: error 200")
     return parser
@@ -68,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         job_skipped_first=args.job_skipped_first,
         too_large_over_days=args.too_large_over_days,
         malformed=_random_malformations(account, args.malformed),
+        refused_breakdowns=frozenset(args.refuse_breakdown),
     )
     emulator = GraphEmulator(
         account=account,

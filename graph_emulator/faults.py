@@ -39,6 +39,11 @@ MALFORMATIONS: dict[str, str] = {
 }
 HARMLESS_MALFORMATIONS = frozenset({"unknown_action_types", "numbers_as_json", "missing_reach"})
 """Well-defined payloads a correct client must read as the truth (reach unknown for missing_reach)."""
+BREAKDOWN_MALFORMATIONS: dict[str, str] = {
+    "missing_breakdown_key": "the first breakdown field is left out",
+    "breakdown_key_not_text": "the first breakdown field is a JSON object",
+}
+"""Malformations of breakdown rows only (totals rows carry no breakdown field and are left as they are)."""
 
 
 @dataclass
@@ -77,8 +82,9 @@ class Malformation:
     kind: str
 
     def __post_init__(self) -> None:
-        if self.kind not in MALFORMATIONS:
-            raise ValueError(f"unknown malformation {self.kind!r}; choose from {', '.join(MALFORMATIONS)}")
+        if self.kind not in MALFORMATIONS and self.kind not in BREAKDOWN_MALFORMATIONS:
+            known = ", ".join([*MALFORMATIONS, *BREAKDOWN_MALFORMATIONS])
+            raise ValueError(f"unknown malformation {self.kind!r}; choose from {known}")
 
 
 @dataclass
@@ -100,11 +106,19 @@ class Faults:
     failing_campaigns: frozenset[str] = frozenset()
     """Report runs covering any of these campaigns always end in "Job Failed"."""
     malformed: list[Malformation] = field(default_factory=list)
+    refused_breakdowns: frozenset[str] = frozenset()
+    """Breakdown fields Meta refuses in any combination (code 100, subcode 1504041), as when it retires one."""
 
 
-def malform(row: dict, kind: str) -> None:
+def malform(row: dict, kind: str, breakdown_fields: tuple[str, ...] = ()) -> None:
     """Apply one malformation to a rendered insights row, in place."""
-    if kind == "spend_text":
+    if kind in BREAKDOWN_MALFORMATIONS and not breakdown_fields:
+        return
+    if kind == "missing_breakdown_key":
+        row.pop(breakdown_fields[0], None)
+    elif kind == "breakdown_key_not_text":
+        row[breakdown_fields[0]] = {"name": row.get(breakdown_fields[0])}
+    elif kind == "spend_text":
         row["spend"] = "12,50 USD"
     elif kind == "missing_spend":
         row.pop("spend", None)

@@ -148,7 +148,7 @@ def insight_rows(
         if level == "ad":
             row["ad_id"] = account.ids["ad"][e]
         row.update(_metrics(v))
-        actions, action_values = _actions(v, bool(omit_omni[k]), bool(pixel_short[k]))
+        actions, action_values = action_lists(v, bool(omit_omni[k]), bool(pixel_short[k]))
         if actions:
             row["actions"], row["action_values"] = actions, action_values
         if wanted is not None:
@@ -232,7 +232,7 @@ def _metrics(v: dict[str, int]) -> dict[str, str]:
     }
 
 
-def _actions(v: dict[str, int], omit_omni: bool, pixel_short: bool) -> tuple[list[dict], list[dict]]:
+def action_lists(v: dict[str, int], omit_omni: bool, pixel_short: bool) -> tuple[list[dict], list[dict]]:
     conversions, revenue, clicks = v["conversions"], v["revenue"], v["clicks"]
     counts: list[tuple[str, int, int]] = [
         ("link_click", clicks, 0),

@@ -3,6 +3,7 @@
     GET  /vXX.X/act_<id>                       account fields
     GET  /vXX.X/act_<id>/campaigns|adsets|ads  entity edges (`limit`/`after`, `effective_status`)
     POST /vXX.X/act_<id>/insights              starts an async report run -> {"report_run_id"}
+                                               (`breakdowns`: segment rows, see `breakdowns`)
     GET  /vXX.X/<report_run_id>                status; progresses one step per poll
     GET  /vXX.X/<report_run_id>/insights       result rows (`limit`/`after`)
     GET  /vXX.X/<entity_id>/insights           one entity's rows, synchronously (the per-entity approach)
@@ -30,6 +31,14 @@ import numpy as np
 import pandas as pd
 
 from graph_emulator.account import AccountShape, SeededAccount
+from graph_emulator.breakdowns import (
+    OPT_IN_BREAKDOWNS,
+    VALID_COMBINATIONS,
+    breakdown_rows,
+    breakdown_truth,
+    family_of,
+    reach_omitted,
+)
 from graph_emulator.creatives import EmulatedCreatives, serve_creative_image
 from graph_emulator.faults import FaultRule, Faults, RequestKind
 from graph_emulator.payloads import (
@@ -43,6 +52,7 @@ from graph_emulator.payloads import (
     visible,
 )
 from insights_core.levels import LEVELS, Level
+from insights_core.models import BreakdownFamily
 
 _VERSION = re.compile(r"^v\d+\.\d+$")
 _TOKEN_PARAM = re.compile(r"(access_token=)[^&\s]+")
@@ -63,6 +73,7 @@ class ReportRun:
     finished: bool = False
     """True once a poll has answered the final status."""
     params: dict = field(default_factory=dict)
+    family: BreakdownFamily | None = None
 
     @property
     def days(self) -> int:
@@ -101,6 +112,8 @@ class GraphEmulator:
         self._server.daemon_threads = True
         self._server.emulator = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
+        self.today: dt.date | None = None
+        """The day the 13-month reach rule counts from (None: the real today)."""
 
     @property
     def url(self) -> str:
@@ -138,6 +151,10 @@ class GraphEmulator:
     def ground_truth(self, level: Level, since: dt.date, until: dt.date) -> pd.DataFrame:
         """Per entity and day: spend, impressions, clicks, conversions, revenue, reach, unique clicks."""
         return self.account.ground_truth(level, since, until)
+
+    def breakdown_truth(self, level: Level, family: BreakdownFamily, since: dt.date, until: dt.date) -> pd.DataFrame:
+        """Per entity, day and segment: the additive metrics and the segment's own reach."""
+        return breakdown_truth(self.account, level, family, since, until)
 
     def handle(self, method: str, path: str, params: dict[str, str], host: str) -> tuple[int, dict | str, dict]:
         """Answer one request: (HTTP status, JSON body or text, headers)."""
@@ -284,6 +301,7 @@ class GraphEmulator:
             raise GraphError(
                 400, 100, "Please reduce the amount of data you're asking for, then retry your request", subcode=1487534
             )
+        family = self._breakdown_family(parse_list(params.get("breakdowns")))
         covered = {self.account.ids["campaign"][i] for i in self.account.campaign_index(level)[mask]}
         with self._lock:
             self._started += 1
@@ -298,16 +316,41 @@ class GraphEmulator:
             outcome = "skipped"
         else:
             outcome = "completed"
-        rows = (
-            insight_rows(self.account, level, since, until, mask, parse_list(params.get("fields")), f.malformed)
-            if outcome == "completed"
-            else []
-        )
-        run = ReportRun(run_id, level, since, until, filtering, outcome, rows, params=dict(params))
+        fields = parse_list(params.get("fields"))
+        if outcome != "completed":
+            rows: list[dict] = []
+        elif family is not None:
+            omit = reach_omitted(since, self.today or dt.date.today())
+            rows = breakdown_rows(self.account, level, family, since, until, mask, fields, f.malformed, omit)
+        else:
+            rows = insight_rows(self.account, level, since, until, mask, fields, f.malformed)
+        run = ReportRun(run_id, level, since, until, filtering, outcome, rows, params=dict(params), family=family)
         with self._lock:
             self._runs[run_id] = run
             self.report_runs.append(run)
         return {"report_run_id": run_id}
+
+    def _breakdown_family(self, breakdowns: list | None) -> BreakdownFamily | None:
+        """The family a report's `breakdowns` ask for; invalid combinations answer code 100 / 1504041."""
+        if not breakdowns:
+            return None
+        names = [str(b) for b in breakdowns]
+        refused = (
+            frozenset(names) not in VALID_COMBINATIONS
+            or set(names) & OPT_IN_BREAKDOWNS
+            or set(names) & self.faults.refused_breakdowns
+        )
+        if refused:
+            raise GraphError(
+                400,
+                100,
+                f"(#100) Current combination of data breakdown columns ({', '.join(names)}) is invalid",
+                subcode=1504041,
+            )
+        family = family_of(names)
+        if family is None:
+            raise GraphError(400, 100, f"(#100) this emulator keeps no truth for the breakdowns {names}")
+        return family
 
     def _poll(self, run: ReportRun) -> dict:
         with self._lock:

@@ -8,8 +8,9 @@ import json
 import pytest
 import requests
 
-from graph_emulator import ACCOUNT_ID, FaultRule, GraphEmulator
-from tests.live.helpers import TOKEN
+from graph_emulator import ACCOUNT_ID, FaultRule, GraphEmulator, SeededAccount
+from graph_emulator.breakdowns import breakdown_truth
+from tests.live.helpers import SHAPE, TOKEN
 
 WINDOW = {"since": "2026-11-01", "until": "2026-11-07"}
 
@@ -94,3 +95,68 @@ def test_too_long_windows_are_refused_with_1487534(emulator: GraphEmulator, days
 def test_requests_without_a_token_are_refused(emulator: GraphEmulator) -> None:
     answer = requests.get(f"{emulator.url}/v26.0/{ACCOUNT_ID}", timeout=10)
     assert answer.status_code == 400 and "access token" in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("family", ["age_gender", "country", "placement", "device_platform"])
+def test_breakdown_truth_splits_each_entity_day_exactly_and_keeps_reach_its_own(family: str) -> None:
+    """The ground truth the live tests compare with: a pure function that obeys Meta's arithmetic."""
+    account = SeededAccount(SHAPE)
+    since, until = dt.date(2026, 11, 1), dt.date(2026, 11, 7)
+    metrics = ["spend", "impressions", "clicks", "conversions", "revenue"]
+    for level in ("campaign", "adset", "ad"):
+        segments = breakdown_truth(account, level, family, since, until)
+        assert segments.equals(breakdown_truth(SeededAccount(SHAPE), level, family, since, until))
+        totals = account.ground_truth(level, since, until)
+        sums = segments.groupby(["entity_id", "date_start"], as_index=False)[[*metrics, "reach"]].sum()
+        merged = totals.merge(sums, on=["entity_id", "date_start"], how="outer", suffixes=("", "_seg"))
+        assert not merged.isna().any().any()
+        for metric in metrics:  # cents and counts are integers underneath: exact
+            assert ((merged[metric] * 100).round() == (merged[f"{metric}_seg"] * 100).round()).all(), metric
+        assert (merged["reach"] != merged["reach_seg"]).mean() > 0.9  # de-duplicated per segment
+        assert (segments["clicks"] <= segments["impressions"]).all()
+        assert (segments["conversions"] <= segments["clicks"]).all()
+        assert (segments["reach"] <= segments["impressions"]).all() and (segments["reach"] >= 1).all()
+        unknown = segments[segments["key_1"].str.lower() == "unknown"]
+        assert len(unknown) >= len(totals) * 0.8  # nearly every entity-day has an unknown segment
+    ads = breakdown_truth(account, "ad", family, since, until)
+    adsets = breakdown_truth(account, "adset", family, since, until)
+    parent = {e["id"]: e["adset_id"] for e in account.entities["ad"]}
+    rolled = (
+        ads.assign(entity_id=ads["entity_id"].map(parent))
+        .groupby(["entity_id", "date_start", "key_1", "key_2"], as_index=False)[metrics]
+        .sum()
+    )
+    merged = adsets.merge(rolled, on=["entity_id", "date_start", "key_1", "key_2"], suffixes=("", "_ads"))
+    assert len(merged) == len(adsets) == len(rolled)
+    assert ((merged["impressions"] - merged["impressions_ads"]).abs() == 0).all()
+    assert ((merged["spend"] - merged["spend_ads"]).abs() < 0.005).all()
+
+
+def test_invalid_breakdown_combinations_answer_code_100_subcode_1504041(emulator: GraphEmulator) -> None:
+    body = {"access_token": TOKEN, "level": "ad", "time_range": json.dumps(WINDOW), "time_increment": "1"}
+    for breakdowns in (["age", "country"], ["impression_device"], ["gender", "device_platform"]):
+        answer = requests.post(
+            f"{emulator.url}/v26.0/{ACCOUNT_ID}/insights",
+            data={**body, "breakdowns": json.dumps(breakdowns)},
+            timeout=10,
+        )
+        error = answer.json()["error"]
+        assert (answer.status_code, error["code"], error["error_subcode"]) == (400, 100, 1504041), breakdowns
+    run_id = start_run(emulator, breakdowns=json.dumps(["age", "gender"]))
+    for _ in range(3):
+        get(emulator, run_id)
+    rows = get(emulator, f"{run_id}/insights", limit=5000).json()["data"]
+    assert rows and all({"age", "gender", "reach"} <= set(r) for r in rows)
+
+
+def test_breakdown_reports_leave_reach_out_over_13_months_back(emulator: GraphEmulator) -> None:
+    emulator.today = dt.date(2027, 12, 15)  # 2026-11-01 is more than 13 months before
+    run_id = start_run(emulator, breakdowns=json.dumps(["country"]))
+    for _ in range(3):
+        get(emulator, run_id)
+    rows = get(emulator, f"{run_id}/insights", limit=5000).json()["data"]
+    assert rows and not any("reach" in r or "frequency" in r for r in rows)
+    totals = start_run(emulator)  # without breakdowns reach is still there
+    for _ in range(3):
+        get(emulator, totals)
+    assert all("reach" in r for r in get(emulator, f"{totals}/insights", limit=5000).json()["data"])

@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 
 from insights_core.errors import MalformedPayloadError
-from insights_core.models import INSIGHT_SOURCE_COLUMNS, Account, DateWindow
+from insights_core.models import BREAKDOWN_SOURCE_COLUMNS, INSIGHT_SOURCE_COLUMNS, Account, DateWindow
 from insights_core.settings import DEFAULT_CONVERSION_ACTION_TYPES
 from insights_core.sources.live.transform import (
     RowError,
     account_from_json,
+    breakdown_rows,
     budget_amount,
     conversions_of,
     entity_frame,
@@ -290,3 +291,24 @@ def test_a_day_reported_twice_or_more_is_dropped_and_reasons_are_counted() -> No
         "1": "Meta returned two rows for 2026-11-01",
         "2": "malformed insights row for 2026-11-01: spend is null (and 1 more malformed rows)",
     }
+
+
+def test_breakdown_rows_keep_unknown_segments_round_money_and_drop_a_broken_day_whole() -> None:
+    records = json.loads((FIXTURES / "insights_breakdown_age_gender.json").read_text())["data"]
+    window = DateWindow(dt.date(2026, 11, 1), dt.date(2026, 11, 2))
+    parsed = breakdown_rows(records, "ad", "age_gender", "act_5550001", window, ("omni_purchase", "purchase"))
+    rows = parsed.rows
+    assert list(rows.columns) == [*BREAKDOWN_SOURCE_COLUMNS, "campaign_id"]
+    first = rows[rows["entity_id"] == "238530000000000001"].set_index(["key_1", "key_2"])
+    assert sorted(first.index) == [("25-34", "female"), ("25-34", "unknown"), ("Unknown", "unknown")]
+    assert first.loc[("25-34", "female"), "spend"] == 20.10  # to the cent, half to even
+    assert first.loc[("25-34", "female"), "revenue"] == 75.50
+    assert first.loc[("25-34", "female"), "conversions"] == 2
+    assert pd.isna(first.loc[("25-34", "unknown"), "reach"])  # left out by Meta: NULL, never 0
+    assert set(rows["breakdown"]) == {"age_gender"}
+    # ad 2: a segment without its age fails the ad and drops its whole 2026-11-01; 2026-11-02 is kept
+    second = rows[rows["entity_id"] == "238530000000000002"]
+    assert list(second["date_start"].dt.date) == [dt.date(2026, 11, 2)]
+    assert parsed.failures["238530000000000002"] == ("malformed insights row for 2026-11-01: breakdown age is missing")
+    assert "spend is '1,50'" in parsed.failures["238530000000000003"]
+    assert "238530000000000003" not in set(rows["entity_id"])

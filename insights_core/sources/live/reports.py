@@ -10,6 +10,11 @@ threads, and every callback and yield happens on the engine's thread.
 - "Job Skipped" (it expired before it ran): submit it again, up to META_API_MAX_RETRIES times.
 - "Job Failed", or error 100/1487534 (too much data): split the window in halves down to one
   day, then its campaigns in halves down to one; whatever still fails is reported per entity.
+
+Breakdown reports are the same runs with `breakdowns` set (one family per run): a chunk with a
+`family` reads segment rows into BreakdownBatches, a chunk without one reads totals into
+InsightBatches; splitting, polling, paging, retries and pacing are shared. A family Meta refuses
+(code 100/1504041) fails for every level and window, and the other families go on.
 """
 
 from __future__ import annotations
@@ -21,11 +26,22 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+import pandas as pd
 
 from insights_core.errors import EntityError, FatalSyncError
 from insights_core.levels import LEVEL_SPECS, Level
-from insights_core.models import Account, DateWindow, EntityTree, InsightBatch, Scope
+from insights_core.models import (
+    BREAKDOWN_SOURCE_COLUMNS,
+    Account,
+    BreakdownBatch,
+    BreakdownFamily,
+    DateWindow,
+    EntityTree,
+    InsightBatch,
+    Scope,
+)
 from insights_core.sources.live.api import (
     GraphApi,
     effective_statuses,
@@ -33,8 +49,8 @@ from insights_core.sources.live.api import (
     fetch_report_status,
     start_report_run,
 )
-from insights_core.sources.live.throttle import ReportTooLargeError
-from insights_core.sources.live.transform import insight_frame, insight_rows
+from insights_core.sources.live.throttle import InvalidBreakdownError, ReportTooLargeError
+from insights_core.sources.live.transform import BREAKDOWN_FIELDS, ParsedRows, breakdown_rows, insight_rows
 
 log = logging.getLogger("meta_insights.live")
 
@@ -61,6 +77,17 @@ METRIC_FIELDS = (
     "actions",
     "action_values",
 )
+BREAKDOWN_METRIC_FIELDS = (
+    "date_start",
+    "date_stop",
+    "spend",
+    "impressions",
+    "clicks",
+    "reach",
+    "actions",
+    "action_values",
+)
+"""Per segment: the additive metrics and reach (as reported; Meta omits it over 13 months back)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +100,12 @@ class ReportChunk:
     share: Fraction = Fraction(1)
     """This chunk's part of its level's work, for progress."""
     resubmits: int = 0
+    family: BreakdownFamily | None = None
+    """None: the level's totals; a family: its segment rows (`breakdowns` per BREAKDOWN_FIELDS)."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.level} {self.family} breakdown report" if self.family else f"{self.level} report"
 
 
 @dataclass
@@ -93,14 +126,20 @@ class ReportContext:
     on_status: Callable[[str], None] | None = None
 
 
-def plan_chunks(levels: Sequence[Level], window: DateWindow, max_days: int) -> list[ReportChunk]:
-    """Consecutive windows of at most `max_days`, one chunk per level each."""
+def plan_chunks(
+    levels: Sequence[Level],
+    window: DateWindow,
+    max_days: int,
+    families: Sequence[BreakdownFamily | None] = (None,),
+) -> list[ReportChunk]:
+    """Consecutive windows of at most `max_days`, one chunk per level (and family) each."""
     chunks: list[ReportChunk] = []
     since = window.since
     while since <= window.until:
         until = min(window.until, since + dt.timedelta(days=max_days - 1))
         part = DateWindow(since, until)
-        chunks.extend(ReportChunk(level, part, None, Fraction(part.days, window.days)) for level in levels)
+        share = Fraction(part.days, window.days)
+        chunks.extend(ReportChunk(level, part, None, share, family=f) for level in levels for f in families)
         since = until + dt.timedelta(days=1)
     return chunks
 
@@ -166,14 +205,18 @@ def report_params(chunk: ReportChunk, extra_filters: list[dict[str, Any]]) -> di
     ]
     if chunk.campaign_ids is not None:
         filtering.append({"field": "campaign.id", "operator": "IN", "value": list(chunk.campaign_ids)})
-    return {
+    metrics = BREAKDOWN_METRIC_FIELDS if chunk.family else METRIC_FIELDS
+    params: dict[str, Any] = {
         "level": chunk.level,
         "time_range": {"since": chunk.window.since.isoformat(), "until": chunk.window.until.isoformat()},
         "time_increment": 1,
-        "fields": [*insight_id_fields(chunk.level), *METRIC_FIELDS],
+        "fields": [*insight_id_fields(chunk.level), *metrics],
         "filtering": filtering,
         "use_unified_attribution_setting": True,
     }
+    if chunk.family:
+        params["breakdowns"] = list(BREAKDOWN_FIELDS[chunk.family])
+    return params
 
 
 @dataclass
@@ -189,24 +232,67 @@ class _Run:
 @dataclass
 class _Progress:
     totals: dict[Level, int]
-    done: dict[str, Fraction] = field(default_factory=dict)
-    emitted: dict[str, int] = field(default_factory=dict)
+    done: dict[tuple[Level, str | None], Fraction] = field(default_factory=dict)
+    emitted: dict[tuple[Level, str | None], int] = field(default_factory=dict)
 
-    def advance(self, level: Level, share: Fraction) -> int:
-        """Entities of `level` this share completes, so the level's batches add up to its total."""
-        self.done[level] = self.done.get(level, Fraction(0)) + share
-        total = self.totals.get(level, 0)
-        target = total if self.done[level] >= 1 else math.floor(self.done[level] * total)
-        delta = target - self.emitted.get(level, 0)
-        self.emitted[level] = target
+    def advance(self, chunk: ReportChunk) -> int:
+        """Entities of the chunk's level this share completes, so the level's batches (of one
+        family, or of the totals) add up to its total."""
+        key = (chunk.level, chunk.family)
+        self.done[key] = self.done.get(key, Fraction(0)) + chunk.share
+        total = self.totals.get(chunk.level, 0)
+        target = total if self.done[key] >= 1 else math.floor(self.done[key] * total)
+        delta = target - self.emitted.get(key, 0)
+        self.emitted[key] = target
         return max(delta, 0)
 
 
-class ReportRunner:
-    """Runs chunks as async report runs and turns each finished one into an InsightBatch."""
+B = TypeVar("B", InsightBatch, BreakdownBatch)
 
-    def __init__(self, ctx: ReportContext, chunks: Sequence[ReportChunk]) -> None:
+
+@dataclass(frozen=True)
+class ReportReader(Generic[B]):
+    """What a finished report's rows become: totals (InsightBatch) or segments (BreakdownBatch)."""
+
+    parse: Callable[[list[dict[str, Any]], ReportChunk, ReportContext], ParsedRows]
+    """Raw rows -> typed rows (with `entity_id` and `campaign_id`), failures and unattributed rows."""
+    batch: Callable[[ReportChunk, pd.DataFrame, dict[str, str], int], B]
+    """(chunk, rows, failures, entities done) -> the batch the engine gets."""
+
+
+def _parse_totals(records: list[dict[str, Any]], chunk: ReportChunk, ctx: ReportContext) -> ParsedRows:
+    return insight_rows(records, chunk.level, ctx.account.account_id, chunk.window, ctx.conversion_types)
+
+
+def _parse_segments(records: list[dict[str, Any]], chunk: ReportChunk, ctx: ReportContext) -> ParsedRows:
+    family = _family(chunk)
+    return breakdown_rows(records, chunk.level, family, ctx.account.account_id, chunk.window, ctx.conversion_types)
+
+
+def _totals_batch(chunk: ReportChunk, rows: pd.DataFrame, failures: dict[str, str], done: int) -> InsightBatch:
+    return InsightBatch(chunk.level, rows, failures, entities_done=done)
+
+
+def _segments_batch(chunk: ReportChunk, rows: pd.DataFrame, failures: dict[str, str], done: int) -> BreakdownBatch:
+    return BreakdownBatch(chunk.level, _family(chunk), rows[list(BREAKDOWN_SOURCE_COLUMNS)], failures)
+
+
+def _family(chunk: ReportChunk) -> BreakdownFamily:
+    if chunk.family is None:
+        raise ValueError(f"{chunk.label} has no breakdown family")
+    return chunk.family
+
+
+TOTALS: ReportReader[InsightBatch] = ReportReader(_parse_totals, _totals_batch)
+SEGMENTS: ReportReader[BreakdownBatch] = ReportReader(_parse_segments, _segments_batch)
+
+
+class ReportRunner(Generic[B]):
+    """Runs chunks as async report runs and turns each finished one into a batch (`reader` says which)."""
+
+    def __init__(self, ctx: ReportContext, chunks: Sequence[ReportChunk], reader: ReportReader[B]) -> None:
         self.ctx = ctx
+        self.reader: ReportReader[B] = reader
         self.pending: deque[ReportChunk] = deque(chunks)
         self.running: list[_Run] = []
         levels = {c.level for c in chunks}
@@ -216,18 +302,18 @@ class ReportRunner:
         self.progress = _Progress({lvl: len(self.entities[lvl]) for lvl in levels})
         self.status_text = ""
 
-    def batches(self) -> Iterator[InsightBatch]:
+    def batches(self) -> Iterator[B]:
         clock = self.ctx.clock
         last_yield = clock()
         while self.pending or self.running:
-            ready: list[InsightBatch] = []
+            ready: list[B] = []
             while self.pending and len(self.running) < self.ctx.concurrency:
                 ready += self._submit(self.pending.popleft())
             if self.running and not ready:
                 run = min(self.running, key=lambda r: r.next_poll_at)
                 delay = run.next_poll_at - clock()
                 if delay > 0 and clock() - last_yield >= STOP_CHECK_SECONDS:
-                    ready.append(InsightBatch(run.chunk.level, insight_frame([])))
+                    ready.append(self._batch(run.chunk, self.reader.parse([], run.chunk, self.ctx).rows, {}, 0))
                 elif delay > 0:
                     self.ctx.sleep(delay)
                     continue
@@ -239,12 +325,14 @@ class ReportRunner:
                 if self.running and self.status_text and self.ctx.on_status is not None:
                     self.ctx.on_status(self.status_text)  # the engine just overwrote it with its own
 
-    def _submit(self, chunk: ReportChunk) -> list[InsightBatch]:
+    def _submit(self, chunk: ReportChunk) -> list[B]:
         params = report_params(chunk, self.filters[chunk.level])
         try:
             run_id = start_report_run(self.ctx.api, self.ctx.account.account_id, params)
         except ReportTooLargeError as exc:
             return self._split_or_fail(chunk, str(exc))
+        except InvalidBreakdownError as exc:
+            return self._refuse_family(chunk, exc)
         except FatalSyncError:
             raise
         except EntityError as exc:
@@ -254,7 +342,7 @@ class ReportRunner:
         self.running.append(_Run(chunk, run_id, now, now + first, first))
         return []
 
-    def _poll(self, run: _Run) -> list[InsightBatch]:
+    def _poll(self, run: _Run) -> list[B]:
         chunk = run.chunk
         try:
             status, percent = fetch_report_status(self.ctx.api, run.run_id)
@@ -288,14 +376,14 @@ class ReportRunner:
             ]
         run.wait = min(run.wait * 1.5, self.ctx.max_poll_seconds)
         run.next_poll_at = now + run.wait
-        text = f"{chunk.level} report {percent}% ({chunk.window.since}..{chunk.window.until})"
+        text = f"{chunk.label} {percent}% ({chunk.window.since}..{chunk.window.until})"
         if text != run.last_text:
             run.last_text = self.status_text = text
             if self.ctx.on_status is not None:
                 self.ctx.on_status(text)
         return []
 
-    def _read(self, run: _Run) -> InsightBatch:
+    def _read(self, run: _Run) -> B:
         chunk, ctx = run.chunk, self.ctx
         try:
             records = list(fetch_report_rows(ctx.api, run.run_id, ctx.page_size))
@@ -303,7 +391,7 @@ class ReportRunner:
             raise
         except EntityError as exc:
             return self._failed(chunk, f"reading the report failed: {exc}")
-        parsed = insight_rows(records, chunk.level, ctx.account.account_id, chunk.window, ctx.conversion_types)
+        parsed = self.reader.parse(records, chunk, ctx)
         if parsed.unattributed:
             return self._failed(
                 chunk,
@@ -318,35 +406,41 @@ class ReportRunner:
         if chunk.campaign_ids is not None:
             rows = rows[rows["campaign_id"].isin(chunk.campaign_ids)]
         window = f"{chunk.window.since}..{chunk.window.until}"
-        failures = {k: f"{v} (report {window})" for k, v in failures.items()}
-        return InsightBatch(
-            chunk.level,
-            rows.reset_index(drop=True),
-            failures,
-            entities_done=self.progress.advance(chunk.level, chunk.share),
-        )
+        what = f"{chunk.family} breakdown report" if chunk.family else "report"
+        failures = {k: f"{v} ({what} {window})" for k, v in failures.items()}
+        return self._batch(chunk, rows.reset_index(drop=True), failures, self.progress.advance(chunk))
 
-    def _split_or_fail(self, chunk: ReportChunk, reason: str) -> list[InsightBatch]:
+    def _batch(self, chunk: ReportChunk, rows: pd.DataFrame, failures: dict[str, str], done: int) -> B:
+        return self.reader.batch(chunk, rows, failures, done)
+
+    def _refuse_family(self, chunk: ReportChunk, exc: InvalidBreakdownError) -> list[B]:
+        """Meta refuses the family's breakdowns: every level and window of it fails, with one clear reason;
+        the chunks of other families (and the totals) go on."""
+        family = chunk.family
+        fields = ", ".join(BREAKDOWN_FIELDS[family]) if family else "none"
+        reason = f"{family} breakdowns ({fields}) not collected: {exc}"
+        log.warning("%s; the other breakdowns go on", reason)
+        dropped: list[ReportChunk] = [c for c in self.pending if c.family == family]
+        self.pending = deque(c for c in self.pending if c.family != family)
+        return [self._failed(c, reason) for c in (chunk, *dropped)]
+
+    def _split_or_fail(self, chunk: ReportChunk, reason: str) -> list[B]:
         campaign = self.campaigns[chunk.level]
         parts = split_chunk(chunk, sorted({campaign[e] for e in self.entities[chunk.level] if e in campaign}))
         if not parts:
             return [self._failed(chunk, f"{reason}, even for one day and one campaign")]
-        log.info(
-            "%s report %s..%s: %s; splitting it in two", chunk.level, chunk.window.since, chunk.window.until, reason
-        )
+        log.info("%s %s..%s: %s; splitting it in two", chunk.label, chunk.window.since, chunk.window.until, reason)
         self.pending.extendleft(reversed(parts))
         return []
 
-    def _failed(self, chunk: ReportChunk, reason: str) -> InsightBatch:
+    def _failed(self, chunk: ReportChunk, reason: str) -> B:
         covered = self.entities[chunk.level]
         if chunk.campaign_ids is not None:
             campaign = self.campaigns[chunk.level]
             covered = {e for e in covered if campaign.get(e) in chunk.campaign_ids}
         window = f"{chunk.window.since}..{chunk.window.until}"
-        log.warning("%s report %s failed for %d entities: %s", chunk.level, window, len(covered), reason)
-        return InsightBatch(
-            chunk.level,
-            insight_frame([]),
-            dict.fromkeys(sorted(covered), f"{reason} ({window})"),
-            entities_done=self.progress.advance(chunk.level, chunk.share),
+        log.warning("%s %s failed for %d entities: %s", chunk.label, window, len(covered), reason)
+        empty = self.reader.parse([], chunk, self.ctx).rows
+        return self._batch(
+            chunk, empty, dict.fromkeys(sorted(covered), f"{reason} ({window})"), self.progress.advance(chunk)
         )

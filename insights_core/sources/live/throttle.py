@@ -2,10 +2,11 @@
 
 `classify_error` is the one place a Marketing API failure is sorted: throttled (wait, at least
 as long as Meta says, then retry), transient (jittered backoff), fatal (bad token, missing
-permission: stop at once with what to fix), too much data (split the report), or anything else
-(the entities of that request fail). `Pacer` reads the usage headers of every response, failed
-ones included, and slows the sync down before Meta blocks it — collectors that read them only
-on success end up in retry loops once they are throttled.
+permission: stop at once with what to fix), too much data (split the report), an invalid
+breakdown combination (that family fails), or anything else (the entities of that request
+fail). `Pacer` reads the usage headers of every response, failed ones included, and slows the
+sync down before Meta blocks it — collectors that read them only on success end up in retry
+loops once they are throttled.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ TRANSIENT_CODES = frozenset({1, 2})
 TRANSIENT_HTTP = frozenset({500, 502, 503, 504})
 AUTH_CODE = 190
 TOO_MUCH_DATA = (100, 1487534)
+INVALID_BREAKDOWN = (100, 1504041)
 _NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 USAGE_HEADERS = ("x-app-usage", "x-ad-account-usage", "x-business-use-case-usage", "x-fb-ads-insights-throttle")
 _PCT_KEYS = ("call_count", "total_time", "total_cputime", "acc_id_util_pct", "app_id_util_pct")
@@ -65,6 +67,10 @@ _R = TypeVar("_R", bound=_Response)
 
 class ReportTooLargeError(EntityError):
     """Meta asked for less data per request (code 100, subcode 1487534): the report must be split."""
+
+
+class InvalidBreakdownError(EntityError):
+    """Meta does not accept this combination of breakdowns (code 100, subcode 1504041): no retry or split helps."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,10 @@ def classify_error(exc: BaseException, secrets: Iterable[str] = ()) -> ApiFailur
     if code in THROTTLE_CODES:
         return ApiFailure(
             RateLimitError(f"Meta throttled the request and retries ran out {detail}"), "throttle", usage, said
+        )
+    if (code, subcode) == INVALID_BREAKDOWN:
+        return ApiFailure(
+            InvalidBreakdownError(f"Meta does not accept this combination of breakdowns {detail}"), None, usage, said
         )
     if (code, subcode) == TOO_MUCH_DATA or "reduce the amount of data" in message.lower():
         return ApiFailure(ReportTooLargeError(f"Meta asked for less data per report {detail}"), None, usage, said)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,7 +21,14 @@ import pandas as pd
 
 from insights_core.errors import MalformedPayloadError
 from insights_core.levels import INTEGER, LEVEL_SPECS, TIMESTAMP, Column, Level, LevelSpec
-from insights_core.models import INSIGHT_ID_COLUMNS, INSIGHT_SOURCE_COLUMNS, Account, DateWindow
+from insights_core.models import (
+    BREAKDOWN_SOURCE_COLUMNS,
+    INSIGHT_ID_COLUMNS,
+    INSIGHT_SOURCE_COLUMNS,
+    Account,
+    BreakdownFamily,
+    DateWindow,
+)
 
 ZERO_DECIMAL_CURRENCIES = frozenset({"CLP", "COP", "CRC", "HUF", "ISK", "IDR", "JPY", "KRW", "PYG", "TWD", "VND"})
 """Currencies whose budgets Meta gives in whole units (offset 1); all others are in cents (offset 100)."""
@@ -41,6 +48,15 @@ BUDGET_COLUMNS = ("daily_budget", "lifetime_budget")
 """Entity columns Graph gives in the currency's minor unit (see `budget_amount`)."""
 REQUIRED_COUNTS = ("impressions", "clicks")
 OPTIONAL_COUNTS = ("reach", "unique_clicks")
+CENT = Decimal("0.01")
+BREAKDOWN_FIELDS: dict[BreakdownFamily, tuple[str, ...]] = {
+    "age_gender": ("age", "gender"),
+    "country": ("country",),
+    "placement": ("publisher_platform", "platform_position"),
+    "device_platform": ("device_platform",),
+}
+"""The Graph `breakdowns` of each family, in key order (key_1, key_2). Devices come from
+`device_platform`: `impression_device` needs an opt-in since August 2026."""
 
 
 class RowError(ValueError):
@@ -210,10 +226,56 @@ def insight_rows(
     neither can be trusted. Rows that name no entity cannot be charged to anyone and are listed
     in `unattributed`, for the caller to fail the whole report.
     """
-    parsed: dict[tuple[str, dt.date], dict[str, Any]] = {}
+
+    def parse(record: Mapping[str, Any], entity_id: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        row = _parse_row(record, level, entity_id, account_id, window, preference)
+        return (entity_id, row["date_start"]), row
+
+    rows, failures, unattributed, _ = _collect_rows(records, level, parse)
+    return ParsedRows(insight_frame(rows), failures, unattributed)
+
+
+def breakdown_rows(
+    records: Iterable[Mapping[str, Any]],
+    level: Level,
+    family: BreakdownFamily,
+    account_id: str,
+    window: DateWindow,
+    preference: Sequence[str],
+) -> ParsedRows:
+    """Segment rows of one level and family from a breakdown report's result pages.
+
+    Read and checked like `insight_rows` (the same numbers, days, ids and conversions), plus the
+    family's breakdown fields, kept as Meta sends them ("unknown" included). Money is rounded to
+    cents so the segments of an entity and day sum to the totals Meta sent. Reach stays NULL when
+    Meta leaves it out (it does with breakdowns over 13 months back). The frame also carries
+    `campaign_id`, for the caller to cut a report down to its campaigns. A malformed segment
+    fails its entity and leaves out the entity's other segments of that day too, so no partial
+    day (whose segments would not sum to the totals) is ever passed on.
+    """
+
+    def parse(record: Mapping[str, Any], entity_id: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        row = _parse_segment(record, level, family, entity_id, account_id, window, preference)
+        return (entity_id, row["date_start"], row["key_1"], row["key_2"]), row
+
+    rows, failures, unattributed, bad_days = _collect_rows(records, level, parse)
+    # a day's segments only mean something together: one bad segment drops the entity's whole day
+    whole_days = [r for r in rows if (r["entity_id"], r["date_start"].isoformat()) not in bad_days]
+    return ParsedRows(breakdown_frame(whole_days), failures, unattributed)
+
+
+def _collect_rows(
+    records: Iterable[Mapping[str, Any]],
+    level: Level,
+    parse: Callable[[Mapping[str, Any], str], tuple[tuple[Any, ...], dict[str, Any]]],
+) -> tuple[list[dict[str, Any]], dict[str, str], list[str], set[tuple[str, str]]]:
+    """Rows parsed by `parse`, the entities with malformed or duplicated rows, rows naming no
+    entity, and the (entity, day text) of every malformed or duplicated row."""
+    parsed: dict[tuple[Any, ...], dict[str, Any]] = {}
     problems: dict[str, list[str]] = {}
     unattributed: list[str] = []
-    duplicated: set[tuple[str, dt.date]] = set()
+    duplicated: set[tuple[Any, ...]] = set()
+    bad_days: set[tuple[str, str]] = set()
     id_field = f"{level}_id"
     for record in records:
         entity_id = _str(record.get(id_field)) if isinstance(record, Mapping) else None
@@ -221,23 +283,27 @@ def insight_rows(
             unattributed.append(f"a row without {id_field} (date {_day_text(record)})")
             continue
         try:
-            row = _parse_row(record, level, entity_id, account_id, window, preference)
+            key, row = parse(record, entity_id)
         except RowError as exc:
             problems.setdefault(entity_id, []).append(f"malformed insights row for {_day_text(record)}: {exc}")
+            bad_days.add((entity_id, _day_text(record)))
             continue
-        key = (entity_id, row["date_start"])
         if key in parsed or key in duplicated:
             parsed.pop(key, None)
             if key not in duplicated:
-                problems.setdefault(entity_id, []).append(f"Meta returned two rows for {row['date_start']}")
+                what = " ".join(str(part) for part in key[2:] if part)
+                problems.setdefault(entity_id, []).append(
+                    f"Meta returned two rows for {row['date_start']}" + (f" ({what})" if what else "")
+                )
             duplicated.add(key)
+            bad_days.add((entity_id, row["date_start"].isoformat()))
             continue
         parsed[key] = row
     failures = {
         entity_id: reasons[0] + (f" (and {len(reasons) - 1} more malformed rows)" if len(reasons) > 1 else "")
         for entity_id, reasons in problems.items()
     }
-    return ParsedRows(insight_frame(list(parsed.values())), failures, unattributed)
+    return list(parsed.values()), failures, unattributed, bad_days
 
 
 def insight_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -258,6 +324,20 @@ def insight_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+def breakdown_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows in BREAKDOWN_SOURCE_COLUMNS plus `campaign_id`, typed like `insight_frame` (reach nullable)."""
+    frame = pd.DataFrame(rows, columns=[*BREAKDOWN_SOURCE_COLUMNS, "campaign_id"])
+    frame["date_start"] = pd.to_datetime(frame["date_start"])
+    for column in ("spend", "conversions", "revenue"):
+        frame[column] = frame[column].astype("float64")
+    for column in ("impressions", "clicks"):
+        frame[column] = frame[column].astype("int64")
+    frame["reach"] = frame["reach"].astype("Int64")
+    for column in ("account_id", "entity_type", "entity_id", "breakdown", "key_1", "key_2", "campaign_id"):
+        frame[column] = frame[column].astype("object")
+    return frame
+
+
 def _parse_row(
     record: Mapping[str, Any],
     level: Level,
@@ -267,16 +347,7 @@ def _parse_row(
     preference: Sequence[str],
 ) -> dict[str, Any]:
     spec = LEVEL_SPECS[level]
-    day = _parse_day(record, "date_start")
-    if _parse_day(record, "date_stop") != day:
-        raise RowError(f"date_stop {record.get('date_stop')!r} differs from date_start (expected daily rows)")
-    if not window.since <= day <= window.until:
-        raise RowError(f"date {day} is outside the requested {window.since}..{window.until}")
-    parents: dict[str, str | None] = {}
-    for name in spec.parent_id_columns:
-        parents[name] = _str(record.get(name))
-        if not parents[name]:
-            raise RowError(f"{name} is missing")
+    day, parents = _parse_day_and_parents(record, level, window)
     conversions, revenue = conversions_of(record, preference)
     spend = _required(record, "spend", whole=False)
     counts = {name: _required(record, name, whole=True) for name in REQUIRED_COUNTS}
@@ -299,6 +370,68 @@ def _parse_row(
         "unique_clicks": None if optional["unique_clicks"] is None else int(optional["unique_clicks"]),
         "frequency": None if frequency is None else float(frequency),
     }
+
+
+def _parse_segment(
+    record: Mapping[str, Any],
+    level: Level,
+    family: BreakdownFamily,
+    entity_id: str,
+    account_id: str,
+    window: DateWindow,
+    preference: Sequence[str],
+) -> dict[str, Any]:
+    day, parents = _parse_day_and_parents(record, level, window)
+    keys = [_breakdown_key(record, name) for name in BREAKDOWN_FIELDS[family]]
+    conversions, revenue = conversions_of(record, preference)
+    spend = _required(record, "spend", whole=False)
+    counts = {name: _required(record, name, whole=True) for name in REQUIRED_COUNTS}
+    reach = _optional(record, "reach", whole=True)
+    return {
+        "account_id": account_id,
+        "entity_type": level,
+        "entity_id": entity_id,
+        "date_start": day,
+        "breakdown": family,
+        "key_1": keys[0],
+        "key_2": keys[1] if len(keys) > 1 else "",
+        "spend": _cents(spend),
+        "impressions": int(counts["impressions"]),
+        "clicks": int(counts["clicks"]),
+        "conversions": float(conversions),
+        "revenue": _cents(revenue),
+        "reach": None if reach is None else int(reach),
+        "campaign_id": parents.get("campaign_id", entity_id if level == "campaign" else None),
+    }
+
+
+def _parse_day_and_parents(
+    record: Mapping[str, Any], level: Level, window: DateWindow
+) -> tuple[dt.date, dict[str, str | None]]:
+    day = _parse_day(record, "date_start")
+    if _parse_day(record, "date_stop") != day:
+        raise RowError(f"date_stop {record.get('date_stop')!r} differs from date_start (expected daily rows)")
+    if not window.since <= day <= window.until:
+        raise RowError(f"date {day} is outside the requested {window.since}..{window.until}")
+    parents: dict[str, str | None] = {}
+    for name in LEVEL_SPECS[level].parent_id_columns:
+        parents[name] = _str(record.get(name))
+        if not parents[name]:
+            raise RowError(f"{name} is missing")
+    return day, parents
+
+
+def _breakdown_key(record: Mapping[str, Any], name: str) -> str:
+    """A breakdown field as Meta sends it; "unknown" is a segment like any other, a missing one is an error."""
+    value = record.get(name)
+    if not isinstance(value, str) or not value:
+        raise RowError(f"breakdown {name} is {'missing' if value is None else repr(value)}")
+    return value
+
+
+def _cents(amount: Decimal) -> float:
+    """Money to the cent (half to even, as Meta rounds), so segments add up to the totals it sent."""
+    return float(amount.quantize(CENT, rounding=ROUND_HALF_EVEN))
 
 
 def _required(record: Mapping[str, Any], name: str, *, whole: bool) -> Decimal:
