@@ -174,8 +174,9 @@ def _render_family(
     widgets.table(table, f"{prefix}_breakdown_{family}", file_stem, user, currency, labels=KEY_LABELS)
     if entity_id is None:
         st.caption(
-            "Reach per segment is reported per campaign and day; it is not available for all campaigns together "
-            "or for a period, because the same people are counted in several campaigns and days."
+            "Reach is not shown for all campaigns together: it does not add up across campaigns, segments or "
+            "days (the same people are counted in several). Entity pages show it per segment and day where Meta "
+            "reported it."
         )
         return
     reach = load_segment_daily_reach(snapshot, family, level, entity_id, since, until)

@@ -58,7 +58,7 @@ def test_reach_is_per_day_as_reported_on_ads_and_absent_where_rolled_up() -> Non
     campaign = open_page("viewer", "pages/campaign.py", {"campaign_id": CAMPAIGN})
     assert "Reach per segment is not available for this campaign" in texts(campaign)
     overview = open_page("viewer", "pages/overview.py")
-    assert "it is not available for all campaigns together" in texts(overview)
+    assert "Reach is not shown for all campaigns together" in texts(overview)
 
 
 @pytest.mark.usefixtures("app_on_data_dir")
