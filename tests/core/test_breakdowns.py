@@ -300,3 +300,39 @@ def test_a_stop_during_breakdowns_commits_nothing(settings: Settings, warehouse:
         .fetchone()
     )
     assert counts == (0, 0)
+
+
+@pytest.mark.parametrize("level", ["campaign", "ad"])
+def test_a_restated_sync_now_of_one_entity_keeps_every_sum(
+    settings: Settings, warehouse: Warehouse, request: pytest.FixtureRequest, level: str
+) -> None:
+    """A campaign's Sync now re-reads it and everything under it; an ad's, the ad alone: either way each
+    entity's segments match its own totals row, re-read or not."""
+    sync(settings, warehouse)
+    delivered_last_day = (
+        con(warehouse)
+        .execute(
+            "SELECT a.ad_id, a.campaign_id FROM ads AS a JOIN meta_ad_insights AS i ON i.entity_id = a.ad_id"
+            " WHERE i.date_start = (SELECT max(date_start) FROM meta_ad_insights) ORDER BY 1"
+        )
+        .fetchall()
+    )
+    restated = [(ad, c) for ad, c in delivered_last_day if stub.hash_ids([ad])[0] % 3 == 0]  # see `restating`
+    entity_id = restated[0][0] if level == "ad" else restated[0][1]
+    request.getfixturevalue("restating")
+    report = run_sync(
+        SyncRequest(entity_type=level, entity_ids=(entity_id,)),  # type: ignore[arg-type]
+        source=StubSource.from_settings(settings),
+        warehouse=warehouse,
+        settings=settings,
+        now=LATER,
+    )
+    assert report.success, report.errors
+    assert_consistent(warehouse)
+    changed = (
+        con(warehouse)
+        .execute("SELECT DISTINCT entity_type FROM meta_ad_insight_breakdowns WHERE updated_at > created_at")
+        .fetchall()
+    )
+    expected = {("campaign",), ("adset",), ("ad",)} if level == "campaign" else {("ad",)}
+    assert set(changed) <= expected and changed, changed
