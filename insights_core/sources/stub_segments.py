@@ -231,8 +231,8 @@ def segment_frame(
     return frame[list(BREAKDOWN_SOURCE_COLUMNS)]
 
 
-AD_DAYS_PER_CHUNK = 50_000
-"""Ad-days split per batch: bounds the (ad-days x segments) arrays to a few tens of MB."""
+AD_DAYS_PER_CHUNK = 10_000
+"""Ad-days split per batch: bounds the (ad-days x segments) arrays to a few MB (50,000 cost ~120 MB more peak RSS)."""
 
 
 def iter_segment_batches(
