@@ -1,7 +1,8 @@
-"""Full stub syncs: wall time (sync + publish), rows written, rows/s, peak RSS.
+"""Full stub syncs: wall time (sync + publish), rows written (totals and segments), rows/s (both), peak RSS.
 
-    .venv/bin/python benchmarks/bench_sync.py                 # default 100x5x3 and 1000x10x10
+    .venv/bin/python benchmarks/bench_sync.py                 # every scenario below
     .venv/bin/python benchmarks/bench_sync.py --only default  # one scenario
+    .venv/bin/python benchmarks/bench_sync.py --only default --only default-breakdowns  # with vs without
 
 Each scenario runs in a fresh process (so peak RSS is its own) on an empty temporary data dir:
 a first sync (inserts), then a forced second sync of the same window (the upsert path scheduled
@@ -22,10 +23,18 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = {"default": (100, 5, 3, 30), "large": (1000, 10, 10, 30), "large-3.3M": (1000, 10, 10, 38)}
-"""name -> (campaigns, ad sets per campaign, ads per ad set, days). Paused and archived entities
-deliver only in some weeks, so 30 days of 1000x10x10 give ~2.65M rows; 38 days give the ~3.3M
-rows an always-on account of that size would have in 30."""
+ALL_FAMILIES = ("age_gender", "country", "placement", "device_platform")
+SCENARIOS = {
+    "default": (100, 5, 3, 30, ()),
+    "default-breakdowns": (100, 5, 3, 30, ALL_FAMILIES),
+    "large": (1000, 10, 10, 30, ()),
+    "large-3.3M": (1000, 10, 10, 38, ()),
+}
+"""name -> (campaigns, ad sets per campaign, ads per ad set, days, INSIGHTS_BREAKDOWNS families). Paused
+and archived entities deliver only in some weeks, so 30 days of 1000x10x10 give ~2.65M rows; 38 days
+give the ~3.3M rows an always-on account of that size would have in 30. Scenarios without families
+measure the totals alone (as before breakdowns existed); "default-breakdowns" is the default account
+with every family, to compare with "default"."""
 
 
 def run_scenario(name: str, data_dir: Path) -> dict:
@@ -36,13 +45,14 @@ def run_scenario(name: str, data_dir: Path) -> dict:
     from insights_core.sources.stub import StubSource
     from insights_core.store.warehouse import Warehouse
 
-    campaigns, adsets, ads, days = SCENARIOS[name]
+    campaigns, adsets, ads, days, families = SCENARIOS[name]
     settings = Settings(
         _env_file=None,
         data_dir=data_dir,
         stub_campaigns=campaigns,  # type: ignore[call-arg]
         stub_adsets_per_campaign=adsets,
         stub_ads_per_adset=ads,
+        breakdowns=families,
     )
     source = StubSource.from_settings(settings)
     warehouse = Warehouse(settings.db_path, settings.duckdb_memory_limit)
@@ -64,6 +74,7 @@ def run_scenario(name: str, data_dir: Path) -> dict:
                 "publish_s": done - synced,
                 "wall_s": done - started,
                 "rows": report.rows_read,
+                "segment_rows": warehouse.con.execute("SELECT count(*) FROM meta_ad_insight_breakdowns").fetchone()[0],
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }
         )
@@ -80,19 +91,21 @@ def run_scenario(name: str, data_dir: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=sorted(SCENARIOS))
+    parser.add_argument("--only", choices=sorted(SCENARIOS), action="append", help="a scenario (repeatable)")
     parser.add_argument("--keep", type=Path, help="run in this data dir and keep it (with --only)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_scenario(args.child, args.keep)))
         return
+    if args.keep and args.only and len(args.only) > 1:
+        parser.error("--keep takes one --only scenario")
 
     print(
-        f"{'scenario':<10} {'shape':<10} {'entities':>8} {'pass':<10} {'rows':>10} {'sync s':>7} "
+        f"{'scenario':<18} {'shape':<10} {'entities':>8} {'pass':<10} {'rows':>10} {'segment rows':>12} {'sync s':>7} "
         f"{'publish s':>9} {'wall s':>7} {'rows/s':>10} {'peak RSS MB':>11} {'db MB':>7}"
     )
-    for name in [args.only] if args.only else list(SCENARIOS):
+    for name in args.only or list(SCENARIOS):
         with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
             data_dir = args.keep if args.keep else Path(tmp) / "data"
             out = subprocess.run(
@@ -107,9 +120,10 @@ def main() -> None:
             result = json.loads(out.stdout.strip().splitlines()[-1])
         for p in result["passes"]:
             print(
-                f"{result['scenario']:<10} {result['shape']:<10} {result['entities']:>8} {p['pass']:<10} "
-                f"{p['rows']:>10,} {p['sync_s']:>7.2f} {p['publish_s']:>9.2f} {p['wall_s']:>7.2f} "
-                f"{p['rows'] / p['wall_s']:>10,.0f} {p['peak_rss_mb']:>11.0f} {result['db_mb']:>7.0f}"
+                f"{result['scenario']:<18} {result['shape']:<10} {result['entities']:>8} {p['pass']:<10} "
+                f"{p['rows']:>10,} {p['segment_rows']:>12,} {p['sync_s']:>7.2f} {p['publish_s']:>9.2f} "
+                f"{p['wall_s']:>7.2f} {(p['rows'] + p['segment_rows']) / p['wall_s']:>10,.0f} "
+                f"{p['peak_rss_mb']:>11.0f} {result['db_mb']:>7.0f}"
             )
 
 

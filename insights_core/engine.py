@@ -20,7 +20,7 @@ from insights_core.creatives import sync_creatives
 from insights_core.errors import FatalSyncError, InputError, InsightsError, SyncCancelledError
 from insights_core.levels import LEVEL_PLURAL, LEVEL_SPECS, LEVELS, Level
 from insights_core.logs import redact
-from insights_core.models import DateWindow, EntityTree, Scope, SyncReport, SyncRequest
+from insights_core.models import BreakdownFamily, DateWindow, EntityTree, Scope, SyncReport, SyncRequest
 from insights_core.settings import Settings
 from insights_core.sources import InsightsSource
 from insights_core.store.warehouse import Warehouse
@@ -88,6 +88,12 @@ class _Tally:
     inserted: int = 0
     updated: int = 0
     deleted: int = 0
+    breakdown_rows: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("read", "inserted", "updated", "deleted"), 0)
+    )
+    """Segment rows (meta_ad_insight_breakdowns), counted apart: the report's row counts are the totals'."""
+    notes: list[str] = field(default_factory=list)
+    """Lines for the report's errors that concern no single entity (a breakdown family not collected)."""
 
 
 def run_sync(
@@ -251,6 +257,101 @@ def _sync_account(
             )
         if scope.is_full and not failed_here[level]:
             warehouse.save_synced_days(account.account_id, level, window.dates(), now)
+    if settings.breakdowns:
+        _sync_breakdowns(
+            tree, scope, window, failed_here, now, report, tally, source, warehouse, settings, progress, check_stop
+        )
+
+
+def _sync_breakdowns(
+    tree: EntityTree,
+    scope: Scope,
+    window: DateWindow,
+    totals_failed: dict[str, set[str]],
+    now: dt.datetime,
+    report: SyncReport,
+    tally: _Tally,
+    source: InsightsSource,
+    warehouse: Warehouse,
+    settings: Settings,
+    progress: _ProgressReporter,
+    check_stop: Callable[[], None],
+) -> None:
+    """Segment rows of the account for `settings.breakdowns`, in the sync's transaction.
+
+    The source yields the levels it reads; each level it did not is rolled up from the level below
+    (sums; reach NULL), bottom-up, after the level below dropped its stale rows. A parent with a
+    child that failed is not rolled up (its sums would miss that child), nor one whose totals were
+    not read (`totals_failed`): both keep their stored rows, which match their stored totals.
+    A family the source yields nothing for is named in the report rather than skipped silently.
+    """
+    account_id = tree.account.account_id
+    families = settings.breakdowns
+    counts = tally.breakdown_rows
+    fresh = {
+        (lvl, fam): warehouse.count_breakdowns(account_id, lvl, fam, window.since, window.until) == 0
+        for lvl in LEVELS
+        for fam in families
+    }
+    failed: dict[tuple[Level, BreakdownFamily], set[str]] = {key: set() for key in fresh}
+    yielded: set[tuple[Level, BreakdownFamily]] = set()
+    fetch = getattr(source, "fetch_breakdowns", None)
+    try:
+        if fetch is None:
+            raise NotImplementedError(f"the {source.mode} source does not read breakdowns")
+        for batch in fetch(tree.account, window, scope, families, report.sync_id, on_status=progress.emit):
+            check_stop()
+            inserted, updated = warehouse.upsert_breakdowns(batch.rows, now, fresh=fresh[(batch.level, batch.family)])
+            counts["read"] += len(batch.rows)
+            counts["inserted"] += inserted
+            counts["updated"] += updated
+            yielded.add((batch.level, batch.family))
+            failed[(batch.level, batch.family)].update(batch.failures)
+            for entity_id, reason in batch.failures.items():
+                tally.failures[batch.level].setdefault(entity_id, f"{batch.family} breakdown: {reason}")
+            progress.emit(f"{batch.family} breakdown of {LEVEL_PLURAL[batch.level]} of {account_id}")
+    except NotImplementedError as exc:
+        tally.notes.append(f"{account_id}: breakdowns not collected ({exc or 'not supported by the source'})")
+        return
+    check_stop()
+    for family in families:
+        if not any(fam == family for _, fam in yielded):
+            tally.notes.append(
+                f"{account_id}: {family} breakdown not collected (the {source.mode} source returned none)"
+            )
+            continue
+        below: Level | None = None
+        for level in reversed(LEVELS):  # ads first: a parent is rolled up from the level below it
+            key = (level, family)
+            if key not in yielded:
+                if below is None:
+                    tally.notes.append(f"{account_id}: {family} breakdown of {LEVEL_PLURAL[level]} not collected")
+                    continue
+                kept = (
+                    scope.ids(level) - totals_failed[level] - _parents_of(tree, below, failed[(below, family)], level)
+                )
+                _, inserted, updated = warehouse.roll_up_breakdowns(
+                    account_id, level, family, window.since, window.until, kept, now, fresh=fresh[key]
+                )
+                failed[key] = set(scope.ids(level) - kept)
+                counts["inserted"] += inserted
+                counts["updated"] += updated
+            if not fresh[key]:
+                read_ok = None if scope.is_full and not failed[key] else scope.ids(level) - failed[key]
+                counts["deleted"] += warehouse.delete_stale_breakdowns(
+                    account_id, level, family, window.since, window.until, read_ok
+                )
+            below = level
+        check_stop()
+
+
+def _parents_of(tree: EntityTree, child: Level, child_ids: set[str], parent: Level) -> set[str]:
+    """The `parent`-level ids of the given `child`-level entities."""
+    if not child_ids:
+        return set()
+    frame = tree.frame(child)
+    chosen = frame[frame[LEVEL_SPECS[child].id_column].isin(child_ids)]
+    return set(chosen[LEVEL_SPECS[parent].id_column].astype(str))
 
 
 def _finish_report(
@@ -275,6 +376,7 @@ def _finish_report(
     ]
     if len(errors) > MAX_ERRORS_LISTED:
         errors = errors[:MAX_ERRORS_LISTED] + [f"... and {len(errors) - MAX_ERRORS_LISTED} more entity errors"]
+    errors += tally.notes
     committed = status == "succeeded"
     processed = sum(tally.processed.values())
     failed = sum(len(f) for f in tally.failures.values())
@@ -292,6 +394,8 @@ def _finish_report(
     report.rows_deleted = tally.deleted if committed else 0
     report.api_requests = source.stats.api_requests - stats_before[0]
     report.rate_limit_hits = source.stats.rate_limit_hits - stats_before[1]
+    if committed and any(tally.breakdown_rows.values()):
+        log.info("sync %s: breakdown rows %s", report.sync_id, tally.breakdown_rows)
     report.status = status  # type: ignore[assignment]
     report.success = status == "succeeded"
     report.total_duration_seconds = round(time.monotonic() - started, 3)

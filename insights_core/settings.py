@@ -15,6 +15,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from insights_core.errors import ConfigError
+from insights_core.models import BREAKDOWN_FAMILIES, BreakdownFamily
 
 DEFAULT_CONVERSION_ACTION_TYPES = ("omni_purchase", "purchase", "offsite_conversion.fb_pixel_purchase")
 """The purchase family in order of preference. `omni_purchase`, `purchase` and the pixel type report
@@ -127,6 +128,12 @@ class Settings(BaseSettings):
         description="comma-separated action types in order of preference: per row the first present counts "
         "as conversions (never a sum of them); revenue from the same type in action_values",
     )
+    breakdowns: Annotated[tuple[BreakdownFamily, ...], NoDecode] = Field(
+        BREAKDOWN_FAMILIES,
+        alias="INSIGHTS_BREAKDOWNS",
+        description="comma-separated segment families collected beside the totals (age_gender, country, "
+        "placement, device_platform); empty: none",
+    )
     duckdb_memory_limit: str = Field(
         "512MB",
         alias="INSIGHTS_DUCKDB_MEMORY_LIMIT",
@@ -193,6 +200,21 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("breakdowns", mode="before")
+    @classmethod
+    def _check_breakdowns(cls, value: object) -> object:
+        # checked before pydantic's literal check, whose message lists no valid names in one line
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, (tuple, list)):
+            unknown = [v for v in value if v not in BREAKDOWN_FAMILIES]
+            if unknown:
+                raise ValueError(
+                    f"unknown breakdown family {', '.join(map(repr, unknown))}; valid: {', '.join(BREAKDOWN_FAMILIES)}"
+                )
+            return tuple(dict.fromkeys(value))  # a family named twice is collected once
         return value
 
     @field_validator("ad_account_ids")

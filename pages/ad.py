@@ -4,6 +4,7 @@
 import streamlit as st
 
 from insights_core.dashboard import charts, data, widgets
+from insights_core.dashboard.breakdowns import render_breakdowns
 from insights_core.dashboard.creatives import show_ad_creative
 from insights_core.dashboard.entity_page import open_entity_page
 from insights_core.dashboard.formatting import DASH, format_peer_comparison, literal
@@ -72,3 +73,5 @@ else:
 
 with st.expander("Daily rows (reach and frequency as Meta reported them per day)"):
     widgets.table(with_ratio_columns(view.daily), "ad_daily", f"ad_{ad_id}_daily", user, currency)
+
+render_breakdowns(snapshot, since, until, user, currency, level="ad", entity_id=ad_id)

@@ -5,6 +5,7 @@ import json
 import streamlit as st
 
 from insights_core.dashboard import charts, widgets
+from insights_core.dashboard.breakdowns import render_breakdowns
 from insights_core.dashboard.entity_page import CHILD_TABLE_COLUMNS, open_entity_page
 from insights_core.dashboard.formatting import DASH, format_money, literal
 from insights_core.metrics import with_ratio_columns
@@ -66,3 +67,5 @@ if picked is not None:
 
 with st.expander("Daily rows (reach and frequency as Meta reported them per day)"):
     widgets.table(with_ratio_columns(view.daily), "adset_daily", f"adset_{adset_id}_daily", user, currency)
+
+render_breakdowns(page.snapshot, page.since, page.until, user, currency, level="adset", entity_id=adset_id)

@@ -4,6 +4,7 @@ objective, daily chart, totals, efficiency score, and its ad sets and ads."""
 import streamlit as st
 
 from insights_core.dashboard import charts, data, widgets
+from insights_core.dashboard.breakdowns import render_breakdowns
 from insights_core.dashboard.entity_page import CHILD_TABLE_COLUMNS
 from insights_core.dashboard.formatting import format_money, format_value, literal
 from insights_core.dashboard.inputs import parse_entity_id
@@ -122,3 +123,5 @@ if picked is not None:
 
 with st.expander("Daily rows (reach and frequency as Meta reported them per day)"):
     widgets.table(with_ratio_columns(view.daily), "campaign_daily", f"campaign_{campaign_id}_daily", user, currency)
+
+render_breakdowns(snapshot, since, until, user, currency, level="campaign", entity_id=campaign_id)

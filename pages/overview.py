@@ -7,6 +7,7 @@ import streamlit as st
 
 from insights_core.dashboard import charts, data, widgets
 from insights_core.dashboard.alerts import performance_alerts, period_change, sync_alerts
+from insights_core.dashboard.breakdowns import render_breakdowns
 from insights_core.dashboard.formatting import format_duration, format_timestamp, literal
 from insights_core.dashboard.periods import previous_period
 from insights_core.dashboard.scoring import EFFICIENCY_HELP, efficiency_scores
@@ -133,3 +134,5 @@ if can(user.role, "export"):
             disabled=too_big,
             help="Over a million rows: use CSV (Excel would split them across sheets slowly)." if too_big else None,
         )
+
+render_breakdowns(snapshot, since, until, user, currency, account_id=account_id)

@@ -248,6 +248,55 @@ def _document() -> Doc:
                     },
                 }
             },
+            f"{p}/breakdowns/{{entity_type}}/{{entity_id}}": {
+                "get": {
+                    "summary": "Segments of a campaign, ad set or ad: age and gender, country, placement, device "
+                    "(any role)",
+                    "tags": ["insights"],
+                    "parameters": [
+                        _param("entity_type", "path", {"type": "string", "enum": ["campaign", "adset", "ad"]}, "level"),
+                        _param("entity_id", "path", {"type": "string", "pattern": "^[0-9]{1,32}$"}, "the id"),
+                        _param(
+                            "family",
+                            "query",
+                            {"type": "string", "enum": ["age_gender", "country", "placement", "device_platform"]},
+                            "one family (default: all four)",
+                        ),
+                        _param(
+                            "since",
+                            "query",
+                            {"type": "string", "format": "date"},
+                            "first day (default: 29 days before the last stored day)",
+                        ),
+                        _param(
+                            "until",
+                            "query",
+                            {"type": "string", "format": "date"},
+                            "last day, inclusive (default: the last stored day)",
+                        ),
+                    ],
+                    "responses": {
+                        **_ok(
+                            "per family, each segment's sums over the period with ratios from them (key_1, key_2 as "
+                            "stored: age and gender, country and '', platform and position, device and ''); and "
+                            "reach per segment and day where reported (never summed)",
+                            {
+                                "type": "object",
+                                "required": ["entity_id", "entity_type", "date_range", "breakdowns", "daily_reach"],
+                                "properties": {
+                                    "entity_id": {"type": "string"},
+                                    "entity_type": {"type": "string"},
+                                    "entity_name": {"type": ["string", "null"]},
+                                    "date_range": {"$ref": "#/components/schemas/DateRange"},
+                                    "breakdowns": {"type": "object", "additionalProperties": {"type": "array"}},
+                                    "daily_reach": {"type": "object", "additionalProperties": {"type": "array"}},
+                                },
+                            },
+                        ),
+                        **_READ_ERRORS,
+                    },
+                }
+            },
             f"{p}/sync-now": {
                 "post": {
                     "summary": "Queue a sync for the worker (admin, manager)",

@@ -14,6 +14,7 @@ from typing import Any
 
 from insights_core.errors import InputError
 from insights_core.levels import Level
+from insights_core.models import BREAKDOWN_FAMILIES, BreakdownFamily
 from insights_core.sync_requests import parse_days_back, parse_entity_type
 
 EARLIEST_DATE = dt.date(2000, 1, 1)
@@ -72,6 +73,14 @@ def parse_count(raw: str | None, name: str, low: int, high: int, default: int) -
 
 def parse_level_param(raw: str | None) -> Level | None:
     return None if raw is None or raw == "" else parse_entity_type(raw)
+
+
+def parse_family(raw: str) -> BreakdownFamily:
+    """One breakdown family (age_gender, country, placement, device_platform)."""
+    for family in BREAKDOWN_FAMILIES:
+        if raw == family:
+            return family
+    raise InputError(f"family must be one of {', '.join(BREAKDOWN_FAMILIES)}, got {_shown(raw)}")
 
 
 def parse_request_id(raw: str) -> int:

@@ -35,6 +35,7 @@ from insights_core.api.params import (
     parse_count,
     parse_date,
     parse_days_param,
+    parse_family,
     parse_level_param,
     parse_request_id,
     parse_sync_body,
@@ -46,10 +47,11 @@ from insights_core.control import ControlChannel
 from insights_core.dashboard.inputs import parse_entity_id
 from insights_core.errors import ApiAuthError, ApiForbiddenError, ConfigError, InputError, NotFoundError, StoreError
 from insights_core.levels import Level
+from insights_core.models import BREAKDOWN_FAMILIES
 from insights_core.roles import Permission
 from insights_core.settings import Settings, load_settings
 from insights_core.store.snapshots import resolve_current_snapshot
-from insights_core.sync_requests import parse_sync_request, request_params
+from insights_core.sync_requests import parse_entity_type, parse_sync_request, request_params
 
 log = logging.getLogger("meta_insights.api")
 
@@ -250,6 +252,28 @@ def get_recent_insights(request: Request, _body: bytes, ctx: ApiContext) -> Resp
     return _cached_json(ctx.payloads.fetch((snapshot, "recent", entity_id, level, days), compute))
 
 
+def get_breakdowns(request: Request, _body: bytes, ctx: ApiContext) -> Response:
+    ctx.caller(request)
+    level = parse_entity_type(request.path_params["entity_type"])
+    entity_id = parse_entity_id(request.path_params["entity_id"], level)
+    query = request.query_params
+    family = query.get("family")
+    families = BREAKDOWN_FAMILIES if not family else (parse_family(family),)
+    since, until = parse_date(query.get("since"), "since"), parse_date(query.get("until"), "until")
+    if since and until and since > until:
+        raise InputError(f"since ({since}) is after until ({until})")
+    snapshot = ctx.reader.current_key()
+
+    def compute() -> bytes:
+        with ctx.reader.cursor(snapshot) as cur:
+            period = views.overview_period(cur, since, until)
+            if period.since > period.until:
+                raise InputError(f"since ({period.since}) is after until ({period.until}, the last stored day)")
+            return encode_json(views.breakdowns_view(cur, level, entity_id, period, families))
+
+    return _cached_json(ctx.payloads.fetch((snapshot, "breakdowns", level, entity_id, families, since, until), compute))
+
+
 def post_sync_now(request: Request, body: bytes, ctx: ApiContext) -> Response:
     """Queue a Sync now request for the worker; 202 with where to follow it."""
     principal = ctx.caller(request, "sync:run")
@@ -338,6 +362,7 @@ def api_routes(settings: Settings | None = None) -> list[BaseRoute]:
         (f"{p}/adset/{{adset_id}}", ("GET",), _entity_handler("adset")),
         (f"{p}/ad/{{ad_id}}", ("GET",), _entity_handler("ad")),
         (f"{p}/recent-insights/{{entity_id}}", ("GET",), get_recent_insights),
+        (f"{p}/breakdowns/{{entity_type}}/{{entity_id}}", ("GET",), get_breakdowns),
         (f"{p}/sync-now", ("POST",), post_sync_now),
         (f"{p}/sync-now/{{request_id}}", ("GET",), get_sync_request),
         ("/metrics", ("GET",), get_metrics),

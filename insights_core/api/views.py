@@ -34,7 +34,8 @@ from insights_core.dashboard.scoring import efficiency_score, efficiency_scores,
 from insights_core.errors import NotFoundError, SnapshotUnavailableError
 from insights_core.levels import LEVEL_LABELS, LEVELS, Level
 from insights_core.metrics import with_ratio_columns
-from insights_core.models import ADDITIVE_METRICS
+from insights_core.models import ADDITIVE_METRICS, BreakdownFamily
+from insights_core.store import breakdowns as breakdown_store
 from insights_core.store import queries
 
 Con = duckdb.DuckDBPyConnection
@@ -275,4 +276,32 @@ def recent_view(con: Con, entity_id: str, level: Level | None, period: Period) -
         "days": days,
         "date_range": date_range(period.since, period.until),
         **_insights(con, level, entity_id, period),
+    }
+
+
+def breakdowns_view(
+    con: Con, level: Level, entity_id: str, period: Period, families: tuple[BreakdownFamily, ...]
+) -> JsonObject:
+    """The breakdowns endpoint's answer: per family, each segment's sums over the period with ratios from
+    them (as the pages' Breakdowns section), and reach per segment and day where the source reported it
+    (never summed; none at levels rolled up from their children)."""
+    entity = _entity(con, level, entity_id)
+    if not breakdown_store.has_breakdowns_table(con):
+        raise SnapshotUnavailableError("this snapshot predates breakdowns: they appear after the next sync")
+    segments: JsonObject = {}
+    daily_reach: JsonObject = {}
+    for family in families:
+        sums = breakdown_store.fetch_segment_sums(con, family, level, period.since, period.until, entity_id)
+        segments[family] = frame_records(
+            with_ratio_columns(sums), ("key_1", "key_2", *ADDITIVE_METRICS, "ctr", "cpc", "roas")
+        )
+        reach = breakdown_store.fetch_segment_daily_reach(con, family, level, entity_id, period.since, period.until)
+        daily_reach[family] = frame_records(reach, ("date_start", "key_1", "key_2", "reach"))
+    return {
+        "entity_id": entity_id,
+        "entity_type": level,
+        "entity_name": json_value(entity.get("name")),
+        "date_range": date_range(period.since, period.until),
+        "breakdowns": segments,
+        "daily_reach": daily_reach,
     }

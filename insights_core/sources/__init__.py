@@ -6,7 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
-from insights_core.models import Account, Creative, DateWindow, EntityTree, InsightBatch, Scope, SourceStats
+from insights_core.models import (
+    Account,
+    BreakdownBatch,
+    BreakdownFamily,
+    Creative,
+    DateWindow,
+    EntityTree,
+    InsightBatch,
+    Scope,
+    SourceStats,
+)
 from insights_core.settings import Settings
 
 StatusCallback = Callable[[str], None]
@@ -32,6 +42,24 @@ class InsightsSource(Protocol):
 
         A failure that concerns some entities goes into `InsightBatch.failures`; a failure that
         makes the whole sync pointless (bad token, missing permission) raises FatalSyncError.
+        """
+        ...
+
+    def fetch_breakdowns(
+        self,
+        account: Account,
+        window: DateWindow,
+        scope: Scope,
+        families: tuple[BreakdownFamily, ...],
+        sync_id: str,
+        on_status: StatusCallback | None = None,
+    ) -> Iterator[BreakdownBatch]:
+        """Daily segment rows (BREAKDOWN_SOURCE_COLUMNS) of the scope's entities over the window,
+        batches per level and family, for the levels the source reads (any subset: the engine rolls
+        the others up from the level below). Per entity, day and family the segments' additive
+        metrics sum to the entity's totals row; entities it failed on go in `BreakdownBatch.failures`.
+        A source that cannot read a family yields no batch for it (or raises NotImplementedError),
+        and the sync report says so.
         """
         ...
 

@@ -24,6 +24,8 @@ from insights_core.levels import LEVEL_SPECS, LEVELS, Level
 from insights_core.models import (
     INSIGHT_SOURCE_COLUMNS,
     Account,
+    BreakdownBatch,
+    BreakdownFamily,
     Creative,
     DateWindow,
     EntityTree,
@@ -379,6 +381,20 @@ class StubSource:
             rows = _frame(acct, level, lineage, values, dates, keep)
             self.stats.rate_limit_hits += len(failures)
             yield InsightBatch(level, rows, failures, entities_done=int(in_scope.sum()))
+
+    def fetch_breakdowns(
+        self,
+        account: Account,
+        window: DateWindow,
+        scope: Scope,
+        families: tuple[BreakdownFamily, ...],
+        sync_id: str,
+        on_status: StatusCallback | None = None,
+    ) -> Iterator[BreakdownBatch]:
+        """Ad-level segments that sum exactly to each ad's totals; the engine rolls the parents up."""
+        from insights_core.sources.stub_segments import iter_segment_batches  # it imports this module
+
+        return iter_segment_batches(self, account, window, scope, families, sync_id)
 
     def _failures(self, ids: np.ndarray, sync_id: str) -> dict[str, str]:
         """Entities that fail in this sync when INSIGHTS_STUB_ERROR_RATE > 0 (a different draw per sync)."""

@@ -155,6 +155,32 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         "ALTER TABLE synced_days RENAME COLUMN level TO entity_type;",
     ),
     (
+        4,
+        "meta_ad_insight_breakdowns: daily segments (age and gender, country, placement, device)",
+        # key_2 is '' for one-key families so the primary key never holds a NULL (NULLs never collide);
+        # reach is as reported per segment, NULL at levels rolled up from children (it is never summed)
+        """
+        CREATE TABLE meta_ad_insight_breakdowns (
+            entity_type  VARCHAR NOT NULL CHECK (entity_type IN ('campaign', 'adset', 'ad')),
+            entity_id    VARCHAR NOT NULL,
+            account_id   VARCHAR NOT NULL,
+            date_start   DATE NOT NULL,
+            breakdown    VARCHAR NOT NULL CHECK (breakdown IN ('age_gender', 'country', 'placement', 'device_platform')),
+            key_1        VARCHAR NOT NULL,
+            key_2        VARCHAR NOT NULL,
+            spend        DECIMAL(18, 2) NOT NULL,
+            impressions  BIGINT NOT NULL,
+            clicks       BIGINT NOT NULL,
+            conversions  DECIMAL(18, 2) NOT NULL,
+            revenue      DECIMAL(18, 2) NOT NULL,
+            reach        BIGINT,
+            created_at   TIMESTAMP NOT NULL,
+            updated_at   TIMESTAMP NOT NULL,
+            PRIMARY KEY (entity_type, entity_id, date_start, breakdown, key_1, key_2)
+        );
+        """,
+    ),
+    (
         5,
         "meta_ad_creatives: each ad's creative, with the image kept in the data dir",
         # image_file is a content-addressed name (<sha256>.<ext>) under <data dir>/creatives, NULL

@@ -20,7 +20,15 @@ import pyarrow as pa
 from insights_core.datadir import ensure_private_dir, make_private
 from insights_core.errors import PublishError, StoreError
 from insights_core.levels import LEVEL_SPECS, Level
-from insights_core.models import ADDITIVE_METRICS, INSIGHT_SOURCE_COLUMNS, Account, EntityTree, SyncReport
+from insights_core.models import (
+    ADDITIVE_METRICS,
+    INSIGHT_SOURCE_COLUMNS,
+    Account,
+    BreakdownFamily,
+    EntityTree,
+    SyncReport,
+)
+from insights_core.store import breakdowns
 from insights_core.store.migrations import ensure_schema
 from insights_core.store.snapshots import publish_snapshot
 
@@ -112,7 +120,8 @@ class Warehouse:
         """Everything inside commits together or not at all.
 
         The keys every `upsert_insights` call stores are remembered in a temporary table for the
-        life of the transaction, so `delete_stale_insights` can find rows this sync did not get back.
+        life of the transaction, so `delete_stale_insights` can find rows this sync did not get back;
+        `breakdown_keys` does the same for segment rows.
         """
         self.con.execute("BEGIN TRANSACTION")
         try:
@@ -120,8 +129,10 @@ class Warehouse:
                 "CREATE OR REPLACE TEMP TABLE sync_keys"
                 " (account_id VARCHAR, entity_type VARCHAR, entity_id VARCHAR, date_start DATE)"
             )
+            self.con.execute(breakdowns.CREATE_KEYS_TABLE)
             yield self
             self.con.execute("DROP TABLE sync_keys")
+            self.con.execute("DROP TABLE breakdown_keys")
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
@@ -287,6 +298,45 @@ class Warehouse:
             )
         finally:
             self.con.unregister("read_ids")
+
+    def count_breakdowns(
+        self, account_id: str, level: Level, family: BreakdownFamily, since: dt.date, until: dt.date
+    ) -> int:
+        return breakdowns.count_breakdowns(self.con, account_id, level, family, since, until)
+
+    def upsert_breakdowns(self, rows: pd.DataFrame, now: dt.datetime, fresh: bool = False) -> tuple[int, int]:
+        """Store one batch of segment rows (BREAKDOWN_SOURCE_COLUMNS) by the totals' rules; return
+        (inserted, updated). Must run inside `transaction()`; see `store.breakdowns`."""
+        return breakdowns.upsert_breakdowns(self.con, rows, _naive(now), fresh)
+
+    def roll_up_breakdowns(
+        self,
+        account_id: str,
+        level: Level,
+        family: BreakdownFamily,
+        since: dt.date,
+        until: dt.date,
+        parent_ids: Iterable[str],
+        now: dt.datetime,
+        fresh: bool = False,
+    ) -> tuple[int, int, int]:
+        """Store `level` segment rows of `parent_ids` as sums of their children's (reach NULL); return
+        (rows, inserted, updated). Must run inside `transaction()`, after the children's rows."""
+        return breakdowns.roll_up_breakdowns(
+            self.con, account_id, level, family, since, until, parent_ids, _naive(now), fresh
+        )
+
+    def delete_stale_breakdowns(
+        self,
+        account_id: str,
+        level: Level,
+        family: BreakdownFamily,
+        since: dt.date,
+        until: dt.date,
+        entity_ids: Iterable[str] | None,
+    ) -> int:
+        """Like `delete_stale_insights`, for one level's rows of one breakdown family."""
+        return breakdowns.delete_stale_breakdowns(self.con, account_id, level, family, since, until, entity_ids)
 
     def fetch_synced_days(self, account_id: str, level: Level) -> set[dt.date]:
         rows = self.con.execute(
