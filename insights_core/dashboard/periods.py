@@ -228,7 +228,8 @@ def period_from_params(
     if comparison is not None:
         if comparison not in COMPARISONS:
             messages.append(
-                f"In the link, compare={comparison!r} is not one of {', '.join(COMPARISONS)}: comparing with {fallback.comparison}."
+                f"In the link, compare={comparison!r} is not one of {', '.join(COMPARISONS)}: "
+                f"comparing with {fallback.comparison}."
             )
         elif comparison == "custom":
             try:

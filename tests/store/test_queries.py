@@ -212,8 +212,8 @@ def _store_list(con, level: str, since: dt.date, until: dt.date) -> pd.DataFrame
         "ad": ("ads", "ad_id"),
     }[level]
     rows = con.execute(
-        "SELECT entity_id, spend::DOUBLE AS spend, revenue::DOUBLE AS revenue, clicks, impressions FROM meta_ad_insights"
-        " WHERE entity_type = ? AND date_start BETWEEN ? AND ?",
+        "SELECT entity_id, spend::DOUBLE AS spend, revenue::DOUBLE AS revenue, clicks, impressions"
+        " FROM meta_ad_insights WHERE entity_type = ? AND date_start BETWEEN ? AND ?",
         [level, since, until],
     ).df()
     sums = rows.groupby("entity_id")[["spend", "revenue", "clicks", "impressions"]].sum()
@@ -322,4 +322,4 @@ def test_campaign_summary_with_another_or_no_comparison(store, window) -> None:
     overlapping = queries.fetch_campaign_summary(con, since, until, since, until)
     assert overlapping["prev_spend"].tolist() == pytest.approx(overlapping["spend"].tolist())
     totals, previous = queries.fetch_period_totals(con, since, until, None, None)
-    assert previous == {m: 0.0 for m in ADDITIVE_METRICS} and totals["spend"] > 0
+    assert previous == dict.fromkeys(ADDITIVE_METRICS, 0.0) and totals["spend"] > 0
