@@ -29,7 +29,7 @@ if view is None:
 assert view is not None  # unknown_entity stopped the run
 entity, currency = view.entity, view.entity.get("currency") or "USD"
 navigation.breadcrumbs("campaign", entity)
-switch_picker(snapshot, "campaign", period, campaign_id, str(entity["name"]))
+switch_picker(snapshot, "campaign", period, entity)
 
 st.header(literal(entity["name"]))
 facts = st.columns(5)

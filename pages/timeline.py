@@ -120,7 +120,6 @@ except InputError as exc:
 
 if entity_id is None:  # no id yet: the period's top spender of the level, or any other from the picker
     choices = sibling_choices(snapshot, level, period, "", "")
-    choices.pop("", None)
     if not choices:
         st.info(f"No {LEVEL_LABELS[level]} is stored yet.")
         st.stop()

@@ -18,7 +18,7 @@ from insights_core.dashboard.lists import entity_list, sibling_choices
 from insights_core.dashboard.login import CurrentUser
 from insights_core.dashboard.period_controls import period_controls
 from insights_core.dashboard.periods import Period
-from insights_core.levels import LEVEL_LABELS, Level
+from insights_core.levels import LEVEL_LABELS, LEVEL_SPECS, Level
 
 CHILD_TABLE_COLUMNS = ("name", "effective_status", "spend", "impressions", "clicks", "conversions", "revenue", "ctr",
                        "cpc", "roas", "entity_id")  # fmt: skip
@@ -51,9 +51,20 @@ class EntityPage:
         return str(self.view.entity.get("currency") or "USD")
 
 
-def switch_picker(snapshot: data.Snapshot, level: Level, period: Period, entity_id: str, name: str) -> None:
-    """A box to jump to another entity of the level (the period's top spenders), keeping the deep link in step."""
-    choices = sibling_choices(snapshot, level, period, entity_id, name)
+def switch_picker(snapshot: data.Snapshot, level: Level, period: Period, entity: dict[str, Any]) -> None:
+    """A box to jump to a sibling (the top spenders of the same parent), keeping the deep link in step."""
+    parent_level = LEVEL_SPECS[level].parent
+    entity_id = str(entity[LEVEL_SPECS[level].id_column])
+    choices = sibling_choices(
+        snapshot,
+        level,
+        period,
+        entity_id,
+        str(entity.get("name") or entity_id),
+        campaign_id=str(entity["campaign_id"]) if level == "adset" else None,
+        adset_id=str(entity["adset_id"]) if level == "ad" else None,
+    )
+    under = f" of this {LEVEL_LABELS[parent_level]}" if parent_level else ""
     key = f"{level}_pick"
     st.session_state[key] = entity_id
 
@@ -61,12 +72,12 @@ def switch_picker(snapshot: data.Snapshot, level: Level, period: Period, entity_
         st.query_params[f"{level}_id"] = st.session_state[key]
 
     st.selectbox(
-        f"Switch to another {LEVEL_LABELS[level]}",
+        f"Switch to another {LEVEL_LABELS[level]}{under}",
         list(choices),
         key=key,
         on_change=remember,
         format_func=lambda eid: f"{choices.get(eid, eid)} · {eid}",
-        help=f"The {len(choices)} {LEVEL_LABELS[level]}s that spent most in the period; the list has them all.",
+        help=f"The {len(choices)} that spent most in the period; the list has them all.",
     )
 
 
@@ -89,5 +100,5 @@ def open_entity_page(level: Level, user: CurrentUser) -> EntityPage:
         widgets.unknown_entity(level, entity_id, bounds)
     assert view is not None  # unknown_entity stopped the run
     navigation.breadcrumbs(level, view.entity)
-    switch_picker(snapshot, level, period, entity_id, str(view.entity.get("name") or entity_id))
+    switch_picker(snapshot, level, period, view.entity)
     return EntityPage(snapshot, period, entity_id, view)

@@ -8,6 +8,7 @@ Selecting a row opens the entity (`navigation.open_entity`).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import streamlit as st
 
@@ -41,7 +42,8 @@ def list_columns(level: Level, metrics: list[str]) -> list[str]:
     return [*names, "effective_status", "objective", *metrics, *ids]
 
 
-def _filters(snapshot: data.Snapshot, level: Level, period: Period) -> ListRequest:
+def _filters(snapshot: data.Snapshot, level: Level, period: Period) -> tuple[ListRequest, list[str]]:
+    """Draw the filter widgets; the request they make, and the metric columns chosen."""
     statuses, objectives = data.load_list_choices(snapshot, level, period.account_id)
     first = st.columns([2, 1.3, 1.3, 1])
     name = first[0].text_input(
@@ -98,8 +100,7 @@ def _filters(snapshot: data.Snapshot, level: Level, period: Period) -> ListReque
         format_func=lambda m: METRIC_LABELS.get(m, m),
     )
     size = third[3].selectbox("Rows", PAGE_SIZES, index=1, key=f"{level}_page_size")
-    st.session_state[f"{level}_shown_columns"] = columns
-    return ListRequest(
+    request = ListRequest(
         level=level,
         since=period.since,
         until=period.until,
@@ -114,25 +115,23 @@ def _filters(snapshot: data.Snapshot, level: Level, period: Period) -> ListReque
         best_first=best == "best",
         limit=int(size),
     )
+    return request, columns
 
 
 def entity_list(snapshot: data.Snapshot, level: Level, period: Period, user: CurrentUser) -> ListPage:
     """Draw the filters and one page of the level's list; a selected row opens its entity (stops the run)."""
-    request = _filters(snapshot, level, period)
-    signature = (request.statuses, request.objectives, request.name, request.campaign_id, request.adset_id,
-                 request.min_spend, request.sort, request.best_first, request.limit, period)  # fmt: skip
+    request, metrics = _filters(snapshot, level, period)
+    signature = (request, period)
     page_key = f"{level}_page"
     if st.session_state.get(f"{level}_list_signature") != signature:  # new filters start on page 1
         st.session_state[f"{level}_list_signature"] = signature
         st.session_state[page_key] = 1
     number = int(st.session_state.get(page_key) or 1)
-    page = data.load_entity_list(snapshot, ListRequest(**{**request.__dict__, "offset": (number - 1) * request.limit}))
+    page = data.load_entity_list(snapshot, replace(request, offset=(number - 1) * request.limit))
     pages = max(1, math.ceil(page.total / request.limit))
     if number > pages:
         st.session_state[page_key] = number = pages
-        page = data.load_entity_list(
-            snapshot, ListRequest(**{**request.__dict__, "offset": (number - 1) * request.limit})
-        )
+        page = data.load_entity_list(snapshot, replace(request, offset=(number - 1) * request.limit))
     plural = LEVEL_PLURAL[level] if level != "adset" else "ad sets"
     if page.total == 0:
         if request.name:
@@ -146,7 +145,6 @@ def entity_list(snapshot: data.Snapshot, level: Level, period: Period, user: Cur
         f"{first:,}–{last:,} of {page.total:,} {plural}, {order} {METRIC_LABELS.get(request.sort, request.sort)} "
         f"first, {period.since} to {period.until}. Select a row to open it."
     )
-    metrics = list(st.session_state.get(f"{level}_shown_columns") or DEFAULT_COLUMNS)
     frame = page.rows[list_columns(level, metrics)]
     picked = widgets.table(
         frame,
@@ -166,10 +164,18 @@ def entity_list(snapshot: data.Snapshot, level: Level, period: Period, user: Cur
     return page
 
 
-def sibling_choices(snapshot: data.Snapshot, level: Level, period: Period, current: str, name: str) -> dict[str, str]:
-    """The ids and names a "switch to" picker offers on an entity's page: the list's top spenders, and this one."""
-    page = data.load_entity_list(
-        snapshot, ListRequest(level, period.since, period.until, period.account_id, limit=PICKER_OPTIONS)
-    )
+def sibling_choices(
+    snapshot: data.Snapshot,
+    level: Level,
+    period: Period,
+    current: str,
+    name: str,
+    campaign_id: str | None = None,
+    adset_id: str | None = None,
+) -> dict[str, str]:
+    """The ids and names a "switch to" picker offers: the top spenders under the same parent, and this one."""
+    request = ListRequest(level, period.since, period.until, period.account_id, campaign_id=campaign_id,
+                          adset_id=adset_id, limit=PICKER_OPTIONS)  # fmt: skip
+    page = data.load_entity_list(snapshot, request)
     choices = dict(zip(page.rows["entity_id"].astype(str), page.rows["name"].astype(str)))
-    return choices if current in choices else {current: name, **choices}
+    return choices if current in choices or not current else {current: name, **choices}

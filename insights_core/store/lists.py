@@ -70,7 +70,10 @@ def _ratio_sql(numerator: str, denominator: str, scale: float) -> str:
     return f"{numerator}::DOUBLE / NULLIF({denominator}, 0) * {scale!r}"
 
 
-def _list_sql(level: Level, order: str) -> str:
+def _list_sql(request: ListRequest, order: str) -> str:
+    """The statement for `request`: only the filters it sets are in it (a `$x IS NULL OR ...` would keep
+    DuckDB from pushing the date range into the scan of the insights)."""
+    level = request.level
     spec = LEVEL_SPECS[level]
     id_column, table = spec.id_column, spec.table
     parents, joins = "", ""
@@ -81,33 +84,51 @@ def _list_sql(level: Level, order: str) -> str:
         parents += ", e.campaign_id, c.name AS campaign_name"
         joins += " LEFT JOIN campaigns AS c ON c.campaign_id = e.campaign_id"
     campaign = "e" if level == "campaign" else "c"
+    rows, entities = ["entity_type = $level", "date_start BETWEEN $since AND $until"], ["TRUE"]
+    if request.account_id is not None:
+        rows.append("account_id = $account_id")
+        entities.append("e.account_id = $account_id")
+    if request.campaign_id is not None:  # an insight row names its campaign and ad set: sum only theirs
+        rows.append("campaign_id = $campaign_id")
+        entities.append("e.campaign_id = $campaign_id")
+    if request.adset_id is not None and level == "ad":
+        rows.append("adset_id = $adset_id")
+        entities.append("e.adset_id = $adset_id")
+    if request.statuses:
+        entities.append("list_contains($statuses, e.effective_status)")
+    if request.objectives:
+        entities.append(f"list_contains($objectives, {campaign}.objective)")
+    if request.name.strip():
+        entities.append(f"(e.name ILIKE $pattern ESCAPE '\\' OR e.{id_column} = $text)")
+    if request.min_spend > 0:
+        entities.append("coalesce(i.spend, 0) >= $min_spend")
     sums = ", ".join(f"coalesce(i.{m}, 0) AS {m}" for m in ADDITIVE_METRICS)
     ratios = ", ".join(f"{_ratio_sql(n, d, s)} AS {name}" for name, (n, d, s) in RATIO_FORMULAS.items())
+    objective_join = ""
+    if request.objectives and level != "campaign":
+        objective_join = " LEFT JOIN campaigns AS c ON c.campaign_id = e.campaign_id"
+    # sort and page on ids and numbers; names, statuses and parents are joined to the page's rows only
     return f"""
         WITH sums AS (
             SELECT entity_id, sum(spend)::DOUBLE AS spend, sum(impressions)::BIGINT AS impressions,
                    sum(clicks)::BIGINT AS clicks, sum(conversions)::DOUBLE AS conversions,
                    sum(revenue)::DOUBLE AS revenue
-            FROM meta_ad_insights
-            WHERE entity_type = $level AND date_start BETWEEN $since AND $until
-              AND ($account_id IS NULL OR account_id = $account_id)
+            FROM meta_ad_insights WHERE {" AND ".join(rows)}
             GROUP BY entity_id
         ), listed AS (
-            SELECT e.{id_column} AS entity_id, e.name, e.effective_status, e.status, {campaign}.objective{parents},
-                   e.account_id, {sums}
-            FROM {table} AS e LEFT JOIN sums AS i ON i.entity_id = e.{id_column}{joins}
-            WHERE ($account_id IS NULL OR e.account_id = $account_id)
-              AND ($statuses IS NULL OR list_contains($statuses, e.effective_status))
-              AND ($objectives IS NULL OR list_contains($objectives, {campaign}.objective))
-              AND ($pattern IS NULL OR e.name ILIKE $pattern ESCAPE '\\' OR e.{id_column} = $text)
-              AND ($campaign_id IS NULL OR e.campaign_id = $campaign_id)
-              AND ($adset_id IS NULL OR {"e.adset_id" if level == "ad" else "NULL"} = $adset_id)
-              AND coalesce(i.spend, 0) >= $min_spend
+            SELECT e.{id_column} AS entity_id, e.name, {sums}
+            FROM {table} AS e LEFT JOIN sums AS i ON i.entity_id = e.{id_column}{objective_join}
+            WHERE {" AND ".join(entities)}
+        ), page AS (
+            SELECT *, {ratios}, count(*) OVER () AS total_rows
+            FROM listed
+            ORDER BY {order}, entity_id
+            LIMIT $limit OFFSET $offset
         )
-        SELECT *, {ratios}, count(*) OVER () AS total_rows
-        FROM listed
-        ORDER BY {order}, entity_id
-        LIMIT $limit OFFSET $offset
+        SELECT p.entity_id, p.name, e.effective_status, e.status, {campaign}.objective{parents}, e.account_id,
+               p.* EXCLUDE (entity_id, name)
+        FROM page AS p JOIN {table} AS e ON e.{id_column} = p.entity_id{joins}
+        ORDER BY {order.replace("lower(name)", "lower(p.name)")}, p.entity_id
     """
 
 
@@ -132,24 +153,28 @@ def fetch_entity_list(con: Con, request: ListRequest) -> ListPage:
         order = f"{request.sort} {'DESC' if descending else 'ASC'} NULLS LAST"
     text = request.name.strip()
     pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" if text else None
-    params = {
+    params: dict[str, object] = {
         "level": request.level,
         "since": request.since,
         "until": request.until,
-        "account_id": request.account_id,
-        "statuses": list(request.statuses) or None,
-        "objectives": list(request.objectives) or None,
-        "pattern": pattern,
-        "text": text,
-        "campaign_id": request.campaign_id,
-        "adset_id": request.adset_id,
-        "min_spend": float(request.min_spend),
         "limit": request.limit,
         "offset": request.offset,
     }
-    frame = con.execute(_list_sql(request.level, order), params).df()
+    sql = _list_sql(request, order)
+    optional = {
+        "account_id": request.account_id,
+        "campaign_id": request.campaign_id,
+        "adset_id": request.adset_id,
+        "statuses": list(request.statuses),
+        "objectives": list(request.objectives),
+        "pattern": pattern,
+        "text": text,
+        "min_spend": float(request.min_spend),
+    }
+    params.update({name: value for name, value in optional.items() if f"${name}" in sql})
+    frame = con.execute(sql, params).df()
     if frame.empty and request.offset > 0:  # past the end: count what there is, for the pager
-        counted = con.execute(_list_sql(request.level, order), {**params, "limit": 1, "offset": 0}).df()
+        counted = con.execute(sql, {**params, "limit": 1, "offset": 0}).df()
         total = int(counted["total_rows"].iloc[0]) if len(counted) else 0
     else:
         total = int(frame["total_rows"].iloc[0]) if len(frame) else 0
