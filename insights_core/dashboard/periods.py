@@ -198,8 +198,8 @@ def period_from_params(
     """The period a URL asks for, and a message per value that could not be used (which then keeps `fallback`'s).
 
     `account_ids` maps each known account to its currency; an account of another currency than the
-    fallback's changes the period's currency. Dates after today are cut to today, and a range that ends
-    before the first stored day falls back, since it can show nothing.
+    fallback's changes the period's currency. Dates after today are cut to today, a start before the first
+    stored day moves to it, and a range that ends before the first stored day falls back: it can show nothing.
     """
     messages: list[str] = []
     period = fallback
@@ -221,6 +221,11 @@ def period_from_params(
                 until, since = today, min(since, today)
             if until < first_day:
                 raise ValueError(f"{since} to {until} ends before the first stored day, {first_day}")
+            if since < first_day:
+                messages.append(
+                    f"In the link, since {since} is before the first stored day: the period starts {first_day}."
+                )
+                since = first_day
             period = period.with_dates(since, until)
         except ValueError as exc:
             messages.append(f"In the link, {exc}: showing {fallback.since} to {fallback.until}.")

@@ -128,6 +128,12 @@ def test_future_dates_end_today_with_a_message() -> None:
     assert messages == ["In the link, until 2027-01-01 is in the future: the period ends today, 2026-03-15."]
 
 
+def test_a_start_before_the_store_moves_to_its_first_day_with_a_message() -> None:
+    period, messages = period_from_params({"since": "2024-12-01", "until": "2025-01-10"}, FALLBACK, FIRST, {})
+    assert (period.since, period.until) == (FIRST, D(2025, 1, 10))
+    assert messages == ["In the link, since 2024-12-01 is before the first stored day: the period starts 2025-01-01."]
+
+
 def test_a_good_link_sets_dates_comparison_and_account() -> None:
     period, messages = period_from_params(
         {"since": "2025-03-01", "until": "2025-03-31", "compare": "last_year", "account": "act_2"},
