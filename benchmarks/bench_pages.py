@@ -22,6 +22,9 @@ busiest ad). Each figure comes from fresh processes, two per page:
 Stores are built once with `bench_sync.py --only <store> --keep` into --store-dir/<store> (default
 benchmarks/results/stores, ignored by git) and reused; delete a store's folder to rebuild it. The
 dashboard's users file and cookie key are generated there on the first run (stub mode).
+The list scenarios (`--lists`, all by default; `--lists` alone skips them) run the Ads page without an id,
+the list of every ad, with its widget state set before the first run; after them the list query alone is
+timed on the store's connection (no Streamlit), for a 30-day period.
 Targets, on the 3.3M-row store: warm <= 0.5 s, cold <= 2 s. Prints figures; asserts nothing.
 """
 
