@@ -118,18 +118,31 @@ except InputError as exc:
     widgets.show_error(exc)
     st.stop()
 
-if entity_id is None:  # no id yet: the period's top spender of the level, or any other from the picker
-    choices = sibling_choices(snapshot, level, period, "", "")
-    if not choices:
-        st.info(f"No {LEVEL_LABELS[level]} is stored yet.")
-        st.stop()
-    entity_id = pick_column.selectbox(
-        f"{LEVEL_LABELS[level].capitalize()} (top spenders of the period)",
-        list(choices),
-        key=f"timeline_pick_{level}",
-        format_func=lambda eid: f"{choices.get(eid, eid)} · {eid}",
-    )
-    assert entity_id is not None
+known = data.load_entity(snapshot, level, entity_id) if entity_id else None
+if entity_id is not None and known is None:
+    widgets.unknown_entity(level, entity_id, bounds)
+# the period's top spenders of the level, and the entity shown (the top one until another is picked or typed)
+choices = sibling_choices(snapshot, level, period, entity_id or "", str((known or {}).get("name") or entity_id))
+if not choices:
+    st.info(f"No {LEVEL_LABELS[level]} is stored yet.")
+    st.stop()
+entity_id = entity_id or next(iter(choices))
+pick_key = f"timeline_pick_{level}"
+st.session_state[pick_key] = entity_id
+
+
+def _remember_pick() -> None:
+    st.session_state["timeline_id"] = st.session_state[pick_key]
+    st.query_params["entity_id"] = st.session_state[pick_key]
+
+
+pick_column.selectbox(
+    f"{LEVEL_LABELS[level].capitalize()} (the period's top spenders)",
+    list(choices),
+    key=pick_key,
+    on_change=_remember_pick,
+    format_func=lambda eid: f"{choices.get(eid, eid)} · {eid}",
+)
 st.query_params.update({"entity_type": level, "entity_id": entity_id})
 
 since, until = period.since, period.until

@@ -144,3 +144,15 @@ def test_an_old_timeline_link_with_days_sets_the_period(data_dir: Path) -> None:
     assert_clean(at)
     assert (at.query_params["since"], at.query_params["until"]) == (str(last - dt.timedelta(days=6)), str(last))
     assert "days" not in at.query_params
+
+
+def test_the_timeline_switches_to_another_of_the_top_spenders() -> None:
+    at = open_page("viewer", "pages/timeline.py")
+    first = at.query_params["entity_id"]
+    other = next(o for o in at.selectbox(key="timeline_pick_campaign").options if not o.endswith(first))
+    name, other_id = other.rsplit(" · ", 1)
+    at.selectbox(key="timeline_pick_campaign").set_value(other_id).run()
+    assert_clean(at)
+    assert at.query_params["entity_id"] == other_id and at.text_input(key="timeline_id").value == other_id
+    assert unescape(at.header[0].value) == name
+    assert at.selectbox(key="timeline_pick_campaign").value == other_id  # the box still offers the others
