@@ -156,3 +156,17 @@ def test_the_timeline_switches_to_another_of_the_top_spenders() -> None:
     assert at.query_params["entity_id"] == other_id and at.text_input(key="timeline_id").value == other_id
     assert unescape(at.header[0].value) == name
     assert at.selectbox(key="timeline_pick_campaign").value == other_id  # the box still offers the others
+
+
+def test_the_list_pages_through_in_sql_and_new_filters_start_on_page_one() -> None:
+    at = open_page("viewer", "pages/ad.py")
+    at.selectbox(key="ad_page_size").set_value(25).run()
+    first = list(at.dataframe(key="ad_list").value["Ad id"])
+    assert len(first) == 25 and "1–25 of 36" in texts(at)
+    at.number_input(key="ad_page").set_value(2).run()
+    assert_clean(at)
+    second = list(at.dataframe(key="ad_list").value["Ad id"])
+    assert len(second) == 11 and not set(first) & set(second) and "26–36 of 36" in texts(at)
+    at.radio(key="ad_order").set_value("worst").run()
+    assert at.number_input(key="ad_page").value == 1 and "1–25 of 36" in texts(at)
+    assert "lowest Spend first" in texts(at)
