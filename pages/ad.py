@@ -1,9 +1,10 @@
-"""Ad (what the endpoint GET /ad/{id} returned): insights and a comparison with peer ads in its ad set and campaign
-(percentile and difference from the median for CTR, CPC, ROAS). Deep link `?ad_id=`."""
+"""Ads: the list of the period's ads with their ad sets and campaigns; with `?ad_id=` one ad (what the endpoint
+GET /ad/{id} returned): insights against the comparison period and a comparison with peer ads in its ad set and
+campaign (percentile and difference from the median for CTR, CPC, ROAS)."""
 
 import streamlit as st
 
-from insights_core.dashboard import charts, data, widgets
+from insights_core.dashboard import charts, data, navigation, widgets
 from insights_core.dashboard.breakdowns import render_breakdowns
 from insights_core.dashboard.creatives import show_ad_creative
 from insights_core.dashboard.entity_page import open_entity_page
@@ -12,32 +13,18 @@ from insights_core.dashboard.scoring import PEER_METRICS, peer_comparison
 from insights_core.metrics import with_ratio_columns
 
 user = widgets.require("analytics:read")
-page = open_entity_page("ad", "Paste an ad id, or open one from its ad set's or campaign's page.")
+page = open_entity_page("ad", user)
 ad_id, view, entity, currency = page.entity_id, page.view, page.entity, page.currency
 snapshot, since, until = page.snapshot, page.since, page.until
 
 st.header(literal(entity["name"]))
-up_adset, up_campaign = st.columns(2)
-with up_adset:
-    st.page_link(
-        "pages/adset.py",
-        label=f"Ad set: {literal(entity.get('adset_name') or entity['adset_id'])}",
-        query_params={"adset_id": entity["adset_id"]},
-        icon=":material/arrow_upward:",
-    )
-with up_campaign:
-    st.page_link(
-        "pages/campaign.py",
-        label=f"Campaign: {literal(entity.get('campaign_name') or entity['campaign_id'])}",
-        query_params={"campaign_id": entity["campaign_id"]},
-        icon=":material/arrow_upward:",
-    )
+navigation.timeline_link("ad", ad_id)
 facts = st.columns(3)
 facts[0].metric("Status", literal(entity.get("effective_status") or entity.get("status") or DASH))
 facts[1].metric("Days with delivery", f"{len(view.daily):,}")
 facts[2].caption(f"Ad id {ad_id}  \nCreative id {literal(entity.get('creative_id') or DASH)}")
 
-widgets.metric_cards(view.totals, currency)
+widgets.metric_cards(view.totals, currency, data.load_compared_totals(snapshot, "ad", ad_id, page.period))
 if view.daily.empty:
     st.info("This ad did not deliver in the period.")
 else:

@@ -1,26 +1,22 @@
-"""Ad set (what the endpoint GET /adset/{id} returned): targeting, insights and its ads. Deep link `?adset_id=`."""
+"""Ad sets: the list of the period's ad sets with their campaigns; with `?adset_id=` one ad set (what the endpoint
+GET /adset/{id} returned): targeting, insights against the comparison period, and its ads."""
 
 import json
 
 import streamlit as st
 
-from insights_core.dashboard import charts, widgets
+from insights_core.dashboard import charts, data, navigation, widgets
 from insights_core.dashboard.breakdowns import render_breakdowns
 from insights_core.dashboard.entity_page import CHILD_TABLE_COLUMNS, open_entity_page
 from insights_core.dashboard.formatting import DASH, format_money, literal
 from insights_core.metrics import with_ratio_columns
 
 user = widgets.require("analytics:read")
-page = open_entity_page("adset", "Paste an ad set id, or open one from its campaign's page.")
+page = open_entity_page("adset", user)
 adset_id, view, entity, currency = page.entity_id, page.view, page.entity, page.currency
 
 st.header(literal(entity["name"]))
-st.page_link(
-    "pages/campaign.py",
-    label=f"Campaign: {literal(entity.get('campaign_name') or entity['campaign_id'])}",
-    query_params={"campaign_id": entity["campaign_id"]},
-    icon=":material/arrow_upward:",
-)
+navigation.timeline_link("adset", adset_id)
 facts = st.columns(4)
 facts[0].metric("Status", literal(entity.get("effective_status") or entity.get("status") or DASH))
 facts[1].metric("Optimization goal", literal(entity.get("optimization_goal") or DASH))
@@ -45,7 +41,7 @@ if entity.get("targeting_json"):
             st.code(entity["targeting_json"])
 
 st.subheader("Insights")
-widgets.metric_cards(view.totals, currency)
+widgets.metric_cards(view.totals, currency, data.load_compared_totals(page.snapshot, "adset", adset_id, page.period))
 if view.daily.empty:
     st.info("This ad set did not deliver in the period.")
 else:
@@ -63,7 +59,7 @@ picked = widgets.table(
     selectable=True,
 )
 if picked is not None:
-    widgets.open_child("ad", str(ads["entity_id"].iloc[picked]))
+    navigation.open_entity("ad", str(ads["entity_id"].iloc[picked]))
 
 with st.expander("Daily rows (reach and frequency as Meta reported them per day)"):
     widgets.table(with_ratio_columns(view.daily), "adset_daily", f"adset_{adset_id}_daily", user, currency)

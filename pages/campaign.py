@@ -1,72 +1,36 @@
-"""Campaign (what the endpoint GET /campaign/{id} returned): find by name or id (deep link `?campaign_id=`), status,
-objective, daily chart, totals, efficiency score, and its ad sets and ads."""
+"""Campaigns: the list of the period's campaigns (filter, sort, columns, pages); with `?campaign_id=` one campaign
+(what the endpoint GET /campaign/{id} returned): status, objective, totals against the comparison period,
+efficiency score, daily chart, and its ad sets and ads."""
 
 import streamlit as st
 
-from insights_core.dashboard import charts, data, widgets
+from insights_core.dashboard import charts, data, navigation, widgets
 from insights_core.dashboard.breakdowns import render_breakdowns
-from insights_core.dashboard.entity_page import CHILD_TABLE_COLUMNS
+from insights_core.dashboard.entity_page import CHILD_TABLE_COLUMNS, switch_picker
 from insights_core.dashboard.formatting import format_money, format_value, literal
-from insights_core.dashboard.inputs import parse_entity_id
-from insights_core.dashboard.periods import previous_period
+from insights_core.dashboard.lists import entity_list
+from insights_core.dashboard.period_controls import period_controls
 from insights_core.dashboard.scoring import EFFICIENCY_HELP, efficiency_score
-from insights_core.errors import InputError
 from insights_core.metrics import with_ratio_columns
-
-PICK_KEY = "campaign_pick"
 
 user = widgets.require("analytics:read")
 widgets.page_title("campaign")
 settings = widgets.app_settings()
 snapshot, bounds = widgets.open_snapshot(settings)
-since, until = widgets.date_range("campaign_range", bounds)
-prev_since, prev_until = previous_period(since, until)
-summary = data.load_campaign_summary(snapshot, since, until, prev_since, prev_until, None)
-
-requested = widgets.query_value("campaign_id")
-if requested is not None:
-    try:
-        requested = parse_entity_id(requested, "campaign")
-    except InputError as exc:
-        widgets.show_error(exc)
-        st.stop()
-    if data.load_entity(snapshot, "campaign", requested) is None:
-        widgets.unknown_entity("campaign", requested, bounds)
-
-text = st.text_input("Find a campaign by name or id", key="campaign_search", placeholder="e.g. Holiday Sale")
-if text.strip():
-    found = data.load_campaign_search(snapshot, text.strip())
-    if found.empty:
-        st.warning(f"No campaign name or id matches {literal(repr(text.strip()))}.")
-    options = dict(zip(found["campaign_id"], found["name"]))
-else:
-    options = dict(zip(summary["campaign_id"].head(50), summary["name"].head(50)))
-if requested is not None and requested not in options:
-    options = {requested: data.load_entity(snapshot, "campaign", requested)["name"], **options}  # type: ignore[index]
-if requested is not None:
-    st.session_state[PICK_KEY] = requested
-elif st.session_state.get(PICK_KEY) not in options:
-    st.session_state.pop(PICK_KEY, None)
-if not options:
+period = period_controls(bounds)
+campaign_id = navigation.requested_entity("campaign")
+if campaign_id is None:
+    st.subheader("Campaigns")
+    entity_list(snapshot, "campaign", period, user)
     st.stop()
 
-
-def _remember_pick() -> None:
-    st.query_params["campaign_id"] = st.session_state[PICK_KEY]
-
-
-campaign_id = st.selectbox(
-    "Campaign",
-    list(options),
-    key=PICK_KEY,
-    on_change=_remember_pick,
-    format_func=lambda cid: f"{options.get(cid, cid)} · {cid}",
-    help="Without a search: the 50 campaigns that spent most in the period.",
-)
-view = data.load_entity_view(snapshot, "campaign", campaign_id, since, until)
+view = data.load_entity_view(snapshot, "campaign", campaign_id, period.since, period.until)
 if view is None:
     widgets.unknown_entity("campaign", campaign_id, bounds)
+assert view is not None  # unknown_entity stopped the run
 entity, currency = view.entity, view.entity.get("currency") or "USD"
+navigation.breadcrumbs("campaign", entity)
+switch_picker(snapshot, "campaign", period, entity)
 
 st.header(literal(entity["name"]))
 facts = st.columns(5)
@@ -75,16 +39,23 @@ facts[1].metric("Objective", literal((entity.get("objective") or "—").removepr
 facts[2].metric("Daily budget", format_money(entity.get("daily_budget"), currency))
 facts[3].metric("Ad sets", f"{len(view.children['adset']):,}")
 facts[4].metric("Ads", f"{len(view.children['ad']):,}")
+navigation.timeline_link("campaign", campaign_id)
 
+compared = period.compared
+summary = data.load_campaign_summary(
+    snapshot, period.since, period.until, compared[0] if compared else None, compared[1] if compared else None, None
+)
 mine = summary[summary["campaign_id"] == campaign_id]
-previous = {m: float(mine[f"prev_{m}"].iloc[0]) for m in view.totals} if not mine.empty else None
+previous = None
+if compared is not None:
+    previous = {m: float(mine[f"prev_{m}"].iloc[0]) if not mine.empty else 0.0 for m in view.totals}
 widgets.metric_cards(view.totals, currency, previous)
 delivered = summary[summary["spend"] > 0]
 score = efficiency_score(view.totals, delivered) if view.totals["spend"] > 0 else None
 st.metric("Efficiency score", format_value(score, "score"), help=EFFICIENCY_HELP)
 st.caption(
-    f"Among {len(delivered):,} campaigns that spent in {since} to {until}. Changes compare with "
-    f"{prev_since} to {prev_until}."
+    f"Among {len(delivered):,} campaigns that spent in {period.since} to {period.until}."
+    + (f" Changes compare with {compared[0]} to {compared[1]}." if compared else "")
 )
 
 if view.daily.empty:
@@ -104,7 +75,7 @@ picked = widgets.table(
     selectable=True,
 )
 if picked is not None:
-    widgets.open_child("adset", str(adsets["entity_id"].iloc[picked]))
+    navigation.open_entity("adset", str(adsets["entity_id"].iloc[picked]))
 
 st.subheader(f"Ads ({len(view.children['ad'])})")
 st.caption("Select a row to open the ad.")
@@ -119,9 +90,9 @@ picked = widgets.table(
     height=360,
 )
 if picked is not None:
-    widgets.open_child("ad", str(ads["entity_id"].iloc[picked]))
+    navigation.open_entity("ad", str(ads["entity_id"].iloc[picked]))
 
 with st.expander("Daily rows (reach and frequency as Meta reported them per day)"):
     widgets.table(with_ratio_columns(view.daily), "campaign_daily", f"campaign_{campaign_id}_daily", user, currency)
 
-render_breakdowns(snapshot, since, until, user, currency, level="campaign", entity_id=campaign_id)
+render_breakdowns(snapshot, period.since, period.until, user, currency, level="campaign", entity_id=campaign_id)

@@ -5,11 +5,11 @@ import datetime as dt
 
 import streamlit as st
 
-from insights_core.dashboard import charts, data, widgets
+from insights_core.dashboard import charts, data, navigation, widgets
 from insights_core.dashboard.alerts import performance_alerts, period_change, sync_alerts
 from insights_core.dashboard.breakdowns import render_breakdowns
 from insights_core.dashboard.formatting import format_duration, format_timestamp, literal
-from insights_core.dashboard.periods import previous_period
+from insights_core.dashboard.period_controls import period_controls
 from insights_core.dashboard.scoring import EFFICIENCY_HELP, efficiency_scores
 from insights_core.levels import LEVELS
 from insights_core.metrics import with_ratio_columns
@@ -20,23 +20,20 @@ widgets.page_title("overview")
 settings = widgets.app_settings()
 snapshot, bounds = widgets.open_snapshot(settings)
 
-range_column, account_column = st.columns([2, 1])
-with range_column:
-    since, until = widgets.date_range("overview_range", bounds)
-with account_column:
-    account_id, currency = widgets.account_filter("overview_account", bounds)
-prev_since, prev_until = previous_period(since, until)
-overview = data.load_overview(snapshot, since, until, prev_since, prev_until, account_id)
+period = period_controls(bounds)
+account_id, currency, compared = period.account_id, period.currency, period.compared
+since, until = period.since, period.until
+overview = data.load_overview(
+    snapshot, since, until, compared[0] if compared else None, compared[1] if compared else None, account_id
+)
 runs = data.load_sync_runs(snapshot)
 
-st.caption(
-    f"{since} to {until}; changes compare with {prev_since} to {prev_until}. "
-    "Ratios come from the period's sums; — means no value (zero denominator)."
-)
+if compared is not None:
+    st.caption(f"Changes compare with {compared[0]} to {compared[1]}.")
 total_column, active_column, _ = st.columns([1, 1, 6])
 total_column.metric("Campaigns", f"{overview.campaign_count:,}")
 active_column.metric("Active campaigns", f"{overview.active_campaign_count:,}")
-widgets.metric_cards(overview.totals, currency, overview.previous_totals)
+widgets.metric_cards(overview.totals, currency, overview.previous_totals if compared else None)
 
 campaigns = with_ratio_columns(overview.campaigns)
 campaigns["roas_change"] = period_change(overview.campaigns, "roas")["change"]
@@ -93,7 +90,7 @@ else:
         height=420,
     )
     if picked is not None:
-        widgets.open_child("campaign", str(ranked["campaign_id"].iloc[picked]))
+        navigation.open_entity("campaign", str(ranked["campaign_id"].iloc[picked]))
 
 st.subheader("Last sync")
 if runs.empty:

@@ -22,11 +22,12 @@ import streamlit as st
 
 from insights_core.control import ControlChannel
 from insights_core.dashboard.exports import ExportFormat, export_streamed
+from insights_core.dashboard.periods import Period
 from insights_core.errors import SnapshotUnreadableError
 from insights_core.levels import LEVEL_SPECS, Level
 from insights_core.metrics import with_ratio_columns
 from insights_core.settings import Settings
-from insights_core.store import queries
+from insights_core.store import lists, queries
 from insights_core.store.snapshots import connect_snapshot, resolve_current_snapshot
 
 CACHE_ENTRIES = 128
@@ -112,7 +113,12 @@ def load_bounds(snapshot: Snapshot) -> queries.DataBounds:
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
 def load_campaign_summary(
-    snapshot: Snapshot, since: dt.date, until: dt.date, prev_since: dt.date, prev_until: dt.date, account_id: str | None
+    snapshot: Snapshot,
+    since: dt.date,
+    until: dt.date,
+    prev_since: dt.date | None,
+    prev_until: dt.date | None,
+    account_id: str | None,
 ) -> pd.DataFrame:
     with snapshot_cursor(snapshot) as cur:
         return queries.fetch_campaign_summary(cur, since, until, prev_since, prev_until, account_id)
@@ -120,8 +126,14 @@ def load_campaign_summary(
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
 def load_overview(
-    snapshot: Snapshot, since: dt.date, until: dt.date, prev_since: dt.date, prev_until: dt.date, account_id: str | None
+    snapshot: Snapshot,
+    since: dt.date,
+    until: dt.date,
+    prev_since: dt.date | None,
+    prev_until: dt.date | None,
+    account_id: str | None,
 ) -> Overview:
+    """The Overview's figures; without a comparison period (None) the previous totals are zeros."""
     with snapshot_cursor(snapshot) as cur:
         total, active = queries.fetch_campaign_counts(cur, account_id)
         totals, previous_totals = queries.fetch_period_totals(cur, since, until, prev_since, prev_until, account_id)
@@ -165,6 +177,42 @@ def load_entity_view(
                 for child in LEVEL_SPECS[level].children
             },
         )
+
+
+def load_compared_totals(snapshot: Snapshot, level: Level, entity_id: str, period: Period) -> dict[str, float] | None:
+    """One entity's sums over the period's comparison days (the cards' deltas); None without a comparison."""
+    if period.compared is None:
+        return None
+    return _load_entity_totals(snapshot, level, entity_id, *period.compared)
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def _load_entity_totals(
+    snapshot: Snapshot, level: Level, entity_id: str, since: dt.date, until: dt.date
+) -> dict[str, float]:
+    with snapshot_cursor(snapshot) as cur:
+        return queries.fetch_entity_totals(cur, level, entity_id, since, until)
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def load_entity_list(snapshot: Snapshot, request: lists.ListRequest) -> lists.ListPage:
+    """One page of a list page's table (only that page is read into pandas)."""
+    with snapshot_cursor(snapshot) as cur:
+        return lists.fetch_entity_list(cur, request)
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def load_list_choices(snapshot: Snapshot, level: Level, account_id: str | None) -> tuple[list[str], list[str]]:
+    with snapshot_cursor(snapshot) as cur:
+        return lists.fetch_list_choices(cur, level, account_id)
+
+
+@st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)
+def load_parent_choices(
+    snapshot: Snapshot, level: Level, parent_id: str | None, account_id: str | None
+) -> pd.DataFrame:
+    with snapshot_cursor(snapshot) as cur:
+        return lists.fetch_parent_choices(cur, level, parent_id, account_id)
 
 
 @st.cache_data(max_entries=CACHE_ENTRIES, show_spinner=False)

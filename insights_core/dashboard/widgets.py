@@ -1,9 +1,8 @@
-"""Streamlit pieces every page uses: the permission guard, the snapshot, date range, metric cards,
+"""Streamlit pieces every page uses: the permission guard, the snapshot, metric cards,
 tables with their CSV/Excel downloads, alerts. Pages stay thin by calling these."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -15,13 +14,10 @@ from insights_core.dashboard import data
 from insights_core.dashboard.alerts import Alert
 from insights_core.dashboard.exports import MIME_TYPES, ExportFormat, export_bytes
 from insights_core.dashboard.formatting import METRIC_LABELS, display_frame, format_change, format_value, literal
-from insights_core.dashboard.inputs import parse_entity_id
 from insights_core.dashboard.login import USER_KEY, CurrentUser
-from insights_core.dashboard.periods import default_range
 from insights_core.errors import (
     ConfigError,
     ControlChannelError,
-    InputError,
     InsightsError,
     SnapshotUnavailableError,
     StoreError,
@@ -140,43 +136,6 @@ def show_error(exc: InsightsError | str) -> None:
     st.error(literal(exc))
 
 
-def date_range(key: str, bounds: DataBounds, days: int = 30) -> tuple[dt.date, dt.date]:
-    """A date range picker defaulting to the last `days` stored days; stops until both ends are picked."""
-    assert bounds.first_day is not None and bounds.last_day is not None
-    default = default_range(bounds.first_day, bounds.last_day, days)
-    value = st.date_input(
-        "Date range",
-        value=default,
-        min_value=bounds.first_day,
-        max_value=bounds.last_day,
-        key=key,
-        format="YYYY-MM-DD",
-        help=f"Data is stored through {bounds.last_day}.",
-    )
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        st.info("Pick the end of the date range.")
-        st.stop()
-    since, until = value
-    return since, until
-
-
-def account_filter(key: str, bounds: DataBounds) -> tuple[str | None, str]:
-    """(account id or None for all, currency). With several currencies, one account at a time."""
-    accounts = bounds.accounts
-    if len(accounts) <= 1:
-        currency = str(accounts["currency"].iloc[0]) if len(accounts) else "USD"
-        return None, currency
-    options: list[str | None] = list(accounts["account_id"])
-    if accounts["currency"].nunique() == 1:
-        options = [None, *options]
-    names = dict(zip(accounts["account_id"], accounts["name"]))
-    chosen = st.selectbox(
-        "Ad account", options, key=key, format_func=lambda a: "All accounts" if a is None else f"{names[a]} ({a})"
-    )  # plain text
-    currencies = accounts.loc[accounts["account_id"] == chosen, "currency"]
-    return chosen, str(currencies.iloc[0]) if len(currencies) else str(accounts["currency"].iloc[0])
-
-
 def metric_cards(
     totals: Mapping[str, float],
     currency: str,
@@ -279,43 +238,6 @@ def render_alerts(
 def query_value(name: str) -> str | None:
     value = st.query_params.get(name)
     return value if value else None
-
-
-def entity_id_input(level: Level, key: str, label: str | None = None) -> str | None:
-    """A text box for one entity id, kept in sync with the `?<level>_id=` deep link; None while empty.
-
-    Bad input (not a Meta id, e.g. with SQL in it) stops the page with a message.
-    """
-    param = f"{level}_id"
-    requested = st.query_params.get(param)
-    if requested is not None and st.session_state.get(key) != requested:
-        st.session_state[key] = requested
-
-    def remember() -> None:
-        value = str(st.session_state.get(key) or "").strip()
-        if value:
-            st.query_params[param] = value
-        elif param in st.query_params:
-            del st.query_params[param]
-
-    raw = st.text_input(
-        label or f"{LEVEL_LABELS[level].capitalize()} id",
-        key=key,
-        on_change=remember,
-        placeholder="e.g. 120210000000000001",
-    )
-    if not raw.strip():
-        return None
-    try:
-        return parse_entity_id(raw, level)
-    except InputError as exc:
-        show_error(exc)
-        st.stop()
-
-
-def open_child(level: str, entity_id: str) -> None:
-    """Go to the page of one entity (the link to the next level down)."""
-    st.switch_page(PAGES_BY_KEY[level].path, query_params={f"{level}_id": entity_id})
 
 
 def unknown_entity(level: Level, entity_id: str, bounds: DataBounds) -> None:

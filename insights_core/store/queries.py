@@ -97,9 +97,14 @@ def fetch_totals(con: Con, since: dt.date, until: dt.date, account_id: str | Non
 
 
 def fetch_period_totals(
-    con: Con, since: dt.date, until: dt.date, prev_since: dt.date, prev_until: dt.date, account_id: str | None = None
+    con: Con,
+    since: dt.date,
+    until: dt.date,
+    prev_since: dt.date | None,
+    prev_until: dt.date | None,
+    account_id: str | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """`fetch_totals` of a period and of the one to compare it with, in one scan of the table."""
+    """`fetch_totals` of a period and of the one to compare it with (None: zeros), in one scan of the table."""
     sums = ", ".join(
         f"sum({m}) FILTER (WHERE date_start BETWEEN ${p}since AND ${p}until)::DOUBLE"
         for p in ("", "prev_")
@@ -144,20 +149,33 @@ def fetch_daily_totals(con: Con, since: dt.date, until: dt.date, account_id: str
 
 
 def fetch_campaign_summary(
-    con: Con, since: dt.date, until: dt.date, prev_since: dt.date, prev_until: dt.date, account_id: str | None = None
+    con: Con,
+    since: dt.date,
+    until: dt.date,
+    prev_since: dt.date | None,
+    prev_until: dt.date | None,
+    account_id: str | None = None,
 ) -> pd.DataFrame:
-    """Per campaign with delivery in either period: sums for the period and `prev_*` sums for the one before."""
-    current = ", ".join(f"sum({m}) FILTER (WHERE date_start >= $since)::DOUBLE AS {m}" for m in ADDITIVE_METRICS)
+    """Per campaign with delivery in either period: sums for the period and `prev_*` sums for the one compared with.
+
+    The comparison period may lie anywhere (before, a year earlier, overlapping); None for no comparison
+    gives zero `prev_*` sums.
+    """
+    current = ", ".join(
+        f"sum({m}) FILTER (WHERE date_start BETWEEN $since AND $until)::DOUBLE AS {m}" for m in ADDITIVE_METRICS
+    )
     previous = ", ".join(
-        f"coalesce(sum({m}) FILTER (WHERE date_start <= $prev_until), 0)::DOUBLE AS prev_{m}" for m in ADDITIVE_METRICS
+        f"coalesce(sum({m}) FILTER (WHERE date_start BETWEEN $prev_since AND $prev_until), 0)::DOUBLE AS prev_{m}"
+        for m in ADDITIVE_METRICS
     )
     frame = con.execute(
         f"""
         SELECT c.campaign_id, c.name, c.status, c.effective_status, c.objective, c.account_id, i.* EXCLUDE (entity_id)
         FROM (SELECT entity_id, {current}, {previous}
               FROM meta_ad_insights
-              WHERE entity_type = 'campaign' AND date_start BETWEEN $prev_since AND $until
-                AND (date_start >= $since OR date_start <= $prev_until) AND {_ACCOUNT}
+              WHERE entity_type = 'campaign'
+                AND (date_start BETWEEN $since AND $until OR date_start BETWEEN $prev_since AND $prev_until)
+                AND {_ACCOUNT}
               GROUP BY entity_id) AS i
         JOIN campaigns AS c ON c.campaign_id = i.entity_id
         ORDER BY spend DESC NULLS LAST, c.campaign_id

@@ -47,14 +47,24 @@ def test_bad_input_gets_a_clear_message(page: str, query: dict[str, str], messag
     assert not at.get("plotly_chart")
 
 
-def test_typing_a_bad_id_in_the_box_gets_the_message_too() -> None:
+def test_sql_typed_in_a_list_search_is_only_text() -> None:
     at = open_page("viewer", "pages/ad.py")
     assert_clean(at)
-    at.text_input(key="ad_id_input").input("DROP TABLE ads").run()
-    assert "is not a Meta object id" in at.error[0].value
-    at.text_input(key="ad_id_input").input(AD).run()
+    at.text_input(key="ad_search").input("DROP TABLE ads").run()
+    assert not at.exception
+    assert "No ad name or id matches" in at.warning[0].value
+    at.text_input(key="ad_search").input(AD).run()  # an exact id finds its ad
     assert_clean(at)
-    assert at.query_params["ad_id"] == AD  # the deep link follows the box
+    assert list(at.dataframe(key="ad_list").value["Ad id"]) == [AD]
+
+
+def test_switching_to_another_ad_updates_the_deep_link() -> None:
+    at = open_page("viewer", "pages/ad.py", {"ad_id": AD})
+    other = next(option for option in at.selectbox(key="ad_pick").options if not option.endswith(AD))
+    other_id = other.rsplit(" · ", 1)[1]
+    at.selectbox(key="ad_pick").set_value(other_id).run()
+    assert_clean(at)
+    assert at.query_params["ad_id"] == other_id
 
 
 def test_a_search_without_match_says_so() -> None:

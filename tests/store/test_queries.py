@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import duckdb
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 
 from insights_core.errors import InputError
 from insights_core.models import ADDITIVE_METRICS
-from insights_core.store import queries
+from insights_core.store import lists, queries
 from insights_core.store.snapshots import connect_snapshot, resolve_current_snapshot
 from tests.dashboard_data import build_stub_data_dir
 
@@ -198,3 +199,127 @@ def test_snapshot_is_opened_read_only(store) -> None:
     con, _ = store
     with pytest.raises(duckdb.Error):
         con.execute("DELETE FROM campaigns")
+
+
+# the list pages' query (insights_core.store.lists): one page, sums and ratios from the period's rows
+
+
+def _store_list(con, level: str, since: dt.date, until: dt.date) -> pd.DataFrame:
+    """Every entity of `level` with its sums in the period, computed here from the raw rows (pandas)."""
+    table, id_column = {
+        "campaign": ("campaigns", "campaign_id"),
+        "adset": ("adsets", "adset_id"),
+        "ad": ("ads", "ad_id"),
+    }[level]
+    rows = con.execute(
+        "SELECT entity_id, spend::DOUBLE AS spend, revenue::DOUBLE AS revenue, clicks, impressions"
+        " FROM meta_ad_insights WHERE entity_type = ? AND date_start BETWEEN ? AND ?",
+        [level, since, until],
+    ).df()
+    sums = rows.groupby("entity_id")[["spend", "revenue", "clicks", "impressions"]].sum()
+    entities = con.execute(f"SELECT {id_column} AS entity_id, name FROM {table}").df().set_index("entity_id")
+    return entities.join(sums).fillna(0.0)
+
+
+@pytest.mark.parametrize("level", ["campaign", "adset", "ad"])
+def test_a_list_holds_every_entity_with_the_stores_sums_and_ratios(store, window, level: str) -> None:
+    con, _ = store
+    since, until, *_ = window
+    expected = _store_list(con, level, since, until)
+    page = lists.fetch_entity_list(con, lists.ListRequest(level, since, until, limit=500))
+    assert page.total == len(page.rows) == len(expected)
+    got = page.rows.set_index("entity_id")
+    for metric in ("spend", "revenue", "clicks", "impressions"):
+        assert got[metric].to_dict() == pytest.approx(expected[metric].to_dict(), abs=0.005), metric
+    spent = expected[expected["spend"] > 0]
+    assert got.loc[spent.index, "roas"].to_numpy() == pytest.approx((spent["revenue"] / spent["spend"]).to_numpy())
+    assert got.loc[expected["spend"] == 0, "roas"].isna().all()  # no spend: no ROAS, never 0
+    if level == "ad":  # the ad's ad set and campaign, by name, beside it
+        names = con.execute(
+            "SELECT a.ad_id, s.name, c.name FROM ads a JOIN adsets s USING (adset_id) JOIN campaigns c"
+            " ON c.campaign_id = a.campaign_id"
+        ).fetchall()
+        assert {(a, s, c) for a, s, c in names} == set(
+            zip(page.rows["entity_id"], page.rows["adset_name"], page.rows["campaign_name"])
+        )
+
+
+def test_worst_roas_first_among_those_that_spent_pages_through_the_store_order(store, window) -> None:
+    con, _ = store
+    since, until, *_ = window
+    expected = _store_list(con, "ad", since, until)
+    expected = expected[expected["spend"] >= 1].assign(roas=lambda f: f["revenue"] / f["spend"])
+    order = list(expected.reset_index().sort_values(["roas", "entity_id"], kind="stable")["entity_id"])
+    request = lists.ListRequest("ad", since, until, min_spend=1, sort="roas", best_first=False, limit=5)
+    pages = [lists.fetch_entity_list(con, replace(request, offset=offset)) for offset in range(0, len(order), 5)]
+    assert all(p.total == len(order) for p in pages)
+    assert [e for p in pages for e in p.rows["entity_id"]] == order
+
+
+def test_costs_sort_lowest_first_when_best_first(store, window) -> None:
+    con, _ = store
+    since, until, *_ = window
+    page = lists.fetch_entity_list(con, lists.ListRequest("adset", since, until, sort="cpc", limit=500))
+    cpc = page.rows["cpc"].dropna().tolist()
+    assert cpc == sorted(cpc)
+    missing = page.rows["cpc"].isna().tolist()
+    assert missing == sorted(missing)  # ad sets without clicks (no CPC) come last
+
+
+def test_filters_status_objective_parent_name_and_min_spend(store, window) -> None:
+    con, _ = store
+    since, until, *_ = window
+    campaign = con.execute("SELECT campaign_id, objective FROM campaigns ORDER BY campaign_id LIMIT 1").fetchone()
+    adset = con.execute(
+        "SELECT adset_id FROM adsets WHERE campaign_id = ? ORDER BY 1 LIMIT 1", [campaign[0]]
+    ).fetchone()
+    page = lists.fetch_entity_list(con, lists.ListRequest("ad", since, until, campaign_id=campaign[0], limit=500))
+    assert set(page.rows["campaign_id"]) == {campaign[0]} and page.total == len(page.rows) > 0
+    page = lists.fetch_entity_list(con, lists.ListRequest("ad", since, until, adset_id=adset[0], limit=500))
+    assert set(page.rows["adset_id"]) == {adset[0]}
+    page = lists.fetch_entity_list(con, lists.ListRequest("adset", since, until, objectives=(campaign[1],), limit=500))
+    assert set(page.rows["objective"]) == {campaign[1]}
+    statuses, objectives = lists.fetch_list_choices(con, "ad")
+    assert campaign[1] in objectives
+    for status in statuses:
+        page = lists.fetch_entity_list(con, lists.ListRequest("ad", since, until, statuses=(status,), limit=500))
+        [(count,)] = con.execute("SELECT count(*) FROM ads WHERE effective_status = ?", [status]).fetchall()
+        assert page.total == count and set(page.rows["effective_status"]) == {status}
+    name = con.execute("SELECT name FROM campaigns ORDER BY campaign_id LIMIT 1").fetchone()[0]
+    word = name.split(" ")[0].upper()
+    page = lists.fetch_entity_list(con, lists.ListRequest("campaign", since, until, name=word, limit=500))
+    assert page.total > 0 and all(word.lower() in n.lower() for n in page.rows["name"])
+    page = lists.fetch_entity_list(con, lists.ListRequest("campaign", since, until, name="100%_", limit=500))
+    assert page.total == 0  # LIKE wildcards typed are matched literally
+    page = lists.fetch_entity_list(con, lists.ListRequest("ad", since, until, min_spend=50, limit=500))
+    assert (page.rows["spend"] >= 50).all()
+    beyond = lists.fetch_entity_list(con, lists.ListRequest("ad", since, until, offset=10_000))
+    assert beyond.rows.empty and beyond.total == len(_store_list(con, "ad", since, until))
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        lists.ListRequest("ad", dt.date(2026, 1, 2), dt.date(2026, 1, 1)),
+        lists.ListRequest("ad", dt.date(2026, 1, 1), dt.date(2026, 1, 2), sort="spend; DROP TABLE ads"),
+        lists.ListRequest("ad", dt.date(2026, 1, 1), dt.date(2026, 1, 2), limit=0),
+        lists.ListRequest("account", dt.date(2026, 1, 1), dt.date(2026, 1, 2)),  # type: ignore[arg-type]
+    ],
+)
+def test_a_bad_list_request_is_refused_before_any_sql(store, request_) -> None:
+    with pytest.raises(InputError):
+        lists.fetch_entity_list(store[0], request_)
+
+
+def test_campaign_summary_with_another_or_no_comparison(store, window) -> None:
+    con, rows = store
+    since, until, *_ = window
+    year_before = (since - dt.timedelta(days=365), until - dt.timedelta(days=365))
+    summary = queries.fetch_campaign_summary(con, since, until, *year_before)
+    assert (summary["prev_spend"] == 0).all()  # nothing stored a year back
+    none = queries.fetch_campaign_summary(con, since, until, None, None)
+    assert none["spend"].sum() == pytest.approx(pandas_sums(rows, "campaign", since, until)["spend"], abs=0.01)
+    overlapping = queries.fetch_campaign_summary(con, since, until, since, until)
+    assert overlapping["prev_spend"].tolist() == pytest.approx(overlapping["spend"].tolist())
+    totals, previous = queries.fetch_period_totals(con, since, until, None, None)
+    assert previous == dict.fromkeys(ADDITIVE_METRICS, 0.0) and totals["spend"] > 0
