@@ -26,7 +26,6 @@ def run_dashboard() -> None:
     from insights_core.dashboard.widgets import app_settings, reporting_broken_files, show_no_access
 
     st.set_page_config(page_title="Meta Insights", page_icon=":material/insights:", layout="wide")
-    st.html(PAGE_CSS)
 
     settings = app_settings()
     try:
@@ -64,6 +63,9 @@ def run_dashboard() -> None:
     page_keys.update({id(page): "no_access" for page in forbidden})
     navigation = st.navigation(pages + forbidden)
     with st.sidebar:
+        # in the sidebar: added at the top of the main area, the re-login cookie was never set in
+        # Chromium (the cookie component's own rerun apparently replaced it before it ran)
+        st.html(PAGE_CSS)
         st.markdown(f"**{literal(session.user.name)}** · {literal(session.user.role)}")
         st.caption(f"{settings.mode} mode")
         if st.button("Log out", key="mi_logout", icon=":material/logout:"):
@@ -106,7 +108,8 @@ def warm_up_when_the_runtime_runs(timeout: float = 60.0) -> None:
     so they must wait for it (imported earlier, they warn "no runtime" and cache outside it).
     Runs on a daemon thread: the server starts serving meanwhile, and a session that needs a module
     still being imported waits for that import (Python's import lock), never imports it twice.
-    Nothing here touches a session, a cache or the data directory.
+    Nothing here touches a session, a cache or the data directory. The cookie manager's component, which
+    registers itself only when imported in a session, is registered by `login.start_session`.
     """
     import importlib
 
