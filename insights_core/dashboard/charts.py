@@ -43,10 +43,10 @@ def money_axis(currency: str | None, amounts: bool = True) -> dict[str, object]:
 
 
 def day_axis(dates: pd.Series) -> dict[str, object]:
-    """A date axis of daily data: ticks on whole days (at most ~8 labels), never hours."""
+    """A date axis of daily data: ticks on whole days, never hours, at most ~6 labels (they fit 390 px)."""
     days = pd.to_datetime(dates).dt.normalize()
     span = int((days.max() - days.min()).days) + 1 if len(days) else 1
-    step = max(1, math.ceil(span / 8))
+    step = max(1, math.ceil(span / 5))
     axis: dict[str, object] = dict(
         type="date", tickformat="%b %-d", dtick=step * DAY_MS, tick0=days.min() if len(days) else None
     )
@@ -267,10 +267,10 @@ def rate_limit_figure(hourly: pd.DataFrame, limit: int) -> go.Figure:
     )
     figure.add_hline(y=limit, line_dash="dot", line_color=RATIO_COLOR, annotation_text=f"alert above {limit}/h")
     figure.update_layout(title=_title("Rate-limit hits per hour"), margin=_MARGIN, modebar=_MODEBAR)
-    figure.update_xaxes(type="date", tickformat="%b %-d\n%H:%M", nticks=6)
-    if hourly.empty:
-        now = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("h")
-        figure.update_xaxes(range=[now - pd.Timedelta(days=7), now])
+    # the page asks for the last 7 days: show them all, ticked in days, even with no hit at all
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None).ceil("h")
+    start = (now - pd.Timedelta(days=7)).floor("D")
+    figure.update_xaxes(type="date", range=[start, now], tick0=start, dtick=DAY_MS, tickformat="%b %-d")
     figure.update_yaxes(rangemode="tozero", tickformat="d")
     return figure
 

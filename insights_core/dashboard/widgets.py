@@ -53,8 +53,8 @@ HEADLINE_METRICS: tuple[tuple[str, str], ...] = (
     ("cpm", "money"),
 )
 _COST_METRICS = {"cpc", "cpm", "cost_per_conversion", "spend"}
-CARD_WIDTH = 190
-"""Pixels per card: five fit a row beside the sidebar at 1440 px, and a value such as $1,234,567.89 fits one."""
+CARD_WIDTH = 176
+"""Pixels per card: five fit a row beside the sidebar at 1440 px; a longer value than $1,234,567.89 wraps."""
 FREQUENCY_HELP = (
     "Impressions per person reached, as Meta reported it for each day (lowest–highest over the days shown). "
     "Reach is not additive across days, so no frequency over the whole period is computed from daily rows."

@@ -125,7 +125,7 @@ def test_daily_axes_tick_in_whole_days(days: int) -> None:
     axis = charts.day_axis(dates)
     assert axis["dtick"] % charts.DAY_MS == 0 and axis["dtick"] >= charts.DAY_MS
     assert "%H" not in str(axis["tickformat"])
-    assert days / (axis["dtick"] / charts.DAY_MS) <= 8
+    assert days / (axis["dtick"] / charts.DAY_MS) <= 5
     if days == 1:
         low, high = axis["range"]
         assert high - low == pd.Timedelta(hours=36)
