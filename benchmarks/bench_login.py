@@ -3,6 +3,7 @@ for the product and for a minimal streamlit-authenticator app (`minimal_app.py`)
 
     .venv/bin/python benchmarks/bench_login.py                  # 5 repetitions of each, 3 server starts
     .venv/bin/python benchmarks/bench_login.py --repeat 9 --starts 5
+    .venv/bin/python benchmarks/bench_login.py --baseline /tmp/base   # also an older checkout, same run
 
 Both servers run at once on loopback ports (`streamlit run`, as scripts/run.sh starts the product) and
 are measured in turns, so machine load hits both alike. One repetition is a new browser context (no
@@ -16,7 +17,9 @@ the server answering /_stcore/health to (a) the login form drawn and (b) the Ove
 logging in, as the first visitor sees them.
 
 The data dir is a stub sync of the default demo account (100 campaigns x 5 ad sets x 3 ads, 30 days),
-built once in a temporary directory. Prints medians (and min/max); asserts nothing.
+built once in a temporary directory. With --baseline DIR (e.g. `git archive <commit> | tar -x -C DIR`),
+that checkout's app.py is measured too, in the same turns and on the same data, for a before/after
+that shares the machine's load. Prints medians (and min/max); asserts nothing.
 Targets: product within 1.2x of the minimal app; first page after a start under 1.5 s.
 """
 
@@ -75,12 +78,14 @@ def write_minimal_auth(root: Path) -> Path:
     return path
 
 
-def start_server(script: str, env: dict[str, str], out: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(script: str, env: dict[str, str], out: Path, root: Path = ROOT) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     command = [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port), "--server.address",
                "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
     with out.open("wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, cwd=root, env={**env, "PYTHONPATH": str(root)}, stdout=output, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}"
     wait_healthy(process, url, 120, out)
     return process, url
@@ -114,6 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5, help="logins per app (after one warm-up each)")
     parser.add_argument("--starts", type=int, default=3, help="fresh server starts of the product")
+    parser.add_argument("--baseline", type=Path, help="another checkout of the product to measure alongside")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -128,38 +134,42 @@ def main() -> None:
 
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM)
-            product, product_url = start_server("app.py", env, root / "product.out")
-            minimal, minimal_url = start_server("benchmarks/minimal_app.py", minimal_env, root / "minimal.out")
+            roots = {"product": ROOT, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
+            servers = {name: start_server("app.py", env, root / f"{name}.out", path) for name, path in roots.items()}
+            servers["minimal"] = start_server("benchmarks/minimal_app.py", minimal_env, root / "minimal.out")
+            buttons = {"minimal": "Login"}
             try:
-                apps = {"product": (product_url, "Log in"), "minimal": (minimal_url, "Login")}
-                results: dict[str, list[float]] = {name: [] for name in apps}
-                for url, button in apps.values():
-                    time_login(browser, url, button)  # warm-up: the server's first session
+                results: dict[str, list[float]] = {name: [] for name in servers}
+                for name, (_, url) in servers.items():
+                    time_login(browser, url, buttons.get(name, "Log in"))  # warm-up: the server's first session
                 for _ in range(args.repeat):
-                    for name, (url, button) in apps.items():
-                        results[name].append(time_login(browser, url, button)[1])
+                    for name, (_, url) in servers.items():
+                        results[name].append(time_login(browser, url, buttons.get(name, "Log in"))[1])
             finally:
-                stop(product)
-                stop(minimal)
+                for process, _ in servers.values():
+                    stop(process)
 
-            print(f"\nURL opened -> Overview drawn after logging in, {args.repeat} logins each, alternating:")
+            print(f"\nURL opened -> Overview drawn after logging in, {args.repeat} logins each, in turns:")
             for name, values in results.items():
                 print(f"  {name:8s} {summary(values)}")
-            ratio = statistics.median(results["product"]) / statistics.median(results["minimal"])
-            print(f"  product / minimal: {ratio:.2f}x (target <= 1.2x)")
+            for name in roots:
+                ratio = statistics.median(results[name]) / statistics.median(results["minimal"])
+                print(f"  {name} / minimal: {ratio:.2f}x (target <= 1.2x)")
 
-            forms, overviews = [], []
+            print(f"\nfirst visitor after a fresh server start ({args.starts} starts each, in turns):")
+            starts: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in roots}
             for _ in range(args.starts):
-                process, url = start_server("app.py", env, root / "product-start.out")
-                try:
-                    form, overview = time_login(browser, url, "Log in")
-                finally:
-                    stop(process)
-                forms.append(form)
-                overviews.append(overview)
-            print(f"\nfirst visitor after a fresh server start ({args.starts} starts):")
-            print(f"  login form drawn           {summary(forms)} (target < 1.5 s)")
-            print(f"  URL -> Overview after login {summary(overviews)}")
+                for name, path in roots.items():
+                    process, url = start_server("app.py", env, root / f"{name}-start.out", path)
+                    try:
+                        form, overview = time_login(browser, url, "Log in")
+                    finally:
+                        stop(process)
+                    starts[name][0].append(form)
+                    starts[name][1].append(overview)
+            for name, (forms, overviews) in starts.items():
+                print(f"  {name:8s} login form drawn            {summary(forms)} (target < 1.5 s)")
+                print(f"  {name:8s} URL -> Overview after login {summary(overviews)}")
             browser.close()
         load = os.getloadavg()
         print(f"\nload average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")

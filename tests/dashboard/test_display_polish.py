@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insights_core.dashboard import charts, formatting
+from insights_core.control import RequestRecord, WorkerStatus
+from insights_core.dashboard import charts, formatting, sync_view
 from insights_core.dashboard.style import PAGE_CSS
 
 
@@ -145,3 +146,17 @@ def test_a_single_sync_run_gets_a_two_hour_window_not_milliseconds() -> None:
 def test_page_css_keeps_card_values_whole() -> None:
     assert "text-overflow: clip" in PAGE_CSS and "overflow-wrap: anywhere" in PAGE_CSS
     assert PAGE_CSS.strip().startswith("<style>") and PAGE_CSS.strip().endswith("</style>")
+
+
+def worker(state: str, sync_id: str | None = None) -> WorkerStatus:
+    now = dt.datetime.now(dt.timezone.utc)
+    return WorkerStatus(1, "host", "stub", now, now, state, 30, True, None, sync_id, None, None)
+
+
+def test_the_worker_is_syncing_as_soon_as_any_sign_of_a_sync_shows() -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    running = RequestRecord(7, now, "admin", None, "running", now, None, None, None, None, None)
+    assert sync_view.worker_state(worker("idle")) == "idle"
+    assert sync_view.worker_state(worker("syncing")) == "syncing"
+    assert sync_view.worker_state(worker("idle", "sync-1")) == "syncing"  # heartbeat mid-sync
+    assert sync_view.worker_state(worker("idle"), running) == "syncing"  # request claimed between heartbeats
