@@ -76,7 +76,7 @@ def run_dashboard() -> None:
         navigation.run()
 
 
-WARM_MODULES = (
+THIRD_PARTY_MODULES = (
     "pandas",
     "numpy",
     "pyarrow",
@@ -87,6 +87,10 @@ WARM_MODULES = (
     "yaml",
     "xlsxwriter",
     "streamlit_authenticator",
+)
+"""Imported while the server starts, before it answers: no st.cache_* in them, and the cookie manager
+component that streamlit-authenticator declares is registered by `login.start_session` in the session."""
+DASHBOARD_MODULES = (
     "insights_core.dashboard.login",
     "insights_core.dashboard.widgets",
     "insights_core.dashboard.charts",
@@ -96,35 +100,23 @@ WARM_MODULES = (
     "insights_core.dashboard.sync_view",
     "insights_core.dashboard.entity_page",
 )
-"""What the first session would otherwise import (about 1.5 s on a 2-core machine, mostly pandas,
-pyarrow and streamlit-authenticator), imported by the server before anybody opens a page."""
+"""Imported once the runtime exists (they decorate functions with st.cache_*)."""
 
 
-def warm_up_when_the_runtime_runs(timeout: float = 60.0) -> None:
-    """Import WARM_MODULES and draw one throwaway figure, once Streamlit's runtime exists.
-
-    The server imports this file (as `app`) before it creates its runtime; the dashboard modules
-    decorate functions with st.cache_*, which bind to the runtime's cache storage when decorated,
-    so they must wait for it (imported earlier, they warn "no runtime" and cache outside it).
-    Runs on a daemon thread: the server starts serving meanwhile, and a session that needs a module
-    still being imported waits for that import (Python's import lock), never imports it twice.
-    Nothing here touches a session, a cache or the data directory. The cookie manager's component, which
-    registers itself only when imported in a session, is registered by `login.start_session`.
-    """
+def import_modules(names: tuple[str, ...]) -> None:
     import importlib
 
-    from streamlit import runtime
-
-    deadline = time.monotonic() + timeout
-    while not runtime.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not runtime.exists():
-        return
-    for name in WARM_MODULES:
+    for name in names:
         try:
             importlib.import_module(name)
         except ImportError:
             pass  # an optional module: the page that needs it reports it
+
+
+def warm_up_third_party() -> None:
+    """Import THIRD_PARTY_MODULES and draw one throwaway figure and query (about 1.5 s on a 2-core
+    machine, mostly pandas, pyarrow and streamlit-authenticator), so no visitor waits for them."""
+    import_modules(THIRD_PARTY_MODULES)
     import duckdb
     import plotly.graph_objects as go
     import plotly.io as pio
@@ -138,10 +130,29 @@ def warm_up_when_the_runtime_runs(timeout: float = 60.0) -> None:
         con.execute("SELECT 1 AS x").arrow()
 
 
+def warm_up_when_the_runtime_runs(timeout: float = 60.0) -> None:
+    """Import DASHBOARD_MODULES once Streamlit's runtime exists, on a daemon thread.
+
+    The server imports this file (as `app`) before it creates its runtime; the dashboard modules
+    decorate functions with st.cache_*, which look for the runtime's cache storage when decorated
+    (imported earlier, they warn "no runtime" and cache outside it). A session that needs a module
+    still being imported waits for that import (Python's import lock), never imports it twice.
+    Nothing here touches a session, a cache or the data directory.
+    """
+    from streamlit import runtime
+
+    deadline = time.monotonic() + timeout
+    while not runtime.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if runtime.exists():
+        import_modules(DASHBOARD_MODULES)
+
+
 if __name__ == "__main__":
     run_dashboard()
 else:
     from insights_core.api.routes import api_routes
 
     app = st.App("app.py", routes=api_routes())
+    warm_up_third_party()  # the server answers a little later, and its first page sooner
     threading.Thread(target=warm_up_when_the_runtime_runs, name="mi-warm-up", daemon=True).start()
