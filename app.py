@@ -86,11 +86,10 @@ THIRD_PARTY_MODULES = (
     "bcrypt",
     "yaml",
     "xlsxwriter",
-    "streamlit_authenticator",
 )
-"""Imported while the server starts, before it answers: no st.cache_* in them, and the cookie manager
-component that streamlit-authenticator declares is registered by `login.start_session` in the session."""
+"""Imported while the server starts, before it answers (no st.cache_* in them)."""
 DASHBOARD_MODULES = (
+    "streamlit_authenticator",
     "insights_core.dashboard.login",
     "insights_core.dashboard.widgets",
     "insights_core.dashboard.charts",
@@ -100,7 +99,8 @@ DASHBOARD_MODULES = (
     "insights_core.dashboard.sync_view",
     "insights_core.dashboard.entity_page",
 )
-"""Imported once the runtime exists (they decorate functions with st.cache_*)."""
+"""Imported once the runtime exists (they decorate functions with st.cache_*). The cookie manager
+component that streamlit-authenticator declares on import is registered by `login.start_session`."""
 
 
 def import_modules(names: tuple[str, ...]) -> None:
@@ -115,7 +115,7 @@ def import_modules(names: tuple[str, ...]) -> None:
 
 def warm_up_third_party() -> None:
     """Import THIRD_PARTY_MODULES and draw one throwaway figure and query (about 1.5 s on a 2-core
-    machine, mostly pandas, pyarrow and streamlit-authenticator), so no visitor waits for them."""
+    machine, mostly pandas and pyarrow), so no visitor waits for them."""
     import_modules(THIRD_PARTY_MODULES)
     import duckdb
     import plotly.graph_objects as go
