@@ -21,6 +21,18 @@ built once in a temporary directory. With --baseline DIR (e.g. `git archive <com
 that checkout's app.py is measured too, in the same turns and on the same data, for a before/after
 that shares the machine's load. Prints medians (and min/max); asserts nothing.
 Targets: product within 1.2x of the minimal app; first page after a start under 1.5 s.
+
+Figures of 2026-12-02 on the shared 2-core machine (other engineers' tests running; medians of 5 logins
+and 3 starts, `--baseline` = the commit before the display/speed work, all in the same run):
+
+| run (load average) | product | baseline | minimal | first login form after a start: product / baseline / minimal |
+| --- | --- | --- | --- | --- |
+| quiet (0.3), before the work, no baseline | 7.85 s | | 6.93 s (1.13x) | 2.70 s / – / – |
+| loaded (6-12) | 16.3 s (1.25x) | 17.9 s (1.37x) | 13.1 s | 4.36 / 4.34 / 7.15 s |
+| loaded (2-6) | 8.34 s (1.10x) | 7.83 s (1.03x) | 7.58 s | 2.80 / 3.22 / 4.08 s |
+
+On this machine the minimal app's own first page takes 4 s: the floor is Chromium loading Streamlit's
+frontend, not the server's imports.
 """
 
 from __future__ import annotations

@@ -203,7 +203,7 @@ def metric_cards(
     """One st.metric per figure, ratios from the sums, with the change against `previous` when given.
 
     Cards have a fixed width in a wrapping row, so a value never shrinks into "…" and a phone shows two
-    per row (app.py's CSS). Percentages change in points ("+0.40 pts"), other figures in percent. With
+    per row (style.PAGE_CSS). Percentages change in points ("+0.40 pts"), other figures in percent. With
     `daily` (one entity's days) a frequency card shows Meta's daily values.
     """
     values = {**totals, **ratios_from_totals(totals)}
