@@ -8,7 +8,7 @@ from insights_core.dashboard import charts, data, navigation, widgets
 from insights_core.dashboard.breakdowns import render_breakdowns
 from insights_core.dashboard.creatives import show_ad_creative
 from insights_core.dashboard.entity_page import open_entity_page
-from insights_core.dashboard.formatting import DASH, format_peer_comparison, literal
+from insights_core.dashboard.formatting import DASH, enum_label, format_peer_comparison, literal
 from insights_core.dashboard.scoring import PEER_METRICS, peer_comparison
 from insights_core.metrics import with_ratio_columns
 
@@ -20,11 +20,13 @@ snapshot, since, until = page.snapshot, page.since, page.until
 st.header(literal(entity["name"]))
 navigation.timeline_link("ad", ad_id)
 facts = st.columns(3)
-facts[0].metric("Status", literal(entity.get("effective_status") or entity.get("status") or DASH))
+facts[0].metric("Status", literal(enum_label(entity.get("effective_status") or entity.get("status"))))
 facts[1].metric("Days with delivery", f"{len(view.daily):,}")
 facts[2].caption(f"Ad id {ad_id}  \nCreative id {literal(entity.get('creative_id') or DASH)}")
 
-widgets.metric_cards(view.totals, currency, data.load_compared_totals(snapshot, "ad", ad_id, page.period))
+widgets.metric_cards(
+    view.totals, currency, data.load_compared_totals(snapshot, "ad", ad_id, page.period), daily=view.daily
+)
 if view.daily.empty:
     st.info("This ad did not deliver in the period.")
 else:
@@ -56,7 +58,9 @@ metric = st.radio("Peer chart metric", list(PEER_METRICS), key="ad_peer_metric",
 if peers.empty:
     st.info("No ad of this campaign delivered in the period.")
 else:
-    st.plotly_chart(charts.peer_figure(with_ratio_columns(peers), metric, ad_id), key="ad_peer_chart")
+    st.plotly_chart(
+        charts.peer_figure(with_ratio_columns(peers), metric, ad_id, currency=currency), key="ad_peer_chart"
+    )
 
 with st.expander("Daily rows (reach and frequency as Meta reported them per day)"):
     widgets.table(with_ratio_columns(view.daily), "ad_daily", f"ad_{ad_id}_daily", user, currency)

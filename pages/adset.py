@@ -8,7 +8,7 @@ import streamlit as st
 from insights_core.dashboard import charts, data, navigation, widgets
 from insights_core.dashboard.breakdowns import render_breakdowns
 from insights_core.dashboard.entity_page import CHILD_TABLE_COLUMNS, open_entity_page
-from insights_core.dashboard.formatting import DASH, format_money, literal
+from insights_core.dashboard.formatting import DASH, enum_label, format_money, literal
 from insights_core.metrics import with_ratio_columns
 
 user = widgets.require("analytics:read")
@@ -18,9 +18,9 @@ adset_id, view, entity, currency = page.entity_id, page.view, page.entity, page.
 st.header(literal(entity["name"]))
 navigation.timeline_link("adset", adset_id)
 facts = st.columns(4)
-facts[0].metric("Status", literal(entity.get("effective_status") or entity.get("status") or DASH))
-facts[1].metric("Optimization goal", literal(entity.get("optimization_goal") or DASH))
-facts[2].metric("Billing event", literal(entity.get("billing_event") or DASH))
+facts[0].metric("Status", literal(enum_label(entity.get("effective_status") or entity.get("status"))))
+facts[1].metric("Optimization goal", literal(enum_label(entity.get("optimization_goal"))))
+facts[2].metric("Billing event", literal(enum_label(entity.get("billing_event"))))
 facts[3].metric("Daily budget", format_money(entity.get("daily_budget"), currency))
 
 st.subheader("Targeting")
@@ -41,7 +41,9 @@ if entity.get("targeting_json"):
             st.code(entity["targeting_json"])
 
 st.subheader("Insights")
-widgets.metric_cards(view.totals, currency, data.load_compared_totals(page.snapshot, "adset", adset_id, page.period))
+widgets.metric_cards(
+    view.totals, currency, data.load_compared_totals(page.snapshot, "adset", adset_id, page.period), daily=view.daily
+)
 if view.daily.empty:
     st.info("This ad set did not deliver in the period.")
 else:

@@ -7,7 +7,7 @@ import streamlit as st
 from insights_core.dashboard import charts, data, navigation, widgets
 from insights_core.dashboard.breakdowns import render_breakdowns
 from insights_core.dashboard.entity_page import CHILD_TABLE_COLUMNS, switch_picker
-from insights_core.dashboard.formatting import format_money, format_value, literal
+from insights_core.dashboard.formatting import enum_label, format_money, format_value, literal
 from insights_core.dashboard.lists import entity_list
 from insights_core.dashboard.period_controls import period_controls
 from insights_core.dashboard.scoring import EFFICIENCY_HELP, efficiency_score
@@ -34,8 +34,8 @@ switch_picker(snapshot, "campaign", period, entity)
 
 st.header(literal(entity["name"]))
 facts = st.columns(5)
-facts[0].metric("Status", literal(entity.get("effective_status") or entity.get("status") or "—"))
-facts[1].metric("Objective", literal((entity.get("objective") or "—").removeprefix("OUTCOME_").title()))
+facts[0].metric("Status", literal(enum_label(entity.get("effective_status") or entity.get("status"))))
+facts[1].metric("Objective", literal(enum_label(entity.get("objective"))))
 facts[2].metric("Daily budget", format_money(entity.get("daily_budget"), currency))
 facts[3].metric("Ad sets", f"{len(view.children['adset']):,}")
 facts[4].metric("Ads", f"{len(view.children['ad']):,}")
@@ -49,7 +49,7 @@ mine = summary[summary["campaign_id"] == campaign_id]
 previous = None
 if compared is not None:
     previous = {m: float(mine[f"prev_{m}"].iloc[0]) if not mine.empty else 0.0 for m in view.totals}
-widgets.metric_cards(view.totals, currency, previous)
+widgets.metric_cards(view.totals, currency, previous, daily=view.daily)
 delivered = summary[summary["spend"] > 0]
 score = efficiency_score(view.totals, delivered) if view.totals["spend"] > 0 else None
 st.metric("Efficiency score", format_value(score, "score"), help=EFFICIENCY_HELP)

@@ -131,5 +131,14 @@ if can(user.role, "export"):
             disabled=too_big,
             help="Over a million rows: use CSV (Excel would split them across sheets slowly)." if too_big else None,
         )
+        buttons.download_button(
+            "CSV with field names",
+            data=data.rows_export(snapshot, level, since, until, account_id, "csv", headers="raw"),
+            file_name=f"{level}_rows_{since}_{until}_raw.csv",
+            mime="text/csv",
+            key="overview_export_csv_raw",
+            on_click="ignore",
+            type="tertiary",
+        )
 
 render_breakdowns(snapshot, since, until, user, currency, account_id=account_id)

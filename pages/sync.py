@@ -39,7 +39,8 @@ if control is not None:  # without it, the page still shows the run history
     def worker_panel() -> None:
         login.rerun_app_if_session_ended(settings)  # a timed fragment skips app.py's session check
         with widgets.reporting_broken_files():
-            sync_view.render_worker_status(control.fetch_worker_status(), dt.datetime.now(dt.timezone.utc))
+            running = next((r for r in control.fetch_recent_requests(limit=5) if r.status == "running"), None)
+            sync_view.render_worker_status(control.fetch_worker_status(), dt.datetime.now(dt.timezone.utc), running)
 
     worker_panel()
 

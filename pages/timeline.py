@@ -162,7 +162,9 @@ st.page_link(
     query_params={f"{level}_id": entity_id},
     icon=":material/open_in_new:",
 )
-widgets.metric_cards(view.totals, currency, data.load_compared_totals(snapshot, level, entity_id, period))
+widgets.metric_cards(
+    view.totals, currency, data.load_compared_totals(snapshot, level, entity_id, period), daily=view.daily
+)
 
 daily = with_ratio_columns(view.daily)
 metric = st.selectbox("Metric", CHART_METRICS, key="timeline_metric", format_func=lambda m: METRIC_LABELS.get(m, m))

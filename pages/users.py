@@ -8,7 +8,7 @@ import streamlit as st
 
 from insights_core.api_tokens import TokenStore, user_fingerprint
 from insights_core.dashboard import login, widgets
-from insights_core.dashboard.formatting import format_duration
+from insights_core.dashboard.formatting import format_duration, role_text
 from insights_core.errors import ConfigError
 from insights_core.roles import ROLE_PERMISSIONS
 
@@ -23,7 +23,7 @@ except ConfigError as exc:
 
 users = pd.DataFrame(
     [
-        {"username": u.username, "name": u.name, "email": u.email, "role": u.role, "roles": ", ".join(u.roles)}
+        {"username": u.username, "name": u.name, "email": u.email, "role": role_text(u.role, u.roles)}
         for u in sorted(config.users.values(), key=lambda u: u.username)
     ]
 )

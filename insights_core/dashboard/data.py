@@ -21,16 +21,18 @@ import pandas as pd
 import streamlit as st
 
 from insights_core.control import ControlChannel
-from insights_core.dashboard.exports import ExportFormat, export_streamed
+from insights_core.dashboard.exports import ExportFormat, Headers, export_frame, export_streamed, with_ancestor_names
 from insights_core.dashboard.periods import Period
 from insights_core.errors import SnapshotUnreadableError
 from insights_core.levels import LEVEL_SPECS, Level
 from insights_core.metrics import with_ratio_columns
 from insights_core.settings import Settings
 from insights_core.store import lists, queries
+from insights_core.store.entity_names import fetch_ancestor_names
 from insights_core.store.snapshots import connect_snapshot, resolve_current_snapshot
 
 CACHE_ENTRIES = 128
+ROW_LABELS = {"entity_type": "Level"}
 
 
 class Snapshot(NamedTuple):
@@ -246,7 +248,13 @@ def load_row_count(snapshot: Snapshot, level: str, since: dt.date, until: dt.dat
 
 
 def rows_export(
-    snapshot: Snapshot, level: str, since: dt.date, until: dt.date, account_id: str | None, fmt: ExportFormat
+    snapshot: Snapshot,
+    level: Level,
+    since: dt.date,
+    until: dt.date,
+    account_id: str | None,
+    fmt: ExportFormat,
+    headers: Headers = "labels",
 ) -> Callable[[], bytes]:
     """A callable for `st.download_button(data=...)`: streams the stored rows into a file when clicked.
 
@@ -259,8 +267,9 @@ def rows_export(
         cursor = connection.cursor()
 
         def frames() -> Iterable[pd.DataFrame]:
+            names = fetch_ancestor_names(cursor, level)
             for frame in queries.iter_insight_rows(cursor, level, since, until, account_id):
-                yield with_ratio_columns(frame)
+                yield export_frame(with_ancestor_names(with_ratio_columns(frame), names), headers, ROW_LABELS)
 
         try:
             return export_streamed(frames, fmt, sheet_name=f"{level} rows")

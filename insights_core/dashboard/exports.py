@@ -6,6 +6,12 @@ come from Meta and anyone with access to the ad account can type them. Numbers s
 
 Writers take an iterable of frames, so a large export flows from DuckDB record batches into a
 temporary file and is never held as a DataFrame and as a file in memory at once.
+
+What a file holds (`export_frame`, documented in docs/exports.md): the page's column labels as
+headers (or, as the second option, the stored field names), counts as whole numbers, ratios rounded
+(percentages such as CTR in percent with 2 decimals, money ratios and ROAS with 2), everything else
+(spend, revenue, ids, Meta's enum values) exactly as stored. CSV is UTF-8 with a byte-order mark,
+which Excel needs to read names with non-ASCII characters.
 """
 
 from __future__ import annotations
@@ -13,13 +19,36 @@ from __future__ import annotations
 import datetime as dt
 import io
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import BinaryIO, Literal
 
 import pandas as pd
 import xlsxwriter
 
+from insights_core.dashboard.formatting import COLUMN_LABELS
+
 ExportFormat = Literal["csv", "xlsx"]
+Headers = Literal["labels", "raw"]
+"""`labels`: the headers the page shows (CTR, Ad set id); `raw`: the stored field names (ctr, adset_id)."""
+CSV_ENCODING = "utf-8-sig"
+"""UTF-8 with a byte-order mark: without it Excel reads the file as the local code page (Mañana -> MaÃ±ana)."""
+RATIO_DECIMALS: dict[str, int] = {
+    "ctr": 2,
+    "conversion_rate": 2,
+    "coverage_pct": 1,
+    "cpc": 2,
+    "cpm": 2,
+    "cost_per_conversion": 2,
+    "roas": 2,
+    "efficiency_score": 1,
+    "roas_change": 1,
+    "spend_change": 1,
+}
+"""Derived columns and their decimals. CTR and conversion rate are percentages (4.21 means 4.21%),
+as on the pages. Stored figures (spend, revenue, frequency as Meta reported it) are never rounded."""
+COUNT_COLUMNS = frozenset({"impressions", "clicks", "reach", "unique_clicks", "conversions", "peers"})
+"""Written as whole numbers when every value is one (Meta may report fractional conversions: then kept)."""
+
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 EXCEL_MAX_DATA_ROWS = 1_048_575
 """Rows per worksheet below the header; larger exports continue on another sheet."""
@@ -41,9 +70,50 @@ def neutralize_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def export_headers(columns: Iterable[str], labels: Mapping[str, str] | None = None) -> list[str]:
+    """The page's label of each column (`COLUMN_LABELS`, then `labels`); a label two columns would share
+    stays on the first, the second keeps its field name, so no header is ever ambiguous."""
+    names = {**COLUMN_LABELS, **(labels or {})}
+    headers: list[str] = []
+    for column in columns:
+        label = names.get(str(column), str(column))
+        headers.append(label if label not in headers else str(column))
+    return headers
+
+
+def export_frame(
+    frame: pd.DataFrame, headers: Headers = "labels", labels: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """`frame` as it is written to a file: counts as integers, derived ratios rounded, headers chosen."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if column in COUNT_COLUMNS and pd.api.types.is_numeric_dtype(values):
+            present = values.dropna()
+            if (present == present.round()).all():
+                out[column] = values.round().astype("Int64")
+        elif column in RATIO_DECIMALS and pd.api.types.is_numeric_dtype(values):
+            out[column] = values.astype("float64").round(RATIO_DECIMALS[column])
+    if headers == "labels":
+        out.columns = export_headers(out.columns, labels)
+    return out
+
+
+def with_ancestor_names(frame: pd.DataFrame, names: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
+    """`frame` with a `<level>_name` column right after each ancestor id column in `names`
+    (`entity_names.fetch_ancestor_names`): campaign_id, campaign_name, adset_id, adset_name."""
+    out = frame.copy()
+    for id_column, by_id in names.items():
+        if id_column in out.columns:
+            name_column = id_column.removesuffix("_id") + "_name"
+            position = list(out.columns).index(id_column) + 1
+            out.insert(position, name_column, out[id_column].map(by_id))
+    return out
+
+
 def write_csv(frames: Iterable[pd.DataFrame], handle: BinaryIO) -> int:
-    """Write the frames as one UTF-8 CSV (header once); return the data rows written."""
-    text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+    """Write the frames as one UTF-8 CSV with a byte-order mark (header once); return the data rows written."""
+    text = io.TextIOWrapper(handle, encoding=CSV_ENCODING, newline="")
     rows, first = 0, True
     try:
         for frame in frames:
@@ -95,7 +165,7 @@ def write_xlsx(frames: Iterable[pd.DataFrame], handle: BinaryIO, sheet_name: str
 def _write_cell(
     sheet: xlsxwriter.worksheet.Worksheet, row: int, col: int, value: object, date_format: object, time_format: object
 ) -> None:
-    if value is None or (isinstance(value, float) and value != value) or value is pd.NaT:
+    if value is None or (isinstance(value, float) and value != value) or value is pd.NaT or value is pd.NA:
         return
     if isinstance(value, bool):
         sheet.write_boolean(row, col, value)
@@ -122,10 +192,16 @@ def write_export(frames: Iterable[pd.DataFrame], handle: BinaryIO, fmt: ExportFo
     raise ValueError(f"unknown export format {fmt!r}")
 
 
-def export_bytes(frame: pd.DataFrame, fmt: ExportFormat, sheet_name: str = "data") -> bytes:
-    """A small table (already on screen) as file bytes."""
+def export_bytes(
+    frame: pd.DataFrame,
+    fmt: ExportFormat,
+    sheet_name: str = "data",
+    headers: Headers = "labels",
+    labels: Mapping[str, str] | None = None,
+) -> bytes:
+    """A small table (already on screen) as file bytes, with the page's labels or the field names."""
     buffer = io.BytesIO()
-    write_export([frame], buffer, fmt, sheet_name)
+    write_export([export_frame(frame, headers, labels)], buffer, fmt, sheet_name)
     return buffer.getvalue()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
@@ -94,6 +94,22 @@ def format_percent(value: object, decimals: int = 2) -> str:
     return DASH if is_missing(value) else f"{_as_float(value):,.{decimals}f}%"
 
 
+def format_multiple(value: object, decimals: int = 2) -> str:
+    """A ratio read as "times" (ROAS: revenue / spend): 2.38×."""
+    return DASH if is_missing(value) else f"{_as_float(value):,.{decimals}f}×"
+
+
+def format_point_change(current: object, previous: object, decimals: int = 2) -> str | None:
+    """The change of a percentage (CTR, conversion rate) in percentage points, "+0.40 pts"; None without both.
+
+    A CTR going from 1.0% to 1.4% rose by 0.4 points (and by 40 percent): points say what moved.
+    """
+    if is_missing(current) or is_missing(previous):
+        return None
+    change = round(_as_float(current) - _as_float(previous), decimals) + 0.0
+    return f"{change:+.{decimals}f} pts"
+
+
 def format_change(value: object) -> str | None:
     """A change in percent for `st.metric(delta=...)`; None (no delta shown) when there is nothing to compare."""
     if is_missing(value):
@@ -133,6 +149,90 @@ def format_age(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days ago"
 
 
+ENUM_WORDS: dict[str, str] = {
+    # objectives (ODAX and legacy)
+    "OUTCOME_SALES": "Sales",
+    "OUTCOME_TRAFFIC": "Traffic",
+    "OUTCOME_AWARENESS": "Awareness",
+    "OUTCOME_ENGAGEMENT": "Engagement",
+    "OUTCOME_LEADS": "Leads",
+    "OUTCOME_APP_PROMOTION": "App promotion",
+    "CONVERSIONS": "Conversions",
+    "BRAND_AWARENESS": "Brand awareness",
+    "VIDEO_VIEWS": "Video views",
+    "MESSAGES": "Messages",
+    "PRODUCT_CATALOG_SALES": "Catalog sales",
+    # statuses (configured and effective)
+    "ACTIVE": "Active",
+    "PAUSED": "Paused",
+    "DELETED": "Deleted",
+    "ARCHIVED": "Archived",
+    "CAMPAIGN_PAUSED": "Paused (campaign)",
+    "ADSET_PAUSED": "Paused (ad set)",
+    "IN_PROCESS": "In process",
+    "WITH_ISSUES": "With issues",
+    "PENDING_REVIEW": "Pending review",
+    "DISAPPROVED": "Disapproved",
+    "PREAPPROVED": "Pre-approved",
+    "PENDING_BILLING_INFO": "Pending billing info",
+    # optimization goals and billing events
+    "OFFSITE_CONVERSIONS": "Website conversions",
+    "LINK_CLICKS": "Link clicks",
+    "LANDING_PAGE_VIEWS": "Landing page views",
+    "IMPRESSIONS": "Impressions",
+    "REACH": "Reach",
+    "LEAD_GENERATION": "Leads",
+    "QUALITY_LEAD": "Quality leads",
+    "POST_ENGAGEMENT": "Post engagement",
+    "PAGE_LIKES": "Page likes",
+    "THRUPLAY": "ThruPlay",
+    "VALUE": "Conversion value",
+    "APP_INSTALLS": "App installs",
+    "AD_RECALL_LIFT": "Ad recall lift",
+    "TWO_SECOND_CONTINUOUS_VIDEO_VIEWS": "2-second video views",
+    "CONVERSATIONS": "Conversations",
+}
+"""Meta's enum values in the words Ads Manager uses; `enum_label` spells any other one out."""
+
+ENUM_COLUMNS = frozenset(
+    {
+        "objective",
+        "effective_status",
+        "status",
+        "configured_status",
+        "optimization_goal",
+        "billing_event",
+        "bid_strategy",
+    }
+)
+"""Columns holding Meta enums: shown as words on the pages, exported as Meta sent them."""
+
+_ENUM = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
+
+
+def enum_label(value: object) -> str:
+    """A Meta enum as words: OUTCOME_SALES -> Sales, ADSET_PAUSED -> Paused (ad set), and an unknown
+    SOME_NEW_VALUE -> Some new value. Anything that is not an upper-case enum is returned as it is;
+    missing is "—". The result is plain text: pages still pass it through `literal` for markdown."""
+    if is_missing(value):
+        return DASH
+    text = str(value)
+    if text in ENUM_WORDS:
+        return ENUM_WORDS[text]
+    if not _ENUM.fullmatch(text):
+        return text
+    words = text.removeprefix("OUTCOME_").replace("_", " ").lower()
+    return words[:1].upper() + words[1:]
+
+
+def role_text(role: str | None, roles: Sequence[str]) -> str:
+    """A user's role in one cell: the one in force (the highest), the others listed after it."""
+    others = [r for r in roles if r != role]
+    if role is None:
+        return "no role"
+    return f"{role} (also {', '.join(others)})" if others else role
+
+
 METRIC_KINDS: dict[str, str] = {
     "spend": "money",
     "revenue": "money",
@@ -148,11 +248,12 @@ METRIC_KINDS: dict[str, str] = {
     "conversions": "number",
     "ctr": "percent",
     "conversion_rate": "percent",
-    "roas": "ratio",
+    "roas": "multiple",
     "frequency": "ratio",
     "roas_change": "change",
     "spend_change": "change",
     "efficiency_score": "score",
+    **dict.fromkeys(ENUM_COLUMNS, "enum"),
     "date": "date",
     "date_start": "date",
     "date_end": "date",
@@ -184,10 +285,14 @@ COLUMN_LABELS: dict[str, str] = {
     **METRIC_LABELS,
     "name": "Name",
     "objective": "Objective",
+    "optimization_goal": "Optimization goal",
+    "billing_event": "Billing event",
     "effective_status": "Status",
     "status": "Status",
     "entity_id": "Id",
     "campaign_id": "Campaign id",
+    "campaign_name": "Campaign",
+    "adset_name": "Ad set",
     "adset_id": "Ad set id",
     "ad_id": "Ad id",
     "account_id": "Account",
@@ -239,6 +344,10 @@ def format_value(value: object, kind: str, currency: str | None = "USD") -> str:
         return format_percent(value)
     if kind == "ratio":
         return format_number(value, 2)
+    if kind == "multiple":
+        return format_multiple(value)
+    if kind == "enum":
+        return enum_label(value)
     if kind == "number":
         return format_number(value, 0 if not is_missing(value) and _as_float(value) == int(_as_float(value)) else 2)
     if kind == "change":
@@ -283,23 +392,39 @@ def display_frame(
     return out.rename(columns={**COLUMN_LABELS, **(labels or {})})
 
 
-PEER_METRIC_KINDS = {"ctr": "percent", "cpc": "money", "roas": "ratio"}
+PEER_METRIC_KINDS = {"ctr": "percent", "cpc": "money", "roas": "multiple"}
+
+
+def better_than_text(share: object) -> str:
+    """The peer percentile in words: "better than 62% of peers"."""
+    return DASH if is_missing(share) else f"better than {round(_as_float(share))}% of peers"
 
 
 def format_peer_comparison(comparison: pd.DataFrame, currency: str | None = "USD") -> pd.DataFrame:
-    """`scoring.peer_comparison` as text: each row in its metric's format."""
+    """`scoring.peer_comparison` as text: each row in its metric's format, the rank said in words.
+
+    The difference from the median of a percentage (CTR) is in points; of a money or ROAS value in
+    its own unit, with the relative difference in percent beside it.
+    """
     rows = []
     for row in comparison.to_dict("records"):
         kind = PEER_METRIC_KINDS.get(row["metric"], "ratio")
+        if kind == "percent":
+            difference = format_point_change(row["value"], row["peer_median"]) or DASH
+        elif is_missing(row["difference"]):
+            difference = DASH
+        else:
+            sign = "+" if _as_float(row["difference"]) >= 0 else "-"
+            difference = sign + format_value(abs(_as_float(row["difference"])), kind, currency)
         rows.append(
             {
                 "Metric": METRIC_LABELS.get(row["metric"], row["metric"]),
                 "This ad": format_value(row["value"], kind, currency),
                 "Peer median": format_value(row["peer_median"], kind, currency),
-                "vs median": format_value(row["difference"], kind, currency),
+                "vs median": difference,
                 "vs median (%)": format_value(row["difference_pct"], "change"),
                 "Percentile": format_value(row["percentile"], "score"),
-                "Better than (% of peers)": format_value(row["better_than_pct"], "score"),
+                "Among peers": better_than_text(row["better_than_pct"]),
                 "Peers": format_int(row["peers"]),
             }
         )

@@ -18,6 +18,7 @@ the browser as one the user logged in from, so failures from other browsers do n
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from dataclasses import dataclass
@@ -121,8 +122,28 @@ def load_auth(settings: Settings) -> tuple[AuthConfig, str]:
     return config, cookie_key
 
 
+def ensure_cookie_component_registered() -> None:
+    """Register the cookie manager's browser component with this server, if its import did not.
+
+    `declare_component` registers a component only when its module is imported inside a session; app.py
+    imports streamlit-authenticator (and with it the cookie manager) on a server thread before the first
+    session, to save that session the time, and an unregistered component answers 404 in the browser
+    (no cookie is ever set). Cheap: one dictionary look-up per run once registered.
+    """
+    from streamlit.runtime import get_instance
+
+    # the module, not the class the package re-exports under the same name; extra-streamlit-components
+    # 0.1.81 (pinned with streamlit-authenticator) keeps the component in `_component_func`
+    cookie_module = importlib.import_module("extra_streamlit_components.CookieManager")
+    component = cookie_module._component_func
+    registry = get_instance().component_registry
+    if registry.get_component(component.name) is None:
+        registry.register_component(component)
+
+
 def start_session(settings: Settings, config: AuthConfig, cookie_key: str) -> LoginSession:
     """Build this run's authenticator, accept a valid re-login cookie, and resolve the current user."""
+    ensure_cookie_component_registered()
     now = time.time()
     credentials = credentials_for_authenticator(config)
     authenticator = stauth.Authenticate(

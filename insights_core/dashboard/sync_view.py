@@ -41,8 +41,18 @@ def open_control_channel(path: Path) -> ControlChannel | None:
     return control
 
 
-def render_worker_status(status: WorkerStatus | None, now: dt.datetime) -> bool:
-    """Show the worker's heartbeat in plain words; return whether the worker is running."""
+def worker_state(status: WorkerStatus, running: RequestRecord | None = None) -> str:
+    """What the worker is doing, in one word. "syncing" as soon as any sign of a sync shows: the state in
+    its last heartbeat, a sync id in it, or a Sync now request marked running in the control channel
+    (heartbeats come every few seconds, so a short sync may start and end between two of them)."""
+    if status.state == "syncing" or status.current_sync_id or running is not None:
+        return "syncing"
+    return status.state
+
+
+def render_worker_status(status: WorkerStatus | None, now: dt.datetime, running: RequestRecord | None = None) -> bool:
+    """Show the worker's heartbeat in plain words (with `running`, the request it is serving); return
+    whether the worker is running."""
     if status is None:
         st.warning(f"The sync worker has never run on this data directory. {START_HINT}", icon=":material/power_off:")
         return False
@@ -61,11 +71,14 @@ def render_worker_status(status: WorkerStatus | None, now: dt.datetime) -> bool:
         if not status.sync_enabled
         else "no scheduled sync pending"
     )
-    st.success(
-        f"Sync worker running: {literal(status.state)}, {literal(status.mode)} mode, pid {status.pid} on "
+    state = worker_state(status, running)
+    doing = f" request #{running.id}" if running is not None else ""
+    show = st.info if state == "syncing" else st.success
+    show(
+        f"Sync worker running: {literal(state)}{doing}, {literal(status.mode)} mode, pid {status.pid} on "
         f"{literal(status.hostname)}; "
         f"heartbeat {format_age(age)}; every {status.interval_minutes} min, {schedule}.",
-        icon=":material/monitor_heart:",
+        icon=":material/sync:" if state == "syncing" else ":material/monitor_heart:",
     )
     return True
 

@@ -12,8 +12,17 @@ from streamlit.errors import StreamlitAPIException
 
 from insights_core.dashboard import data
 from insights_core.dashboard.alerts import Alert
-from insights_core.dashboard.exports import MIME_TYPES, ExportFormat, export_bytes
-from insights_core.dashboard.formatting import METRIC_LABELS, display_frame, format_change, format_value, literal
+from insights_core.dashboard.exports import MIME_TYPES, ExportFormat, Headers, export_bytes
+from insights_core.dashboard.formatting import (
+    DASH,
+    METRIC_LABELS,
+    display_frame,
+    format_change,
+    format_number,
+    format_point_change,
+    format_value,
+    literal,
+)
 from insights_core.dashboard.login import USER_KEY, CurrentUser
 from insights_core.errors import (
     ConfigError,
@@ -31,14 +40,21 @@ from insights_core.store.queries import DataBounds
 HEADLINE_METRICS: tuple[tuple[str, str], ...] = (
     ("spend", "money"),
     ("revenue", "money"),
-    ("roas", "ratio"),
+    ("roas", "multiple"),
     ("conversions", "number"),
     ("impressions", "int"),
     ("clicks", "int"),
     ("ctr", "percent"),
     ("cpc", "money"),
+    ("cpm", "money"),
 )
 _COST_METRICS = {"cpc", "cpm", "cost_per_conversion", "spend"}
+CARD_WIDTH = 176
+"""Pixels per card: five fit a row beside the sidebar at 1440 px; a longer value than $1,234,567.89 wraps."""
+FREQUENCY_HELP = (
+    "Impressions per person reached, as Meta reported it for each day (lowest–highest over the days shown). "
+    "Reach is not additive across days, so no frequency over the whole period is computed from daily rows."
+)
 
 
 def require(permission: Permission) -> CurrentUser:
@@ -141,41 +157,84 @@ def metric_cards(
     currency: str,
     previous: Mapping[str, float] | None = None,
     metrics: Sequence[tuple[str, str]] = HEADLINE_METRICS,
+    daily: pd.DataFrame | None = None,
 ) -> None:
-    """One st.metric per figure, ratios from the sums, with the change against `previous` when given."""
+    """One st.metric per figure, ratios from the sums, with the change against `previous` when given.
+
+    Cards have a fixed width in a wrapping row, so a value never shrinks into "…" and a phone shows two
+    per row (style.PAGE_CSS). Percentages change in points ("+0.40 pts"), other figures in percent. With
+    `daily` (one entity's days) a frequency card shows Meta's daily values.
+    """
     values = {**totals, **ratios_from_totals(totals)}
     before = {**previous, **ratios_from_totals(previous)} if previous is not None else {}
-    columns = [column for _ in range(0, len(metrics), 4) for column in st.columns(4)]
-    for column, (metric, kind) in zip(columns, metrics):
-        delta = format_change(pct_change(values.get(metric), before.get(metric))) if previous is not None else None
-        column.metric(
-            METRIC_LABELS.get(metric, metric),
-            format_value(values.get(metric), kind, currency),
-            delta=delta,
-            delta_color="off" if metric == "spend" else "inverse" if metric in _COST_METRICS else "normal",
-        )
+    with st.container(horizontal=True, gap="small"):
+        for metric, kind in metrics:
+            if previous is None:
+                delta = None
+            elif kind == "percent":
+                delta = format_point_change(values.get(metric), before.get(metric))
+            else:
+                delta = format_change(pct_change(values.get(metric), before.get(metric)))
+            st.metric(
+                METRIC_LABELS.get(metric, metric),
+                format_value(values.get(metric), kind, currency),
+                delta=delta,
+                delta_color="off" if metric == "spend" else "inverse" if metric in _COST_METRICS else "normal",
+                border=True,
+                width=CARD_WIDTH,
+            )
+        if daily is not None and "frequency" in daily:
+            st.metric(
+                "Frequency (daily)",
+                frequency_range(daily["frequency"]),
+                help=FREQUENCY_HELP,
+                border=True,
+                width=CARD_WIDTH,
+            )
 
 
-def download_buttons(frame: pd.DataFrame, key: str, file_stem: str, user: CurrentUser) -> None:
-    """CSV and Excel downloads of `frame` (raw numbers), for roles with the export permission only."""
+def frequency_range(frequency: pd.Series) -> str:
+    """Meta's daily frequencies as "1.05–1.32" (one value when they agree), "—" without any."""
+    present = frequency.dropna()
+    if present.empty:
+        return DASH
+    low, high = format_number(present.min()), format_number(present.max())
+    return low if low == high else f"{low}–{high}"
+
+
+def download_buttons(
+    frame: pd.DataFrame, key: str, file_stem: str, user: CurrentUser, labels: Mapping[str, str] | None = None
+) -> None:
+    """CSV and Excel downloads of `frame` (raw numbers, headed by the page's labels), and a CSV headed by
+    the stored field names, for roles with the export permission only (docs/exports.md)."""
     if not can(user.role, "export"):
         return
     row = st.container(horizontal=True)
-    formats: tuple[tuple[ExportFormat, str], ...] = (("csv", "Download CSV"), ("xlsx", "Download Excel"))
-    for fmt, label in formats:
+    formats: tuple[tuple[ExportFormat, Headers, str, str], ...] = (
+        ("csv", "labels", "Download CSV", ""),
+        ("xlsx", "labels", "Download Excel", ""),
+        ("csv", "raw", "CSV with field names", "_raw"),
+    )
+    for fmt, headers, label, suffix in formats:
         row.download_button(
             label,
-            data=_deferred_bytes(frame, fmt, file_stem),
-            file_name=f"{file_stem}.{fmt}",
+            data=_deferred_bytes(frame, fmt, file_stem, headers, labels),
+            file_name=f"{file_stem}{suffix}.{fmt}",
             mime=MIME_TYPES[fmt],
-            key=f"{key}_{fmt}",
+            key=f"{key}_{fmt}{suffix}",
             on_click="ignore",
             icon=":material/download:",
+            type="tertiary" if headers == "raw" else "secondary",
+            help="Headers are the stored field names (ctr, adset_id) instead of the page's labels."
+            if headers == "raw"
+            else None,
         )
 
 
-def _deferred_bytes(frame: pd.DataFrame, fmt: ExportFormat, sheet: str) -> Callable[[], bytes]:
-    return lambda: export_bytes(frame, fmt, sheet_name=sheet[:31])
+def _deferred_bytes(
+    frame: pd.DataFrame, fmt: ExportFormat, sheet: str, headers: Headers, labels: Mapping[str, str] | None
+) -> Callable[[], bytes]:
+    return lambda: export_bytes(frame, fmt, sheet_name=sheet[:31], headers=headers, labels=labels)
 
 
 _cached_display_frame = st.cache_data(max_entries=64, show_spinner=False)(display_frame)
@@ -209,7 +268,7 @@ def table(
         on_select="rerun" if selectable else "ignore",
         selection_mode="single-row",
     )
-    download_buttons(frame, f"{key}_download", file_stem, user)
+    download_buttons(frame, f"{key}_download", file_stem, user, labels)
     if selectable and event is not None:
         # streamlit types the result as element or selection state; with on_select it is the state
         rows = event.selection.rows  # type: ignore[union-attr]

@@ -95,14 +95,18 @@ def test_streamed_row_export_matches_the_store(data_dir: Path) -> None:
         [since, last],
     ).fetchone()[0]
     con.close()
-    exported = data.rows_export(snapshot, "ad", since, last, None, "csv")()
-    rows = list(csv.DictReader(io.StringIO(exported.decode())))
+    exported = data.rows_export(snapshot, "ad", since, last, None, "csv", headers="raw")()
+    rows = list(csv.DictReader(io.StringIO(exported.decode("utf-8-sig"))))
     assert len(rows) == expected > 0
-    assert list(rows[0])[: len(queries.EXPORT_COLUMNS)] == list(queries.EXPORT_COLUMNS)
+    # every stored column, in order, with the names of the ad's ad set and campaign beside their ids
+    assert [c for c in rows[0] if not c.endswith("_name")][: len(queries.EXPORT_COLUMNS)] == list(
+        queries.EXPORT_COLUMNS
+    )
+    assert all(r["campaign_name"] and r["adset_name"] for r in rows)
     assert {"ctr", "cpc", "roas"} <= set(rows[0])
     assert sum(float(r["spend"]) for r in rows) == pytest.approx(spend, abs=0.01)
     cells = read_xlsx_cells(data.rows_export(snapshot, "campaign", since, last, None, "xlsx")())
-    assert cells[("A", 1)] == "date_start" and max(row for _, row in cells) == 6 * 10 + 1
+    assert cells[("A", 1)] == "Date" and max(row for _, row in cells) == 6 * 10 + 1
 
 
 def test_pages_follow_a_newly_published_snapshot(data_dir: Path, tmp_path: Path, monkeypatch) -> None:

@@ -67,7 +67,7 @@ def test_top_campaigns_sort_by_roas(data_dir: Path) -> None:
     at.radio(key="overview_sort").set_value("roas").run()
     assert_clean(at)
     table = at.dataframe(key="overview_campaigns").value
-    roas = [float(v) for v in table["ROAS"] if v != "—"]
+    roas = [float(v.removesuffix("×")) for v in table["ROAS"] if v != "—"]
     assert roas == sorted(roas, reverse=True) and len(roas) == 6
 
 
@@ -178,5 +178,5 @@ def test_overview_figures_equal_the_stores_sums(data_dir: Path) -> None:
     assert metrics["Spend"] == format_money(spend)
     assert metrics["Revenue"] == format_money(revenue)
     assert metrics["Clicks"] == f"{clicks:,}"
-    assert metrics["ROAS"] == f"{revenue / spend:.2f}"
+    assert metrics["ROAS"] == f"{revenue / spend:.2f}×"
     assert metrics["CTR"] == f"{clicks / impressions * 100:.2f}%"

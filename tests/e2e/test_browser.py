@@ -8,6 +8,7 @@ picture, `docs/screenshots/overview.png`, is the first 1400x900 window of the Ov
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
@@ -27,6 +28,7 @@ import pytest
 from graph_emulator import HOSTILE_HOST, HOSTILE_NAMES, GraphEmulator, SeededAccount
 from insights_core.auth import load_auth_config
 from insights_core.auth_tokens import password_fingerprint
+from insights_core.dashboard.exports import export_headers
 from insights_core.dashboard.formatting import WORD_JOINER
 from insights_core.metrics import RATIO_FORMULAS
 from tests.helpers import PYTHON, ROOT, subprocess_env
@@ -275,19 +277,34 @@ def test_admin_presses_sync_now_and_sees_the_report(admin: Page, dashboard: Dash
     _screenshot(admin, "sync-report")
 
 
+def _download(page: Page, name: str) -> tuple[str, bytes]:
+    button = page.get_by_test_id("stExpanderDetails").get_by_role("button", name=name)
+    button.wait_for(timeout=TIMEOUT_MS)
+    with page.expect_download(timeout=TIMEOUT_MS) as download_info:
+        button.click()
+    download = download_info.value
+    return download.suggested_filename, Path(download.path()).read_bytes()
+
+
 def test_csv_download_matches_the_database(admin: Page, dashboard: Dashboard) -> None:
     admin.goto(dashboard.url)
     admin.get_by_role("heading", name="Overview", level=1, exact=True).wait_for(timeout=TIMEOUT_MS)
     _settled(admin)
+    # a session opened by the login cookie reruns once its cookie component has answered; a download
+    # button clicked in between points at the replaced run's file and nothing downloads
+    admin.wait_for_timeout(1500)
+    _settled(admin)
     admin.get_by_text("Export every stored row of the period").click()
-    button = admin.get_by_test_id("stExpanderDetails").get_by_role("button", name="Download CSV")
-    button.wait_for(timeout=TIMEOUT_MS)
-    with admin.expect_download(timeout=TIMEOUT_MS) as download_info:
-        button.click()
-    download = download_info.value
-    level, _, since, until = Path(download.suggested_filename).stem.split("_")
-    rows = list(csv.reader(io.StringIO(Path(download.path()).read_text(encoding="utf-8"))))
+    file_name, data = _download(admin, "Download CSV")
+    raw_name, raw_data = _download(admin, "CSV with field names")
+    level, _, since, until = Path(file_name).stem.split("_")
+    assert data.startswith(codecs.BOM_UTF8) and raw_data.startswith(codecs.BOM_UTF8)  # Excel reads UTF-8 by it
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    raw_rows = list(csv.reader(io.StringIO(raw_data.decode("utf-8-sig"))))
     header, body = rows[0], rows[1:]
+    raw_header = raw_rows[0]
+    assert raw_name == f"{level}_rows_{since}_{until}_raw.csv"
+    assert raw_rows[1:] == body  # the same cells, only the headers differ
 
     stored = dashboard.query(
         "SELECT entity_id, CAST(date_start AS VARCHAR), spend, impressions, clicks FROM meta_ad_insights "
@@ -300,16 +317,20 @@ def test_csv_download_matches_the_database(admin: Page, dashboard: Dashboard) ->
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'meta_ad_insights'"
         )
     }
-    assert header[:5] == ["date_start", "date_end", "account_id", "entity_type", "entity_id"]
-    assert {"spend", "impressions", "clicks", "conversions", "revenue", "ctr", "cpc", "roas"} <= set(header)
-    # every other column is stored as it is, or is the entity's name, or a ratio of the row's own values
-    assert set(header) - table_columns <= {"name", *RATIO_FORMULAS}, set(header) - table_columns
+    # the page's labels head the file; each is the documented label of the field at its place
+    assert header[:5] == ["Date", "Date end", "Account", "Level", "Id"]
+    assert raw_header[:5] == ["date_start", "date_end", "account_id", "entity_type", "entity_id"]
+    assert header == export_headers(raw_header, {"entity_type": "Level"})
+    assert {"Spend", "Impressions", "Clicks", "Conversions", "Revenue", "CTR", "CPC", "ROAS"} <= set(header)
+    # every other column is stored as it is, or an entity's name, or a ratio of the row's own values
+    names = {"name", "campaign_name", "adset_name"}
+    assert set(raw_header) - table_columns <= {*names, *RATIO_FORMULAS}, set(raw_header) - table_columns
     assert len(body) == len(stored) > 0
-    index = {name: header.index(name) for name in ("entity_id", "date_start", "spend", "impressions", "clicks")}
+    index = {name: raw_header.index(name) for name in ("entity_id", "date_start", "spend", "impressions", "clicks")}
     downloaded = {
         (r[index["entity_id"]], r[index["date_start"]]): (
             float(r[index["spend"]]),
-            int(r[index["impressions"]]),
+            int(r[index["impressions"]]),  # counts are written as integers ("12345", never "12345.0")
             int(r[index["clicks"]]),
         )
         for r in body

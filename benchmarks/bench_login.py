@@ -1,0 +1,193 @@
+"""What a person waits for, in Chromium: from opening the URL to the Overview drawn after logging in,
+for the product and for a minimal streamlit-authenticator app (`minimal_app.py`), side by side.
+
+    .venv/bin/python benchmarks/bench_login.py                  # 5 repetitions of each, 3 server starts
+    .venv/bin/python benchmarks/bench_login.py --repeat 9 --starts 5
+    .venv/bin/python benchmarks/bench_login.py --baseline /tmp/base   # also an older checkout, same run
+
+Both servers run at once on loopback ports (`streamlit run`, as scripts/run.sh starts the product) and
+are measured in turns, so machine load hits both alike. One repetition is a new browser context (no
+cookies): open the URL, wait for the login form, type admin / demo, press the button, and stop the
+clock when a plotly chart is drawn and Streamlit says the script is not running
+(`[data-testid='stApp'][data-test-script-state='notRunning']`). The first visit to each server is
+a warm-up and not counted (the product's data dir is also served to a first visitor then).
+
+"First page after a server start": a new server process per start (on the same data dir), timed from
+the server answering /_stcore/health to (a) the login form drawn and (b) the Overview drawn after
+logging in, as the first visitor sees them.
+
+The data dir is a stub sync of the default demo account (100 campaigns x 5 ad sets x 3 ads, 30 days),
+built once in a temporary directory. With --baseline DIR (e.g. `git archive <commit> | tar -x -C DIR`),
+that checkout's app.py is measured too, in the same turns and on the same data, for a before/after
+that shares the machine's load. Prints medians (and min/max); asserts nothing.
+Targets: product within 1.2x of the minimal app; first page after a start under 1.5 s.
+
+Figures of 2026-12-02 on the shared 2-core machine (other engineers' tests running; medians of 5 logins
+and 3 starts, `--baseline` = the commit before the display/speed work, all in the same run):
+
+| run (load average) | product | baseline | minimal | first login form after a start: product / baseline / minimal |
+| --- | --- | --- | --- | --- |
+| quiet (0.3), before the work, no baseline | 7.85 s | | 6.93 s (1.13x) | 2.70 s / – / – |
+| loaded (6-12) | 16.3 s (1.25x) | 17.9 s (1.37x) | 13.1 s | 4.36 / 4.34 / 7.15 s |
+| loaded (2-6) | 8.34 s (1.10x) | 7.83 s (1.03x) | 7.58 s | 2.80 / 3.22 / 4.08 s |
+
+On this machine the minimal app's own first page takes 4 s: the floor is Chromium loading Streamlit's
+frontend, not the server's imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import free_port, stop, wait_healthy  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+CHART = ".js-plotly-plot"
+TIMEOUT_MS = 120_000
+
+
+def build_data_dir(root: Path) -> dict[str, str]:
+    """A stub store in `root/data`; the product's environment for it."""
+    data_dir = root / "data"
+    data_dir.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("META_", "INSIGHTS_"))}
+    env.update(
+        {"INSIGHTS_DATA_DIR": str(data_dir), "META_INSIGHTS_MODE": "stub", "PYTHONPATH": str(ROOT)},
+        INSIGHTS_SYNC_ENABLED="false",
+    )
+    subprocess.run(
+        [sys.executable, "sync_worker.py", "--once", "--days-back", "30"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return env
+
+
+def write_minimal_auth(root: Path) -> Path:
+    import bcrypt
+
+    path = root / "minimal-auth.yaml"
+    hashed = bcrypt.hashpw(b"demo", bcrypt.gensalt(rounds=12)).decode()
+    path.write_text(
+        "credentials:\n  usernames:\n    admin:\n"
+        f"      email: admin@example.com\n      first_name: Admin\n      last_name: ''\n      password: '{hashed}'\n"
+        "cookie:\n  name: minimal_auth\n  key: a-benchmark-only-key-of-enough-length\n  expiry_days: 30\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def start_server(script: str, env: dict[str, str], out: Path, root: Path = ROOT) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    command = [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port), "--server.address",
+               "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
+    with out.open("wb") as output:
+        process = subprocess.Popen(
+            command, cwd=root, env={**env, "PYTHONPATH": str(root)}, stdout=output, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(process, url, 120, out)
+    return process, url
+
+
+def time_login(browser, url: str, button: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(seconds to the login form, seconds to the chart drawn after logging in) in a fresh context."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    try:
+        start = time.perf_counter()
+        page.goto(url)
+        page.get_by_role("textbox", name="Username").wait_for(timeout=TIMEOUT_MS)
+        page.wait_for_selector(IDLE, timeout=TIMEOUT_MS)
+        form = time.perf_counter() - start
+        page.get_by_role("textbox", name="Username").fill("admin")
+        page.get_by_role("textbox", name="Password").fill("demo")
+        page.get_by_role("button", name=button, exact=True).click()
+        page.locator(CHART).first.wait_for(timeout=TIMEOUT_MS)
+        page.wait_for_selector(IDLE, timeout=TIMEOUT_MS)
+        return form, time.perf_counter() - start
+    finally:
+        context.close()
+
+
+def summary(values: list[float]) -> str:
+    return f"median {statistics.median(values):5.2f} s  (min {min(values):.2f}, max {max(values):.2f}, n={len(values)})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5, help="logins per app (after one warm-up each)")
+    parser.add_argument("--starts", type=int, default=3, help="fresh server starts of the product")
+    parser.add_argument("--baseline", type=Path, help="another checkout of the product to measure alongside")
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="bench-login-") as tmp:
+        root = Path(tmp)
+        print("building the stub store (sync_worker.py --once --days-back 30) ...", flush=True)
+        env = build_data_dir(root)
+        minimal_env = {**env, "MINIMAL_APP_AUTH": str(write_minimal_auth(root))}
+        load = os.getloadavg()
+        print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs", flush=True)
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM)
+            roots = {"product": ROOT, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
+            servers = {name: start_server("app.py", env, root / f"{name}.out", path) for name, path in roots.items()}
+            servers["minimal"] = start_server("benchmarks/minimal_app.py", minimal_env, root / "minimal.out")
+            buttons = {"minimal": "Login"}
+            try:
+                results: dict[str, list[float]] = {name: [] for name in servers}
+                for name, (_, url) in servers.items():
+                    time_login(browser, url, buttons.get(name, "Log in"))  # warm-up: the server's first session
+                for _ in range(args.repeat):
+                    for name, (_, url) in servers.items():
+                        results[name].append(time_login(browser, url, buttons.get(name, "Log in"))[1])
+            finally:
+                for process, _ in servers.values():
+                    stop(process)
+
+            print(f"\nURL opened -> Overview drawn after logging in, {args.repeat} logins each, in turns:")
+            for name, values in results.items():
+                print(f"  {name:8s} {summary(values)}")
+            for name in roots:
+                ratio = statistics.median(results[name]) / statistics.median(results["minimal"])
+                print(f"  {name} / minimal: {ratio:.2f}x (target <= 1.2x)")
+
+            print(f"\nfirst visitor after a fresh server start ({args.starts} starts each, in turns):")
+            scripts = {name: ("app.py", path, env) for name, path in roots.items()}
+            scripts["minimal"] = ("benchmarks/minimal_app.py", ROOT, minimal_env)
+            starts: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in scripts}
+            for _ in range(args.starts):
+                for name, (script, path, script_env) in scripts.items():
+                    process, url = start_server(script, script_env, root / f"{name}-start.out", path)
+                    try:
+                        form, overview = time_login(browser, url, buttons.get(name, "Log in"))
+                    finally:
+                        stop(process)
+                    starts[name][0].append(form)
+                    starts[name][1].append(overview)
+            for name, (forms, overviews) in starts.items():
+                print(f"  {name:8s} login form drawn            {summary(forms)} (target < 1.5 s)")
+                print(f"  {name:8s} URL -> Overview after login {summary(overviews)}")
+            browser.close()
+        load = os.getloadavg()
+        print(f"\nload average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
