@@ -59,5 +59,6 @@ if forecast.frame is not None:
         "forecast_table",
         f"forecast_{metric}",
         user,
-        kinds={"mean": "number", "lower": "number", "upper": "number"},
+        kinds={"date": "date", "mean": "number", "lower": "number", "upper": "number"},
+        labels={"date": "Day", "mean": "Forecast", "lower": "80% low", "upper": "80% high"},
     )
