@@ -37,11 +37,16 @@ def _grids(daily: pd.DataFrame, dates: pd.DatetimeIndex) -> tuple[pd.Index, dict
     each entity's first delivery on (before it, a zero is no history rather than a day without spend)."""
     sums = {}
     index = pd.Index(sorted(daily["entity_id"].unique()))
-    first = pd.to_datetime(daily["date"]).groupby(daily["entity_id"]).min().reindex(index)
+    dates_of = pd.to_datetime(daily["date"])
+    first = dates_of.groupby(daily["entity_id"]).min().reindex(index)
     sums["started"] = (dates.to_numpy()[None, :] >= first.to_numpy()[:, None]).astype("float64")
+    rows = index.get_indexer(daily["entity_id"])
+    cols = dates.get_indexer(pd.DatetimeIndex(dates_of))
+    inside = cols >= 0
     for name in ("spend", "impressions", "clicks", "conversions", "revenue"):
-        grid = daily.pivot_table(index="entity_id", columns="date", values=name, aggfunc="sum")
-        sums[name] = grid.reindex(index=index, columns=dates).fillna(0.0).to_numpy(dtype="float64")
+        grid = np.zeros((len(index), len(dates)))
+        np.add.at(grid, (rows[inside], cols[inside]), daily[name].to_numpy(dtype="float64")[inside])
+        sums[name] = grid
     return index, sums
 
 
@@ -61,12 +66,15 @@ def _metric_grids(s: dict[str, Grid]) -> dict[str, tuple[Grid, npt.NDArray[np.bo
     }
 
 
-def _weekday_medians(values: Grid, usable: npt.NDArray[np.bool_], day: int, weeks: int) -> tuple[Grid, Grid]:
-    """The median of column `day`'s weekday over the `weeks` weeks before it, and how many values it had."""
-    cols = [day - 7 * k for k in range(1, weeks + 1) if day - 7 * k >= 0]
-    if not cols:
-        return np.full(len(values), np.nan), np.zeros(len(values))
-    base = np.where(usable[:, cols], values[:, cols], np.nan)
+def _weekday_medians(
+    values: Grid, usable: npt.NDArray[np.bool_], days: npt.NDArray[np.int64], weeks: int
+) -> tuple[Grid, Grid]:
+    """For each column in `days`: the median of its weekday over the `weeks` weeks before it, and how
+    many values that had. Shapes (entities, len(days))."""
+    back = days[None, :] - 7 * np.arange(1, weeks + 1)[:, None]  # (weeks, days)
+    exists = back >= 0
+    cols = np.where(exists, back, 0)
+    base = np.where(usable[:, cols] & exists[None, :, :], values[:, cols], np.nan)  # (entities, weeks, days)
     points = np.sum(~np.isnan(base), axis=1).astype("float64")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-empty row is NaN, and judged nowhere
@@ -82,17 +90,16 @@ def robust_z(
     every day of those weeks around its own weekday's median (7 x `weeks` residuals: six same-weekday
     values alone give a scale too noisy to trust), at least 5% of the centre.
     """
-    median, points = _weekday_medians(values, usable, day, weeks)
-    residuals = []
-    for back in range(1, 7 * weeks + 1):
-        d = day - back
-        if d - 7 < 0:
-            break
-        centre, _ = _weekday_medians(values, usable, d, weeks)
-        residuals.append(np.where(usable[:, d], values[:, d] - centre, np.nan))
+    median, points = (a[:, 0] for a in _weekday_medians(values, usable, np.array([day]), weeks))
+    earlier = np.arange(max(day - 7 * weeks, 7), day)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        mad = np.nanmedian(np.abs(np.column_stack(residuals)), axis=1) if residuals else np.full(len(values), np.nan)
+        if len(earlier):
+            centres, _ = _weekday_medians(values, usable, earlier, weeks)
+            residuals = np.where(usable[:, earlier], values[:, earlier] - centres, np.nan)
+            mad = np.nanmedian(np.abs(residuals), axis=1)
+        else:
+            mad = np.full(len(values), np.nan)
         cols = [day - 7 * k for k in range(1, weeks + 1) if day - 7 * k >= 0]
         base_volume = np.median(volume[:, cols], axis=1) if cols else np.zeros(len(values))
         scale = np.maximum(MAD_TO_SD * mad, RELATIVE_SCALE_FLOOR * np.abs(median))
@@ -118,10 +125,10 @@ def campaign_anomalies(
     last = span - 1
     rows = []
     minimum = {"spend": min_spend, "conversions": MIN_CONVERSIONS, "impressions": MIN_IMPRESSIONS}
+    spend_z, _ = robust_z(sums["spend"], sums["started"] > 0, sums["spend"], last, weeks, min_spend)
     for metric, (values, usable, volume, volume_kind) in grids.items():
         floor = minimum[volume_kind]
         z, median = robust_z(values, usable, volume, last, weeks, floor)
-        spend_z, _ = robust_z(sums["spend"], sums["started"] > 0, sums["spend"], last, weeks, min_spend)
         z = np.where(np.isnan(spend_z), np.nan, z)  # every metric needs a campaign that spends enough
         for i in np.flatnonzero(np.abs(np.nan_to_num(z)) >= z_threshold):
             sign = np.sign(z[i])

@@ -80,8 +80,20 @@ def creative_fatigue(
     prev_end = last_start - dt.timedelta(days=1)
     prev_start = prev_end - dt.timedelta(days=WINDOW_DAYS - 1)
     now, before = _week_sums(daily, last_start, as_of), _week_sums(daily, prev_start, prev_end)
+    return fatigue_from_week_sums(now, before, thresholds)
+
+
+def fatigue_from_week_sums(
+    now: pd.DataFrame, before: pd.DataFrame, thresholds: FatigueThresholds = FatigueThresholds()
+) -> pd.DataFrame:
+    """`creative_fatigue` from each week's sums per ad (index entity_id; spend, impressions, clicks and
+    freq_x_impr, the sum of impressions x daily frequency), as `reads.fetch_ad_week_sums` gives them."""
     both = now.join(before.add_suffix("_prev"), how="inner")
     both = both[(both["spend"] >= thresholds.min_spend) & (both["spend_prev"] >= thresholds.min_spend)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frequency_all = (both["freq_x_impr"] / both["impressions"]).to_numpy()
+    # frequency is the gate: only ads over the warning level are looked at further (a few, usually none)
+    both = both[frequency_all >= thresholds.frequency[0] - 1e-9]
     rows = []
     for entity_id, r in both.iterrows():
         ctr, prev_ctr = ratio(r["clicks"], r["impressions"], 100), ratio(r["clicks_prev"], r["impressions_prev"], 100)

@@ -88,7 +88,10 @@ def budget_pacing(
     recent_days = pd.date_range(end=pd.Timestamp(as_of), periods=RECENT_DAYS, freq="D")
     recent = daily[dates.isin(recent_days)]
     grid = (
-        recent.pivot_table(index="entity_id", columns="date", values="spend", aggfunc="sum")
+        recent.assign(date=pd.to_datetime(recent["date"]))
+        .groupby(["entity_id", "date"])["spend"]
+        .sum()
+        .unstack("date")
         .reindex(columns=recent_days)
         .fillna(0.0)
     )

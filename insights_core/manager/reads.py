@@ -75,3 +75,23 @@ def fetch_entities(con: Con, level: str) -> pd.DataFrame:
         f"SELECT {spec.id_column} AS entity_id, name, campaign_id, account_id, effective_status, {budgets} "
         f"FROM {spec.table} ORDER BY {spec.id_column}"
     ).df()
+
+
+def fetch_ad_week_sums(con: Con, since: dt.date, until: dt.date) -> pd.DataFrame:
+    """Per ad over [since, until]: spend, impressions, clicks and the sum of impressions x that day's
+    frequency (impressions / reach), indexed by entity_id: what `fatigue.fatigue_from_week_sums` reads."""
+    return (
+        con.execute(
+            """
+            SELECT entity_id, sum(spend)::DOUBLE AS spend, sum(impressions)::DOUBLE AS impressions,
+                   sum(clicks)::DOUBLE AS clicks,
+                   sum(CASE WHEN reach > 0 THEN impressions::DOUBLE * impressions / reach ELSE 0 END) AS freq_x_impr
+            FROM meta_ad_insights
+            WHERE entity_type = 'ad' AND date_start BETWEEN $since AND $until
+            GROUP BY entity_id
+            """,
+            {"since": since, "until": until},
+        )
+        .df()
+        .set_index("entity_id")
+    )

@@ -19,7 +19,7 @@ import pandas as pd
 from insights_core.dashboard.alerts import performance_alerts, sync_alerts
 from insights_core.manager import reads
 from insights_core.manager.anomalies import campaign_anomalies, explain_anomaly
-from insights_core.manager.fatigue import FatigueThresholds, creative_fatigue
+from insights_core.manager.fatigue import WINDOW_DAYS, FatigueThresholds, fatigue_from_week_sums
 from insights_core.manager.pacing import budget_pacing, explain_pacing
 from insights_core.settings import Settings
 from insights_core.store import queries
@@ -165,14 +165,16 @@ def evaluate_rules(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.d
 
     def fatigue_rule() -> list[Finding]:
         ads = reads.fetch_entities(con, "ad")
-        daily = reads.fetch_daily(con, "ad", as_of - dt.timedelta(days=13), as_of)
+        week = dt.timedelta(days=WINDOW_DAYS)
+        now_sums = reads.fetch_ad_week_sums(con, as_of - week + dt.timedelta(days=1), as_of)
+        before_sums = reads.fetch_ad_week_sums(con, as_of - 2 * week + dt.timedelta(days=1), as_of - week)
         thresholds = FatigueThresholds(
             settings.fatigue_ctr_drop_percent,
             settings.fatigue_cpm_rise_percent,
             settings.fatigue_frequency,
             settings.fatigue_min_spend,
         )
-        return fatigue_findings(creative_fatigue(daily, as_of, thresholds), _names(ads))
+        return fatigue_findings(fatigue_from_week_sums(now_sums, before_sums, thresholds), _names(ads))
 
     def anomaly_rule() -> list[Finding]:
         weeks = settings.anomaly_baseline_weeks

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from insights_core.manager.anomalies import campaign_anomalies
-from insights_core.manager.fatigue import FatigueThresholds, creative_fatigue
+from insights_core.manager.fatigue import FatigueThresholds, creative_fatigue, fatigue_from_week_sums
 from insights_core.manager.pacing import budget_pacing, month_period, pacing_status
+from insights_core.manager.reads import fetch_ad_week_sums
 from insights_core.manager.stub_scenarios import _TARGETS
 from tests.manager.stub_frames import ALL_SCENARIOS, AS_OF_DAYS, stub_frames
 
@@ -198,3 +200,21 @@ def test_scenario_targets_are_the_documented_ones() -> None:
     stub_frames(AS_OF, ALL_SCENARIOS, days=1)
     (targets,) = [t for key, t in _TARGETS.items() if key[1:] == (6, 36, 6)]
     assert (targets.overpacing_campaign, targets.fatigue_ad, targets.anomaly_campaign) == (0, 12, 3)
+
+
+def test_fatigue_from_the_store_sums_matches_the_daily_rows() -> None:
+    _, daily, _ = stub_frames(AS_OF, ALL_SCENARIOS, days=14)
+    con = duckdb.connect()
+    frame = daily["ad"]
+    con.register("frame", frame)
+    con.execute(
+        "CREATE TABLE meta_ad_insights AS SELECT 'ad' AS entity_type, entity_id, CAST(date AS DATE) AS date_start, "
+        "spend, impressions, clicks, reach FROM frame"
+    )
+    week = dt.timedelta(days=7)
+    now = fetch_ad_week_sums(con, AS_OF - week + dt.timedelta(days=1), AS_OF)
+    before = fetch_ad_week_sums(con, AS_OF - 2 * week + dt.timedelta(days=1), AS_OF - week)
+    from_store = fatigue_from_week_sums(now, before)
+    from_rows = creative_fatigue(frame, AS_OF)
+    assert list(from_store["entity_id"]) == list(from_rows["entity_id"]) == [FATIGUED_AD]
+    assert from_store.iloc[0]["frequency"] == pytest.approx(from_rows.iloc[0]["frequency"])
