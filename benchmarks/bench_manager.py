@@ -18,6 +18,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STORES = {"default": (100, 5, 3, 120), "large": (1000, 10, 10, 38)}
 """name -> (campaigns, ad sets per campaign, ads per ad set, days of history)."""
 RESYNC_DAYS = 28
+RULE_RUNS = 3
 
 
 def run_store(name: str, data_dir: Path) -> dict[str, object]:
@@ -65,9 +67,12 @@ def run_store(name: str, data_dir: Path) -> dict[str, object]:
     assert report.success, report.errors
 
     now = dt.datetime.now(dt.timezone.utc)
-    started = time.perf_counter()
-    evaluation = evaluate_rules(warehouse.con.cursor(), settings, now)
-    rules_s = time.perf_counter() - started
+    runs = []
+    for _ in range(RULE_RUNS):  # the first run pays one-time costs (imports, DuckDB plans): the median is typical
+        started = time.perf_counter()
+        evaluation = evaluate_rules(warehouse.con.cursor(), settings, now)
+        runs.append(time.perf_counter() - started)
+    first_rules_s, rules_s = runs[0], statistics.median(runs)
     started = time.perf_counter()
     hook = evaluate_and_notify(settings, warehouse.con, report.sync_id)
     hook_s = time.perf_counter() - started
@@ -97,6 +102,7 @@ def run_store(name: str, data_dir: Path) -> dict[str, object]:
         "resync_rows": report.rows_read,
         "sync_s": sync_s,
         "rules_s": rules_s,
+        "first_rules_s": first_rules_s,
         "per_rule_s": evaluation.seconds,
         "findings": len(evaluation.findings),
         "rule_errors": evaluation.errors,
@@ -136,7 +142,7 @@ def main() -> None:
         print(f"  re-sync of {RESYNC_DAYS} days + publish: {r['sync_s']:.2f} s ({r['resync_rows']:,} rows read)")
         rules = ", ".join(f"{k} {v:.3f}" for k, v in r["per_rule_s"].items())
         print(
-            f"  every rule: {r['rules_s']:.2f} s = {share:.1%} of the sync "
+            f"  every rule (median of {RULE_RUNS}; first {r['first_rules_s']:.2f} s): {r['rules_s']:.2f} s = {share:.1%} of the sync "
             f"({'within' if share < 0.10 else 'ABOVE'} the 10% target); {r['findings']} findings; {rules}"
         )
         print(f"  worker hook (rules + alert store, no channel): {r['hook_s']:.2f} s = {r['hook_s'] / r['sync_s']:.1%}")

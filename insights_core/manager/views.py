@@ -8,6 +8,7 @@ new publish is a new key. Forecasts fit ETS models (about a second for a backtes
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -95,3 +96,29 @@ def forecast_figure(history: pd.Series, forecast: Forecast, label: str) -> go.Fi
         figure.add_trace(go.Scatter(x=f["date"], y=f["mean"], name="forecast", mode="lines", line={"dash": "dash"}))
     figure.update_layout(height=380, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"})
     return figure
+
+
+def render_alert_delivery_health(alerts_db_path: Path) -> None:
+    """The sync health view's alert section: the last rule evaluation and failed deliveries per channel.
+
+    Meant for pages/sync.py's admin section (one call); the Alerts page shows the same failures.
+    """
+    from insights_core.errors import StoreError
+    from insights_core.manager.alert_store import AlertStore
+
+    st.subheader("Alert delivery")
+    try:
+        store = AlertStore(alerts_db_path)
+        failures = store.fetch_deliveries(limit=20, failed_only=True)
+        evaluations = store.fetch_evaluations(limit=1)
+    except StoreError as exc:
+        st.error(str(exc))
+        return
+    if not evaluations.empty:
+        last = evaluations.iloc[0]
+        st.caption(f"Rules last evaluated {last['at']} ({last['seconds']:.2f} s, {last['findings']} findings).")
+    if failures.empty:
+        st.caption("No failed alert deliveries.")
+    else:
+        st.warning(f"{len(failures)} recent alert deliveries failed (newest first):", icon=":material/warning:")
+        st.dataframe(failures, key="sync_alert_failures", hide_index=True, width="stretch")

@@ -91,3 +91,29 @@ def test_viewers_read_alerts_but_cannot_change_them(planted: Settings) -> None:
     assert len(at.dataframe[0].value) > 0
     assert not [b for b in at.button if b.key in ("alerts_ack", "alerts_mute", "alerts_unmute")]
     assert "Delivery failures" in texts(at)
+
+
+def test_the_sync_health_section_lists_failed_deliveries(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from streamlit.testing.v1 import AppTest
+
+    from insights_core.manager.rules import Finding
+
+    path = tmp_path / "alerts.sqlite"
+    store = AlertStore(path)
+    now = dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)
+    store.save_findings([Finding("sync:x", "sync", "error", "x")], now)
+    store.save_delivery("webhook", "sync:x", False, 4, "the webhook could not be reached: refused", now)
+
+    def section(db: str) -> None:
+        from pathlib import Path
+
+        from insights_core.manager.views import render_alert_delivery_health
+
+        render_alert_delivery_health(Path(db))
+
+    at = AppTest.from_function(section, args=(str(path),)).run()
+    assert not at.exception
+    assert "1 recent alert deliveries failed" in at.warning[0].value
+    assert list(at.dataframe[0].value["error"]) == ["the webhook could not be reached: refused"]
