@@ -142,7 +142,8 @@ def main() -> None:
         print(f"  re-sync of {RESYNC_DAYS} days + publish: {r['sync_s']:.2f} s ({r['resync_rows']:,} rows read)")
         rules = ", ".join(f"{k} {v:.3f}" for k, v in r["per_rule_s"].items())
         print(
-            f"  every rule (median of {RULE_RUNS}; first {r['first_rules_s']:.2f} s): {r['rules_s']:.2f} s = {share:.1%} of the sync "
+            f"  every rule (median of {RULE_RUNS}; first {r['first_rules_s']:.2f} s): {r['rules_s']:.2f} s "
+            f"= {share:.1%} of the sync "
             f"({'within' if share < 0.10 else 'ABOVE'} the 10% target); {r['findings']} findings; {rules}"
         )
         print(f"  worker hook (rules + alert store, no channel): {r['hook_s']:.2f} s = {r['hook_s'] / r['sync_s']:.1%}")
