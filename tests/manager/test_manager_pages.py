@@ -53,6 +53,10 @@ def test_forecast_shows_the_chart_with_its_backtest(planted: Settings) -> None:
     at.slider(key="forecast_horizon").set_value(30).run()
     assert_clean(at)
     assert len(at.dataframe[0].value) == 30
+    at.selectbox(key="forecast_scope").set_value("120210000000000002").run()
+    at.radio(key="forecast_metric").set_value("revenue").run()
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 1 and len(at.dataframe[0].value) == 30
 
 
 def test_forecast_says_when_history_is_too_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
