@@ -66,6 +66,17 @@ def _metric_grids(s: dict[str, Grid]) -> dict[str, tuple[Grid, npt.NDArray[np.bo
     }
 
 
+def nan_median(values: Grid, axis: int) -> Grid:
+    """Median along `axis` ignoring NaN (NaN where there is nothing): np.nanmedian without its warning per
+    empty slice, which costs more than the median on an account of thousands of new campaigns."""
+    moved = np.moveaxis(values, axis, -1)
+    ordered = np.sort(moved, axis=-1)  # NaNs sort last
+    count = np.sum(~np.isnan(moved), axis=-1)
+    low = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0)[..., None], axis=-1)[..., 0]
+    high = np.take_along_axis(ordered, np.minimum(count // 2, moved.shape[-1] - 1)[..., None], axis=-1)[..., 0]
+    return np.where(count > 0, (low + high) / 2, np.nan)
+
+
 def _weekday_medians(
     values: Grid, usable: npt.NDArray[np.bool_], days: npt.NDArray[np.int64], weeks: int
 ) -> tuple[Grid, Grid]:
@@ -76,9 +87,7 @@ def _weekday_medians(
     cols = np.where(exists, back, 0)
     base = np.where(usable[:, cols] & exists[None, :, :], values[:, cols], np.nan)  # (entities, weeks, days)
     points = np.sum(~np.isnan(base), axis=1).astype("float64")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-empty row is NaN, and judged nowhere
-        return np.nanmedian(base, axis=1), points
+    return nan_median(base, axis=1), points
 
 
 def robust_z(
@@ -97,7 +106,7 @@ def robust_z(
         if len(earlier):
             centres, _ = _weekday_medians(values, usable, earlier, weeks)
             residuals = np.where(usable[:, earlier], values[:, earlier] - centres, np.nan)
-            mad = np.nanmedian(np.abs(residuals), axis=1)
+            mad = nan_median(np.abs(residuals), axis=1)
         else:
             mad = np.full(len(values), np.nan)
         cols = [day - 7 * k for k in range(1, weeks + 1) if day - 7 * k >= 0]

@@ -29,6 +29,8 @@ MAX_PER_RULE = 5
 budgets are all set high should not send a hundred messages)."""
 PERFORMANCE_DAYS = 7
 _SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+Names = pd.Series
+"""Entity names indexed by entity id (`.get(id, default)`)."""
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,12 @@ class Evaluation:
     """Rules that could not be evaluated (the others still were)."""
 
 
-def _names(entities: pd.DataFrame) -> dict[str, str]:
-    return dict(zip(entities["entity_id"].astype(str), entities["name"].astype(str)))
+def _names(entities: pd.DataFrame) -> Names:
+    """Names by id, without turning every id into a Python string (a large account has 100k ads)."""
+    return entities.set_index("entity_id")["name"]
 
 
-def pacing_findings(pacing: pd.DataFrame, level: str, names: dict[str, str]) -> list[Finding]:
+def pacing_findings(pacing: pd.DataFrame, level: str, names: Names) -> list[Finding]:
     out: list[Finding] = []
     for status in ("over", "under"):
         rows = pacing[pacing["status"] == status]
@@ -84,7 +87,7 @@ def pacing_findings(pacing: pd.DataFrame, level: str, names: dict[str, str]) -> 
     return out
 
 
-def fatigue_findings(fatigue: pd.DataFrame, names: dict[str, str]) -> list[Finding]:
+def fatigue_findings(fatigue: pd.DataFrame, names: Names) -> list[Finding]:
     return [
         Finding(
             key=f"fatigue:ad:{row['entity_id']}",
@@ -100,7 +103,7 @@ def fatigue_findings(fatigue: pd.DataFrame, names: dict[str, str]) -> list[Findi
     ]
 
 
-def anomaly_findings(anomalies: pd.DataFrame, names: dict[str, str]) -> list[Finding]:
+def anomaly_findings(anomalies: pd.DataFrame, names: Names) -> list[Finding]:
     return [
         Finding(
             key=f"anomaly:campaign:{row['entity_id']}:{row['metric']}:{row['direction']}:{row['since']}",
@@ -164,7 +167,6 @@ def evaluate_rules(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.d
         return out
 
     def fatigue_rule() -> list[Finding]:
-        ads = reads.fetch_entities(con, "ad")
         week = dt.timedelta(days=WINDOW_DAYS)
         now_sums = reads.fetch_ad_week_sums(con, as_of - week + dt.timedelta(days=1), as_of)
         before_sums = reads.fetch_ad_week_sums(con, as_of - 2 * week + dt.timedelta(days=1), as_of - week)
@@ -174,7 +176,9 @@ def evaluate_rules(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.d
             settings.fatigue_frequency,
             settings.fatigue_min_spend,
         )
-        return fatigue_findings(fatigue_from_week_sums(now_sums, before_sums, thresholds), _names(ads))
+        tired = fatigue_from_week_sums(now_sums, before_sums, thresholds)
+        # ad names only when there is something to name: listing every ad costs more than the rule
+        return fatigue_findings(tired, _names(reads.fetch_entities(con, "ad")) if not tired.empty else pd.Series())
 
     def anomaly_rule() -> list[Finding]:
         weeks = settings.anomaly_baseline_weeks

@@ -218,3 +218,15 @@ def test_fatigue_from_the_store_sums_matches_the_daily_rows() -> None:
     from_rows = creative_fatigue(frame, AS_OF)
     assert list(from_store["entity_id"]) == list(from_rows["entity_id"]) == [FATIGUED_AD]
     assert from_store.iloc[0]["frequency"] == pytest.approx(from_rows.iloc[0]["frequency"])
+
+
+def test_nan_median_matches_numpy() -> None:
+    from insights_core.manager.anomalies import nan_median
+
+    rng = np.random.default_rng(3)
+    values = rng.standard_normal((50, 7, 9))
+    values[rng.random(values.shape) < 0.4] = np.nan
+    values[0, :, 0] = np.nan  # an empty slice
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmedian(values, axis=1)
+    assert np.allclose(nan_median(values, axis=1), expected, equal_nan=True)
