@@ -15,11 +15,11 @@ Role = Literal["admin", "manager", "analyst", "viewer"]
 ROLES: tuple[Role, ...] = get_args(Role)
 """Most privileged first."""
 
-Permission = Literal["analytics:read", "sync:run", "export", "sync:health", "users:list"]
+Permission = Literal["analytics:read", "sync:run", "export", "sync:health", "users:list", "alerts:manage"]
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    "admin": frozenset({"analytics:read", "sync:run", "export", "sync:health", "users:list"}),
-    "manager": frozenset({"analytics:read", "sync:run", "export"}),
+    "admin": frozenset({"analytics:read", "sync:run", "export", "sync:health", "users:list", "alerts:manage"}),
+    "manager": frozenset({"analytics:read", "sync:run", "export", "alerts:manage"}),
     "analyst": frozenset({"analytics:read", "export"}),
     "viewer": frozenset({"analytics:read"}),
 }
@@ -43,6 +43,9 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("adset", "Ad set", "pages/adset.py", "adset", ":material/group:", "analytics:read"),
     PageSpec("ad", "Ad", "pages/ad.py", "ad", ":material/ad:", "analytics:read"),
     PageSpec("timeline", "Timeline", "pages/timeline.py", "timeline", ":material/timeline:", "analytics:read"),
+    PageSpec("pacing", "Pacing", "pages/pacing.py", "pacing", ":material/speed:", "analytics:read"),
+    PageSpec("forecast", "Forecast", "pages/forecast.py", "forecast", ":material/query_stats:", "analytics:read"),
+    PageSpec("alerts", "Alerts", "pages/alerts.py", "alerts", ":material/notifications:", "analytics:read"),
     PageSpec("sync", "Sync", "pages/sync.py", "sync", ":material/sync:", "sync:run"),
     PageSpec("users", "Users", "pages/users.py", "users", ":material/manage_accounts:", "users:list"),
 )

@@ -195,6 +195,139 @@ class Settings(BaseSettings):
         description="how long a user stays locked out after too many failed logins",
     )
 
+    # manager insights (insights_core/manager): pacing, fatigue, anomalies, forecasts, alert delivery
+    pacing_tolerance_percent: float = Field(
+        15.0,
+        alias="INSIGHTS_PACING_TOLERANCE_PERCENT",
+        gt=0,
+        le=100,
+        description="pacing: spend to date this far (in %) above or below the expected spend is over or under pace",
+    )
+    fatigue_ctr_drop_percent: Annotated[tuple[float, float], NoDecode] = Field(
+        (15.0, 25.0),
+        alias="INSIGHTS_FATIGUE_CTR_DROP_PERCENT",
+        description="fatigue: CTR drop (last 7 days against the 7 before, in %) for a warning,critical",
+    )
+    fatigue_cpm_rise_percent: Annotated[tuple[float, float], NoDecode] = Field(
+        (15.0, 25.0),
+        alias="INSIGHTS_FATIGUE_CPM_RISE_PERCENT",
+        description="fatigue: CPM rise (last 7 days against the 7 before, in %) for a warning,critical",
+    )
+    fatigue_frequency: Annotated[tuple[float, float], NoDecode] = Field(
+        (2.2, 2.8),
+        alias="INSIGHTS_FATIGUE_FREQUENCY",
+        description="fatigue: last 7 days' frequency (impressions-weighted mean of daily frequency) for a "
+        "warning,critical",
+    )
+    fatigue_min_spend: float = Field(
+        20.0,
+        alias="INSIGHTS_FATIGUE_MIN_SPEND",
+        ge=0,
+        description="fatigue: an ad needs this much spend in each of the two weeks to be judged",
+    )
+    anomaly_z: float = Field(
+        3.5,
+        alias="INSIGHTS_ANOMALY_Z",
+        gt=0,
+        le=50,
+        description="anomalies: robust z (distance from the weekday median in scaled MADs) that counts as unusual",
+    )
+    anomaly_baseline_weeks: int = Field(
+        6,
+        alias="INSIGHTS_ANOMALY_BASELINE_WEEKS",
+        ge=4,
+        le=8,
+        description="anomalies: same weekdays of this many previous weeks form a day's baseline",
+    )
+    anomaly_min_spend: float = Field(
+        10.0,
+        alias="INSIGHTS_ANOMALY_MIN_SPEND",
+        ge=0,
+        description="anomalies: a campaign-day needs this much baseline median spend to be judged (thin data is not)",
+    )
+    forecast_horizon_days: int = Field(
+        14, alias="INSIGHTS_FORECAST_HORIZON_DAYS", ge=7, le=30, description="forecasts: days ahead"
+    )
+    forecast_min_history_days: int = Field(
+        56,
+        alias="INSIGHTS_FORECAST_MIN_HISTORY_DAYS",
+        ge=28,
+        le=1131,
+        description="forecasts: days of history needed before a series is forecast at all",
+    )
+    alert_cooldown_hours: float = Field(
+        24.0,
+        alias="INSIGHTS_ALERT_COOLDOWN_HOURS",
+        ge=0,
+        le=24 * 90,
+        description="alerts: an alert still firing is delivered again only after this many hours",
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        None,
+        alias="INSIGHTS_ALERT_WEBHOOK_URL",
+        description="alerts: Slack-compatible incoming webhook (JSON {text}); a secret, never logged",
+    )
+    alert_webhook_timeout_seconds: float = Field(
+        10.0, alias="INSIGHTS_ALERT_WEBHOOK_TIMEOUT_SECONDS", gt=0, le=120, description="alerts: webhook timeout"
+    )
+    alert_delivery_retries: int = Field(
+        3,
+        alias="INSIGHTS_ALERT_DELIVERY_RETRIES",
+        ge=0,
+        le=10,
+        description="alerts: retries per channel (backoff doubling from 1 s) before the delivery counts as failed",
+    )
+    alert_smtp_host: str | None = Field(None, alias="INSIGHTS_ALERT_SMTP_HOST", description="alerts: SMTP server")
+    alert_smtp_port: int = Field(25, alias="INSIGHTS_ALERT_SMTP_PORT", ge=1, le=65535, description="alerts: SMTP port")
+    alert_smtp_starttls: bool = Field(
+        False, alias="INSIGHTS_ALERT_SMTP_STARTTLS", description="alerts: upgrade the SMTP connection with STARTTLS"
+    )
+    alert_smtp_user: str | None = Field(None, alias="INSIGHTS_ALERT_SMTP_USER", description="alerts: SMTP login")
+    alert_smtp_password: SecretStr | None = Field(
+        None, alias="INSIGHTS_ALERT_SMTP_PASSWORD", description="alerts: SMTP password"
+    )
+    alert_email_from: str = Field(
+        "meta-insights@localhost", alias="INSIGHTS_ALERT_EMAIL_FROM", description="alerts: sender address"
+    )
+    alert_email_to: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), alias="INSIGHTS_ALERT_EMAIL_TO", description="alerts: comma-separated recipients (none: no e-mail)"
+    )
+    stub_scenarios: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        alias="INSIGHTS_STUB_SCENARIOS",
+        description="stub: comma-separated shapes to plant (overpacing, fatigue, anomaly), for demos and tests",
+    )
+
+    @field_validator(
+        "fatigue_ctr_drop_percent",
+        "fatigue_cpm_rise_percent",
+        "fatigue_frequency",
+        "alert_email_to",
+        "stub_scenarios",
+        mode="before",
+    )
+    @classmethod
+    def _split_manager_lists(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("fatigue_ctr_drop_percent", "fatigue_cpm_rise_percent", "fatigue_frequency")
+    @classmethod
+    def _check_warning_critical(cls, value: tuple[float, float]) -> tuple[float, float]:
+        warning, critical = value
+        if not 0 < warning <= critical:
+            raise ValueError(f"two numbers warning,critical with 0 < warning <= critical, got {warning},{critical}")
+        return value
+
+    @field_validator("stub_scenarios")
+    @classmethod
+    def _check_scenarios(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - {"overpacing", "fatigue", "anomaly"})
+        if unknown:
+            raise ValueError(f"scenarios are overpacing, fatigue, anomaly; got {', '.join(unknown)}")
+        return value
+
     @field_validator("ad_account_ids", "conversion_action_types", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
@@ -280,6 +413,10 @@ class Settings(BaseSettings):
         return self.auth_config or self.data_dir / "auth.yaml"
 
     @property
+    def alerts_db_path(self) -> Path:
+        return self.data_dir / "alerts.sqlite"
+
+    @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
 
@@ -289,7 +426,13 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Values that must never appear in a log line, a report or a page."""
-        secrets = (self.access_token, self.app_secret, self.cookie_key)
+        secrets = (
+            self.access_token,
+            self.app_secret,
+            self.cookie_key,
+            self.alert_webhook_url,
+            self.alert_smtp_password,
+        )
         return [s.get_secret_value() for s in secrets if s and s.get_secret_value()]
 
 
@@ -303,7 +446,13 @@ def _describe_error(error: ErrorDetails) -> str:
     return f"{env_name}: {allowed}{got_text}"
 
 
-_SECRET_ENV = {"META_ACCESS_TOKEN", "META_APP_SECRET", "INSIGHTS_COOKIE_KEY"}
+_SECRET_ENV = {
+    "META_ACCESS_TOKEN",
+    "META_APP_SECRET",
+    "INSIGHTS_COOKIE_KEY",
+    "INSIGHTS_ALERT_WEBHOOK_URL",
+    "INSIGHTS_ALERT_SMTP_PASSWORD",
+}
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -321,7 +470,7 @@ def settings_table_markdown() -> str:
     for name, field in Settings.model_fields.items():
         default = field.default
         if isinstance(default, tuple):
-            default = ",".join(default) if default else "—"
+            default = ",".join(str(d) for d in default) if default else "—"
         elif default is None:
             default = "—"
         lines.append(f"| {field.alias or name} | {default} | {field.description or ''} |")

@@ -30,6 +30,7 @@ from insights_core.control import WORKER_HEARTBEAT_SECONDS, ControlChannel
 from insights_core.datadir import PRIVATE_FILE_MODE, ensure_private_dir, make_private
 from insights_core.engine import new_failed_report, run_sync
 from insights_core.errors import InputError, PublishError, WorkerLockedError
+from insights_core.manager.after_sync import evaluate_and_notify
 from insights_core.models import EntityTree, SyncReport, SyncRequest
 from insights_core.settings import Settings
 from insights_core.sources import InsightsSource, open_source
@@ -184,6 +185,8 @@ class SyncWorker:
                     trees=trees,
                 )
                 self._publish_after(report)
+                if report.success:  # alerts never fail a sync: evaluate_and_notify does not raise
+                    evaluate_and_notify(self.settings, self.warehouse.con, report.sync_id)
         finally:
             with self._status_lock:
                 self._progress, self._current_sync_id = None, None

@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from insights_core.levels import LEVEL_SPECS, LEVELS, Level
+from insights_core.manager.stub_scenarios import plant_stub_scenarios
 from insights_core.models import (
     INSIGHT_SOURCE_COLUMNS,
     Account,
@@ -199,10 +200,15 @@ class StubSource:
     mode = "stub"
 
     def __init__(
-        self, shape: StubShape = StubShape(), error_rate: float = 0.0, account: Account = STUB_ACCOUNT
+        self,
+        shape: StubShape = StubShape(),
+        error_rate: float = 0.0,
+        account: Account = STUB_ACCOUNT,
+        scenarios: tuple[str, ...] = (),
     ) -> None:
         self.shape = shape
         self.error_rate = error_rate
+        self.scenarios = scenarios  # INSIGHTS_STUB_SCENARIOS: shapes planted for the manager detectors
         self.account = account
         self.stats = SourceStats()
         self._tree: EntityTree | None = None
@@ -210,7 +216,7 @@ class StubSource:
     @classmethod
     def from_settings(cls, settings: Settings) -> StubSource:
         shape = StubShape(settings.stub_campaigns, settings.stub_adsets_per_campaign, settings.stub_ads_per_adset)
-        return cls(shape, settings.stub_error_rate)
+        return cls(shape, settings.stub_error_rate, scenarios=settings.stub_scenarios)
 
     def interrupt(self) -> None:
         pass  # nothing here waits
@@ -355,6 +361,9 @@ class StubSource:
         c_ids, a_ids, d_ids = c_num.astype(str), a_num.astype(str), d_num.astype(str)
         ad_status = self.fetch_entities(self.account).ads["status"].to_numpy()[ads]
         ad = generate_ad_days(hash_ids(d_ids), days, active=ad_status == "ACTIVE")
+        if self.scenarios:
+            tree, ads_per_campaign = self.fetch_entities(self.account), a_per_c * d_per_a
+            ad = plant_stub_scenarios(ad, self.scenarios, tree, ads_per_campaign, ads, days, window.until)
 
         n_c, n_days = len(campaigns), len(days)
         per_adset = {k: v.reshape(n_c * a_per_c, d_per_a, n_days) for k, v in ad.items()}

@@ -11,6 +11,8 @@ import pytest
 from insights_core.roles import PAGES, ROLES, can, highest_role, pages_for, permissions_for
 from tests.helpers import PYTHON, ROOT
 
+MANAGER_PAGES = ["pacing", "forecast", "alerts"]
+
 
 @pytest.mark.parametrize(
     ("role", "permission", "allowed"),
@@ -33,6 +35,10 @@ from tests.helpers import PYTHON, ROOT
         ("admin", "users:list", True),
         ("manager", "users:list", False),
         ("viewer", "users:list", False),
+        ("admin", "alerts:manage", True),
+        ("manager", "alerts:manage", True),
+        ("analyst", "alerts:manage", False),
+        ("viewer", "alerts:manage", False),
         ("intruder", "analytics:read", False),
         (None, "analytics:read", False),
         ("", "export", False),
@@ -45,10 +51,10 @@ def test_permission_map_by_role(role: str | None, permission: str, allowed: bool
 @pytest.mark.parametrize(
     ("role", "pages"),
     [
-        ("admin", ["overview", "campaign", "adset", "ad", "timeline", "sync", "users"]),
-        ("manager", ["overview", "campaign", "adset", "ad", "timeline", "sync"]),
-        ("analyst", ["overview", "campaign", "adset", "ad", "timeline"]),
-        ("viewer", ["overview", "campaign", "adset", "ad", "timeline"]),
+        ("admin", ["overview", "campaign", "adset", "ad", "timeline", *MANAGER_PAGES, "sync", "users"]),
+        ("manager", ["overview", "campaign", "adset", "ad", "timeline", *MANAGER_PAGES, "sync"]),
+        ("analyst", ["overview", "campaign", "adset", "ad", "timeline", *MANAGER_PAGES]),
+        ("viewer", ["overview", "campaign", "adset", "ad", "timeline", *MANAGER_PAGES]),
         ("nobody", []),
         (None, []),
     ],

@@ -103,10 +103,13 @@ def test_logout_ends_the_session_and_revokes_cookies(data_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("role", "pages"),
     [
-        ("admin", ["Overview", "Campaign", "Ad set", "Ad", "Timeline", "Sync", "Users"]),
-        ("manager", ["Overview", "Campaign", "Ad set", "Ad", "Timeline", "Sync"]),
-        ("analyst", ["Overview", "Campaign", "Ad set", "Ad", "Timeline"]),
-        ("viewer", ["Overview", "Campaign", "Ad set", "Ad", "Timeline"]),
+        (
+            "admin",
+            ["Overview", "Campaign", "Ad set", "Ad", "Timeline", "Pacing", "Forecast", "Alerts", "Sync", "Users"],
+        ),
+        ("manager", ["Overview", "Campaign", "Ad set", "Ad", "Timeline", "Pacing", "Forecast", "Alerts", "Sync"]),
+        ("analyst", ["Overview", "Campaign", "Ad set", "Ad", "Timeline", "Pacing", "Forecast", "Alerts"]),
+        ("viewer", ["Overview", "Campaign", "Ad set", "Ad", "Timeline", "Pacing", "Forecast", "Alerts"]),
     ],
 )
 def test_navigation_follows_the_role(role: str, pages: list[str]) -> None:

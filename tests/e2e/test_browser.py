@@ -233,6 +233,9 @@ def test_admin_opens_every_page_by_its_link(admin: Page, dashboard: Dashboard) -
         (f"adset?adset_id={ids['adset']}", "Ad set", "Targeting"),
         (f"ad?ad_id={ids['ad']}", "Ad", ad_name),
         (f"timeline?entity_type=ad&entity_id={ids['ad']}&days=30", "Timeline", ad_name),
+        ("pacing", "Pacing", "Over pace"),
+        ("forecast", "Forecast", "How it did before"),
+        ("alerts", "Alerts", "Delivery failures"),
         ("sync", "Sync", "Run history"),
         ("users", "Users", "Managing users"),
     ]
@@ -243,7 +246,7 @@ def test_admin_opens_every_page_by_its_link(admin: Page, dashboard: Dashboard) -
         admin.get_by_text(text, exact=False).first.wait_for(timeout=TIMEOUT_MS)
         _assert_no_exception(admin)
         assert admin.get_by_text("Page not found").count() == 0, link
-        if title not in ("Sync", "Users"):  # plotly draws after the script run ends
+        if title not in ("Pacing", "Alerts", "Sync", "Users"):  # plotly draws after the script run ends
             admin.locator(".js-plotly-plot").first.wait_for(timeout=TIMEOUT_MS)
         _screenshot(admin, link.split("?")[0] or "overview")
     # the sidebar offers the admin every page

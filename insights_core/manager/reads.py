@@ -1,0 +1,97 @@
+"""The frames the detectors read, from any store connection (a published snapshot or the worker's file).
+
+Values are bound parameters; the only text spliced into SQL are names from `LEVEL_SPECS`, picked by a
+level checked against LEVELS. Frames carry sums per entity and day; ratios are computed by the
+detectors from sums, never averaged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+
+from insights_core.errors import InputError
+from insights_core.levels import LEVEL_SPECS, LEVELS
+
+Con = duckdb.DuckDBPyConnection
+
+DAILY_COLUMNS = ("entity_id", "date", "spend", "impressions", "clicks", "conversions", "revenue", "reach")
+
+
+def fetch_last_day(con: Con) -> dt.date | None:
+    """The latest day with campaign insights: the detectors' "today"."""
+    row = con.execute("SELECT max(date_start) FROM meta_ad_insights WHERE entity_type = 'campaign'").fetchone()
+    return row[0] if row else None
+
+
+def fetch_daily(con: Con, level: str, since: dt.date, until: dt.date) -> pd.DataFrame:
+    """One row per (entity, day with delivery) of `level`, additive metrics and that day's reach."""
+    if level not in LEVELS:
+        raise InputError(f"entity type must be one of {', '.join(LEVELS)}, got {level!r}")
+    frame = con.execute(
+        """
+        SELECT entity_id, date_start AS date, spend::DOUBLE AS spend, impressions, clicks,
+               conversions::DOUBLE AS conversions, revenue::DOUBLE AS revenue, reach
+        FROM meta_ad_insights
+        WHERE entity_type = $level AND date_start BETWEEN $since AND $until
+        ORDER BY entity_id, date_start
+        """,
+        {"level": level, "since": since, "until": until},
+    ).df()
+    frame["date"] = pd.to_datetime(frame["date"])
+    return frame
+
+
+def fetch_account_daily(con: Con, since: dt.date, until: dt.date) -> pd.DataFrame:
+    """Each ad account's daily sums (from campaign rows), `entity_id` being the account id."""
+    frame = con.execute(
+        """
+        SELECT account_id AS entity_id, date_start AS date, sum(spend)::DOUBLE AS spend,
+               sum(impressions)::BIGINT AS impressions, sum(clicks)::BIGINT AS clicks,
+               sum(conversions)::DOUBLE AS conversions, sum(revenue)::DOUBLE AS revenue
+        FROM meta_ad_insights
+        WHERE entity_type = 'campaign' AND date_start BETWEEN $since AND $until
+        GROUP BY account_id, date_start ORDER BY account_id, date_start
+        """,
+        {"since": since, "until": until},
+    ).df()
+    frame["date"] = pd.to_datetime(frame["date"])
+    return frame
+
+
+def fetch_entities(con: Con, level: str) -> pd.DataFrame:
+    """Id, name, campaign, effective status and budgets of every `level` entity (`entity_id` names the id)."""
+    if level not in LEVELS:
+        raise InputError(f"entity type must be one of {', '.join(LEVELS)}, got {level!r}")
+    spec = LEVEL_SPECS[level]
+    budgets = (
+        "daily_budget::DOUBLE AS daily_budget, lifetime_budget::DOUBLE AS lifetime_budget"
+        if "daily_budget" in spec.column_names
+        else "NULL::DOUBLE AS daily_budget, NULL::DOUBLE AS lifetime_budget"
+    )
+    return con.execute(
+        f"SELECT {spec.id_column} AS entity_id, name, campaign_id, account_id, effective_status, {budgets} "
+        f"FROM {spec.table} ORDER BY {spec.id_column}"
+    ).df()
+
+
+def fetch_ad_week_sums(con: Con, since: dt.date, until: dt.date) -> pd.DataFrame:
+    """Per ad over [since, until]: spend, impressions, clicks and the sum of impressions x that day's
+    frequency (impressions / reach), indexed by entity_id: what `fatigue.fatigue_from_week_sums` reads."""
+    return (
+        con.execute(
+            """
+            SELECT entity_id, sum(spend)::DOUBLE AS spend, sum(impressions)::DOUBLE AS impressions,
+                   sum(clicks)::DOUBLE AS clicks,
+                   sum(CASE WHEN reach > 0 THEN impressions::DOUBLE * impressions / reach ELSE 0 END) AS freq_x_impr
+            FROM meta_ad_insights
+            WHERE entity_type = 'ad' AND date_start BETWEEN $since AND $until
+            GROUP BY entity_id
+            """,
+            {"since": since, "until": until},
+        )
+        .df()
+        .set_index("entity_id")
+    )
