@@ -15,6 +15,7 @@ from insights_core.dashboard.alerts import MAX_RATE_LIMIT_HITS_PER_HOUR, sync_al
 from insights_core.dashboard.inputs import LEVEL_LABELS
 from insights_core.dashboard.sync_health import day_coverage, entity_coverage, error_rates, history_table
 from insights_core.errors import InputError, StoreError
+from insights_core.manager.views import render_alert_delivery_health
 from insights_core.levels import LEVELS
 from insights_core.roles import can
 from insights_core.sync_requests import parse_sync_request
@@ -163,3 +164,4 @@ if can(user.role, "sync:health") and not runs.empty:
         kinds={"coverage_pct": "percent"},
         labels={"entity_type": "Level"},
     )
+    render_alert_delivery_health(settings.alerts_db_path)

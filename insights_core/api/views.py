@@ -29,7 +29,7 @@ from insights_core.api.serializers import (
     sync_run_record,
 )
 from insights_core.dashboard.alerts import performance_alerts, period_change, sync_alerts
-from insights_core.dashboard.periods import days_back_range, default_range, previous_period
+from insights_core.dashboard.periods import account_today, days_back_range, default_period, previous_period
 from insights_core.dashboard.scoring import efficiency_score, efficiency_scores, peer_comparison
 from insights_core.errors import NotFoundError, SnapshotUnavailableError
 from insights_core.levels import LEVEL_LABELS, LEVELS, Level
@@ -72,10 +72,11 @@ def fetch_stored_days(con: Con) -> tuple[dt.date, dt.date, queries.DataBounds]:
 
 
 def overview_period(con: Con, since: dt.date | None, until: dt.date | None) -> Period:
-    """The requested period; missing ends default to the dashboard's default (the last 30 stored days)."""
-    first, last, _ = fetch_stored_days(con)
-    default_since, default_until = default_range(first, last)
-    return Period(since or default_since, until or (last if since else default_until))
+    """The requested period; missing ends default to the dashboard's default period (the last 30 complete
+    days, ending yesterday in the account's time zone; the last 30 stored days when the store ends earlier)."""
+    first, last, bounds = fetch_stored_days(con)
+    default = default_period(account_today(bounds, None), first, last)
+    return Period(since or default.since, until or (last if since else default.until))
 
 
 def days_period(con: Con, days: int) -> Period:

@@ -13,6 +13,7 @@ from dataclasses import replace
 import streamlit as st
 
 from insights_core.dashboard import data, widgets
+from insights_core.dashboard.creatives import thumbnails_for_ads
 from insights_core.dashboard.formatting import METRIC_LABELS, literal
 from insights_core.dashboard.login import CurrentUser
 from insights_core.dashboard.navigation import open_entity
@@ -146,6 +147,10 @@ def entity_list(snapshot: data.Snapshot, level: Level, period: Period, user: Cur
         f"first, {period.since} to {period.until}. Select a row to open it."
     )
     frame = page.rows[list_columns(level, metrics)]
+    images = None
+    if level == "ad":  # the creative beside each ad, as in Ads Manager (from the kept image files)
+        thumbnails = thumbnails_for_ads(snapshot, page.rows["entity_id"])
+        images = ("Creative", [thumbnails[str(ad_id)] for ad_id in page.rows["entity_id"]])
     picked = widgets.table(
         frame,
         f"{level}_list",
@@ -155,6 +160,7 @@ def entity_list(snapshot: data.Snapshot, level: Level, period: Period, user: Cur
         labels=list_labels(level),
         selectable=True,
         height=440,
+        images=images,
     )
     if pages > 1:
         pager = st.columns([1, 4])

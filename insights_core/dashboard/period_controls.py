@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 
@@ -22,6 +21,7 @@ from insights_core.dashboard.periods import (
     PRESET_LABELS,
     PRESETS,
     Period,
+    account_today,
     default_period,
     partial_day_note,
     period_from_params,
@@ -45,19 +45,6 @@ KEYS = {
     "compare_dates": "period_compare_dates",
     "account": "period_account",
 }
-
-
-def account_today(bounds: DataBounds, account_id: str | None, now: dt.datetime | None = None) -> dt.date:
-    """Today in the account's time zone (the first account's for all accounts): Meta's days are the account's."""
-    accounts = bounds.accounts
-    zones = (
-        accounts.loc[accounts["account_id"] == account_id, "timezone_name"] if account_id else accounts["timezone_name"]
-    )
-    now = now or dt.datetime.now(dt.timezone.utc)
-    try:
-        return now.astimezone(ZoneInfo(str(zones.iloc[0]))).date() if len(zones) else now.date()
-    except (ZoneInfoNotFoundError, ValueError):
-        return now.date()
 
 
 def _currencies(bounds: DataBounds) -> dict[str, str]:

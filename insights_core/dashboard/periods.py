@@ -11,6 +11,9 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from insights_core.store.queries import DataBounds
 
 DEFAULT_DAYS = 30
 
@@ -262,3 +265,16 @@ def partial_day_note(period: Period) -> str | None:
     if not period.includes_today:
         return None
     return f"{period.today} (today) is partial: Meta is still counting it, so its figures will grow."
+
+
+def account_today(bounds: DataBounds, account_id: str | None, now: dt.datetime | None = None) -> dt.date:
+    """Today in the account's time zone (the first account's for all accounts): Meta's days are the account's."""
+    accounts = bounds.accounts
+    zones = (
+        accounts.loc[accounts["account_id"] == account_id, "timezone_name"] if account_id else accounts["timezone_name"]
+    )
+    now = now or dt.datetime.now(dt.timezone.utc)
+    try:
+        return now.astimezone(ZoneInfo(str(zones.iloc[0]))).date() if len(zones) else now.date()
+    except (ZoneInfoNotFoundError, ValueError):
+        return now.date()

@@ -140,6 +140,10 @@ def render_report(record: RequestRecord, user: CurrentUser) -> None:
         if errors:
             with st.expander(f"{len(errors)} error lines", expanded=not report.get("success")):
                 st.code("\n".join(errors), language=None)
+        warnings = report.get("warnings") or []  # e.g. a creative image not downloaded: the sync still succeeded
+        if warnings:
+            with st.expander(f"{len(warnings)} warning lines"):
+                st.code("\n".join(warnings), language=None)
     with st.expander("Report as JSON"):
         st.json(report, expanded=False)
 

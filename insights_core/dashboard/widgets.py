@@ -252,12 +252,20 @@ def table(
     selectable: bool = False,
     height: int | None = None,
     display: pd.DataFrame | None = None,
+    images: tuple[str, Sequence[str]] | None = None,
 ) -> int | None:
     """Show `frame` formatted ("—" for missing), with downloads; return the selected row's position.
 
     `display` replaces the formatted view when rows need their own formats; downloads keep `frame`.
+    `images` is a leading image column (its header, one data URI or "" per row), shown and not exported.
     """
     shown = display if display is not None else _cached_display_frame(frame, currency, kinds, labels)
+    column_config = None
+    if images is not None:
+        header, uris = images
+        shown = shown.copy()  # the cached frame stays as it is
+        shown.insert(0, header, list(uris))
+        column_config = {header: st.column_config.ImageColumn(header, width="small")}
     fits = len(shown) <= 12  # small tables take their own height, big ones scroll
     event = st.dataframe(
         shown,
@@ -267,6 +275,7 @@ def table(
         height="auto" if fits else height or "auto",
         on_select="rerun" if selectable else "ignore",
         selection_mode="single-row",
+        column_config=column_config,
     )
     download_buttons(frame, f"{key}_download", file_stem, user, labels)
     if selectable and event is not None:

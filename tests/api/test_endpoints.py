@@ -63,10 +63,11 @@ def test_overview_endpoint_ok(store: Store, client: TestClient) -> None:
     answer = client.get(f"{PREFIX}/overview", headers=bearer(tokens["viewer"]))
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    last = _last_day(settings)
-    since = last - dt.timedelta(days=29)  # the dashboard's default period: the last 30 stored days
-    assert body["date_range"] == {"start": since.isoformat(), "end": last.isoformat()}
-    sums = _sums(settings, "entity_type = 'campaign' AND date_start BETWEEN ? AND ?", [since, last])
+    # the dashboard's default period: the last 30 complete days; the stub syncs through today, so yesterday ends it
+    until = _last_day(settings) - dt.timedelta(days=1)
+    since = until - dt.timedelta(days=29)
+    assert body["date_range"] == {"start": since.isoformat(), "end": until.isoformat()}
+    sums = _sums(settings, "entity_type = 'campaign' AND date_start BETWEEN ? AND ?", [since, until])
     _assert_metrics(body["global_metrics"], sums)
     ((total, active),) = query_store(
         settings, "SELECT count(*), count(*) FILTER (WHERE effective_status = 'ACTIVE') FROM campaigns"
@@ -78,7 +79,7 @@ def test_overview_endpoint_ok(store: Store, client: TestClient) -> None:
     mine = _sums(
         settings,
         "entity_type = 'campaign' AND entity_id = ? AND date_start BETWEEN ? AND ?",
-        [first["campaign_id"], since, last],
+        [first["campaign_id"], since, until],
     )
     assert first["spend"] == pytest.approx(mine["spend"])
     assert sum(c["spend"] for c in top) == pytest.approx(sums["spend"])

@@ -23,7 +23,7 @@ def _last_day(data_dir: Path) -> dt.date:
 @pytest.mark.parametrize(("page", "rows", "headers"), [
     ("campaign", 6, ["Campaign", "Status", "Objective"]),
     ("adset", 18, ["Ad set", "Campaign", "Status"]),
-    ("ad", 36, ["Ad", "Ad set", "Campaign", "Status"]),
+    ("ad", 36, ["Creative", "Ad", "Ad set", "Campaign", "Status"]),
 ])  # fmt: skip
 def test_each_level_opens_on_its_list(page: str, rows: int, headers: list[str]) -> None:
     at = open_page("analyst", f"pages/{page}.py")
@@ -33,6 +33,8 @@ def test_each_level_opens_on_its_list(page: str, rows: int, headers: list[str]) 
     assert table.columns[: len(headers)].tolist() == headers  # names first: the ad's ad set and campaign beside it
     assert f"of {rows}" in texts(at)
     assert len(at.get("download_button")) >= 2  # the list exports with names beside ids
+    if page == "ad":  # each ad's creative, a thumbnail of the image the worker kept
+        assert all(uri.startswith("data:image/") for uri in table["Creative"])
 
 
 def test_ads_sorted_worst_roas_first_among_those_that_spent(data_dir: Path) -> None:
