@@ -307,9 +307,17 @@ def _sync_breakdowns(
             counts["updated"] += updated
             yielded.add((batch.level, batch.family))
             failed[(batch.level, batch.family)].update(batch.failures)
+            progress.emit(f"{batch.family} breakdown of {LEVEL_PLURAL[batch.level]} of {account_id}")
+            reasons = set(batch.failures.values())
+            if len(reasons) == 1 and set(batch.failures) >= scope.ids(batch.level):
+                # one reason for every entity (Meta refused the family): one report line, and no entity
+                # counted as failed, so a refused family never fails a sync whose totals were stored
+                note = f"{account_id}: {batch.family} breakdown of {LEVEL_PLURAL[batch.level]}: {reasons.pop()}"
+                if note not in tally.notes:
+                    tally.notes.append(note)
+                continue
             for entity_id, reason in batch.failures.items():
                 tally.failures[batch.level].setdefault(entity_id, f"{batch.family} breakdown: {reason}")
-            progress.emit(f"{batch.family} breakdown of {LEVEL_PLURAL[batch.level]} of {account_id}")
     except NotImplementedError as exc:
         tally.notes.append(f"{account_id}: breakdowns not collected ({exc or 'not supported by the source'})")
         return

@@ -100,7 +100,10 @@ def test_a_family_meta_refuses_is_reported_and_the_others_are_stored(tmp_path: P
     with GraphEmulator(SHAPE, faults=Faults(refused_breakdowns=frozenset({"country"}))) as emulator:
         settings = live_settings(tmp_path / "data", emulator)
         report = live_sync(settings)
-        assert any("country" in e and "1504041" in e for e in report.errors), report.errors
+        refused = [e for e in report.errors if "country" in e and "1504041" in e]
+        assert len(refused) == len(LEVELS), report.errors  # one line per level, not one per entity
+        assert report.success  # the totals and the other families are stored: a refused family fails no sync
+        assert all(report.counts(level).errors == 0 for level in LEVELS)
         stored = stored_breakdowns(settings.db_path)
         assert "country" not in set(stored["breakdown"])
         assert_segments_sum_to_stored_totals(settings, stored, ("age_gender", "placement", "device_platform"))
