@@ -15,8 +15,8 @@ from insights_core.dashboard.alerts import MAX_RATE_LIMIT_HITS_PER_HOUR, sync_al
 from insights_core.dashboard.inputs import LEVEL_LABELS
 from insights_core.dashboard.sync_health import day_coverage, entity_coverage, error_rates, history_table
 from insights_core.errors import InputError, StoreError
-from insights_core.manager.views import render_alert_delivery_health
 from insights_core.levels import LEVELS
+from insights_core.manager.views import render_alert_delivery_health
 from insights_core.roles import can
 from insights_core.sync_requests import parse_sync_request
 
