@@ -20,6 +20,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from insights_core.errors import StoreError
 from insights_core.levels import LEVEL_SPECS, Level
 from insights_core.models import ADDITIVE_METRICS, BREAKDOWN_SOURCE_COLUMNS, BreakdownFamily
 
@@ -67,7 +68,8 @@ def upsert_breakdowns(con: Con, rows: pd.DataFrame, now: dt.datetime, fresh: boo
     """Store one batch of segment rows (BREAKDOWN_SOURCE_COLUMNS); return (inserted, updated).
 
     `fresh=True` says the window held no rows of this level and family before this sync, so the rows
-    are inserted without the merge's join; a key stored twice still fails on the primary key.
+    are inserted without the merge's join. A batch that holds one key twice raises StoreError (the
+    table has no primary key to refuse it: see migration 4), and the sync's transaction rolls back.
     """
     if rows.empty:
         return 0, 0
@@ -90,6 +92,11 @@ def _save_staged(con: Con, now: dt.datetime, fresh: bool) -> tuple[int, int]:
     here first would hide the error behind "transaction is aborted".
     """
     params = {"now": now}
+    keys = ", ".join(KEY_COLUMNS)
+    duplicates = f"SELECT 1 FROM staged_breakdowns GROUP BY {keys} HAVING count(*) > 1"
+    twice = _count(con, f"SELECT count(*) FROM ({duplicates})", {})
+    if twice:
+        raise StoreError(f"{twice} breakdown key(s) appear twice in one batch; nothing of this batch is stored")
     if fresh:
         sql = f"INSERT INTO meta_ad_insight_breakdowns ({_COLUMNS}, created_at, updated_at)"
         inserted, updated = _count(con, f"{sql} SELECT {_COLUMNS}, $now, $now FROM staged_breakdowns", params), 0

@@ -153,7 +153,7 @@ def test_display_frame_formats_known_columns_and_dashes_missing_values() -> None
     shown = formatting.display_frame(frame)
     assert list(shown.columns) == ["Name", "Spend", "ROAS", "CTR"]
     assert shown.iloc[1].tolist() == ["—", "$0.00", "—", "—"]
-    assert shown.iloc[0].tolist() == ["a", "$1.00", "2.00", "1.50%"]
+    assert shown.iloc[0].tolist() == ["a", "$1.00", "2.00×", "1.50%"]
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(5.25, "5.2 s"), (125, "2 min 05 s"), (3725, "1 h 02 min"), (None, "—")])

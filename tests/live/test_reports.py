@@ -150,7 +150,9 @@ def test_requests_grow_with_result_pages_not_with_entities(tmp_path: Path, emula
     counts = {}
     for page_size in (5, 50):
         emulator.reset_counts()
-        settings = live_settings(tmp_path / f"data{page_size}", emulator, insights_page_size=page_size)
+        settings = live_settings(
+            tmp_path / f"data{page_size}", emulator, insights_page_size=page_size, INSIGHTS_BREAKDOWNS=""
+        )  # the totals' requests (tests/live/test_breakdowns.py counts the breakdowns')
         report, _ = live_sync(settings)
         since, until = window_of(report.to_dict())
         rows = {lvl: len(emulator.ground_truth(lvl, since, until)) for lvl in LEVELS}
@@ -272,7 +274,7 @@ def test_when_retries_run_out_the_entities_of_the_report_fail_precisely(
     tmp_path: Path, emulator: GraphEmulator
 ) -> None:
     emulator.faults.rules.append(FaultRule("transient", endpoint="report_page", http_status=500))
-    report, source = live_sync(live_settings(tmp_path / "data", emulator, max_retries=2))
+    report, source = live_sync(live_settings(tmp_path / "data", emulator, max_retries=2, INSIGHTS_BREAKDOWNS=""))
     assert (report.campaigns.errors, report.adsets.errors, report.ads.errors) == (4, 12, 24)
     assert report.errors[0] == "40 of 40 entities failed (more than 50%); nothing was read"
     assert len(report.errors) == 41

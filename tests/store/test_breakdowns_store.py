@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
 import pandas as pd
 import pytest
 
+from insights_core.errors import StoreError
 from insights_core.models import BREAKDOWN_SOURCE_COLUMNS
 from insights_core.store import breakdowns
 from insights_core.store.migrations import schema_version
@@ -57,7 +57,7 @@ def ads_of_one_adset(warehouse: Warehouse) -> Warehouse:
     return warehouse
 
 
-def test_migration_4_creates_the_table_with_its_primary_key(warehouse: Warehouse) -> None:
+def test_migration_4_creates_the_table_keyed_by_the_upsert_not_a_primary_key(warehouse: Warehouse) -> None:
     assert schema_version(warehouse.con) >= 4
     columns = [r[0] for r in warehouse.con.execute("DESCRIBE meta_ad_insight_breakdowns").fetchall()]
     assert columns == [
@@ -68,8 +68,7 @@ def test_migration_4_creates_the_table_with_its_primary_key(warehouse: Warehouse
         "SELECT constraint_column_names FROM duckdb_constraints()"
         " WHERE table_name = 'meta_ad_insight_breakdowns' AND constraint_type = 'PRIMARY KEY'"
     ).fetchone()
-    assert key is not None
-    assert list(key[0]) == ["entity_type", "entity_id", "date_start", "breakdown", "key_1", "key_2"]
+    assert key is None  # its in-memory index made a 4,500-ad first sync run out of memory at 512MB
 
 
 def test_upsert_inserts_then_updates_only_changed_rows(warehouse: Warehouse) -> None:
@@ -90,9 +89,10 @@ def test_upsert_inserts_then_updates_only_changed_rows(warehouse: Warehouse) -> 
 
 def test_a_key_twice_fails_and_the_transaction_leaves_nothing(warehouse: Warehouse) -> None:
     rows = frame(segment("a1", "US", 1.5, 100), segment("a1", "US", 1.5, 100))
-    with pytest.raises(duckdb.ConstraintException), warehouse.transaction():
-        warehouse.upsert_breakdowns(rows, FIXED_NOW, fresh=True)
-    assert stored(warehouse).empty
+    for fresh in (True, False):
+        with pytest.raises(StoreError, match="appear twice"), warehouse.transaction():
+            warehouse.upsert_breakdowns(rows, FIXED_NOW, fresh=fresh)
+        assert stored(warehouse).empty
 
 
 def test_stale_rows_are_deleted_only_for_entities_read(warehouse: Warehouse) -> None:
