@@ -25,7 +25,7 @@ import pandas as pd
 
 from graph_emulator.account import ADDITIVE, SeededAccount
 from graph_emulator.faults import Malformation, malform
-from graph_emulator.payloads import action_lists
+from graph_emulator.payloads import action_lists, row_ids
 from insights_core.levels import Level
 from insights_core.models import BreakdownFamily
 from insights_core.sources.stub import hash_ids, uniforms
@@ -328,16 +328,7 @@ def breakdown_rows(
         e, d, s = int(entity_index[k]), int(day_index[k]), int(seg_index[k])
         day = since + dt.timedelta(days=d)
         v = {name: int(array[e, d, s]) for name, array in values.items()}
-        row: dict = {
-            "account_id": account_number,
-            "campaign_id": account.ids["campaign"][campaign_pos[e]],
-            "date_start": day.isoformat(),
-            "date_stop": day.isoformat(),
-        }
-        if level in ("adset", "ad"):
-            row["adset_id"] = account.ids["adset"][e if level == "adset" else account.ad_parent[e]]
-        if level == "ad":
-            row["ad_id"] = account.ids["ad"][e]
+        row = row_ids(account, level, e, campaign_pos[e], account_number, day)
         row.update(segment_fields(family, keys[s]))
         spend = v["spend"] / 100
         row.update(spend=f"{spend:.2f}", impressions=str(v["impressions"]), clicks=str(v["clicks"]))

@@ -137,16 +137,7 @@ def insight_rows(
         e, d = int(entity_index[k]), int(day_index[k])
         day = since + dt.timedelta(days=d)
         v = {name: int(array[e, d]) for name, array in values.items()}
-        row = {
-            "account_id": account_number,
-            "campaign_id": account.ids["campaign"][campaign_pos[e]],
-            "date_start": day.isoformat(),
-            "date_stop": day.isoformat(),
-        }
-        if level in ("adset", "ad"):
-            row["adset_id"] = account.ids["adset"][e if level == "adset" else account.ad_parent[e]]
-        if level == "ad":
-            row["ad_id"] = account.ids["ad"][e]
+        row = row_ids(account, level, e, campaign_pos[e], account_number, day)
         row.update(_metrics(v))
         actions, action_values = action_lists(v, bool(omit_omni[k]), bool(pixel_short[k]))
         if actions:
@@ -158,6 +149,23 @@ def insight_rows(
             malform(row, kind)
         rows.append(row)
     return rows
+
+
+def row_ids(
+    account: SeededAccount, level: Level, entity: int, campaign_pos: int, account_number: str, day: dt.date
+) -> dict:
+    """An insights row's account, campaign (and ad set, ad) ids and its one day, as Meta sends them."""
+    row: dict = {
+        "account_id": account_number,
+        "campaign_id": account.ids["campaign"][campaign_pos],
+        "date_start": day.isoformat(),
+        "date_stop": day.isoformat(),
+    }
+    if level in ("adset", "ad"):
+        row["adset_id"] = account.ids["adset"][entity if level == "adset" else account.ad_parent[entity]]
+    if level == "ad":
+        row["ad_id"] = account.ids["ad"][entity]
+    return row
 
 
 def entity_list(items: Sequence[dict], statuses: Iterable[str] | None, fields: Sequence[str] | None) -> list[dict]:
