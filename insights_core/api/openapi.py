@@ -10,6 +10,8 @@ import copy
 import functools
 from typing import Any
 
+from insights_core.models import BREAKDOWN_FAMILIES
+
 Doc = dict[str, Any]
 
 _METRICS = {
@@ -86,6 +88,25 @@ def _param(name: str, where: str, schema: Doc, description: str, required: bool 
     }
 
 
+def _period_params() -> list[Doc]:
+    """`since` and `until` of the overview and breakdowns endpoints (both read `views.overview_period`)."""
+    return [
+        _param(
+            "since",
+            "query",
+            {"type": "string", "format": "date"},
+            "first day (default: the dashboard's default period, the last 30 complete days ending yesterday"
+            " in the account's time zone, or the last 30 stored days when the store ends earlier)",
+        ),
+        _param(
+            "until",
+            "query",
+            {"type": "string", "format": "date"},
+            "last day, inclusive (default: the end of that period; the last stored day when only since is given)",
+        ),
+    ]
+
+
 _DAYS = _param(
     "days",
     "query",
@@ -142,18 +163,7 @@ def _document() -> Doc:
                     "summary": "Totals, top campaigns, last sync and alerts for a period (any role)",
                     "tags": ["insights"],
                     "parameters": [
-                        _param(
-                            "since",
-                            "query",
-                            {"type": "string", "format": "date"},
-                            "first day (default: 29 days before the last stored day)",
-                        ),
-                        _param(
-                            "until",
-                            "query",
-                            {"type": "string", "format": "date"},
-                            "last day, inclusive (default: the last stored day)",
-                        ),
+                        *_period_params(),
                         _param(
                             "account_id",
                             "query",
@@ -259,21 +269,10 @@ def _document() -> Doc:
                         _param(
                             "family",
                             "query",
-                            {"type": "string", "enum": ["age_gender", "country", "placement", "device_platform"]},
+                            {"type": "string", "enum": list(BREAKDOWN_FAMILIES)},
                             "one family (default: all four)",
                         ),
-                        _param(
-                            "since",
-                            "query",
-                            {"type": "string", "format": "date"},
-                            "first day (default: 29 days before the last stored day)",
-                        ),
-                        _param(
-                            "until",
-                            "query",
-                            {"type": "string", "format": "date"},
-                            "last day, inclusive (default: the last stored day)",
-                        ),
+                        *_period_params(),
                     ],
                     "responses": {
                         **_ok(
