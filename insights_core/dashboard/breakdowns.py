@@ -142,10 +142,14 @@ def render_breakdowns(
         horizontal=True,
         format_func=lambda m: METRIC_LABELS.get(m, m),
     )
-    tabs = st.tabs([FAMILY_TITLES[f] for f in FAMILY_TITLES])
+    # only the open tab is drawn: four charts and tables at once cost the browser seconds of every page load
+    tabs = st.tabs([FAMILY_TITLES[f] for f in FAMILY_TITLES], key=f"{prefix}_breakdown_family", on_change="rerun")
     for tab, family in zip(tabs, FAMILY_TITLES):
-        with tab:
-            _render_family(snapshot, family, level, since, until, entity_id, account_id, metric, user, currency, prefix)
+        if tab.open:
+            with tab:
+                _render_family(
+                    snapshot, family, level, since, until, entity_id, account_id, metric, user, currency, prefix
+                )
 
 
 def _render_family(

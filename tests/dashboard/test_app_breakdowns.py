@@ -22,7 +22,7 @@ PAGES = {
 
 
 def section_tables(at) -> dict[str, object]:
-    """The section's data frames by family (the tables come in FAMILY_TITLES order, each after its chart)."""
+    """The section's data frames drawn in this run, by their first column (the open tab's family)."""
     frames = [f.value for f in at.dataframe if "Impressions" in f.value.columns and "Reach" not in f.value.columns]
     segment_frames = [f for f in frames if f.columns[0] in ("Age", "Country", "Platform", "Device")]
     return {f.columns[0]: f for f in segment_frames}
@@ -32,18 +32,25 @@ def section_tables(at) -> dict[str, object]:
 @pytest.mark.parametrize("page", list(PAGES))
 def test_each_page_has_a_breakdowns_section_with_every_family(page: str) -> None:
     path, query = PAGES[page]
+    prefix = "overview" if page == "overview" else page
     at = open_page("analyst", path, query)
     assert_clean(at)
     assert "Breakdowns" in [s.value for s in at.subheader]
     assert [t.label for t in at.tabs][-4:] == list(FAMILY_TITLES.values())
-    tables = section_tables(at)
+    downloads = {b.key for b in at.get("download_button") if b.key and "_breakdown_" in b.key}
+    assert any(k.startswith(f"{prefix}_breakdown_age_gender") for k in downloads), downloads
+    tables: dict[str, object] = {}
+    for title in FAMILY_TITLES.values():
+        at.session_state[f"{prefix}_breakdown_family"] = title  # what clicking the tab sends
+        at.run()
+        assert_clean(at)
+        shown = section_tables(at)
+        assert len(shown) == 1, f"only the open tab ({title}) is drawn, got {list(shown)}"
+        tables.update(shown)
     assert set(tables) == {"Age", "Country", "Platform", "Device"}, list(tables)
     for table in tables.values():
         assert len(table) > 0 and "Reach" not in table.columns, "period tables never show a summed reach"
     assert "unknown" in set(tables["Device"]["Device"])
-    prefix = "overview" if page == "overview" else page
-    downloads = {b.key for b in at.get("download_button") if b.key and "_breakdown_" in b.key}
-    assert any(k.startswith(f"{prefix}_breakdown_age_gender") for k in downloads), downloads
     at.radio(key=f"{prefix}_breakdown_metric").set_value("roas").run()
     assert_clean(at)
 
