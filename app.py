@@ -63,15 +63,13 @@ def run_dashboard() -> None:
     page_keys.update({id(page): "no_access" for page in forbidden})
     navigation = st.navigation(pages + forbidden)
     with st.sidebar:
-        # in the sidebar: added at the top of the main area, the re-login cookie was never set in
-        # Chromium (the cookie component's own rerun apparently replaced it before it ran)
         st.html(PAGE_CSS)
         st.markdown(f"**{literal(session.user.name)}** · {literal(session.user.role)}")
         st.caption(f"{settings.mode} mode")
         if st.button("Log out", key="mi_logout", icon=":material/logout:"):
             login.log_out(session)
             st.rerun()
-    login.issue_cookie_if_due(session)
+        login.hand_over_cookies_if_due(session)  # in the sidebar: its pixel adds no gap to the page
     with reporting_broken_files(), observe_page_run(page_keys.get(id(navigation), "other")):
         navigation.run()
 
@@ -89,7 +87,6 @@ THIRD_PARTY_MODULES = (
 )
 """Imported while the server starts, before it answers (no st.cache_* in them)."""
 DASHBOARD_MODULES = (
-    "streamlit_authenticator",
     "insights_core.dashboard.login",
     "insights_core.dashboard.widgets",
     "insights_core.dashboard.charts",
@@ -99,8 +96,7 @@ DASHBOARD_MODULES = (
     "insights_core.dashboard.sync_view",
     "insights_core.dashboard.entity_page",
 )
-"""Imported once the runtime exists (they decorate functions with st.cache_*). The cookie manager
-component that streamlit-authenticator declares on import is registered by `login.start_session`."""
+"""Imported once the runtime exists (they decorate functions with st.cache_*)."""
 
 
 def import_modules(names: tuple[str, ...]) -> None:
@@ -152,7 +148,8 @@ if __name__ == "__main__":
     run_dashboard()
 else:
     from insights_core.api.routes import api_routes
+    from insights_core.dashboard.cookie_handoff import cookie_routes
 
-    app = st.App("app.py", routes=api_routes())
+    app = st.App("app.py", routes=api_routes() + cookie_routes())
     warm_up_third_party()  # the server answers a little later, and its first page sooner
     threading.Thread(target=warm_up_when_the_runtime_runs, name="mi-warm-up", daemon=True).start()

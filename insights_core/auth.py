@@ -296,22 +296,6 @@ def resolve_cookie_key(settings: Settings, secrets_key: str | None = None) -> st
     )
 
 
-def credentials_for_authenticator(config: AuthConfig) -> dict[str, Any]:
-    """A fresh credentials dict for one streamlit-authenticator instance (it mutates what it is given)."""
-    return {
-        "usernames": {
-            u.username: {
-                "email": u.email,
-                "first_name": u.name,
-                "last_name": "",
-                "password": u.password_hash,
-                "roles": list(u.roles),
-            }
-            for u in config.users.values()
-        }
-    }
-
-
 def check_new_password(password: str) -> str:
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         raise InputError(

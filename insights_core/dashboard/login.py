@@ -1,39 +1,38 @@
 """Login, logout and the current user: the Streamlit side of `insights_core.auth`.
 
-A new `Authenticate` with a fresh credentials dict is built on every rerun of every session: the
-library mutates what it is given, so sharing one across sessions leaks state between users. It
-reads the re-login cookie and clears the session on logout; the login form is our own, because
-the library's cannot throttle before checking a password, answers an unknown name faster than a
-known one, and counts failures in the session (all in `auth.verify_login` and `LoginThrottle`).
+The users file keeps streamlit-authenticator's format and its session keys (`authentication_status`,
+`username`, `name`, `email`, `roles`), but no part of the library runs here any more: the login form is
+our own, because the library's cannot throttle before checking a password, answers an unknown name
+faster than a known one, and counts failures in the session (all in `auth.verify_login` and
+`LoginThrottle`); and the cookies are set by this server's own HTTP answer (`cookie_handoff`), because
+the library's cookie component reran the app once per cookie and once per page load (about 4 s of a
+login in Chromium on a 2-core machine). The re-login cookie is read from the request headers
+(`st.context.cookies`) and checked by `auth_tokens.read_login_cookie`.
 
 A session is bound at login to the user's password fingerprint and login time; every rerun
 checks the user still exists with that fingerprint and has not logged out since (anywhere), and
 shows the login form otherwise. So logging out, setting a password or removing a user ends every
 open session of that user at its next rerun, and `auth.read_login_cookie` refuses their cookies.
 
-Cookies are written on the run after a login (the library's own writer is off: expiry 0), never in
-the run of the form, which a rerun could replace. The device cookie (see `auth_tokens`) marks
-the browser as one the user logged in from, so failures from other browsers do not lock it out.
+Cookies are handed over on the run after a login, never in the run of the form, which a rerun could
+replace. The device cookie (see `auth_tokens`) marks the browser as one the user logged in from, so
+failures from other browsers do not lock it out.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TypedDict
 
 import streamlit as st
-import streamlit_authenticator as stauth
-from streamlit_authenticator.utilities import LoginError
 
 from insights_core.auth import (
     AuthConfig,
     User,
     check_auth_config_for_mode,
-    credentials_for_authenticator,
     dummy_hash_for,
     ensure_demo_auth_config,
     load_auth_config,
@@ -48,6 +47,7 @@ from insights_core.auth_tokens import (
     read_device_cookie,
     read_login_cookie,
 )
+from insights_core.dashboard.cookie_handoff import TICKETS, CookieSpec, ticket_url
 from insights_core.errors import ConfigError
 from insights_core.settings import Settings
 
@@ -55,7 +55,15 @@ USER_KEY = "mi_user"
 """Session key holding the logged-in user's {username, name, role} for pages (set by app.py each run)."""
 _BINDING_KEY = "mi_login_binding"
 _MINT_KEY = "mi_mint_cookie"
+"""True on the run after a password login: this run hands the browser its cookies."""
 _FORGET_KEY = "mi_forget_cookie"
+"""True after a logout: the next logged-out run deletes the browser's re-login cookie."""
+_LOGGED_OUT_KEY = "logout"
+"""True once this session logged out (streamlit-authenticator's key): the re-login cookie the browser
+sent when the session opened is not used again, even if recording the logout failed."""
+PENDING_COOKIES_KEY = "mi_cookie_ticket"
+"""The ticket of cookies handed to this browser and not fetched yet (its image is drawn until then)."""
+SESSION_KEYS = ("authentication_status", "username", "name", "email", "roles")
 _NOTICE_KEY = "mi_login_notice"
 WRONG_CREDENTIALS = "Username or password is incorrect."
 LOCKED_OUT = (
@@ -78,8 +86,6 @@ class LoginSession:
     settings: Settings
     config: AuthConfig
     cookie_key: str
-    authenticator: stauth.Authenticate
-    credentials: dict[str, Any]
     user: CurrentUser | None
 
 
@@ -122,66 +128,66 @@ def load_auth(settings: Settings) -> tuple[AuthConfig, str]:
     return config, cookie_key
 
 
-def ensure_cookie_component_registered() -> None:
-    """Register the cookie manager's browser component with this server, if its import did not.
-
-    `declare_component` registers a component only when its module is imported inside a session; app.py
-    imports streamlit-authenticator (and with it the cookie manager) on a server thread before the first
-    session, to save that session the time, and an unregistered component answers 404 in the browser
-    (no cookie is ever set). Cheap: one dictionary look-up per run once registered.
-    """
-    from streamlit.runtime import get_instance
-
-    # the module, not the class the package re-exports under the same name; extra-streamlit-components
-    # 0.1.81 (pinned with streamlit-authenticator) keeps the component in `_component_func`
-    cookie_module = importlib.import_module("extra_streamlit_components.CookieManager")
-    component = cookie_module._component_func
-    registry = get_instance().component_registry
-    if registry.get_component(component.name) is None:
-        registry.register_component(component)
-
-
 def start_session(settings: Settings, config: AuthConfig, cookie_key: str) -> LoginSession:
-    """Build this run's authenticator, accept a valid re-login cookie, and resolve the current user."""
-    ensure_cookie_component_registered()
-    now = time.time()
-    credentials = credentials_for_authenticator(config)
-    authenticator = stauth.Authenticate(
-        credentials, settings.cookie_name, cookie_key, 0, auto_hash=False, login_sleep_time=0
-    )
-    if not st.session_state.get("authentication_status"):
-        _screen_cookie(settings, config, cookie_key, now)
-        try:
-            authenticator.login(location="unrendered")
-        except LoginError:
-            st.session_state["logout"] = True
-    session = LoginSession(settings, config, cookie_key, authenticator, credentials, None)
+    """Resolve this run's user: the session's own login, else this browser's valid re-login cookie."""
+    session = LoginSession(settings, config, cookie_key, None)
+    for key in SESSION_KEYS:  # None until a login, as streamlit-authenticator keeps them
+        st.session_state.setdefault(key, None)
+    if not st.session_state.get("authentication_status") and not st.session_state.get(_LOGGED_OUT_KEY):
+        _log_in_by_cookie(session, time.time())
     session.user = _resolve_user(session)
-    if session.user is None and st.session_state.pop(_FORGET_KEY, False):
-        _cookie_manager(session).delete(settings.cookie_name, key="mi_delete_cookie")
+    if session.user is None:
+        if st.session_state.pop(_FORGET_KEY, False):  # logged out: the browser drops its re-login cookie
+            _hand_over_cookies((CookieSpec(settings.cookie_name),))
+        else:
+            draw_pending_cookies()
     return session
-
-
-def _cookie_manager(session: LoginSession) -> Any:
-    """streamlit-authenticator 0.4.2 keeps its cookie component here (the version is pinned); its
-    CookieManager (extra-streamlit-components) ships no types."""
-    manager = session.authenticator.cookie_controller.cookie_model.cookie_manager
-    manager.cookies = dict(manager.cookies or {})
-    manager.cookies.setdefault(session.settings.cookie_name, "")  # its delete() drops the key from this dict
-    return manager
 
 
 def _incoming_cookie(name: str) -> str | None:
     return st.context.cookies.get(name) if st.context.cookies else None
 
 
-def _screen_cookie(settings: Settings, config: AuthConfig, cookie_key: str, now: float) -> None:
-    """Make the library ignore, for this session, a cookie that `read_login_cookie` refuses."""
-    token = _incoming_cookie(settings.cookie_name)
-    if not token or st.session_state.get("logout"):
+def _log_in_by_cookie(session: LoginSession, now: float) -> None:
+    """Log in as the user a re-login cookie vouches for (`read_login_cookie` says which are refused)."""
+    token = _incoming_cookie(session.settings.cookie_name)
+    if not token:
         return
-    if read_login_cookie(token, cookie_key, config, fetch_logouts(settings.data_dir), now) is None:
-        st.session_state["logout"] = True
+    logouts = fetch_logouts(session.settings.data_dir)
+    username = read_login_cookie(token, session.cookie_key, session.config, logouts, now)
+    user = session.config.user(username) if username else None
+    if user is not None:
+        _start_login(user)
+
+
+def _start_login(user: User) -> None:
+    st.session_state.update(
+        {
+            "authentication_status": True,
+            "username": user.username,
+            "name": user.name,
+            "email": user.email,
+            "roles": list(user.roles),
+        }
+    )
+
+
+def _hand_over_cookies(cookies: tuple[CookieSpec, ...]) -> None:
+    """Give this browser `cookies` through a one-time ticket (see `cookie_handoff`)."""
+    st.session_state[PENDING_COOKIES_KEY] = TICKETS.issue(cookies)
+    draw_pending_cookies()
+
+
+def draw_pending_cookies() -> None:
+    """Draw the invisible image that fetches this session's pending cookie ticket, in every run until the
+    browser has fetched it (a run replaced before the image loaded would otherwise lose the cookies)."""
+    ticket = st.session_state.get(PENDING_COOKIES_KEY)
+    if not ticket:
+        return
+    if not TICKETS.is_pending(ticket):
+        st.session_state.pop(PENDING_COOKIES_KEY, None)
+        return
+    st.html(f'<img src="{ticket_url(ticket)}" alt="" width="1" height="1" style="position:absolute;opacity:0">')
 
 
 class _Binding(TypedDict):
@@ -253,7 +259,8 @@ def rerun_app_if_session_ended(settings: Settings) -> None:
 
 
 def _end_session(session: LoginSession) -> None:
-    session.authenticator.logout(location="unrendered")
+    st.session_state.update(dict.fromkeys(SESSION_KEYS))
+    st.session_state[_LOGGED_OUT_KEY] = True
     st.session_state.pop(USER_KEY, None)
     st.session_state.pop(_BINDING_KEY, None)
     st.session_state[_FORGET_KEY] = True  # the browser drops the login cookie on the next logged-out run
@@ -302,46 +309,30 @@ def render_login_form(session: LoginSession) -> None:
     if user is None:
         st.error(WRONG_CREDENTIALS)
         return
-    st.session_state.update(
-        {
-            "authentication_status": True,
-            "username": user.username,
-            "name": user.name,
-            "email": user.email,
-            "roles": list(user.roles),
-        }
-    )
+    _start_login(user)
     _bind_session(user, session.cookie_key, now)
-    # the re-login cookie first: it is what the user notices missing; none when expiry is 0 days
-    st.session_state[_MINT_KEY] = (["login"] if settings.cookie_expiry_days > 0 else []) + ["device"]
+    st.session_state[_MINT_KEY] = True
     st.rerun()
 
 
-def issue_cookie_if_due(session: LoginSession) -> None:
-    """After a password login, send the re-login cookie, then (on the next run) the device cookie.
-
-    One cookie per run: each cookie component reruns the app once it has set its cookie, and that
-    rerun would remove a second component of the same run before its browser side had set anything.
-    """
-    pending = st.session_state.get(_MINT_KEY)
-    if not pending or session.user is None:
-        st.session_state.pop(_MINT_KEY, None)
-        return
-    user = session.config.user(session.user.username)
-    if user is None:
-        st.session_state.pop(_MINT_KEY, None)
-        return
-    kind, st.session_state[_MINT_KEY] = pending[0], list(pending[1:])
-    now = time.time()
-    manager = _cookie_manager(session)
-    if kind == "login":
-        token, expires = mint_login_cookie(
-            user.username, user.password_hash, session.cookie_key, session.settings.cookie_expiry_days, now
-        )
-        manager.set(session.settings.cookie_name, token, key="mi_set_cookie", expires_at=expires)
-    else:
-        device, device_expires = mint_device_cookie(user.username, session.cookie_key, now)
-        manager.set(device_cookie_name(session.settings), device, key="mi_set_device", expires_at=device_expires)
+def hand_over_cookies_if_due(session: LoginSession) -> None:
+    """On the run after a password login, hand this browser its device cookie and (unless cookies are
+    off, expiry 0 days) its re-login cookie; in later runs, keep drawing them until they are fetched."""
+    if st.session_state.pop(_MINT_KEY, False) and session.user is not None:
+        user = session.config.user(session.user.username)
+        if user is not None:
+            now = time.time()
+            cookies = []
+            if session.settings.cookie_expiry_days > 0:
+                token, expires = mint_login_cookie(
+                    user.username, user.password_hash, session.cookie_key, session.settings.cookie_expiry_days, now
+                )
+                cookies.append(CookieSpec(session.settings.cookie_name, token, expires))
+            device, device_expires = mint_device_cookie(user.username, session.cookie_key, now)
+            cookies.append(CookieSpec(device_cookie_name(session.settings), device, device_expires))
+            _hand_over_cookies(tuple(cookies))
+            return
+    draw_pending_cookies()
 
 
 def log_out(session: LoginSession) -> None:

@@ -232,15 +232,6 @@ def test_verify_login_does_one_bcrypt_check_for_known_and_unknown_names(
     assert len(calls) == 3
 
 
-def test_credentials_for_the_library_are_a_fresh_dict_each_time(tmp_path: Path) -> None:
-    config = _config(tmp_path, alice=("viewer", 4))
-    first = auth.credentials_for_authenticator(config)
-    first["usernames"]["alice"]["failed_login_attempts"] = 5
-    second = auth.credentials_for_authenticator(config)
-    assert "failed_login_attempts" not in second["usernames"]["alice"]
-    assert second["usernames"]["alice"]["roles"] == ["viewer"]
-
-
 def _cli(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], path: Path, *args: str, stdin: str = ""
 ) -> tuple[int, str, str]:

@@ -2,8 +2,9 @@
 
 Each test has its own data dir (demo users, no insights: a logged-in page shows its title and an
 "no data yet" note). A `Browser` is a cookie jar: AppTest sessions run "in" a browser read its
-cookies through `st.context.cookies`, and the cookie component writes into it, so two AppTests
-in one browser are two tabs, and two browsers are two people sharing one server.
+cookies through `st.context.cookies`, and after each run the browser fetches the cookie ticket the
+page drew, from the server's own route (`cookie_handoff`), and keeps what its Set-Cookie headers
+say, so two AppTests in one browser are two tabs, and two browsers are two people sharing one server.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import time
 from pathlib import Path
 
 import bcrypt
-import extra_streamlit_components as stx
 import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
 from streamlit.runtime.context import ContextProxy
 from streamlit.testing.v1 import AppTest
 
 from insights_core import auth
 from insights_core.auth_store import login_name_key
+from insights_core.dashboard.cookie_handoff import cookie_routes, ticket_url
+from insights_core.dashboard.login import PENDING_COOKIES_KEY
 from tests.dashboard.app_harness import new_app, texts, use_data_dir
 
 KEY = "test-cookie-key-" + "y" * 32
@@ -34,8 +38,8 @@ class Jars:
     def __init__(self) -> None:
         self.jars: dict[str, dict[str, str]] = {}
         self.active: dict[str, str] = {}
-        self.cookie_set = False
-        """A cookie component set a cookie in the last run: in a browser it then reruns the app."""
+        self.server = TestClient(Starlette(routes=cookie_routes()))
+        """The route the dashboard's server answers cookie tickets on."""
 
 
 class Browser:
@@ -71,12 +75,18 @@ class Browser:
         return self._settle(self.at.button(key="mi_logout").click().run())
 
     def _settle(self, at: AppTest) -> AppTest:
-        """Rerun as a browser does after each cookie the cookie component set (a few at most)."""
-        for _ in range(3):
-            if not self.jars.cookie_set:
-                break
-            self.jars.cookie_set = False
-            at = at.run()
+        """Fetch the cookie ticket the run drew, as the browser's image does (no rerun follows)."""
+        ticket = at.session_state[PENDING_COOKIES_KEY] if PENDING_COOKIES_KEY in at.session_state else None  # noqa: SIM401  # AppTest state has no .get
+        if ticket:
+            answer = self.jars.server.get(ticket_url(ticket))
+            assert answer.status_code == 200, answer.text
+            for header in answer.headers.get_list("set-cookie"):
+                name, value = header.split(";")[0].split("=", 1)
+                assert "httponly" in header.lower() and "samesite=strict" in header.lower(), header
+                if "max-age=0" in header.lower() or not value.strip('"'):
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = value
         return at
 
     @property
@@ -95,19 +105,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def jars(monkeypatch: pytest.MonkeyPatch) -> Jars:
     jars = Jars()
-
-    def set_cookie(self, cookie: str, val: str, key: str = "set", **_: object) -> None:  # type: ignore[no-untyped-def]
-        jars.active[cookie] = val
-        jars.cookie_set = True
-        self.cookies[cookie] = val
-
-    def delete_cookie(self, cookie: str, key: str = "delete") -> None:  # type: ignore[no-untyped-def]
-        jars.active.pop(cookie, None)
-        self.cookies.pop(cookie, None)
-
     monkeypatch.setattr(ContextProxy, "cookies", property(lambda self: dict(jars.active)))
-    monkeypatch.setattr(stx.CookieManager, "set", set_cookie)
-    monkeypatch.setattr(stx.CookieManager, "delete", delete_cookie)
     return jars
 
 
