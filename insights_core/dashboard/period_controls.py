@@ -153,18 +153,33 @@ def period_controls(bounds: DataBounds, account: bool = True) -> Period:
     earliest = min(bounds.first_day, period.since, period.compare_since or period.since)
     latest = max(period.today, period.until, bounds.last_day, period.compare_until or period.until)
     columns = st.columns([1.2, 1.6, 1.2, 1.6, 1.6], vertical_alignment="bottom")
+    # Each widget's default is the value it holds: Streamlit sends a value set through session_state
+    # once, and a browser that missed it (its run replaced by another) falls back to the default; with
+    # index 0 that was "Today", which the next rerun then chose for the user.
     columns[0].selectbox(
-        "Period", PRESETS, key=KEYS["preset"], format_func=PRESET_LABELS.__getitem__, on_change=_on_preset
+        "Period",
+        PRESETS,
+        index=PRESETS.index(st.session_state[KEYS["preset"]]),
+        key=KEYS["preset"],
+        format_func=PRESET_LABELS.__getitem__,
+        on_change=_on_preset,
     )
     if st.session_state[KEYS["preset"]] == "custom":
         columns[1].date_input(
-            "Dates", key=KEYS["dates"], min_value=earliest, max_value=latest, format="YYYY-MM-DD", on_change=_on_dates
+            "Dates",
+            value=st.session_state[KEYS["dates"]],
+            key=KEYS["dates"],
+            min_value=earliest,
+            max_value=latest,
+            format="YYYY-MM-DD",
+            on_change=_on_dates,
         )
     else:
         columns[1].caption(f"{period.since} to {period.until}")
     columns[2].selectbox(
         "Compare with",
         COMPARISONS,
+        index=COMPARISONS.index(st.session_state[KEYS["compare"]]),
         key=KEYS["compare"],
         format_func=COMPARISON_LABELS.__getitem__,
         on_change=_on_compare,
@@ -172,6 +187,7 @@ def period_controls(bounds: DataBounds, account: bool = True) -> Period:
     if period.comparison == "custom":
         columns[3].date_input(
             "Comparison dates",
+            value=st.session_state[KEYS["compare_dates"]],
             key=KEYS["compare_dates"],
             min_value=min(earliest, dt.date(2000, 1, 1)),
             max_value=latest,
@@ -189,6 +205,9 @@ def period_controls(bounds: DataBounds, account: bool = True) -> Period:
         columns[4].selectbox(
             "Ad account",
             options,
+            index=options.index(st.session_state[KEYS["account"]])
+            if st.session_state.get(KEYS["account"]) in options
+            else 0,
             key=KEYS["account"],
             format_func=lambda a: "All accounts" if a is None else f"{names[a]} ({a})",  # plain text
             on_change=_on_account,

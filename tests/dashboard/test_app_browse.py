@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from insights_core.dashboard.periods import COMPARISONS, PRESETS
 from tests.dashboard.app_harness import AD, ADSET, CAMPAIGN, assert_clean, open_page, texts
 from tests.dashboard.markdown_text import unescape
 
@@ -172,3 +173,17 @@ def test_the_list_pages_through_in_sql_and_new_filters_start_on_page_one() -> No
     at.radio(key="ad_order").set_value("worst").run()
     assert at.number_input(key="ad_page").value == 1 and "1–25 of 36" in texts(at)
     assert "lowest Spend first" in texts(at)
+
+
+def test_each_period_widget_defaults_to_the_value_it_holds() -> None:
+    """Streamlit sends a value set through session_state once; a browser that missed it (its run replaced
+    by a quicker rerun) shows the widget's default and sends that back, which chose "Today" for a user."""
+    at = open_page("viewer", "pages/overview.py")
+    assert at.selectbox(key="period_preset").value == "last_30d"
+    assert at.selectbox(key="period_preset").proto.default == PRESETS.index("last_30d")
+    assert at.selectbox(key="period_compare").proto.default == COMPARISONS.index("previous")
+    at.selectbox(key="period_preset").set_value("last_7d").run()
+    at.selectbox(key="period_compare").set_value("last_year").run()
+    assert_clean(at)
+    assert at.selectbox(key="period_preset").proto.default == PRESETS.index("last_7d")
+    assert at.selectbox(key="period_compare").proto.default == COMPARISONS.index("last_year")
