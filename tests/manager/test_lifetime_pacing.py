@@ -100,7 +100,8 @@ def test_daily_and_lifetime_rows_share_one_shape() -> None:
 def test_migration_6_adds_the_schedule_to_an_old_store_and_keeps_its_rows() -> None:
     con = duckdb.connect()
     con.execute(
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+        "CREATE TABLE schema_migrations"
+        " (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
     )
     for version, name, sql in MIGRATIONS[:5]:  # a store as the last release left it
         con.execute(sql)
