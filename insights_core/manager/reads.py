@@ -78,7 +78,8 @@ def fetch_entities(con: Con, level: str, ids: Sequence[str] | None = None) -> pd
             ("stop_time", "TIMESTAMP"),
         )
     )
-    where = f" WHERE list_contains($ids, {spec.id_column})" if ids is not None else ""
+    # IN over the unnested list: DuckDB makes it a hash semi-join (list_contains is a per-row function)
+    where = f" WHERE {spec.id_column} IN (SELECT unnest($ids))" if ids is not None else ""
     return con.execute(
         f"SELECT {spec.id_column} AS entity_id, name, campaign_id, account_id, effective_status, {columns} "
         f"FROM {spec.table}{where} ORDER BY {spec.id_column}",
