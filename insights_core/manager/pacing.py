@@ -73,26 +73,36 @@ def pacing_status(deviation: float | None, tolerance_percent: float) -> str:
     return "on pace"
 
 
+def _column(frame: pd.DataFrame, name: str, dtype: str) -> np.ndarray:
+    """A column as a numpy array of `dtype`, all missing when the frame has no such column."""
+    if name not in frame.columns:
+        return np.full(len(frame), np.nan if dtype == "float64" else np.datetime64("NaT"), dtype=dtype)
+    return frame[name].to_numpy(dtype=dtype, na_value=np.nan if dtype == "float64" else np.datetime64("NaT"))
+
+
 def _budgeted(entities: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     """Active entities with a budget whose period holds `as_of`: entity_id, name, campaign_id,
-    budget_type, budget, and period_start / period_end as Timestamps (NaT where a time is missing)."""
-    frame = entities.reindex(columns=[*entities.columns, *(c for c in _SCHEDULE if c not in entities.columns)])
-    frame = frame[frame["effective_status"] == "ACTIVE"]
-    daily_budget = frame["daily_budget"].astype("float64").fillna(0.0)
-    lifetime_budget = frame["lifetime_budget"].astype("float64").fillna(0.0)
-    daily, lifetime = daily_budget > 0, (daily_budget <= 0) & (lifetime_budget > 0)
-    month_start, month_end = (pd.Timestamp(d) for d in month_period(as_of))
-    first = pd.to_datetime(frame["start_time"]).dt.floor("D")
-    last = (pd.to_datetime(frame["stop_time"]) - pd.Timedelta(microseconds=1)).dt.floor("D")
-    day = pd.Timestamp(as_of)
+    budget_type, budget, and period_start / period_end as Timestamps (NaT where a time is missing).
+
+    Numpy throughout: the rules run this on every ad set of an account after each sync."""
+    active = entities["effective_status"].to_numpy(dtype=object) == "ACTIVE"
+    daily_budget = np.nan_to_num(_column(entities, "daily_budget", "float64"))
+    lifetime_budget = np.nan_to_num(_column(entities, "lifetime_budget", "float64"))
+    first = _column(entities, "start_time", "datetime64[ns]").astype("datetime64[D]")
+    last = (_column(entities, "stop_time", "datetime64[ns]") - np.timedelta64(1, "ns")).astype("datetime64[D]")
+    day = np.datetime64(as_of, "D")
+    daily = active & (daily_budget > 0)
+    lifetime = active & ~daily & (lifetime_budget > 0)
     running = lifetime & ~(first > day) & ~(last < day)  # NaT compares False: a missing time never excludes
-    out = frame.loc[daily | running, ["entity_id", "name", "campaign_id"]].copy()
-    is_daily = daily[out.index]
+    keep = daily | running
+    is_daily = daily[keep]
+    month_start, month_end = (np.datetime64(d, "D") for d in month_period(as_of))
+    out = entities.loc[keep, ["entity_id", "name", "campaign_id"]].reset_index(drop=True)
     out["budget_type"] = np.where(is_daily, "daily", "lifetime")
-    out["budget"] = np.where(is_daily, daily_budget[out.index], lifetime_budget[out.index])
-    out["period_start"] = first[out.index].where(~is_daily, month_start)
-    out["period_end"] = last[out.index].where(~is_daily, month_end)
-    return out.reset_index(drop=True)
+    out["budget"] = np.where(is_daily, daily_budget[keep], lifetime_budget[keep])
+    out["period_start"] = pd.to_datetime(np.where(is_daily, month_start, first[keep]))
+    out["period_end"] = pd.to_datetime(np.where(is_daily, month_end, last[keep]))
+    return out
 
 
 def pacing_since(entities: pd.DataFrame, as_of: dt.date) -> dt.date:
@@ -119,8 +129,11 @@ def budget_pacing(
     ids = out["entity_id"]
     dates = pd.to_datetime(daily["date"])
     spend = daily["spend"].astype("float64")
-    first_of_row = daily["entity_id"].map(out.set_index("entity_id")["period_start"])
-    in_period = (dates >= first_of_row) & (dates <= pd.Timestamp(as_of))  # NaT: no known start, nothing
+    # each row's period start by position (a map of 80,000 ids took ~4x as long); NaT: not paced, nothing
+    position = pd.Index(ids).get_indexer(daily["entity_id"])
+    starts = np.append(out["period_start"].to_numpy("datetime64[ns]"), np.datetime64("NaT", "ns"))[position]
+    day = dates.to_numpy("datetime64[ns]")
+    in_period = (day >= starts) & (day <= np.datetime64(as_of, "ns"))
     to_date = spend[in_period].groupby(daily.loc[in_period, "entity_id"]).sum()
 
     recent_days = pd.date_range(end=pd.Timestamp(as_of), periods=RECENT_DAYS, freq="D")
