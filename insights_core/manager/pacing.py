@@ -97,7 +97,7 @@ def _budgeted(entities: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     keep = daily | running
     is_daily = daily[keep]
     month_start, month_end = (np.datetime64(d, "D") for d in month_period(as_of))
-    out = entities.loc[keep, ["entity_id", "name", "campaign_id"]].reset_index(drop=True)
+    out: pd.DataFrame = entities.loc[keep, ["entity_id", "name", "campaign_id"]].reset_index(drop=True)
     out["budget_type"] = np.where(is_daily, "daily", "lifetime")
     out["budget"] = np.where(is_daily, daily_budget[keep], lifetime_budget[keep])
     out["period_start"] = pd.to_datetime(np.where(is_daily, month_start, first[keep]))
