@@ -185,6 +185,23 @@ class SeededAccount:
         )
         return own if parent == "ACTIVE" else "CAMPAIGN_PAUSED" if level == "adset" else "ADSET_PAUSED"
 
+    def _schedule(self, campaign: int, created: dt.datetime, u: float) -> dict[str, str]:
+        """Every other campaign has a lifetime budget over 90 days from 2026-10-01 (so it covers the
+        tests' November windows); the others a daily budget and no stop time (they run on)."""
+        if campaign % 2 == 1:
+            start = dt.datetime(2026, 10, 1, 7, tzinfo=dt.timezone.utc)
+            stop = start + dt.timedelta(days=90)
+            return {
+                "lifetime_budget": str(int(400_000 + u * 4_000_000) // 100 * 100),
+                "start_time": start.strftime("%Y-%m-%dT%H:%M:%S+0000"),
+                "stop_time": stop.strftime("%Y-%m-%dT%H:%M:%S+0000"),
+            }
+        start = created + dt.timedelta(days=1)
+        return {
+            "daily_budget": str(int(5000 + u * 100_000) // 100 * 100),
+            "start_time": start.strftime("%Y-%m-%dT%H:%M:%S+0000"),
+        }
+
     def _entity_json(self, level: Level) -> list[dict]:
         account = self.account_id.removeprefix("act_")
         out = []
@@ -201,9 +218,15 @@ class SeededAccount:
             }
             if level == "campaign":
                 item["objective"] = _OBJECTIVES[i % len(_OBJECTIVES)]
-                item["daily_budget"] = str(int(5000 + u * 100_000) // 100 * 100)
+                item.update(self._schedule(i, created, u))
             elif level == "adset":
-                item["campaign_id"] = self.ids["campaign"][self.adset_parent[i]]
+                campaign = self.adset_parent[i]
+                item["campaign_id"] = self.ids["campaign"][campaign]
+                # an ad set starts after it is created and ends when its campaign stops (Graph: `end_time`)
+                schedule = self._schedule(campaign, created, u)
+                item["start_time"] = schedule["start_time"]
+                if "stop_time" in schedule:
+                    item["end_time"] = schedule["stop_time"]
                 item.update(
                     optimization_goal="OFFSITE_CONVERSIONS",
                     billing_event="IMPRESSIONS",

@@ -46,7 +46,8 @@ class LevelSpec:
     children: tuple[Level, ...]
     """Every level below it, nearest first: what a sync of one of these cascades to."""
     columns: tuple[Column, ...]
-    """The entity table's columns in table order, `updated_at` (the store's own) left out."""
+    """The entity table's columns in table order, `updated_at` (the store's own) left out wherever a
+    migration's ADD COLUMN put it."""
 
     @cached_property
     def column_names(self) -> tuple[str, ...]:
@@ -73,6 +74,10 @@ class LevelSpec:
 
 _STATUS = (Column("status", VARCHAR), Column("effective_status", VARCHAR))
 _BUDGETS = (Column("daily_budget", MONEY), Column("lifetime_budget", MONEY))
+# added by migration 6, so they follow `updated_at` in the table; what a lifetime budget is paced over
+# (Graph calls an ad set's end `end_time`, a campaign's `stop_time`). A stop time may be absent (runs on).
+_CAMPAIGN_FLIGHT = (Column("start_time", TIMESTAMP), Column("stop_time", TIMESTAMP))
+_ADSET_FLIGHT = (Column("start_time", TIMESTAMP), Column("stop_time", TIMESTAMP, "end_time"))
 
 LEVEL_SPECS: Mapping[Level, LevelSpec] = MappingProxyType(
     {
@@ -92,6 +97,7 @@ LEVEL_SPECS: Mapping[Level, LevelSpec] = MappingProxyType(
                 Column("objective", VARCHAR),
                 *_BUDGETS,
                 Column("created_time", TIMESTAMP),
+                *_CAMPAIGN_FLIGHT,
             ),
         ),
         "adset": LevelSpec(
@@ -123,6 +129,7 @@ LEVEL_SPECS: Mapping[Level, LevelSpec] = MappingProxyType(
                     )
                 ),
                 Column("created_time", TIMESTAMP),
+                *_ADSET_FLIGHT,
             ),
         ),
         "ad": LevelSpec(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import pandas as pd
 import streamlit as st
 
 from insights_core.dashboard import data, widgets
@@ -19,11 +20,22 @@ from insights_core.dashboard.login import CurrentUser
 from insights_core.dashboard.navigation import open_entity
 from insights_core.dashboard.periods import Period
 from insights_core.levels import LEVEL_LABELS, LEVEL_PLURAL, Level
+from insights_core.manager.views import load_page_pacing
 from insights_core.store.lists import LOWER_IS_BETTER, SORT_METRICS, ListPage, ListRequest
 
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_COLUMNS = ("spend", "impressions", "clicks", "ctr", "cpc", "conversions", "revenue", "roas")
 PICKER_OPTIONS = 50
+PACING_OPTIONS = ("budget", "budget_type", "pacing_status", "pacing_deviation")
+"""Columns campaigns and ad sets may add: their budget and its pace as of the last stored day (as on the
+Pacing page, whatever the list's period), computed for the shown page's rows only."""
+PACING_LABELS = {
+    "budget": "Budget",
+    "budget_type": "Budget type",
+    "pacing_status": "Pacing",
+    "pacing_deviation": "Pacing deviation",
+}
+PACING_KINDS = {"budget": "money", "pacing_deviation": "change"}
 
 
 def list_labels(level: Level) -> dict[str, str]:
@@ -95,10 +107,10 @@ def _filters(snapshot: data.Snapshot, level: Level, period: Period) -> tuple[Lis
     )
     columns = third[2].multiselect(
         "Columns",
-        SORT_METRICS,
+        [*SORT_METRICS, *(PACING_OPTIONS if level != "ad" else ())],
         default=list(DEFAULT_COLUMNS),
         key=f"{level}_columns",
-        format_func=lambda m: METRIC_LABELS.get(m, m),
+        format_func=lambda m: METRIC_LABELS.get(m) or PACING_LABELS.get(m, m),
     )
     size = third[3].selectbox("Rows", PAGE_SIZES, index=1, key=f"{level}_page_size")
     request = ListRequest(
@@ -146,7 +158,10 @@ def entity_list(snapshot: data.Snapshot, level: Level, period: Period, user: Cur
         f"{first:,}–{last:,} of {page.total:,} {plural}, {order} {METRIC_LABELS.get(request.sort, request.sort)} "
         f"first, {period.since} to {period.until}. Select a row to open it."
     )
-    frame = page.rows[list_columns(level, metrics)]
+    rows = page.rows
+    if any(c in PACING_OPTIONS for c in metrics):
+        rows = with_pacing(snapshot, level, rows)
+    frame = rows[list_columns(level, metrics)]
     images = None
     if level == "ad":  # the creative beside each ad, as in Ads Manager (from the kept image files)
         thumbnails = thumbnails_for_ads(snapshot, page.rows["entity_id"])
@@ -157,7 +172,8 @@ def entity_list(snapshot: data.Snapshot, level: Level, period: Period, user: Cur
         f"{plural.replace(' ', '')}_{period.since}_{period.until}_page{number}",
         user,
         period.currency,
-        labels=list_labels(level),
+        kinds=PACING_KINDS,
+        labels={**PACING_LABELS, **list_labels(level)},
         selectable=True,
         height=440,
         images=images,
@@ -168,6 +184,20 @@ def entity_list(snapshot: data.Snapshot, level: Level, period: Period, user: Cur
     if picked is not None:
         open_entity(level, str(page.rows["entity_id"].iloc[picked]))
     return page
+
+
+def with_pacing(snapshot: data.Snapshot, level: Level, rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` with the pacing columns (NaN where an entity has no budget to pace, e.g. paused)."""
+    tolerance = widgets.app_settings().pacing_tolerance_percent
+    ids = tuple(str(i) for i in rows["entity_id"])
+    pacing = load_page_pacing(snapshot, level, ids, tolerance)
+    found = pacing.reindex(list(ids))
+    return rows.assign(
+        budget=found["budget"].to_numpy(),
+        budget_type=found["budget_type"].to_numpy(),
+        pacing_status=found["status"].to_numpy(),
+        pacing_deviation=(found["deviation"].astype("float64") * 100).to_numpy(),
+    )
 
 
 def sibling_choices(

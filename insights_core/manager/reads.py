@@ -8,6 +8,7 @@ detectors from sums, never averaged.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import duckdb
 import pandas as pd
@@ -61,19 +62,28 @@ def fetch_account_daily(con: Con, since: dt.date, until: dt.date) -> pd.DataFram
     return frame
 
 
-def fetch_entities(con: Con, level: str) -> pd.DataFrame:
-    """Id, name, campaign, effective status and budgets of every `level` entity (`entity_id` names the id)."""
+def fetch_entities(con: Con, level: str, ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Id, name, campaign, effective status, budgets and schedule (start_time, stop_time) of every `level`
+    entity, or of `ids` only (`entity_id` names the id). Ads have neither: their columns are NULL."""
     if level not in LEVELS:
         raise InputError(f"entity type must be one of {', '.join(LEVELS)}, got {level!r}")
     spec = LEVEL_SPECS[level]
-    budgets = (
-        "daily_budget::DOUBLE AS daily_budget, lifetime_budget::DOUBLE AS lifetime_budget"
-        if "daily_budget" in spec.column_names
-        else "NULL::DOUBLE AS daily_budget, NULL::DOUBLE AS lifetime_budget"
+    budgeted = "daily_budget" in spec.column_names
+    columns = ", ".join(
+        f"{name}::{sql_type} AS {name}" if budgeted else f"NULL::{sql_type} AS {name}"
+        for name, sql_type in (
+            ("daily_budget", "DOUBLE"),
+            ("lifetime_budget", "DOUBLE"),
+            ("start_time", "TIMESTAMP"),
+            ("stop_time", "TIMESTAMP"),
+        )
     )
+    # IN over the unnested list: DuckDB makes it a hash semi-join (list_contains is a per-row function)
+    where = f" WHERE {spec.id_column} IN (SELECT unnest($ids))" if ids is not None else ""
     return con.execute(
-        f"SELECT {spec.id_column} AS entity_id, name, campaign_id, account_id, effective_status, {budgets} "
-        f"FROM {spec.table} ORDER BY {spec.id_column}"
+        f"SELECT {spec.id_column} AS entity_id, name, campaign_id, account_id, effective_status, {columns} "
+        f"FROM {spec.table}{where} ORDER BY {spec.id_column}",
+        {"ids": list(ids)} if ids is not None else {},
     ).df()
 
 

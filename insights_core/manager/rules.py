@@ -20,7 +20,7 @@ from insights_core.dashboard.alerts import performance_alerts, sync_alerts
 from insights_core.manager import reads
 from insights_core.manager.anomalies import campaign_anomalies, explain_anomaly
 from insights_core.manager.fatigue import WINDOW_DAYS, FatigueThresholds, fatigue_from_week_sums
-from insights_core.manager.pacing import budget_pacing, explain_pacing
+from insights_core.manager.pacing import budget_pacing, explain_pacing, pacing_since
 from insights_core.settings import Settings
 from insights_core.store import queries
 
@@ -158,10 +158,9 @@ def evaluate_rules(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.d
         ]
 
     def pacing_rule() -> list[Finding]:
-        since = min(as_of.replace(day=1), as_of - dt.timedelta(days=7))
         out = []
         for level, entities in (("campaign", campaigns), ("adset", reads.fetch_entities(con, "adset"))):
-            daily = reads.fetch_daily(con, level, since, as_of)
+            daily = reads.fetch_daily(con, level, pacing_since(entities, as_of), as_of)
             pacing = budget_pacing(entities, daily, as_of, settings.pacing_tolerance_percent)
             out += pacing_findings(pacing, level, _names(entities))
         return out

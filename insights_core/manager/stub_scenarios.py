@@ -4,11 +4,13 @@ and an anomalous day, so the detectors can be shown and tested against something
 Shapes are edits of the ads' daily arrays *before* the stub rolls ads up into ad sets and
 campaigns, so additivity and the funnel (reach <= impressions, clicks <= impressions, conversions
 <= clicks) still hold at every level. Targets are picked from the entity tree (pure in the ids):
-- overpacing: the first active campaign; all its ads deliver ~1.5x its daily budget on every day;
+- overpacing: the first active campaign with a campaign daily budget; all its ads deliver ~1.5x that
+  budget on every day;
 - fatigue: the active ad with the largest daily spend outside those campaigns; over the last 7
   days of the sync window its CTR falls 40%, its CPM rises 35% and its frequency is 3.2;
-- anomaly: the active campaign with the largest budget besides the over-pacing one; on the window's
-  last day it spends 3x as much with the same conversions (CPA up, ROAS down).
+- anomaly: the active campaign with the largest expected daily spend besides the over-pacing one
+  (budgets are of three kinds, so they do not compare); on the window's last day it spends 3x as much
+  with the same conversions (CPA up, ROAS down).
 The fatigue and anomaly shapes are anchored to the last day of each sync's window, so they are
 always "now" in a demo: with scenarios on, numbers are a function of (id, date, window end).
 """
@@ -48,14 +50,14 @@ def pick_targets(tree: EntityTree, ad_daily_budget: npt.NDArray[np.float64], ads
     budgets = tree.campaigns["daily_budget"].astype("float64").to_numpy()
     ad_active = (tree.ads["status"] == "ACTIVE").to_numpy()
     active_campaigns = np.flatnonzero(c_active)
-    if len(active_campaigns) < 2:
-        raise ValueError("the stub scenarios need at least two active campaigns")
-    over = int(active_campaigns[0])
-    mine = slice(over * ads_per_campaign, (over + 1) * ads_per_campaign)
-    expected = float(np.sum(ad_daily_budget[mine] * np.where(ad_active[mine], 1.0, FLIGHT_SHARE)))
-    factor = max(1.0, OVERPACE_FACTOR * budgets[over] / max(expected, 0.01))
+    with_budget = np.flatnonzero(c_active & (np.nan_to_num(budgets) > 0))
+    if len(active_campaigns) < 2 or len(with_budget) == 0:
+        raise ValueError("the stub scenarios need two active campaigns, one with a campaign daily budget")
+    expected = (ad_daily_budget * np.where(ad_active, 1.0, FLIGHT_SHARE)).reshape(-1, ads_per_campaign).sum(axis=1)
+    over = int(with_budget[0])
+    factor = max(1.0, OVERPACE_FACTOR * budgets[over] / max(float(expected[over]), 0.01))
     others = [c for c in active_campaigns if c != over]
-    anomaly = int(max(others, key=lambda c: (budgets[c], -c)))
+    anomaly = int(max(others, key=lambda c: (expected[c], -c)))
     ad_campaign = np.arange(len(ad_active)) // ads_per_campaign
     candidates = np.flatnonzero(ad_active & (ad_campaign != over) & (ad_campaign != anomaly))
     if len(candidates) == 0:
@@ -126,7 +128,9 @@ def plant_stub_scenarios(
     from insights_core.sources.stub import generate_ad_days, hash_ids  # the stub imports this module
 
     assert isinstance(window_end, dt.date)
-    key = (tree.account.account_id, len(tree.campaigns), len(tree.ads), ads_per_campaign)
+    # budgets follow the stub's "today" (the season), so they are part of the key
+    budgets = tuple(tree.campaigns["daily_budget"].astype("float64").fillna(0.0))
+    key = (tree.account.account_id, len(tree.campaigns), len(tree.ads), ads_per_campaign, budgets)
     if key not in _TARGETS:
         # each ad's typical daily spend, from four weeks of the stub's own numbers (all delivering)
         sample = np.arange(20_000, 20_028, dtype=np.int64)

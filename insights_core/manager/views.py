@@ -15,9 +15,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from insights_core.dashboard.data import Snapshot, snapshot_cursor
+from insights_core.levels import Level
 from insights_core.manager import reads
 from insights_core.manager.forecast import Backtest, Forecast, backtest_series, daily_series, forecast_series
-from insights_core.manager.pacing import budget_pacing
+from insights_core.manager.pacing import PACING_COLUMNS, budget_pacing, pacing_since
+from insights_core.store import lists
 
 HISTORY_SHOWN_DAYS = 90
 FORECAST_HISTORY_DAYS = 400
@@ -26,23 +28,37 @@ FORECAST_HISTORY_DAYS = 400
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def load_pacing(snapshot: Snapshot, tolerance_percent: float) -> tuple[pd.DataFrame, dt.date | None]:
-    """Pacing of campaigns and ad sets with a daily budget, worst deviation first, and the day it is as of."""
+    """Pacing of campaigns and ad sets with a daily or lifetime budget, worst deviation first, and the
+    day it is as of."""
     with snapshot_cursor(snapshot) as cur:
         as_of = reads.fetch_last_day(cur)
         if as_of is None:
             return pd.DataFrame(), None
-        since = min(as_of.replace(day=1), as_of - dt.timedelta(days=7))
         parts = []
         for level in ("campaign", "adset"):
             entities = reads.fetch_entities(cur, level)
-            pacing = budget_pacing(entities, reads.fetch_daily(cur, level, since, as_of), as_of, tolerance_percent)
+            daily = reads.fetch_daily(cur, level, pacing_since(entities, as_of), as_of)
+            pacing = budget_pacing(entities, daily, as_of, tolerance_percent)
             parts.append(pacing.assign(level=level))
     filled = [p for p in parts if not p.empty]
     if not filled:
         return parts[0], as_of
     frame = pd.concat(filled, ignore_index=True)
-    order = frame["deviation"].abs().sort_values(ascending=False, kind="stable").index
+    order = frame["deviation"].abs().sort_values(ascending=False, kind="stable", na_position="last").index
     return frame.loc[order].reset_index(drop=True), as_of
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def load_page_pacing(snapshot: Snapshot, level: Level, ids: tuple[str, ...], tolerance_percent: float) -> pd.DataFrame:
+    """Pacing of one list page's rows only (as the Pacing page computes it), indexed by entity_id: a
+    list of 100,000 ad sets reads the budgets and days of the 50 it shows, never the whole level."""
+    with snapshot_cursor(snapshot) as cur:
+        as_of = reads.fetch_last_day(cur)
+        if as_of is None or not ids:
+            return pd.DataFrame(columns=list(PACING_COLUMNS)).set_index("entity_id")
+        entities = reads.fetch_entities(cur, level, ids)
+        daily = lists.fetch_daily_spend_of(cur, level, list(ids), pacing_since(entities, as_of), as_of)
+    return budget_pacing(entities, daily, as_of, tolerance_percent).set_index("entity_id")
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -130,6 +130,12 @@ _ANGLES = (
 )
 _WEEKDAY_SPEND = np.array([1.00, 1.03, 1.04, 1.01, 0.96, 0.86, 0.90])  # monday first
 _WEEKDAY_CVR = np.array([0.97, 1.00, 1.00, 0.99, 1.00, 1.06, 1.10])
+FLIGHT_WEEKS = 0.35
+"""Share of weeks an inactive ad delivers anyway (flighting, so paused ads have history)."""
+LIFETIME_SHARE, ABO_SHARE = 0.20, 0.25
+"""Campaigns with a lifetime budget, and with their budgets on the ad sets (the rest: a daily budget)."""
+OVER_SHARE, UNDER_SHARE = 0.06, 0.14
+"""Entities whose budget is set below / well above their expected spend (the rest are on pace)."""
 
 
 @dataclass(frozen=True)
@@ -205,8 +211,12 @@ class StubSource:
         error_rate: float = 0.0,
         account: Account = STUB_ACCOUNT,
         scenarios: tuple[str, ...] = (),
+        today: dt.date | None = None,
     ) -> None:
         self.shape = shape
+        # budgets and lifetime flights are set around yesterday (the last day a sync stores), so the
+        # demo always has budgets in scale with the season and flights that are running; tests fix it
+        self.today = today
         self.error_rate = error_rate
         self.scenarios = scenarios  # INSIGHTS_STUB_SCENARIOS: shapes planted for the manager detectors
         self.account = account
@@ -247,6 +257,8 @@ class StubSource:
         acct = self.account.account_id
         c_ids, a_ids, d_ids = self.campaign_ids(), self.adset_ids(), self.ad_ids()
         c_hash, a_hash, d_hash = hash_ids(c_ids), hash_ids(a_ids), hash_ids(d_ids)
+        today = self.today or dt.datetime.now(dt.timezone.utc).date()
+        anchor = (today - _EPOCH).days - 1
 
         c_status = _status(c_hash, paused=0.12, archived=0.06)
         objectives = _pick(_OBJECTIVES, c_hash, 3)
@@ -262,8 +274,6 @@ class StubSource:
                 "status": c_status,
                 "effective_status": c_status,
                 "objective": objectives,
-                "daily_budget": np.round(50 + uniforms(c_hash, 5) * 1950, -1),
-                "lifetime_budget": np.nan,
                 "created_time": _created_times(c_hash),
             }
         )
@@ -271,6 +281,12 @@ class StubSource:
         parent = np.repeat(np.arange(s.campaigns), s.adsets_per_campaign)
         a_own = _status(a_hash, paused=0.08, archived=0.02)
         a_status = np.where(c_status[parent] == "ACTIVE", a_own, c_status[parent])
+        ad_parent = np.repeat(np.arange(s.adsets), s.ads_per_adset)
+        d_own = _status(d_hash, paused=0.10, archived=0.02)
+        d_status = np.where(a_status[ad_parent] == "ACTIVE", d_own, a_status[ad_parent])
+        budgets = stub_budgets(c_hash, a_hash, expected_ad_spend(d_hash, d_status == "ACTIVE"), anchor)
+        campaigns = campaigns.assign(**{k: v for k, v in budgets.items() if not k.startswith("adset_")})
+        campaigns["start_time"] = campaigns["start_time"].fillna(campaigns["created_time"] + np.timedelta64(1, "h"))
         ages = [_AGE_RANGES[i] for i in (uniforms(a_hash, 6) * len(_AGE_RANGES)).astype(np.int64)]
         genders = _pick(_GENDERS, a_hash, 7)
         countries = [_COUNTRY_SETS[i] for i in (uniforms(a_hash, 8) * len(_COUNTRY_SETS)).astype(np.int64)]
@@ -288,7 +304,7 @@ class StubSource:
                 "effective_status": _effective(a_own, c_status[parent], "CAMPAIGN_PAUSED"),
                 "optimization_goal": [_GOALS[o] for o in objectives[parent]],
                 "billing_event": "IMPRESSIONS",
-                "daily_budget": np.nan,
+                "daily_budget": budgets["adset_daily_budget"],
                 "lifetime_budget": np.nan,
                 "age_min": [lo for lo, _ in ages],
                 "age_max": [hi for _, hi in ages],
@@ -301,10 +317,12 @@ class StubSource:
                 "created_time": _created_times(a_hash),
             }
         )
+        # an ad set starts when it is created (or with its campaign's flight) and stops with the flight
+        flight_start = campaigns["start_time"].to_numpy()[parent]
+        created = adsets["created_time"].to_numpy()
+        adsets["start_time"] = np.where(np.isnat(flight_start) | (flight_start < created), created, flight_start)
+        adsets["stop_time"] = campaigns["stop_time"].to_numpy()[parent]
 
-        ad_parent = np.repeat(np.arange(s.adsets), s.ads_per_adset)
-        d_own = _status(d_hash, paused=0.10, archived=0.02)
-        d_status = np.where(a_status[ad_parent] == "ACTIVE", d_own, a_status[ad_parent])
         formats = _pick(_FORMATS, d_hash, 11)
         angles = _pick(_ANGLES, d_hash, 12)
         ads = pd.DataFrame(
@@ -421,7 +439,7 @@ def generate_ad_days(ad_hash: np.ndarray, days: np.ndarray, active: np.ndarray) 
     each day adds weekday seasonality, a yearly wave, a late-November peak and noise. Inactive ads
     deliver in the weeks their id switches on (flighting), so paused ones still have history.
     """
-    budget = np.exp(2.2 + 0.75 * _normal(ad_hash, 20))  # dollars/day, median ~9
+    budget = _ad_budget(ad_hash)
     base_cpm = 4.0 + 18.0 * uniforms(ad_hash, 22)
     base_ctr = np.clip(np.exp(np.log(0.011) + 0.55 * _normal(ad_hash, 23)), 0.002, 0.06)
     base_cvr = np.clip(np.exp(np.log(0.02) + 0.7 * _normal(ad_hash, 25)), 0.002, 0.2)
@@ -429,11 +447,9 @@ def generate_ad_days(ad_hash: np.ndarray, days: np.ndarray, active: np.ndarray) 
 
     seed = _day_seed(ad_hash, days)
     weekday = (days + 3) % 7  # 1970-01-01 was a thursday; 0 = monday
-    day_of_year = (days.astype("datetime64[D]") - days.astype("datetime64[D]").astype("datetime64[Y]")).astype(np.int64)
-    season = 1.0 + 0.12 * np.sin(2 * np.pi * (day_of_year - 80) / 365.25)
-    season = season * np.where((day_of_year >= 325) & (day_of_year <= 334), 1.6, 1.0)  # black friday week
+    season = _season(days)
     week = days // 7
-    flight_on = uniforms(_day_seed(ad_hash, week), 30) < 0.35
+    flight_on = uniforms(_day_seed(ad_hash, week), 30) < FLIGHT_WEEKS
     delivering = active[:, None] | flight_on
 
     spend_dollars = budget[:, None] * (_WEEKDAY_SPEND[weekday] * season)[None, :] * (0.8 + 0.4 * uniforms(seed, 1))
@@ -459,6 +475,80 @@ def generate_ad_days(ad_hash: np.ndarray, days: np.ndarray, active: np.ndarray) 
         "revenue": revenue,
         "reach": reach,
         "unique_clicks": unique_clicks,
+    }
+
+
+def _ad_budget(ad_hash: np.ndarray) -> npt.NDArray[np.float64]:
+    """Each ad's spend personality in dollars a day (median ~9), before weekday, season and noise."""
+    return np.exp(2.2 + 0.75 * _normal(ad_hash, 20))
+
+
+def _season(days: np.ndarray) -> npt.NDArray[np.float64]:
+    """The yearly wave (±12%) times the late-November peak (x1.6), per day number."""
+    day_of_year = (days.astype("datetime64[D]") - days.astype("datetime64[D]").astype("datetime64[Y]")).astype(np.int64)
+    season: npt.NDArray[np.float64] = 1.0 + 0.12 * np.sin(2 * np.pi * (day_of_year - 80) / 365.25)
+    peak = np.where((day_of_year >= 325) & (day_of_year <= 334), 1.6, 1.0)  # black friday week
+    return season * peak
+
+
+def expected_ad_spend(ad_hash: np.ndarray, active: np.ndarray) -> npt.NDArray[np.float64]:
+    """Each ad's expected spend in dollars on an average day of an average season: its personality;
+    an inactive ad delivers only in its flighting weeks (35% of them)."""
+    delivering = np.where(active, 1.0, FLIGHT_WEEKS)
+    return _ad_budget(ad_hash) * float(_WEEKDAY_SPEND.mean()) * delivering
+
+
+def _mean_season(first_day: int, days: int) -> float:
+    return float(_season(np.arange(first_day, first_day + days, dtype=np.int64)).mean())
+
+
+def pace_factors(hashes: np.ndarray, stream: int) -> npt.NDArray[np.float64]:
+    """Budget / expected spend per entity: ~80% about 1 (on pace), ~14% 1.35-1.65 (spends well under
+    its budget), ~6% 0.70-0.80 (spends over it). A function of the id alone."""
+    kind, size = uniforms(hashes, stream), uniforms(hashes, stream + 1)
+    return np.where(
+        kind < OVER_SHARE,
+        0.70 + 0.10 * size,
+        np.where(kind < OVER_SHARE + UNDER_SHARE, 1.35 + 0.30 * size, 0.97 + 0.06 * size),
+    )
+
+
+def stub_budgets(
+    c_hash: np.ndarray, a_hash: np.ndarray, ad_spend: npt.NDArray[np.float64], anchor: int
+) -> dict[str, np.ndarray]:
+    """Budgets in scale with each entity's own expected spend (`ad_spend`, per ad in id order) in its
+    budget's period so far (times the season's mean from the month's or the flight's first day to day
+    `anchor`: budgets are raised for the late-November peak), and the campaigns' flights.
+
+    Three kinds of campaign, by id: ~20% a lifetime budget over a flight of 28-91 days holding day
+    numbers anchor-1 to anchor+2 (flights relaunch on a grid of their own, so a flight stays put while
+    it runs); ~25% budgets on their ad sets (ABO: no campaign budget); the rest a daily budget. Returns
+    campaign columns (daily_budget, lifetime_budget, start_time, stop_time; a NaT start is the caller's)
+    and `adset_daily_budget`."""
+    n_c, n_a = len(c_hash), len(a_hash)
+    per_adset = ad_spend.reshape(n_a, -1).sum(axis=1)
+    per_campaign = per_adset.reshape(n_c, -1).sum(axis=1)
+    kind = uniforms(c_hash, 50)
+    lifetime, abo = kind < LIFETIME_SHARE, (kind >= LIFETIME_SHARE) & (kind < LIFETIME_SHARE + ABO_SHARE)
+    length = 28 + (uniforms(c_hash, 51) * 64).astype(np.int64)
+    grid = length - 3
+    phase = (uniforms(c_hash, 52) * grid).astype(np.int64)
+    first_day = anchor - 1 - np.mod(anchor - 1 - phase, grid)
+    start = np.where(lifetime, first_day, 0).astype("datetime64[D]").astype("datetime64[s]")
+    stop = np.where(lifetime, first_day + length, 0).astype("datetime64[D]").astype("datetime64[s]")
+    month = np.datetime64(_EPOCH, "D") + np.timedelta64(anchor, "D")
+    month_first = int((month.astype("datetime64[M]").astype("datetime64[D]") - np.datetime64(_EPOCH, "D")).astype(int))
+    month_season = _mean_season(month_first, anchor - month_first + 1)
+    flight_season = np.array([_mean_season(int(f), anchor - int(f) + 1) for f in first_day])
+    c_pace = per_campaign * pace_factors(c_hash, 53) * np.where(lifetime, flight_season, month_season)
+    adset_campaign = np.repeat(np.arange(n_c), n_a // max(n_c, 1))
+    a_pace = per_adset * pace_factors(a_hash, 53) * month_season
+    return {
+        "daily_budget": np.where(lifetime | abo, np.nan, np.maximum(np.round(c_pace), 1.0)),
+        "lifetime_budget": np.where(lifetime, np.round(c_pace * length), np.nan),
+        "start_time": np.where(lifetime, start, np.datetime64("NaT")),
+        "stop_time": np.where(lifetime, stop, np.datetime64("NaT")),
+        "adset_daily_budget": np.where(abo[adset_campaign], np.maximum(np.round(a_pace), 1.0), np.nan),
     }
 
 

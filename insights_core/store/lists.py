@@ -209,3 +209,18 @@ def fetch_parent_choices(con: Con, level: Level, parent_id: str | None, account_
         "SELECT adset_id AS id, name FROM adsets WHERE campaign_id = $parent ORDER BY lower(name), adset_id",
         {"parent": parent_id},
     ).df()
+
+
+def fetch_daily_spend_of(con: Con, level: Level, ids: list[str], since: dt.date, until: dt.date) -> pd.DataFrame:
+    """entity_id, date, spend of `ids` (of `level`) per day with delivery: what pacing reads for one page's rows.
+
+    `IN (SELECT unnest($ids))` is a hash semi-join; `list_contains` per row took three times as long."""
+    if level not in LEVELS:
+        raise InputError(f"entity type must be one of {', '.join(LEVELS)}, got {level!r}")
+    frame = con.execute(
+        "SELECT entity_id, date_start AS date, spend::DOUBLE AS spend FROM meta_ad_insights"
+        " WHERE entity_type = $level AND entity_id IN (SELECT unnest($ids)) AND date_start BETWEEN $since AND $until",
+        {"level": level, "ids": ids, "since": since, "until": until},
+    ).df()
+    frame["date"] = pd.to_datetime(frame["date"])
+    return frame

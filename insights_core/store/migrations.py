@@ -205,6 +205,17 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        6,
+        "campaigns and adsets: start_time and stop_time, the period a lifetime budget is paced over",
+        # UTC without a zone, as created_time; NULL stop_time: the entity runs until paused
+        """
+        ALTER TABLE campaigns ADD COLUMN start_time TIMESTAMP;
+        ALTER TABLE campaigns ADD COLUMN stop_time TIMESTAMP;
+        ALTER TABLE adsets ADD COLUMN start_time TIMESTAMP;
+        ALTER TABLE adsets ADD COLUMN stop_time TIMESTAMP;
+        """,
+    ),
 ]
 
 

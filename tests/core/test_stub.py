@@ -101,7 +101,14 @@ def test_default_account_shape_and_entity_details() -> None:
     statuses = tree.campaigns["status"].value_counts()
     assert statuses["ACTIVE"] > 60 and statuses.get("PAUSED", 0) > 0 and statuses.get("ARCHIVED", 0) > 0
     assert tree.campaigns["objective"].nunique() >= 3
-    assert (tree.campaigns["daily_budget"] > 0).all()
+    # one budget per campaign: daily, lifetime (with a schedule), or none when its ad sets hold them (ABO)
+    c = tree.campaigns
+    daily, lifetime = c["daily_budget"] > 0, c["lifetime_budget"] > 0
+    abo = c["campaign_id"].isin(tree.adsets.loc[tree.adsets["daily_budget"] > 0, "campaign_id"])
+    assert not (daily & lifetime).any() and not (abo & (daily | lifetime)).any() and (daily | lifetime | abo).all()
+    assert 40 <= daily.sum() <= 75 and 10 <= lifetime.sum() <= 30 and 10 <= abo.sum() <= 40
+    assert (c.loc[lifetime, "stop_time"] > c.loc[lifetime, "start_time"]).all() and c["start_time"].notna().all()
+    assert c.loc[~lifetime, "stop_time"].isna().all()
     adsets = tree.adsets
     assert (adsets["age_min"] >= 18).all() and (adsets["age_max"] > adsets["age_min"]).all()
     assert set(adsets["genders"]) == {"all", "male", "female"}

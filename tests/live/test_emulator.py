@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pandas as pd
 import pytest
 import requests
 
@@ -160,3 +161,30 @@ def test_breakdown_reports_leave_reach_out_over_13_months_back(emulator: GraphEm
     for _ in range(3):
         get(emulator, totals)
     assert all("reach" in r for r in get(emulator, f"{totals}/insights", limit=5000).json()["data"])
+
+
+def test_campaigns_and_ad_sets_carry_their_schedule_through_the_sdk(tmp_path, emulator: GraphEmulator) -> None:
+    """Graph serves start_time and stop_time (an ad set's end_time); the live source stores them as naive UTC."""
+    from insights_core.sources.live import LiveSource
+    from tests.live.helpers import live_settings
+
+    campaigns = get(emulator, f"{ACCOUNT_ID}/campaigns", fields="id,lifetime_budget,start_time,stop_time").json()
+    by_id = {c["id"]: c for c in campaigns["data"]}
+    lifetime = [c for c in by_id.values() if "lifetime_budget" in c]
+    assert lifetime and all(c["stop_time"] > c["start_time"] for c in lifetime)
+    assert all("stop_time" not in c for c in by_id.values() if "lifetime_budget" not in c)
+    adsets = get(emulator, f"{ACCOUNT_ID}/adsets", fields="id,campaign_id,start_time,end_time").json()["data"]
+    assert {a["end_time"] for a in adsets if a["campaign_id"] == lifetime[0]["id"]} == {lifetime[0]["stop_time"]}
+
+    source = LiveSource(live_settings(tmp_path, emulator))
+    try:
+        tree = source.fetch_entities(source.fetch_accounts()[0])
+    finally:
+        source.close()
+    stored = tree.campaigns.set_index("campaign_id")
+    first = lifetime[0]["id"]
+    assert stored.loc[first, "stop_time"] == dt.datetime.strptime(lifetime[0]["stop_time"], "%Y-%m-%dT%H:%M:%S+0000")
+    assert stored.loc[first, "lifetime_budget"] > 0 and pd.isna(stored.loc[first, "daily_budget"])
+    ad_set_stops = tree.adsets.set_index("adset_id")["stop_time"]
+    every = emulator.account.entities["adset"]  # the source asks for every status, the plain edge hides some
+    assert ad_set_stops.notna().sum() == sum("end_time" in a for a in every) > 0

@@ -215,6 +215,11 @@ def test_entity_frames_keep_every_status_and_read_budgets_in_currency_units() ->
     assert math.isnan(campaigns.loc["238510000000000002", "daily_budget"])
     assert campaigns.loc["238510000000000002", "created_time"] == dt.datetime(2025, 2, 1, 16, 0)  # -0800 -> UTC
     assert str(campaigns.loc["238510000000000003", "created_time"]) == "NaT"
+    # a lifetime budget's period: start and stop times as naive UTC, no stop time stays unknown
+    assert campaigns.loc["238510000000000002", "start_time"] == dt.datetime(2025, 2, 10, 8, 0)
+    assert campaigns.loc["238510000000000002", "stop_time"] == dt.datetime(2025, 3, 11, 7, 59, 59)
+    assert campaigns.loc["238510000000000001", "start_time"] == dt.datetime(2025, 3, 15)
+    assert str(campaigns.loc["238510000000000001", "stop_time"]) == "NaT"
     ads = entity_frame("ad", load("ads.json")["data"], ACCOUNT).set_index("ad_id")
     assert ads.loc["238530000000000001", "creative_id"] == "238540000000000001"
     assert pd.isna(ads.loc["238530000000000002", "creative_id"])
@@ -222,6 +227,9 @@ def test_entity_frames_keep_every_status_and_read_budgets_in_currency_units() ->
     adsets = entity_frame("adset", load("adsets.json")["data"], ACCOUNT).set_index("adset_id")
     assert adsets.loc["238520000000000002", "placements"] == "facebook_feed,instagram_stream,instagram_story"
     assert pd.isna(adsets.loc["238520000000000004", "targeting_json"])
+    assert adsets.loc["238520000000000001", "stop_time"] == dt.datetime(2025, 4, 15)  # Graph's `end_time`
+    assert adsets.loc["238520000000000001", "start_time"] == dt.datetime(2025, 3, 15)
+    assert str(adsets.loc["238520000000000002", "stop_time"]) == "NaT"
     assert (adsets["account_id"] == "act_5550001").all()
 
 

@@ -20,7 +20,7 @@ def stub_frames(
     as_of: dt.date, scenarios: tuple[str, ...] = (), days: int = 200, shape: StubShape = SMALL
 ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], StubSource]:
     """(entities by level, daily rows by level, the source) for a sync window ending `as_of`."""
-    source = StubSource(shape, scenarios=scenarios)
+    source = StubSource(shape, scenarios=scenarios, today=as_of + dt.timedelta(days=1))
     tree = source.fetch_entities(source.account)
     window = DateWindow(as_of - dt.timedelta(days=days - 1), as_of)
     ids = {lvl: frozenset(tree.frame(lvl)[f"{lvl}_id"]) for lvl in ("campaign", "adset", "ad")}
@@ -47,7 +47,11 @@ def stub_frames(
                 "name": frame["name"].astype(str),
                 "campaign_id": frame["campaign_id"].astype(str),
                 "effective_status": frame["effective_status"].astype(str),
-                "daily_budget": frame["daily_budget"].astype("float64") if "daily_budget" in frame else float("nan"),
+                **{
+                    c: frame[c].astype("float64") if c in frame else float("nan")
+                    for c in ("daily_budget", "lifetime_budget")
+                },
+                **{c: frame.get(c, pd.NaT) for c in ("start_time", "stop_time")},
             }
         )
     return entities, daily, source

@@ -14,7 +14,8 @@ from tests.dashboard_data import build_stub_data_dir
 from tests.manager.stub_frames import ALL_SCENARIOS
 
 pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time")
-OVERPACING_NAME = "Lookalike Prospecting · Traffic #1"
+OVERPACING_NAME = "Video Views · Sales #3"
+"""The first active campaign with a campaign daily budget (tests/manager/test_detectors.OVERPACING)."""
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +35,18 @@ def test_pacing_lists_the_worst_deviation_first(planted: Settings) -> None:
     assert_clean(at)
     assert [t.value for t in at.title] == ["Pacing"]
     table = at.dataframe[0].value
-    deviations = [abs(int(d.rstrip("%"))) for d in table["Deviation"]]
+    paced = table[table["Deviation"] != "—"]
+    deviations = [abs(int(d.rstrip("%"))) for d in paced["Deviation"]]
     assert deviations == sorted(deviations, reverse=True)  # worst first, in either direction
-    assert list(table.loc[table["Status"] == "over", "Name"]) == [OVERPACING_NAME]
+    over = list(table.loc[table["Status"] == "over", "Name"])
+    assert OVERPACING_NAME in over
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Over pace"] == "1"
-    assert "Lifetime budgets are not paced" in texts(at)
+    assert metrics["Over pace"] == str(len(over))
+    # both kinds of budget are paced, each over its own period
+    assert table["Budget"].str.endswith(" a day").any() and table["Budget"].str.endswith(" lifetime").any()
+    lifetime = table[table["Budget"].str.endswith(" lifetime")].iloc[0]
+    assert " – " in lifetime["Period"] and lifetime["Status"] in ("on pace", "under", "over")
+    assert "A lifetime budget without a stop time cannot be paced" in texts(at)
     assert len(at.get("download_button")) == 0  # viewers do not export
 
 

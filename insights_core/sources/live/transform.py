@@ -112,7 +112,10 @@ def entity_row(spec: LevelSpec, record: Mapping[str, Any], account: Account) -> 
     if "creative" in spec.graph_fields:
         creative = record.get("creative")
         row["creative_id"] = _str(creative.get("id")) if isinstance(creative, Mapping) else None
-    row["created_time"] = parse_time(record.get("created_time"))
+    # created, start and stop (an ad set's `end_time`) times; an absent stop time stays None (runs on)
+    row.update(
+        {c.name: parse_time(record.get(c.graph_field or c.name)) for c in spec.columns if c.sql_type == TIMESTAMP}
+    )
     return row
 
 
