@@ -77,21 +77,36 @@ def fetch_entities(con: Con, level: str) -> pd.DataFrame:
     ).df()
 
 
-def fetch_ad_week_sums(con: Con, since: dt.date, until: dt.date) -> pd.DataFrame:
-    """Per ad over [since, until]: spend, impressions, clicks and the sum of impressions x that day's
-    frequency (impressions / reach), indexed by entity_id: what `fatigue.fatigue_from_week_sums` reads."""
-    return (
-        con.execute(
-            """
-            SELECT entity_id, sum(spend)::DOUBLE AS spend, sum(impressions)::DOUBLE AS impressions,
-                   sum(clicks)::DOUBLE AS clicks,
-                   sum(CASE WHEN reach > 0 THEN impressions::DOUBLE * impressions / reach ELSE 0 END) AS freq_x_impr
-            FROM meta_ad_insights
-            WHERE entity_type = 'ad' AND date_start BETWEEN $since AND $until
-            GROUP BY entity_id
-            """,
-            {"since": since, "until": until},
-        )
-        .df()
-        .set_index("entity_id")
-    )
+def fetch_has_budget(con: Con, level: str) -> bool:
+    """Whether any `level` entity has a daily or lifetime budget (ads have none): pacing reads nothing else."""
+    if level not in LEVELS:
+        raise InputError(f"entity type must be one of {', '.join(LEVELS)}, got {level!r}")
+    spec = LEVEL_SPECS[level]
+    if "daily_budget" not in spec.column_names:
+        return False
+    row = con.execute(
+        f"SELECT EXISTS (SELECT 1 FROM {spec.table} WHERE daily_budget > 0 OR lifetime_budget > 0)"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def fetch_ad_two_week_sums(con: Con, as_of: dt.date, days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per ad, for the `days` ending `as_of` and for the `days` before them: spend, impressions, clicks and
+    the sum of impressions x that day's frequency (impressions / reach), each frame indexed by entity_id and
+    holding the ads with a row in its window: what `fatigue.fatigue_from_week_sums` reads.
+
+    One scan grouped by ad and window (the rule runs after every sync; two queries cost twice the scan)."""
+    split = as_of - dt.timedelta(days=days)
+    frame = con.execute(
+        """
+        SELECT entity_id, date_start > $split AS recent, sum(spend)::DOUBLE AS spend,
+               sum(impressions)::DOUBLE AS impressions, sum(clicks)::DOUBLE AS clicks,
+               sum(CASE WHEN reach > 0 THEN impressions::DOUBLE * impressions / reach ELSE 0 END) AS freq_x_impr
+        FROM meta_ad_insights
+        WHERE entity_type = 'ad' AND date_start BETWEEN $since AND $until
+        GROUP BY entity_id, recent
+        """,
+        {"since": split - dt.timedelta(days=days - 1), "split": split, "until": as_of},
+    ).df()
+    recent = frame.pop("recent").to_numpy(dtype=bool)
+    return frame[recent].set_index("entity_id"), frame[~recent].set_index("entity_id")
