@@ -166,7 +166,8 @@ def evaluate_rules(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.d
     """Every rule on the store behind `con`; a rule that fails is reported in `errors`, the rest still run.
 
     The campaign rows are read once (`seconds["reads"]`) for the performance, pacing and anomaly rules;
-    fatigue reads its two weeks of ad sums in one query; ad sets are read only when one has a budget.
+    fatigue reads its two weeks of sums in one query, for the ads over its frequency gate only; ad sets
+    are read only when one has a budget.
     """
     result = Evaluation([])
 
@@ -232,13 +233,13 @@ def evaluate_rules(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.d
         return out
 
     def fatigue_rule() -> list[Finding]:
-        now_sums, before_sums = reads.fetch_ad_two_week_sums(con, as_of, WINDOW_DAYS)
         thresholds = FatigueThresholds(
             settings.fatigue_ctr_drop_percent,
             settings.fatigue_cpm_rise_percent,
             settings.fatigue_frequency,
             settings.fatigue_min_spend,
         )
+        now_sums, before_sums = reads.fetch_ad_two_week_sums(con, as_of, WINDOW_DAYS, thresholds.frequency[0])
         tired = fatigue_from_week_sums(now_sums, before_sums, thresholds)
         # ad names only when there is something to name: listing every ad costs more than the rule
         return fatigue_findings(tired, _names(reads.fetch_entities(con, "ad")) if not tired.empty else pd.Series())

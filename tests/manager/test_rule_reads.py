@@ -16,6 +16,7 @@ from insights_core.dashboard.alerts import performance_alerts
 from insights_core.engine import run_sync
 from insights_core.manager import reads
 from insights_core.manager.anomalies import campaign_anomalies
+from insights_core.manager.fatigue import FatigueThresholds, fatigue_from_week_sums
 from insights_core.manager.pacing import budget_pacing
 from insights_core.manager.rules import (
     anomaly_findings,
@@ -89,6 +90,24 @@ def test_two_week_sums_in_one_query_equal_the_pandas_sums(as_of: dt.date) -> Non
     assert ids[1] in before.index and ids[1] not in now.index
     pd.testing.assert_frame_equal(now.sort_index(), expected_now, check_names=False, check_dtype=False)
     pd.testing.assert_frame_equal(before.sort_index(), expected_before, check_names=False, check_dtype=False)
+
+
+@pytest.mark.parametrize("as_of", AS_OF_DAYS)
+def test_the_frequency_gate_keeps_every_ad_the_detector_looks_at(as_of: dt.date) -> None:
+    _, daily, _ = stub_frames(as_of, ALL_SCENARIOS, days=14)
+    con = _ad_table(daily["ad"])
+    now, before = reads.fetch_ad_two_week_sums(con, as_of, 7)
+    frequency = now["freq_x_impr"] / now["impressions"]
+    for gate in (1.0, float(frequency.median()), 2.2, float(frequency.max())):
+        gated_now, gated_before = reads.fetch_ad_two_week_sums(con, as_of, 7, gate)
+        assert set(gated_now.index) == set(frequency[frequency >= gate - 1e-9].index)  # an ad exactly at it stays
+        assert set(gated_before.index) == set(gated_now.index) & set(before.index)
+        thresholds = FatigueThresholds(frequency=(gate, max(gate, 2.8)), min_spend=0.0)
+        pd.testing.assert_frame_equal(
+            fatigue_from_week_sums(gated_now, gated_before, thresholds),
+            fatigue_from_week_sums(now, before, thresholds),
+        )
+    assert len(reads.fetch_ad_two_week_sums(con, as_of, 7, 2.2)[0]) < len(now)  # the gate leaves most ads out
 
 
 def test_two_week_sums_of_an_empty_store_are_empty() -> None:
