@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from insights_core.manager.alert_store import AlertStore, StoredAlert
+from insights_core.manager.alert_store import AlertStore, EvaluationLog, StoredAlert
 from insights_core.manager.channels import DeliveryResult, Sleep, SmtpConfig, send_email, send_webhook
 from insights_core.manager.rules import evaluate_rules
 from insights_core.settings import Settings
@@ -122,12 +122,14 @@ def evaluate_and_notify(
         store = AlertStore(settings.alerts_db_path)
         evaluation = evaluate_rules(con.cursor(), settings, now)
         result.findings, result.errors = len(evaluation.findings), list(evaluation.errors)
-        store.save_findings(evaluation.findings, now)
+        # the evaluation's row goes with its findings (one commit); its seconds are the rules', not the deliveries'
+        took = time.perf_counter() - started
+        log_row = EvaluationLog(sync_id, took, result.findings, tuple(result.errors))
+        store.save_findings(evaluation.findings, now, log_row)
         deliver_due_alerts(
             store, configured_channels(settings, sleep), now, dt.timedelta(hours=settings.alert_cooldown_hours), result
         )
         result.seconds = time.perf_counter() - started
-        store.save_evaluation(sync_id, result.seconds, result.findings, result.errors, now)
     except Exception as exc:  # the sync has committed and published: alerts must not undo that
         result.errors.append(f"alert evaluation failed: {exc}")
         result.seconds = time.perf_counter() - started

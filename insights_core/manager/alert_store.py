@@ -99,6 +99,23 @@ class StoredAlert:
     active: bool
 
 
+@dataclass(frozen=True)
+class EvaluationLog:
+    """One evaluation's row (the Alerts page and the sync health view show the latest)."""
+
+    sync_id: str | None
+    seconds: float
+    findings: int
+    errors: tuple[str, ...] = ()
+
+
+def _insert_evaluation(con: sqlite3.Connection, log: EvaluationLog, now: dt.datetime) -> None:
+    con.execute(
+        "INSERT INTO evaluations (at, sync_id, seconds, findings, errors) VALUES (?, ?, ?, ?, ?)",
+        (_text(now), log.sync_id, log.seconds, log.findings, "\n".join(log.errors) or None),
+    )
+
+
 class AlertStore:
     """Alerts, notifications, deliveries and evaluations in `path` (created on first use)."""
 
@@ -141,8 +158,12 @@ class AlertStore:
                 raise
             con.execute("COMMIT")
 
-    def save_findings(self, findings: Iterable[Finding], now: dt.datetime) -> None:
-        """Record one evaluation's findings: new ones open, known ones are seen again, missing ones resolve."""
+    def save_findings(self, findings: Iterable[Finding], now: dt.datetime, log: EvaluationLog | None = None) -> None:
+        """Record one evaluation's findings: new ones open, known ones are seen again, missing ones resolve.
+
+        With `log`, the evaluation's own row is written in the same transaction: one commit (one sync of the
+        file to disk) per evaluation, and never findings without the row that says when they were found.
+        """
         at = _text(now)
         found = {f.key: f for f in findings}
         with self._write() as con:
@@ -170,6 +191,8 @@ class AlertStore:
                     )
             gone = [k for k, active in known.items() if active and k not in found]
             con.executemany("UPDATE alerts SET active = 0, resolved_at = ? WHERE key = ?", [(at, k) for k in gone])
+            if log is not None:
+                _insert_evaluation(con, log, now)
 
     def fetch_due(self, channel: str, now: dt.datetime, cooldown: dt.timedelta) -> list[StoredAlert]:
         """Active alerts `channel` should carry now: not acknowledged, not muted, not sent within the cooldown."""
@@ -202,15 +225,6 @@ class AlertStore:
                     " ON CONFLICT (alert_key, channel) DO UPDATE SET notified_at = excluded.notified_at",
                     (alert_key, channel, _text(now)),
                 )
-
-    def save_evaluation(
-        self, sync_id: str | None, seconds: float, findings: int, errors: list[str], now: dt.datetime
-    ) -> None:
-        with self._write() as con:
-            con.execute(
-                "INSERT INTO evaluations (at, sync_id, seconds, findings, errors) VALUES (?, ?, ?, ?, ?)",
-                (_text(now), sync_id, seconds, findings, "\n".join(errors) or None),
-            )
 
     def acknowledge(self, key: str, by: str, now: dt.datetime) -> None:
         """Stop delivering this episode of the alert (a new episode is delivered again)."""

@@ -36,17 +36,18 @@ def _grids(daily: pd.DataFrame, dates: pd.DatetimeIndex) -> tuple[pd.Index, dict
     """Entities x days grids of the additive metrics (no row: no delivery, zero), and `started`: 1 from
     each entity's first delivery on (before it, a zero is no history rather than a day without spend)."""
     sums = {}
-    index = pd.Index(sorted(daily["entity_id"].unique()))
-    dates_of = pd.to_datetime(daily["date"])
-    first = dates_of.groupby(daily["entity_id"]).min().reindex(index)
-    sums["started"] = (dates.to_numpy()[None, :] >= first.to_numpy()[:, None]).astype("float64")
-    rows = index.get_indexer(daily["entity_id"])
-    cols = dates.get_indexer(pd.DatetimeIndex(dates_of))
+    rows, ids = pd.factorize(daily["entity_id"], sort=True)
+    index = pd.Index(ids)
+    dates_of = pd.DatetimeIndex(pd.to_datetime(daily["date"])).as_unit("ns")
+    first = np.full(len(index), np.iinfo(np.int64).max)
+    np.minimum.at(first, rows, dates_of.asi8)
+    sums["started"] = (dates.as_unit("ns").asi8[None, :] >= first[:, None]).astype("float64")
+    cols = dates.get_indexer(dates_of)
     inside = cols >= 0
+    cells = rows[inside] * len(dates) + cols[inside]
     for name in ("spend", "impressions", "clicks", "conversions", "revenue"):
-        grid = np.zeros((len(index), len(dates)))
-        np.add.at(grid, (rows[inside], cols[inside]), daily[name].to_numpy(dtype="float64")[inside])
-        sums[name] = grid
+        weights = daily[name].to_numpy(dtype="float64")[inside]
+        sums[name] = np.bincount(cells, weights, len(index) * len(dates)).reshape(len(index), len(dates))
     return index, sums
 
 
@@ -134,10 +135,13 @@ def campaign_anomalies(
     last = span - 1
     rows = []
     minimum = {"spend": min_spend, "conversions": MIN_CONVERSIONS, "impressions": MIN_IMPRESSIONS}
-    spend_z, _ = robust_z(sums["spend"], sums["started"] > 0, sums["spend"], last, weeks, min_spend)
+    spend_z, spend_median = robust_z(sums["spend"], sums["started"] > 0, sums["spend"], last, weeks, min_spend)
     for metric, (values, usable, volume, volume_kind) in grids.items():
         floor = minimum[volume_kind]
-        z, median = robust_z(values, usable, volume, last, weeks, floor)
+        # spend's own z is the gate's, already taken
+        z, median = (
+            (spend_z, spend_median) if metric == "spend" else robust_z(values, usable, volume, last, weeks, floor)
+        )
         z = np.where(np.isnan(spend_z), np.nan, z)  # every metric needs a campaign that spends enough
         for i in np.flatnonzero(np.abs(np.nan_to_num(z)) >= z_threshold):
             sign = np.sign(z[i])

@@ -87,13 +87,14 @@ def fatigue_from_week_sums(
     now: pd.DataFrame, before: pd.DataFrame, thresholds: FatigueThresholds = FatigueThresholds()
 ) -> pd.DataFrame:
     """`creative_fatigue` from each week's sums per ad (index entity_id; spend, impressions, clicks and
-    freq_x_impr, the sum of impressions x daily frequency), as `reads.fetch_ad_week_sums` gives them."""
-    both = now.join(before.add_suffix("_prev"), how="inner")
-    both = both[(both["spend"] >= thresholds.min_spend) & (both["spend_prev"] >= thresholds.min_spend)]
+    freq_x_impr, the sum of impressions x daily frequency), as `reads.fetch_ad_two_week_sums` gives them."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        frequency_all = (both["freq_x_impr"] / both["impressions"]).to_numpy()
-    # frequency is the gate: only ads over the warning level are looked at further (a few, usually none)
-    both = both[frequency_all >= thresholds.frequency[0] - 1e-9]
+        frequency_all = now["freq_x_impr"].to_numpy() / now["impressions"].to_numpy()
+    # frequency is the gate: only ads over the warning level are looked at further (a few, usually none),
+    # and it is taken before the join so that the join is over those few
+    gate = (frequency_all >= thresholds.frequency[0] - 1e-9) & (now["spend"].to_numpy() >= thresholds.min_spend)
+    both = now[gate].join(before.add_suffix("_prev"), how="inner")
+    both = both[both["spend_prev"] >= thresholds.min_spend]
     rows = []
     for entity_id, r in both.iterrows():
         ctr, prev_ctr = ratio(r["clicks"], r["impressions"], 100), ratio(r["clicks_prev"], r["impressions_prev"], 100)

@@ -87,21 +87,59 @@ def fetch_entities(con: Con, level: str, ids: Sequence[str] | None = None) -> pd
     ).df()
 
 
-def fetch_ad_week_sums(con: Con, since: dt.date, until: dt.date) -> pd.DataFrame:
-    """Per ad over [since, until]: spend, impressions, clicks and the sum of impressions x that day's
-    frequency (impressions / reach), indexed by entity_id: what `fatigue.fatigue_from_week_sums` reads."""
-    return (
-        con.execute(
-            """
-            SELECT entity_id, sum(spend)::DOUBLE AS spend, sum(impressions)::DOUBLE AS impressions,
-                   sum(clicks)::DOUBLE AS clicks,
+def fetch_has_budget(con: Con, level: str) -> bool:
+    """Whether any `level` entity has a daily or lifetime budget (ads have none): pacing reads nothing else."""
+    if level not in LEVELS:
+        raise InputError(f"entity type must be one of {', '.join(LEVELS)}, got {level!r}")
+    spec = LEVEL_SPECS[level]
+    if "daily_budget" not in spec.column_names:
+        return False
+    row = con.execute(
+        f"SELECT EXISTS (SELECT 1 FROM {spec.table} WHERE daily_budget > 0 OR lifetime_budget > 0)"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+FREQUENCY_GATE_SLACK = 1e-6
+"""How far under `min_frequency` an ad is still returned: the gate is a superset of the detector's own
+(which compares with a 1e-9 tolerance), so a rounding difference between DuckDB and numpy drops nothing."""
+
+
+def fetch_ad_two_week_sums(
+    con: Con, as_of: dt.date, days: int, min_frequency: float = 0.0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per ad, for the `days` ending `as_of` and for the `days` before them: spend, impressions, clicks and
+    the sum of impressions x that day's frequency (impressions / reach), each frame indexed by entity_id and
+    holding the ads with a row in its window: what `fatigue.fatigue_from_week_sums` reads.
+
+    One scan grouped by ad and window (the rule runs after every sync; two queries cost twice the scan).
+    With `min_frequency` (the fatigue warning level), only ads whose recent frequency (the impressions-
+    weighted daily mean) reaches it are returned, in both frames: the detector looks at no other ad, and
+    on 100k ads turning every ad's sums into pandas rows costs more than the scan."""
+    split = as_of - dt.timedelta(days=days)
+    frame = con.execute(
+        """
+        WITH sums AS (
+            SELECT entity_id, date_start > $split AS recent, sum(spend)::DOUBLE AS spend,
+                   sum(impressions)::DOUBLE AS impressions, sum(clicks)::DOUBLE AS clicks,
                    sum(CASE WHEN reach > 0 THEN impressions::DOUBLE * impressions / reach ELSE 0 END) AS freq_x_impr
             FROM meta_ad_insights
             WHERE entity_type = 'ad' AND date_start BETWEEN $since AND $until
-            GROUP BY entity_id
-            """,
-            {"since": since, "until": until},
+            GROUP BY entity_id, recent
         )
-        .df()
-        .set_index("entity_id")
-    )
+        SELECT * FROM sums
+        WHERE $min_frequency <= 0 OR entity_id IN (
+            SELECT entity_id FROM sums
+            WHERE recent AND impressions > 0 AND freq_x_impr >= ($min_frequency - $slack) * impressions
+        )
+        """,
+        {
+            "since": split - dt.timedelta(days=days - 1),
+            "split": split,
+            "until": as_of,
+            "min_frequency": min_frequency,
+            "slack": FREQUENCY_GATE_SLACK,
+        },
+    ).df()
+    recent = frame.pop("recent").to_numpy(dtype=bool)
+    return frame[recent].set_index("entity_id"), frame[~recent].set_index("entity_id")

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from insights_core.dashboard.alerts import performance_alerts, sync_alerts
@@ -21,6 +24,7 @@ from insights_core.manager import reads
 from insights_core.manager.anomalies import campaign_anomalies, explain_anomaly
 from insights_core.manager.fatigue import WINDOW_DAYS, FatigueThresholds, fatigue_from_week_sums
 from insights_core.manager.pacing import budget_pacing, explain_pacing, pacing_since
+from insights_core.models import ADDITIVE_METRICS
 from insights_core.settings import Settings
 from insights_core.store import queries
 
@@ -117,34 +121,95 @@ def anomaly_findings(anomalies: pd.DataFrame, names: Names) -> list[Finding]:
     ]
 
 
-def evaluate_rules(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime) -> Evaluation:
-    """Every rule on the store behind `con`; a rule that fails is reported in `errors`, the rest still run."""
-    result = Evaluation([])
-    as_of = reads.fetch_last_day(con)
+def campaign_period_sums(
+    daily: pd.DataFrame,
+    campaigns: pd.DataFrame,
+    since: dt.date,
+    until: dt.date,
+    prev_since: dt.date,
+    prev_until: dt.date,
+) -> pd.DataFrame:
+    """The performance rule's input as `queries.fetch_campaign_summary` gives it (campaign_id, name, each
+    period's additive sums and `prev_*` sums; campaigns with a row in either period, biggest spender
+    first), from the campaign rows the other rules read anyway, so the rule costs no query of its own.
 
-    def run(name: str, rule: object) -> None:
+    `daily`: `reads.fetch_daily` campaign rows covering both periods; `campaigns`: `reads.fetch_entities`.
+    """
+    codes, ids = pd.factorize(daily["entity_id"])
+    dates = daily["date"].to_numpy()
+    values = {m: daily[m].to_numpy(dtype="float64") for m in ADDITIVE_METRICS}
+
+    def sums(start: dt.date, end: dt.date) -> tuple[npt.NDArray[np.int64], dict[str, npt.NDArray[np.float64]]]:
+        inside = (dates >= np.datetime64(start)) & (dates <= np.datetime64(end))
+        rows = np.bincount(codes[inside], minlength=len(ids))
+        return rows, {
+            m: np.bincount(codes[inside], v[inside], len(ids)).astype(np.float64, copy=False) for m, v in values.items()
+        }
+
+    (rows, current), (prev_rows, previous) = sums(since, until), sums(prev_since, prev_until)
+    frame = pd.DataFrame(
+        {
+            "entity_id": ids,
+            "_idle": rows == 0,
+            "_spend": -current["spend"],
+            **current,
+            **{f"prev_{m}": v for m, v in previous.items()},
+        }
+    )[(rows > 0) | (prev_rows > 0)]
+    out = campaigns[["entity_id", "name"]].merge(frame, on="entity_id")
+    # the query's order: spend descending with campaigns idle in the period last, then the id
+    out = out.sort_values(["_idle", "_spend", "entity_id"], kind="stable").drop(columns=["_idle", "_spend"])
+    return out.rename(columns={"entity_id": "campaign_id"}).reset_index(drop=True)
+
+
+def evaluate_rules(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.datetime) -> Evaluation:
+    """Every rule on the store behind `con`; a rule that fails is reported in `errors`, the rest still run.
+
+    The campaign rows are read once (`seconds["reads"]`) for the performance, pacing and anomaly rules;
+    fatigue reads its two weeks of sums in one query, for the ads over its frequency gate only; ad sets
+    are read only when one has a budget.
+    """
+    result = Evaluation([])
+
+    def run(name: str, rule: Callable[[], list[Finding]]) -> bool:
         started = time.perf_counter()
         try:
-            result.findings.extend(rule())  # type: ignore[operator]  # each rule is a closure below
+            result.findings.extend(rule())
+            ok = True
         except Exception as exc:  # one broken rule must not hide the others
             result.errors.append(f"{name}: {exc}")
+            ok = False
         result.seconds[name] = time.perf_counter() - started
+        return ok
 
     def sync_rule() -> list[Finding]:
         runs = queries.fetch_sync_runs(con)
         return [Finding(f"sync:{a.code}", "sync", a.severity, a.message) for a in sync_alerts(runs, now)]
 
     run("sync", sync_rule)
+    as_of = reads.fetch_last_day(con)
     if as_of is None:
         return result
-    campaigns = reads.fetch_entities(con, "campaign")
+    week = dt.timedelta(days=PERFORMANCE_DAYS)
+    perf_since = as_of - week + dt.timedelta(days=1)
+    perf_prev_since, perf_prev_until = perf_since - week, perf_since - dt.timedelta(days=1)
+    anomaly_since = as_of - dt.timedelta(days=21 * settings.anomaly_baseline_weeks)
+    frames: dict[str, pd.DataFrame] = {}
+
+    def read_campaigns() -> list[Finding]:
+        frames["campaigns"] = reads.fetch_entities(con, "campaign")
+        # pacing reaches back to the earliest running lifetime budget's start
+        since = min(perf_prev_since, pacing_since(frames["campaigns"], as_of), anomaly_since)
+        frames["daily"] = reads.fetch_daily(con, "campaign", since, as_of)
+        return []
+
+    if not run("reads", read_campaigns):
+        return result  # the campaign rules have nothing to read; the error says why
+    campaigns, daily = frames["campaigns"], frames["daily"]
     names = _names(campaigns)
 
     def performance_rule() -> list[Finding]:
-        since = as_of - dt.timedelta(days=PERFORMANCE_DAYS - 1)
-        prev_until = since - dt.timedelta(days=1)
-        prev_since = prev_until - dt.timedelta(days=PERFORMANCE_DAYS - 1)
-        summary = queries.fetch_campaign_summary(con, since, as_of, prev_since, prev_until)
+        summary = campaign_period_sums(daily, campaigns, perf_since, as_of, perf_prev_since, perf_prev_until)
         return [
             Finding(
                 f"performance:{a.code}:{a.campaign_id or 'account'}",
@@ -158,31 +223,33 @@ def evaluate_rules(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.d
         ]
 
     def pacing_rule() -> list[Finding]:
-        out = []
-        for level, entities in (("campaign", campaigns), ("adset", reads.fetch_entities(con, "adset"))):
-            daily = reads.fetch_daily(con, level, pacing_since(entities, as_of), as_of)
-            pacing = budget_pacing(entities, daily, as_of, settings.pacing_tolerance_percent)
-            out += pacing_findings(pacing, level, _names(entities))
+        tolerance = settings.pacing_tolerance_percent
+        in_window = daily[daily["date"] >= pd.Timestamp(pacing_since(campaigns, as_of))]
+        out = pacing_findings(budget_pacing(campaigns, in_window, as_of, tolerance), "campaign", names)
+        if reads.fetch_has_budget(con, "adset"):  # no ad set with a budget: nothing more to read
+            adsets = reads.fetch_entities(con, "adset")
+            adset_daily = reads.fetch_daily(con, "adset", pacing_since(adsets, as_of), as_of)
+            out += pacing_findings(budget_pacing(adsets, adset_daily, as_of, tolerance), "adset", _names(adsets))
         return out
 
     def fatigue_rule() -> list[Finding]:
-        week = dt.timedelta(days=WINDOW_DAYS)
-        now_sums = reads.fetch_ad_week_sums(con, as_of - week + dt.timedelta(days=1), as_of)
-        before_sums = reads.fetch_ad_week_sums(con, as_of - 2 * week + dt.timedelta(days=1), as_of - week)
         thresholds = FatigueThresholds(
             settings.fatigue_ctr_drop_percent,
             settings.fatigue_cpm_rise_percent,
             settings.fatigue_frequency,
             settings.fatigue_min_spend,
         )
+        now_sums, before_sums = reads.fetch_ad_two_week_sums(con, as_of, WINDOW_DAYS, thresholds.frequency[0])
         tired = fatigue_from_week_sums(now_sums, before_sums, thresholds)
         # ad names only when there is something to name: listing every ad costs more than the rule
         return fatigue_findings(tired, _names(reads.fetch_entities(con, "ad")) if not tired.empty else pd.Series())
 
     def anomaly_rule() -> list[Finding]:
-        weeks = settings.anomaly_baseline_weeks
-        daily = reads.fetch_daily(con, "campaign", as_of - dt.timedelta(days=21 * weeks), as_of)
-        found = campaign_anomalies(daily, as_of, settings.anomaly_z, weeks, settings.anomaly_min_spend)
+        # exactly the baseline's window: a campaign's first row in it is where its history starts
+        in_window = daily[daily["date"] >= pd.Timestamp(anomaly_since)]
+        found = campaign_anomalies(
+            in_window, as_of, settings.anomaly_z, settings.anomaly_baseline_weeks, settings.anomaly_min_spend
+        )
         return anomaly_findings(found, names)
 
     for name, rule in (

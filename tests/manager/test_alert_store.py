@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from insights_core.errors import InputError, StoreError
-from insights_core.manager.alert_store import AlertStore, AlertStoreError
+from insights_core.manager.alert_store import AlertStore, AlertStoreError, EvaluationLog
 from insights_core.manager.rules import Finding
 
 T0 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)
@@ -83,3 +83,22 @@ def test_a_failed_write_changes_nothing(store: AlertStore) -> None:
         store.save_findings([broken], T0 + HOUR)
     alerts = store.fetch_alerts().set_index("key")
     assert list(alerts.index) == [A.key] and alerts.loc[A.key, "last_seen"] == "2026-11-20T12:00:00+00:00"
+
+
+def test_an_evaluation_row_lands_with_its_findings_or_not_at_all(store: AlertStore) -> None:
+    store.save_findings([A, B], T0, EvaluationLog("sync-1", 0.25, 2, ("anomaly: boom",)))
+    (row,) = store.fetch_evaluations().to_dict("records")
+    assert row == {
+        "at": "2026-11-20T12:00:00+00:00",
+        "sync_id": "sync-1",
+        "seconds": 0.25,
+        "findings": 2,
+        "errors": "anomaly: boom",
+    }
+    broken = Finding(B.key, "fatigue", "error", None, "ad", "9")  # type: ignore[arg-type]  # NOT NULL message
+    with pytest.raises(AlertStoreError):
+        store.save_findings([A, broken], T0 + HOUR, EvaluationLog("sync-2", 0.1, 2))
+    assert list(store.fetch_evaluations()["sync_id"]) == ["sync-1"]
+    assert set(store.fetch_alerts()["last_seen"]) == {"2026-11-20T12:00:00+00:00"}
+    store.save_findings([A], T0 + HOUR, EvaluationLog("sync-3", 0.1, 1))
+    assert list(store.fetch_evaluations()["sync_id"]) == ["sync-3", "sync-1"]

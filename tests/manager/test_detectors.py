@@ -13,7 +13,7 @@ import pytest
 from insights_core.manager.anomalies import campaign_anomalies
 from insights_core.manager.fatigue import FatigueThresholds, creative_fatigue, fatigue_from_week_sums
 from insights_core.manager.pacing import budget_pacing, month_period, pacing_status
-from insights_core.manager.reads import fetch_ad_week_sums
+from insights_core.manager.reads import fetch_ad_two_week_sums
 from insights_core.manager.stub_scenarios import _TARGETS
 from tests.manager.stub_frames import ALL_SCENARIOS, AS_OF_DAYS, stub_frames
 
@@ -216,9 +216,7 @@ def test_fatigue_from_the_store_sums_matches_the_daily_rows() -> None:
         "CREATE TABLE meta_ad_insights AS SELECT 'ad' AS entity_type, entity_id, CAST(date AS DATE) AS date_start, "
         "spend, impressions, clicks, reach FROM frame"
     )
-    week = dt.timedelta(days=7)
-    now = fetch_ad_week_sums(con, AS_OF - week + dt.timedelta(days=1), AS_OF)
-    before = fetch_ad_week_sums(con, AS_OF - 2 * week + dt.timedelta(days=1), AS_OF - week)
+    now, before = fetch_ad_two_week_sums(con, AS_OF, 7)
     from_store = fatigue_from_week_sums(now, before)
     from_rows = creative_fatigue(frame, AS_OF)
     assert list(from_store["entity_id"]) == list(from_rows["entity_id"]) == [FATIGUED_AD]
