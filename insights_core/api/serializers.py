@@ -1,4 +1,4 @@
-"""JSON shapes of the API's answers, from the frames and dicts the store's queries return. Pure.
+"""JSON shapes of the API's answers, from the rows (dicts) the API reads, or a frame (breakdowns). Pure.
 
 Values keep their stored precision (no rounding: a client summing them gets the store's sums);
 a ratio without a denominator is `null`, as the pages show "—"; dates are ISO strings.
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from insights_core.dashboard.alerts import Alert
-from insights_core.metrics import ratios_from_totals, with_ratio_columns
+from insights_core.metrics import ratios_from_totals
 from insights_core.models import ADDITIVE_METRICS
 
 JsonValue = Any
@@ -33,6 +33,8 @@ def json_value(value: object) -> JsonValue:
     """A scalar from pandas, numpy or DuckDB as plain JSON: NaN, NaT and pd.NA become null."""
     if value is None or value is pd.NaT or value is pd.NA:
         return None
+    if isinstance(value, str):
+        return value
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
@@ -44,8 +46,6 @@ def json_value(value: object) -> JsonValue:
         return value.isoformat()
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
-    if isinstance(value, str):
-        return value
     return str(value)
 
 
@@ -64,15 +64,25 @@ def metric_block(totals: Mapping[str, float]) -> JsonObject:
     return block
 
 
-def daily_records(daily: pd.DataFrame) -> list[JsonObject]:
-    """One entity's (or the account's) days with each day's ratios, oldest first; days as YYYY-MM-DD."""
-    frame = with_ratio_columns(daily)
-    if "date" in frame.columns:
-        frame["date"] = [None if pd.isna(d) else pd.Timestamp(d).date() for d in frame["date"]]
-    return frame_records(frame, DAILY_COLUMNS)
+def row_records(rows: Iterable[Mapping[str, object]], columns: Iterable[str]) -> list[JsonObject]:
+    """Rows as dicts of the given columns (columns a row lacks are left out), as `frame_records` does for frames."""
+    wanted = tuple(columns)
+    return [{c: json_value(row[c]) for c in wanted if c in row} for row in rows]
 
 
-def insights_block(level: str, entity_id: str, totals: Mapping[str, float], daily: pd.DataFrame) -> JsonObject:
+def with_ratios(row: Mapping[str, object]) -> dict[str, object]:
+    """One row of sums with every ratio computed from them (`metrics.ratios_from_totals`)."""
+    return {**row, **ratios_from_totals(row)}  # type: ignore[arg-type]  # sums are numbers or None
+
+
+def daily_records(daily: Iterable[Mapping[str, object]]) -> list[JsonObject]:
+    """One entity's days with each day's ratios, oldest first; days as YYYY-MM-DD."""
+    return row_records((with_ratios(day) for day in daily), DAILY_COLUMNS)
+
+
+def insights_block(
+    level: str, entity_id: str, totals: Mapping[str, float], daily: Iterable[Mapping[str, object]]
+) -> JsonObject:
     """The `*_insights` object of the original README: days, total spend and ROAS over the period (revenue / spend)."""
     metrics = metric_block(totals)
     return {
