@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_api.py                    # the default stub store and the 3.3M-row store
     .venv/bin/python benchmarks/bench_api.py --only default     # one store
     .venv/bin/python benchmarks/bench_api.py --clients 20 --requests 400 --seconds 60
+    .venv/bin/python benchmarks/bench_api.py --only default --endpoint campaign --workload distinct
 
 A real server (`streamlit run app.py`, pages and API on one loopback port, as scripts/run.sh starts
 it) serves the store; `--clients` threads send GET requests with an admin's bearer token back to
@@ -50,6 +51,8 @@ from bench_pages import ensure_store  # noqa: E402  (the stores both benchmarks 
 from tests.servers import start_dashboard, stop, wait_healthy  # noqa: E402  (after the path is set)
 
 STORES = ("default", "large-3.3M")
+ENDPOINTS = ("overview", "campaign", "recent-insights")
+WORKLOADS = ("repeated", "distinct")
 TARGET_P95_S = {"default": 0.100}
 WARMUP = 3
 
@@ -148,7 +151,16 @@ def measure(urls: list[str], token: str, clients: int, seconds: float, keep_aliv
     }
 
 
-def bench_store(name: str, store_dir: Path, clients: int, requests: int, seconds: float, keep_alive: bool) -> None:
+def bench_store(
+    name: str,
+    store_dir: Path,
+    clients: int,
+    requests: int,
+    seconds: float,
+    keep_alive: bool,
+    endpoints: tuple[str, ...] = ENDPOINTS,
+    workload_names: tuple[str, ...] = WORKLOADS,
+) -> None:
     from insights_core.api_tokens import TokenStore
     from insights_core.auth import ensure_demo_auth_config, load_auth_config
 
@@ -188,6 +200,8 @@ def bench_store(name: str, store_dir: Path, clients: int, requests: int, seconds
             f" {'non-200':>8}"
         )
         for (label, workload), urls in workloads.items():
+            if label not in endpoints or workload not in workload_names:
+                continue
             figures = measure(urls, token, clients, seconds, keep_alive)
             target = TARGET_P95_S.get(name)
             verdict = "" if target is None else ("  ok" if figures["p95"] <= target else "  above target")
@@ -210,9 +224,20 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="requests per endpoint and workload")
     parser.add_argument("--seconds", type=float, default=60.0, help="time limit per endpoint and workload")
     parser.add_argument("--keep-alive", action="store_true", help="one connection per client thread")
+    parser.add_argument("--endpoint", action="append", choices=ENDPOINTS, help="only these endpoints (repeatable)")
+    parser.add_argument("--workload", action="append", choices=WORKLOADS, help="only these workloads (repeatable)")
     args = parser.parse_args()
     for name in [args.only] if args.only else STORES:
-        bench_store(name, args.store_dir, args.clients, args.requests, args.seconds, args.keep_alive)
+        bench_store(
+            name,
+            args.store_dir,
+            args.clients,
+            args.requests,
+            args.seconds,
+            args.keep_alive,
+            tuple(args.endpoint or ENDPOINTS),
+            tuple(args.workload or WORKLOADS),
+        )
 
 
 if __name__ == "__main__":

@@ -74,7 +74,9 @@ class ApiContext:
         self.bounds: SnapshotCache[queries.DataBounds] = SnapshotCache(4)
         self.sync_status: SnapshotCache[views.SyncStatus] = SnapshotCache(4)
         self.counts: SnapshotCache[tuple[int, int]] = SnapshotCache(16)
-        self.populations: SnapshotCache[views.CampaignPopulation] = SnapshotCache(64)
+        self.ads_per_campaign: SnapshotCache[dict[str, int]] = SnapshotCache(4)
+        # one per stored day at most (periods are clamped to the stored days)
+        self.populations: SnapshotCache[views.CampaignPopulation] = SnapshotCache(400)
         self.control = ControlChannel(settings.control_db_path)
         self.metrics = ApiMetrics(self.reader, self.control)
 
@@ -85,7 +87,12 @@ class ApiContext:
         return views.days_period(self.snapshot_bounds(snapshot, cur), days)
 
     def population(self, snapshot: SnapshotKey, cur: Cursor, period: views.Period) -> views.CampaignPopulation:
-        return self.populations.fetch((snapshot, period), lambda: views.fetch_campaign_population(cur, period))
+        # days before the first stored day add nothing: 90 days on a 30-day store rank the same campaigns as 30
+        stored = views.stored_period(self.snapshot_bounds(snapshot, cur), period)
+        return self.populations.fetch((snapshot, stored), lambda: views.fetch_campaign_population(cur, stored))
+
+    def campaign_ads(self, snapshot: SnapshotKey, cur: Cursor) -> dict[str, int]:
+        return self.ads_per_campaign.fetch(snapshot, lambda: views.fetch_ads_per_campaign(cur))
 
     def campaign_counts(self, snapshot: SnapshotKey, cur: Cursor, account_id: str | None) -> tuple[int, int]:
         return self.counts.fetch((snapshot, account_id), lambda: views.fetch_campaign_counts(cur, account_id))
@@ -241,7 +248,8 @@ def _entity_handler(level: Level) -> Handler:
                 period = ctx.days_period(snapshot, cur, days)
                 if level == "campaign":
                     population = ctx.population(snapshot, cur, period)
-                    return encode_json(views.campaign_view(cur, entity_id, period, population))
+                    ads = ctx.campaign_ads(snapshot, cur)
+                    return encode_json(views.campaign_view(cur, entity_id, period, population, ads))
                 return encode_json((views.adset_view if level == "adset" else views.ad_view)(cur, entity_id, period))
 
         return _cached_json(ctx.payloads.fetch((snapshot, level, entity_id, days), compute))

@@ -31,6 +31,7 @@ from insights_core.api.serializers import (
     row_records,
     split_list,
     sync_run_record,
+    totals_of_days,
     with_ratios,
 )
 from insights_core.dashboard.alerts import performance_alerts, sync_alerts
@@ -127,6 +128,12 @@ def days_period(bounds: queries.DataBounds, days: int) -> Period:
     return Period(since, until)
 
 
+def stored_period(bounds: queries.DataBounds, period: Period) -> Period:
+    """`period` within the stored days (the same sums: no day outside them has rows)."""
+    first, last = _stored_days(bounds)
+    return Period(max(period.since, first), min(period.until, last))
+
+
 def check_account(bounds: queries.DataBounds, account_id: str | None) -> None:
     if account_id is not None and account_id not in set(bounds.accounts["account_id"].astype(str)):
         raise NotFoundError(f"unknown ad account {account_id}")
@@ -209,9 +216,8 @@ def _entity(con: Con, level: Level, entity_id: str) -> Row:
 
 
 def _insights(con: Con, level: Level, entity_id: str, period: Period) -> JsonObject:
-    totals = queries.fetch_entity_totals(con, level, entity_id, period.since, period.until)
     daily = fetch_rows(con, queries.entity_daily_query(level, entity_id, period.since, period.until))
-    return insights_block(level, entity_id, totals, daily)
+    return insights_block(level, entity_id, totals_of_days(daily), daily)
 
 
 def _status(entity: Row) -> JsonValue:
@@ -223,9 +229,12 @@ def _children(con: Con, child: Level, level: Level, entity_id: str, period: Peri
     return [with_ratios(row) for row in rows]
 
 
-def _count_children(con: Con, child: Level, level: Level, entity_id: str) -> int:
-    row = con.execute(*queries.children_count_query(child, level, entity_id)).fetchone()
-    return int(row[0]) if row else 0
+def fetch_ads_per_campaign(con: Con) -> dict[str, int]:
+    """How many ads each campaign has (the same for every campaign answer of a snapshot: callers cache it)."""
+    return {
+        str(parent): int(count)
+        for parent, count in con.execute(*queries.children_counts_query("ad", "campaign")).fetchall()
+    }
 
 
 def fetch_campaign_population(con: Con, period: Period) -> CampaignPopulation:
@@ -235,10 +244,13 @@ def fetch_campaign_population(con: Con, period: Period) -> CampaignPopulation:
     return CampaignPopulation({m: sorted_values(r[m] for r in delivered) for m in EFFICIENCY_WEIGHTS}, len(delivered))
 
 
-def campaign_view(con: Con, campaign_id: str, period: Period, population: CampaignPopulation) -> JsonObject:
+def campaign_view(
+    con: Con, campaign_id: str, period: Period, population: CampaignPopulation, ads_per_campaign: Mapping[str, int]
+) -> JsonObject:
     """The campaign endpoint's answer: insights per day, totals, children counts and the efficiency score.
 
-    `population` is `fetch_campaign_population` of the period (the same for every campaign: callers cache it).
+    `population` is `fetch_campaign_population` of the period and `ads_per_campaign` the snapshot's
+    `fetch_ads_per_campaign` (the same for every campaign: callers cache them).
     """
     entity = _entity(con, "campaign", campaign_id)
     insights = _insights(con, "campaign", campaign_id, period)
@@ -257,7 +269,7 @@ def campaign_view(con: Con, campaign_id: str, period: Period, population: Campai
         "date_range": date_range(period.since, period.until),
         "campaign_insights": insights,
         "adsets_count": len(adsets),
-        "ads_count": _count_children(con, "ad", "campaign", campaign_id),
+        "ads_count": ads_per_campaign.get(campaign_id, 0),
         "adsets": row_records(adsets, CHILD_COLUMNS),
         "performance_summary": {"efficiency_score": json_value(score), "campaigns_compared": population.count},
     }

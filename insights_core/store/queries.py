@@ -259,12 +259,13 @@ def children_query(child_level: str, parent_level: str, parent_id: str, since: d
     )
 
 
-def children_count_query(child_level: str, parent_level: str, parent_id: str) -> Query:
-    """How many children of `child_level` one parent has (all of them, as `fetch_children` lists)."""
+def children_counts_query(child_level: str, parent_level: str) -> Query:
+    """(parent id, how many children of `child_level` it has): all of them, as `fetch_children` lists."""
     child, parent = _spec(child_level), _spec(parent_level)
     if child.level not in parent.children:
         raise InputError(f"{child.level} is not a child level of {parent.level}")
-    return f"SELECT count(*) FROM {child.table} WHERE {parent.id_column} = $parent", {"parent": parent_id}
+    column = parent.id_column
+    return f"SELECT {column}, count(*) FROM {child.table} GROUP BY {column}", {}
 
 
 def fetch_existing_ids(con: Con, level: str, ids: list[str]) -> set[str]:
