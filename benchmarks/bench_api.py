@@ -14,7 +14,9 @@ after the first on a connection then waits ~40 ms, for Streamlit's own /_stcore/
 listening socket is created without IPPROTO_TCP, so asyncio never sets TCP_NODELAY on accepted
 connections, and the response body waits for the delayed ACK of its headers (Nagle).
 Latency is the time from sending a request to reading its whole answer, queueing in the server
-included. Two workloads per endpoint:
+included. The server's CPU time per request (all its threads, from /proc) says what the latency
+is made of: with `--clients` requests in flight on N CPUs, the median cannot be much below
+clients x CPU per request / N; the 1-minute load average shows what else ran. Two workloads per endpoint:
 
 - repeated: the same request over and over (a dashboard or BI tool polling): the busiest campaign
   of the store (most insight rows), 30 days; the overview's default period. After the first
@@ -100,7 +102,23 @@ def _fetch(
     return answer.status, connection
 
 
-def measure(urls: list[str], token: str, clients: int, seconds: float, keep_alive: bool) -> dict[str, float]:
+def fetch_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far, all its threads (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def fetch_load() -> float:
+    """The machine's 1-minute load average: other work on the same CPUs shows in every figure."""
+    return os.getloadavg()[0]
+
+
+def measure(
+    urls: list[str], token: str, clients: int, seconds: float, keep_alive: bool, server_pid: int
+) -> dict[str, float]:
     """GET each of `urls` once, from `clients` threads at once (or until `seconds`); latency figures."""
     latencies: list[float] = []
     failures: list[int] = []
@@ -134,12 +152,14 @@ def measure(urls: list[str], token: str, clients: int, seconds: float, keep_aliv
         if status != 200:
             raise SystemExit(f"warm-up of {urls[0]} answered {status}")
     started = time.perf_counter()
+    cpu_before = fetch_cpu_seconds(server_pid)
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
+    server_cpu = fetch_cpu_seconds(server_pid) - cpu_before
     ordered = sorted(latencies)
     return {
         "n": len(ordered),
@@ -148,6 +168,8 @@ def measure(urls: list[str], token: str, clients: int, seconds: float, keep_aliv
         "max": ordered[-1],
         "rps": len(ordered) / wall,
         "failures": len(failures),
+        "server_cpu_ms": server_cpu / len(ordered) * 1000,
+        "load": fetch_load(),
     }
 
 
@@ -197,18 +219,18 @@ def bench_store(
         )
         print(
             f"{'endpoint':<16} {'workload':<9} {'n':>5} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'req/s':>7}"
-            f" {'non-200':>8}"
+            f" {'non-200':>8} {'server CPU ms/req':>18} {'load':>5}"
         )
         for (label, workload), urls in workloads.items():
             if label not in endpoints or workload not in workload_names:
                 continue
-            figures = measure(urls, token, clients, seconds, keep_alive)
+            figures = measure(urls, token, clients, seconds, keep_alive, server.pid)
             target = TARGET_P95_S.get(name)
             verdict = "" if target is None else ("  ok" if figures["p95"] <= target else "  above target")
             print(
                 f"{label:<16} {workload:<9} {figures['n']:>5.0f} {figures['median'] * 1000:>10.1f}"
                 f" {figures['p95'] * 1000:>8.1f} {figures['max'] * 1000:>8.1f} {figures['rps']:>7.1f}"
-                f" {figures['failures']:>8.0f}{verdict}",
+                f" {figures['failures']:>8.0f} {figures['server_cpu_ms']:>18.1f} {figures['load']:>5.1f}{verdict}",
                 flush=True,
             )
     finally:

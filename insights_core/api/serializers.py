@@ -33,6 +33,14 @@ CENT = decimal.Decimal("0.01")
 
 def json_value(value: object) -> JsonValue:
     """A scalar from pandas, numpy or DuckDB as plain JSON: NaN, NaT and pd.NA become null."""
+    # the types DuckDB rows hold first: this runs for every value of every answer
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is float:
+        return None if math.isnan(value) or math.isinf(value) else value  # type: ignore[arg-type]
+    if kind is int:
+        return value
     if value is None or value is pd.NaT or value is pd.NA:
         return None
     if isinstance(value, str):

@@ -45,7 +45,7 @@ from insights_core.dashboard.scoring import (
 )
 from insights_core.errors import NotFoundError, SnapshotUnavailableError
 from insights_core.levels import LEVEL_LABELS, LEVELS, Level
-from insights_core.metrics import pct_change, ratios_from_totals, with_ratio_columns
+from insights_core.metrics import RATIO_FORMULAS, pct_change, ratio, ratios_from_totals, with_ratio_columns
 from insights_core.models import ADDITIVE_METRICS, BreakdownFamily
 from insights_core.store import breakdowns as breakdown_store
 from insights_core.store import queries
@@ -67,6 +67,7 @@ TOP_COLUMNS = (
     "roas_change",
     "efficiency_score",
 )
+ROAS = RATIO_FORMULAS["roas"]
 PEER_COLUMNS = (
     "metric",
     "value",
@@ -118,6 +119,8 @@ def overview_period(bounds: queries.DataBounds, since: dt.date | None, until: dt
     """The requested period; missing ends default to the dashboard's default period (the last 30 complete
     days, ending yesterday in the account's time zone; the last 30 stored days when the store ends earlier)."""
     first, last = _stored_days(bounds)
+    if since and until:
+        return Period(since, until)
     default = default_period(account_today(bounds, None), first, last)
     return Period(since or default.since, until or (last if since else default.until))
 
@@ -166,8 +169,8 @@ def _top_campaigns(summary: list[Row], top: int, sort_by: SortBy) -> list[JsonOb
     for row in summary:
         if row["spend"] > 0:
             campaign = with_ratios(row)
-            previous = ratios_from_totals({m: row[f"prev_{m}"] for m in ADDITIVE_METRICS})
-            campaign["roas_change"] = pct_change(campaign["roas"], previous["roas"])  # type: ignore[arg-type]
+            previous = ratio(row[f"prev_{ROAS[0]}"], row[f"prev_{ROAS[1]}"], ROAS[2])
+            campaign["roas_change"] = pct_change(campaign["roas"], previous)  # type: ignore[arg-type]
             campaign["campaign_name"] = row["name"]
             delivered.append(campaign)
     for campaign, score in zip(delivered, efficiency_scores_of(delivered)):  # type: ignore[arg-type]
