@@ -75,8 +75,8 @@ class ApiContext:
         self.sync_status: SnapshotCache[views.SyncStatus] = SnapshotCache(4)
         self.counts: SnapshotCache[tuple[int, int]] = SnapshotCache(16)
         self.ads_per_campaign: SnapshotCache[dict[str, int]] = SnapshotCache(4)
-        # one per stored day at most (periods are clamped to the stored days)
-        self.populations: SnapshotCache[views.CampaignPopulation] = SnapshotCache(400)
+        # a period's ratios of every campaign (~130 KB at 1,000 campaigns); periods are clamped to the stored days
+        self.populations: SnapshotCache[views.CampaignPopulation] = SnapshotCache(128)
         self.control = ControlChannel(settings.control_db_path)
         self.metrics = ApiMetrics(self.reader, self.control)
 
