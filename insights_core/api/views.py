@@ -164,20 +164,17 @@ def _campaign_sums(rows: list[Row]) -> list[Row]:
 
 def _top_campaigns(summary: list[Row], top: int, sort_by: SortBy) -> list[JsonObject]:
     """The delivered campaigns with ratios, ROAS change and efficiency score, best `top` by `sort_by` (the
-    Overview page's table)."""
-    delivered = []
-    for row in summary:
-        if row["spend"] > 0:
-            campaign = with_ratios(row)
-            previous = ratio(row[f"prev_{ROAS[0]}"], row[f"prev_{ROAS[1]}"], ROAS[2])
-            campaign["roas_change"] = pct_change(campaign["roas"], previous)  # type: ignore[arg-type]
-            campaign["campaign_name"] = row["name"]
-            delivered.append(campaign)
-    for campaign, score in zip(delivered, efficiency_scores_of(delivered)):  # type: ignore[arg-type]
-        campaign["efficiency_score"] = score
+    Overview page's table). Only the rows shown get a score and a change: ranked among every campaign."""
+    delivered = [with_ratios(row) for row in summary if row["spend"] > 0]
     # stable, missing values last, as the page's sort_values(na_position="last")
     ranked = sorted(delivered, key=lambda c: (c[sort_by] is None, -c[sort_by] if c[sort_by] is not None else 0.0))  # type: ignore[operator]
-    return row_records(ranked[:top], TOP_COLUMNS)
+    shown = ranked[:top]
+    for campaign, score in zip(shown, efficiency_scores_of(shown, among=delivered)):  # type: ignore[arg-type]
+        previous = ratio(campaign[f"prev_{ROAS[0]}"], campaign[f"prev_{ROAS[1]}"], ROAS[2])  # type: ignore[arg-type]
+        campaign["roas_change"] = pct_change(campaign["roas"], previous)  # type: ignore[arg-type]
+        campaign["campaign_name"] = campaign["name"]
+        campaign["efficiency_score"] = score
+    return row_records(shown, TOP_COLUMNS)
 
 
 def overview_view(

@@ -67,9 +67,14 @@ def efficiency_score_among(totals: Mapping[str, float], population: Mapping[str,
     return score_from_ranks({m: rank_in_sorted(mine.get(m), population.get(m, ())) for m in EFFICIENCY_WEIGHTS})
 
 
-def efficiency_scores_of(ratios: Sequence[Mapping[str, float | None]]) -> list[float | None]:
-    """Every row's efficiency score within `ratios` (one mapping of ratios per campaign, in any order)."""
-    population = {m: sorted_values(r.get(m) for r in ratios) for m in EFFICIENCY_WEIGHTS}
+def efficiency_scores_of(
+    ratios: Sequence[Mapping[str, float | None]], among: Sequence[Mapping[str, float | None]] | None = None
+) -> list[float | None]:
+    """Each row's efficiency score within `among` (default: `ratios` itself; one mapping of ratios per campaign).
+
+    `among` lets a caller score only the rows it shows, ranked among every campaign.
+    """
+    population = {m: sorted_values(r.get(m) for r in (ratios if among is None else among)) for m in EFFICIENCY_WEIGHTS}
     return [score_from_ranks({m: rank_in_sorted(r.get(m), population[m]) for m in EFFICIENCY_WEIGHTS}) for r in ratios]
 
 
