@@ -39,7 +39,7 @@ from insights_core.api.params import (
     parse_request_id,
     parse_sync_body,
 )
-from insights_core.api.reads import SnapshotCache, SnapshotKey, SnapshotReader
+from insights_core.api.reads import Row, SnapshotCache, SnapshotKey, SnapshotReader
 from insights_core.api.serializers import JsonObject, json_value
 from insights_core.api_tokens import TokenStore
 from insights_core.control import ControlChannel
@@ -75,6 +75,7 @@ class ApiContext:
         self.sync_status: SnapshotCache[views.SyncStatus] = SnapshotCache(4)
         self.counts: SnapshotCache[tuple[int, int]] = SnapshotCache(16)
         self.ads_per_campaign: SnapshotCache[dict[str, int]] = SnapshotCache(4)
+        self.campaign_rows: SnapshotCache[dict[str, Row] | None] = SnapshotCache(2)
         # a period's ratios of every campaign (~130 KB at 1,000 campaigns); periods are clamped to the stored days
         self.populations: SnapshotCache[views.CampaignPopulation] = SnapshotCache(128)
         self.control = ControlChannel(settings.control_db_path)
@@ -90,6 +91,9 @@ class ApiContext:
         # days before the first stored day add nothing: 90 days on a 30-day store rank the same campaigns as 30
         stored = views.stored_period(self.snapshot_bounds(snapshot, cur), period)
         return self.populations.fetch((snapshot, stored), lambda: views.fetch_campaign_population(cur, stored))
+
+    def campaigns(self, snapshot: SnapshotKey, cur: Cursor) -> dict[str, Row] | None:
+        return self.campaign_rows.fetch(snapshot, lambda: views.fetch_campaign_rows(cur))
 
     def campaign_ads(self, snapshot: SnapshotKey, cur: Cursor) -> dict[str, int]:
         return self.ads_per_campaign.fetch(snapshot, lambda: views.fetch_ads_per_campaign(cur))
@@ -249,7 +253,8 @@ def _entity_handler(level: Level) -> Handler:
                 if level == "campaign":
                     population = ctx.population(snapshot, cur, period)
                     ads = ctx.campaign_ads(snapshot, cur)
-                    return encode_json(views.campaign_view(cur, entity_id, period, population, ads))
+                    campaigns = ctx.campaigns(snapshot, cur)
+                    return encode_json(views.campaign_view(cur, entity_id, period, population, ads, campaigns))
                 return encode_json((views.adset_view if level == "adset" else views.ad_view)(cur, entity_id, period))
 
         return _cached_json(ctx.payloads.fetch((snapshot, level, entity_id, days), compute))
@@ -266,7 +271,8 @@ def get_recent_insights(request: Request, _body: bytes, ctx: ApiContext) -> Resp
 
     def compute() -> bytes:
         with ctx.reader.cursor(snapshot) as cur:
-            return encode_json(views.recent_view(cur, entity_id, level, ctx.days_period(snapshot, cur, days)))
+            period = ctx.days_period(snapshot, cur, days)
+            return encode_json(views.recent_view(cur, entity_id, level, period, ctx.campaigns(snapshot, cur)))
 
     return _cached_json(ctx.payloads.fetch((snapshot, "recent", entity_id, level, days), compute))
 

@@ -68,6 +68,8 @@ TOP_COLUMNS = (
     "efficiency_score",
 )
 ROAS = RATIO_FORMULAS["roas"]
+MAX_KEPT_CAMPAIGNS = 10_000
+"""Up to this many campaigns, their entity rows are kept per snapshot (~2 KB each)."""
 PEER_COLUMNS = (
     "metric",
     "value",
@@ -208,8 +210,20 @@ def overview_view(
     }
 
 
-def _entity(con: Con, level: Level, entity_id: str) -> Row:
-    entity = fetch_row(con, queries.entity_query(level, entity_id))
+def fetch_campaign_rows(con: Con) -> dict[str, Row] | None:
+    """Every campaign's entity row by id, so a campaign answer needs no statement for it; None above
+    MAX_KEPT_CAMPAIGNS (each answer reads its own). Read-only: answers share these dicts."""
+    if fetch_campaign_counts(con, None)[0] > MAX_KEPT_CAMPAIGNS:
+        return None
+    return {str(row["campaign_id"]): row for row in fetch_rows(con, queries.entity_query("campaign", None))}
+
+
+def _entity(con: Con, level: Level, entity_id: str, campaigns: Mapping[str, Row] | None = None) -> Row:
+    """The entity's row (`campaigns`: the snapshot's `fetch_campaign_rows`, when the caller keeps it)."""
+    if level == "campaign" and campaigns is not None:
+        entity = campaigns.get(entity_id)
+    else:
+        entity = fetch_row(con, queries.entity_query(level, entity_id))
     if entity is None:
         raise NotFoundError(f"unknown {LEVEL_LABELS[level]} id {entity_id} (not in the synced data)")
     return entity
@@ -245,14 +259,20 @@ def fetch_campaign_population(con: Con, period: Period) -> CampaignPopulation:
 
 
 def campaign_view(
-    con: Con, campaign_id: str, period: Period, population: CampaignPopulation, ads_per_campaign: Mapping[str, int]
+    con: Con,
+    campaign_id: str,
+    period: Period,
+    population: CampaignPopulation,
+    ads_per_campaign: Mapping[str, int],
+    campaigns: Mapping[str, Row] | None = None,
 ) -> JsonObject:
     """The campaign endpoint's answer: insights per day, totals, children counts and the efficiency score.
 
-    `population` is `fetch_campaign_population` of the period and `ads_per_campaign` the snapshot's
-    `fetch_ads_per_campaign` (the same for every campaign: callers cache them).
+    `population` is `fetch_campaign_population` of the period, `ads_per_campaign` and `campaigns` the
+    snapshot's `fetch_ads_per_campaign` and `fetch_campaign_rows` (the same for every campaign: callers
+    cache them).
     """
-    entity = _entity(con, "campaign", campaign_id)
+    entity = _entity(con, "campaign", campaign_id, campaigns)
     insights = _insights(con, "campaign", campaign_id, period)
     totals = {m: float(insights["totals"][m] or 0) for m in ADDITIVE_METRICS}
     score = efficiency_score_among(totals, population.ratios) if totals["spend"] > 0 else None
@@ -341,10 +361,13 @@ def find_entity_level(con: Con, entity_id: str) -> Level:
     raise NotFoundError(f"unknown entity id {entity_id} (no campaign, ad set or ad in the synced data)")
 
 
-def recent_view(con: Con, entity_id: str, level: Level | None, period: Period) -> JsonObject:
-    """The recent-insights endpoint's answer: one entity's last stored days (`days_period`, as the Timeline page)."""
+def recent_view(
+    con: Con, entity_id: str, level: Level | None, period: Period, campaigns: Mapping[str, Row] | None = None
+) -> JsonObject:
+    """The recent-insights endpoint's answer: one entity's last stored days (`days_period`, as the Timeline page);
+    `campaigns` as for `campaign_view`."""
     level = level or find_entity_level(con, entity_id)
-    entity = _entity(con, level, entity_id)
+    entity = _entity(con, level, entity_id, campaigns)
     days = (period.until - period.since).days + 1
     return {
         "entity_name": json_value(entity.get("name")),

@@ -211,11 +211,12 @@ def _entity_sql(spec: LevelSpec) -> str:
     joins = "".join(f" LEFT JOIN {a.table} AS {a.level} ON {a.level}.{a.id_column} = e.{a.id_column}" for a in above)
     return (
         f"SELECT e.*{names}, a.currency, a.name AS account_name FROM {spec.table} AS e{joins}"
-        f" LEFT JOIN ad_accounts AS a ON a.account_id = e.account_id WHERE e.{spec.id_column} = $id"
+        f" LEFT JOIN ad_accounts AS a ON a.account_id = e.account_id WHERE $id IS NULL OR e.{spec.id_column} = $id"
     )
 
 
-def entity_query(level: str, entity_id: str) -> Query:
+def entity_query(level: str, entity_id: str | None) -> Query:
+    """`fetch_entity`'s statement; `entity_id` None gives every entity of the level (`fetch_entity`'s row each)."""
     return _entity_sql(_spec(level)), {"id": entity_id}
 
 

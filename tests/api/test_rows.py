@@ -15,6 +15,7 @@ from insights_core.api.serializers import totals_of_days
 from insights_core.dashboard.alerts import performance_alerts
 from insights_core.dashboard.periods import previous_period
 from insights_core.dashboard.scoring import efficiency_scores
+from insights_core.errors import NotFoundError
 from insights_core.levels import LEVELS
 from insights_core.metrics import with_ratio_columns
 from insights_core.store import queries
@@ -99,3 +100,25 @@ def test_performance_alerts_read_rows_as_the_frame() -> None:
     from_frame = performance_alerts(frame)
     assert [a.campaign_id for a in from_frame] == ["1"]  # "3" spent too little this period to be flagged
     assert performance_alerts(frame.to_dict("records")) == from_frame  # type: ignore[arg-type]
+
+
+def test_kept_campaign_rows_answer_as_one_read_per_request(
+    cur: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    last = _last_day(cur)
+    period = views.Period(last - dt.timedelta(days=6), last)
+    population = views.fetch_campaign_population(cur, period)
+    ads = views.fetch_ads_per_campaign(cur)
+    kept = views.fetch_campaign_rows(cur)
+    assert kept is not None and len(kept) == queries.fetch_campaign_counts(cur)[0]
+    for campaign_id in kept:
+        assert views.campaign_view(cur, campaign_id, period, population, ads, kept) == views.campaign_view(
+            cur, campaign_id, period, population, ads, None
+        )
+        assert views.recent_view(cur, campaign_id, "campaign", period, kept) == views.recent_view(
+            cur, campaign_id, "campaign", period
+        )
+    with pytest.raises(NotFoundError, match="unknown campaign id 42"):
+        views.recent_view(cur, "42", "campaign", period, kept)
+    monkeypatch.setattr(views, "MAX_KEPT_CAMPAIGNS", len(kept) - 1)
+    assert views.fetch_campaign_rows(cur) is None  # a big account: each answer reads its own row
