@@ -29,7 +29,8 @@ def ratio(numerator: Number | None, denominator: Number | None, scale: float = 1
     """`numerator / denominator * scale`, or None when either side is missing or the denominator is 0."""
     if numerator is None or denominator is None:
         return None
-    if _is_nan(numerator) or _is_nan(denominator) or denominator == 0:
+    # x != x only for NaN: the API computes this for every row it answers, so no isinstance checks
+    if denominator == 0 or numerator != numerator or denominator != denominator:
         return None
     return float(numerator) / float(denominator) * scale
 

@@ -13,11 +13,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import duckdb
 
 from insights_core.errors import SnapshotUnreadableError
+from insights_core.store.queries import Query
 from insights_core.store.snapshots import connect_snapshot, resolve_current_snapshot
 
 MAX_OPEN_GENERATIONS = 2
@@ -27,6 +28,21 @@ _UNREADABLE = (duckdb.OperationalError, duckdb.InternalError, duckdb.CatalogExce
 
 SnapshotKey = tuple[str, int]
 T = TypeVar("T")
+Row = dict[str, Any]
+"""One result row by column name, values as DuckDB gives them to Python (float, int, str, date, None)."""
+
+
+def fetch_rows(cur: duckdb.DuckDBPyConnection, query: Query) -> list[Row]:
+    """Every row of `query` as a dict: what the API shapes into JSON, without building a frame first."""
+    result = cur.execute(*query)
+    names = [column[0] for column in result.description or ()]
+    return [dict(zip(names, values)) for values in result.fetchall()]
+
+
+def fetch_row(cur: duckdb.DuckDBPyConnection, query: Query) -> Row | None:
+    """The first row of `query` as a dict, or None when it has none."""
+    rows = fetch_rows(cur, query)
+    return rows[0] if rows else None
 
 
 class SnapshotReader:

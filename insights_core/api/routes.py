@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
-import pandas as pd
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -40,7 +39,7 @@ from insights_core.api.params import (
     parse_request_id,
     parse_sync_body,
 )
-from insights_core.api.reads import SnapshotCache, SnapshotKey, SnapshotReader
+from insights_core.api.reads import Row, SnapshotCache, SnapshotKey, SnapshotReader
 from insights_core.api.serializers import JsonObject, json_value
 from insights_core.api_tokens import TokenStore
 from insights_core.control import ControlChannel
@@ -50,11 +49,13 @@ from insights_core.levels import Level
 from insights_core.models import BREAKDOWN_FAMILIES
 from insights_core.roles import Permission
 from insights_core.settings import Settings, load_settings
+from insights_core.store import queries
 from insights_core.store.snapshots import resolve_current_snapshot
 from insights_core.sync_requests import parse_entity_type, parse_sync_request, request_params
 
 log = logging.getLogger("meta_insights.api")
 
+Cursor = duckdb.DuckDBPyConnection
 API_PREFIX = "/meta/insights"
 MAX_BODY_BYTES = 64 * 1024
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -68,15 +69,42 @@ class ApiContext:
         self.tokens = TokenStore(settings.data_dir)
         self.users = UsersFile(settings.auth_config_path, settings.mode)
         self.reader = SnapshotReader(settings.current_snapshot_link)
-        # answers and shared pieces per immutable snapshot (as the pages' st.cache_data)
+        # answers and the pieces many answers share, per immutable snapshot (as the pages' st.cache_data)
         self.payloads: SnapshotCache[bytes] = SnapshotCache(256)
-        self.frames: SnapshotCache[pd.DataFrame] = SnapshotCache(32)
-        self.periods: SnapshotCache[views.Period] = SnapshotCache(64)
+        self.bounds: SnapshotCache[queries.DataBounds] = SnapshotCache(4)
+        self.sync_status: SnapshotCache[views.SyncStatus] = SnapshotCache(4)
+        self.counts: SnapshotCache[tuple[int, int]] = SnapshotCache(16)
+        self.ads_per_campaign: SnapshotCache[dict[str, int]] = SnapshotCache(4)
+        self.campaign_rows: SnapshotCache[dict[str, Row] | None] = SnapshotCache(2)
+        # a period's ratios of every campaign (~130 KB at 1,000 campaigns); periods are clamped to the stored days
+        self.populations: SnapshotCache[views.CampaignPopulation] = SnapshotCache(128)
         self.control = ControlChannel(settings.control_db_path)
         self.metrics = ApiMetrics(self.reader, self.control)
 
-    def days_period(self, snapshot: SnapshotKey, cur: duckdb.DuckDBPyConnection, days: int) -> views.Period:
-        return self.periods.fetch((snapshot, days), lambda: views.days_period(cur, days))
+    def snapshot_bounds(self, snapshot: SnapshotKey, cur: Cursor) -> queries.DataBounds:
+        return self.bounds.fetch(snapshot, lambda: views.fetch_bounds(cur))
+
+    def days_period(self, snapshot: SnapshotKey, cur: Cursor, days: int) -> views.Period:
+        return views.days_period(self.snapshot_bounds(snapshot, cur), days)
+
+    def population(self, snapshot: SnapshotKey, cur: Cursor, period: views.Period) -> views.CampaignPopulation:
+        # days before the first stored day add nothing: 90 days on a 30-day store rank the same campaigns as 30
+        stored = views.stored_period(self.snapshot_bounds(snapshot, cur), period)
+        return self.populations.fetch((snapshot, stored), lambda: views.fetch_campaign_population(cur, stored))
+
+    def campaigns(self, snapshot: SnapshotKey, cur: Cursor) -> dict[str, Row] | None:
+        return self.campaign_rows.fetch(snapshot, lambda: views.fetch_campaign_rows(cur))
+
+    def campaign_ads(self, snapshot: SnapshotKey, cur: Cursor) -> dict[str, int]:
+        return self.ads_per_campaign.fetch(snapshot, lambda: views.fetch_ads_per_campaign(cur))
+
+    def campaign_counts(self, snapshot: SnapshotKey, cur: Cursor, account_id: str | None) -> tuple[int, int]:
+        return self.counts.fetch((snapshot, account_id), lambda: views.fetch_campaign_counts(cur, account_id))
+
+    def overview_sync_status(self, snapshot: SnapshotKey, cur: Cursor, now: dt.datetime) -> views.SyncStatus:
+        # the sync alerts look at the last 24 hours: kept for the minute at most
+        minute = int(now.timestamp() // 60)
+        return self.sync_status.fetch((snapshot, minute), lambda: views.fetch_sync_status(cur, now))
 
     def caller(self, request: Request, permission: Permission = "analytics:read") -> Principal:
         principal = authenticate(request.headers.get("authorization"), self.tokens, self.users)
@@ -195,12 +223,14 @@ def get_overview(request: Request, _body: bytes, ctx: ApiContext) -> Response:
 
     def compute() -> bytes:
         with ctx.reader.cursor(snapshot) as cur:
-            views.check_account(cur, account_id)
-            period = views.overview_period(cur, since, until)
+            bounds = ctx.snapshot_bounds(snapshot, cur)
+            views.check_account(bounds, account_id)
+            period = views.overview_period(bounds, since, until)
             if period.since > period.until:
                 raise InputError(f"since ({period.since}) is after until ({period.until}, the last stored day)")
-            payload = views.overview_view(cur, period, account_id, now, top, order)
-            return encode_json({k: v for k, v in payload.items() if k != "timestamp"})
+            counts = ctx.campaign_counts(snapshot, cur, account_id)
+            status = ctx.overview_sync_status(snapshot, cur, now)
+            return encode_json(views.overview_view(cur, period, account_id, counts, status, top, order))
 
     # the sync alerts look at the last 24 hours, so a cached overview is kept for the minute at most
     key = (snapshot, "overview", since, until, account_id, top, sort_by, int(now.timestamp() // 60))
@@ -221,16 +251,10 @@ def _entity_handler(level: Level) -> Handler:
             with ctx.reader.cursor(snapshot) as cur:
                 period = ctx.days_period(snapshot, cur, days)
                 if level == "campaign":
-                    return encode_json(
-                        views.campaign_view(
-                            cur,
-                            entity_id,
-                            period,
-                            lambda: ctx.frames.fetch(
-                                (snapshot, "delivered", period), lambda: views.fetch_delivered_campaigns(cur, period)
-                            ),
-                        )
-                    )
+                    population = ctx.population(snapshot, cur, period)
+                    ads = ctx.campaign_ads(snapshot, cur)
+                    campaigns = ctx.campaigns(snapshot, cur)
+                    return encode_json(views.campaign_view(cur, entity_id, period, population, ads, campaigns))
                 return encode_json((views.adset_view if level == "adset" else views.ad_view)(cur, entity_id, period))
 
         return _cached_json(ctx.payloads.fetch((snapshot, level, entity_id, days), compute))
@@ -247,7 +271,8 @@ def get_recent_insights(request: Request, _body: bytes, ctx: ApiContext) -> Resp
 
     def compute() -> bytes:
         with ctx.reader.cursor(snapshot) as cur:
-            return encode_json(views.recent_view(cur, entity_id, level, ctx.days_period(snapshot, cur, days)))
+            period = ctx.days_period(snapshot, cur, days)
+            return encode_json(views.recent_view(cur, entity_id, level, period, ctx.campaigns(snapshot, cur)))
 
     return _cached_json(ctx.payloads.fetch((snapshot, "recent", entity_id, level, days), compute))
 
@@ -266,7 +291,7 @@ def get_breakdowns(request: Request, _body: bytes, ctx: ApiContext) -> Response:
 
     def compute() -> bytes:
         with ctx.reader.cursor(snapshot) as cur:
-            period = views.overview_period(cur, since, until)
+            period = views.overview_period(ctx.snapshot_bounds(snapshot, cur), since, until)
             if period.since > period.until:
                 raise InputError(f"since ({period.since}) is after until ({period.until}, the last stored day)")
             return encode_json(views.breakdowns_view(cur, level, entity_id, period, families))

@@ -12,8 +12,9 @@ Performance alerts compare each campaign's ratio with the previous period of the
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -167,44 +168,62 @@ def period_change(campaigns: pd.DataFrame, metric: str) -> pd.DataFrame:
     )
 
 
-def metric_drops(
-    campaigns: pd.DataFrame,
+@dataclass(frozen=True)
+class MetricDrop:
+    campaign_id: str
+    name: str
+    current: float
+    previous: float
+    change: float
+
+
+def metric_drop_rows(
+    campaigns: Iterable[Mapping[str, Any]],
     metric: str = "roas",
     drop_percent: float = PERFORMANCE_DROP_PERCENT,
     min_spend: float = MIN_SPEND_FOR_PERFORMANCE,
-) -> pd.DataFrame:
+) -> list[MetricDrop]:
     """Campaigns whose `metric` fell more than `drop_percent` against the previous period, worst first.
 
-    `campaigns` carries the period's sums and the previous period's as `prev_*` columns. Both
+    Each campaign carries the period's sums and the previous period's as `prev_*` keys. Both
     periods need at least `min_spend`, so a campaign that barely ran is not flagged.
     """
-    if campaigns.empty:
-        return campaigns.assign(current=[], previous=[], change=[])
-    out = campaigns.join(period_change(campaigns, metric))
-    spent = (out["spend"] >= min_spend) & (out["prev_spend"] >= min_spend)
-    # a hair of tolerance: 1.4 against 2.0 is a 30% drop, not 30.000000000000004%
-    return out[spent & (out["change"] < -drop_percent - 1e-9)].sort_values("change", kind="stable")
+    num, den, scale = RATIO_FORMULAS[metric]
+    drops = []
+    for row in campaigns:
+        if not (row["spend"] >= min_spend and row["prev_spend"] >= min_spend):
+            continue
+        current = ratio(row[num], row[den], scale)
+        previous = ratio(row[f"prev_{num}"], row[f"prev_{den}"], scale)
+        change = pct_change(current, previous)
+        # a hair of tolerance: 1.4 against 2.0 is a 30% drop, not 30.000000000000004%
+        if current is not None and previous is not None and change is not None and change < -drop_percent - 1e-9:
+            drops.append(MetricDrop(str(row["campaign_id"]), str(row["name"]), current, previous, change))
+    return sorted(drops, key=lambda drop: drop.change)
 
 
 def performance_alerts(
-    campaigns: pd.DataFrame,
+    campaigns: pd.DataFrame | Sequence[Mapping[str, Any]],
     metrics: tuple[str, ...] = ("roas", "ctr"),
     drop_percent: float = PERFORMANCE_DROP_PERCENT,
     min_spend: float = MIN_SPEND_FOR_PERFORMANCE,
 ) -> list[Alert]:
+    """`campaigns`: a frame or rows of `store.queries.fetch_campaign_summary` (period and `prev_*` sums)."""
+    rows = (
+        cast(list[dict[str, Any]], campaigns.to_dict("records")) if isinstance(campaigns, pd.DataFrame) else campaigns
+    )
     alerts: list[Alert] = []
     for metric in metrics:
-        drops = metric_drops(campaigns, metric, drop_percent, min_spend)
+        drops = metric_drop_rows(rows, metric, drop_percent, min_spend)
         label = metric.upper()
-        # the stubs type each itertuples field as any scalar: `change` is a float column
-        for row in drops.head(MAX_LISTED).itertuples():
+        for drop in drops[:MAX_LISTED]:
             alerts.append(
                 Alert(
                     "warning",
                     f"{metric}_drop",
-                    f"{row.name}: {label} fell {abs(cast(float, row.change)):.0f}% against the previous period "
-                    f"({row.previous:.2f} → {row.current:.2f}).",
-                    campaign_id=str(row.campaign_id),
+                    f"{drop.name}: {label} fell {abs(drop.change):.0f}% against the previous period "
+                    f"({drop.previous:.2f} → {drop.current:.2f}).",
+                    campaign_id=drop.campaign_id,
                 )
             )
         if len(drops) > MAX_LISTED:

@@ -22,6 +22,8 @@ from insights_core.levels import LEVEL_SPECS, LEVELS, Level, LevelSpec
 from insights_core.models import ADDITIVE_METRICS
 
 Con = duckdb.DuckDBPyConnection
+Query = tuple[str, dict[str, Any]]
+"""A statement and its parameters: the `*_query` builders give the API the pages' SQL to read as rows."""
 
 _SUMS = (
     "sum(spend)::DOUBLE AS spend, sum(impressions)::BIGINT AS impressions, sum(clicks)::BIGINT AS clicks, "
@@ -105,27 +107,25 @@ def fetch_period_totals(
     account_id: str | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """`fetch_totals` of a period and of the one to compare it with (None: zeros), in one scan of the table."""
+    row = _one_row(con.execute(*period_totals_query(since, until, prev_since, prev_until, account_id)))
+    count = len(ADDITIVE_METRICS)
+    return _metric_totals(row[:count]), _metric_totals(row[count:])
+
+
+def period_totals_query(
+    since: dt.date, until: dt.date, prev_since: dt.date | None, prev_until: dt.date | None, account_id: str | None
+) -> Query:
     sums = ", ".join(
         f"sum({m}) FILTER (WHERE date_start BETWEEN ${p}since AND ${p}until)::DOUBLE"
         for p in ("", "prev_")
         for m in ADDITIVE_METRICS
     )
-    row = _one_row(
-        con.execute(
-            f"SELECT {sums} FROM meta_ad_insights WHERE entity_type = 'campaign'"
-            " AND (date_start BETWEEN $since AND $until OR date_start BETWEEN $prev_since AND $prev_until)"
-            f" AND {_ACCOUNT}",
-            {
-                "since": since,
-                "until": until,
-                "prev_since": prev_since,
-                "prev_until": prev_until,
-                "account_id": account_id,
-            },
-        )
+    return (
+        f"SELECT {sums} FROM meta_ad_insights WHERE entity_type = 'campaign'"
+        " AND (date_start BETWEEN $since AND $until OR date_start BETWEEN $prev_since AND $prev_until)"
+        f" AND {_ACCOUNT}",
+        {"since": since, "until": until, "prev_since": prev_since, "prev_until": prev_until, "account_id": account_id},
     )
-    count = len(ADDITIVE_METRICS)
-    return _metric_totals(row[:count]), _metric_totals(row[count:])
 
 
 def fetch_campaign_counts(con: Con, account_id: str | None = None) -> tuple[int, int]:
@@ -161,6 +161,15 @@ def fetch_campaign_summary(
     The comparison period may lie anywhere (before, a year earlier, overlapping); None for no comparison
     gives zero `prev_*` sums.
     """
+    frame = con.execute(*campaign_summary_query(since, until, prev_since, prev_until, account_id)).df()
+    frame[list(ADDITIVE_METRICS)] = frame[list(ADDITIVE_METRICS)].fillna(0.0)
+    return frame
+
+
+def campaign_summary_query(
+    since: dt.date, until: dt.date, prev_since: dt.date | None, prev_until: dt.date | None, account_id: str | None
+) -> Query:
+    """`fetch_campaign_summary`'s statement; the period's sums are NULL for a campaign that delivered only before."""
     current = ", ".join(
         f"sum({m}) FILTER (WHERE date_start BETWEEN $since AND $until)::DOUBLE AS {m}" for m in ADDITIVE_METRICS
     )
@@ -168,7 +177,7 @@ def fetch_campaign_summary(
         f"coalesce(sum({m}) FILTER (WHERE date_start BETWEEN $prev_since AND $prev_until), 0)::DOUBLE AS prev_{m}"
         for m in ADDITIVE_METRICS
     )
-    frame = con.execute(
+    return (
         f"""
         SELECT c.campaign_id, c.name, c.status, c.effective_status, c.objective, c.account_id, i.* EXCLUDE (entity_id)
         FROM (SELECT entity_id, {current}, {previous}
@@ -181,9 +190,7 @@ def fetch_campaign_summary(
         ORDER BY spend DESC NULLS LAST, c.campaign_id
         """,
         {"since": since, "until": until, "prev_since": prev_since, "prev_until": prev_until, "account_id": account_id},
-    ).df()
-    frame[list(ADDITIVE_METRICS)] = frame[list(ADDITIVE_METRICS)].fillna(0.0)
-    return frame
+    )
 
 
 def search_campaigns(con: Con, text: str, limit: int = 50) -> pd.DataFrame:
@@ -204,13 +211,18 @@ def _entity_sql(spec: LevelSpec) -> str:
     joins = "".join(f" LEFT JOIN {a.table} AS {a.level} ON {a.level}.{a.id_column} = e.{a.id_column}" for a in above)
     return (
         f"SELECT e.*{names}, a.currency, a.name AS account_name FROM {spec.table} AS e{joins}"
-        f" LEFT JOIN ad_accounts AS a ON a.account_id = e.account_id WHERE e.{spec.id_column} = $id"
+        f" LEFT JOIN ad_accounts AS a ON a.account_id = e.account_id WHERE $id IS NULL OR e.{spec.id_column} = $id"
     )
+
+
+def entity_query(level: str, entity_id: str | None) -> Query:
+    """`fetch_entity`'s statement; `entity_id` None gives every entity of the level (`fetch_entity`'s row each)."""
+    return _entity_sql(_spec(level)), {"id": entity_id}
 
 
 def fetch_entity(con: Con, level: str, entity_id: str) -> dict[str, Any] | None:
     """One campaign, ad set or ad with its parents' names and its account's currency; None if unknown."""
-    frame = con.execute(_entity_sql(_spec(level)), {"id": entity_id}).df()
+    frame = con.execute(*entity_query(level, entity_id)).df()
     if frame.empty:
         return None
     row = frame.iloc[0].to_dict()
@@ -224,13 +236,17 @@ def fetch_children(
 
     Children without delivery are listed with zeros, so counts match the entity tables.
     """
+    return con.execute(*children_query(child_level, parent_level, parent_id, since, until)).df()
+
+
+def children_query(child_level: str, parent_level: str, parent_id: str, since: dt.date, until: dt.date) -> Query:
     child, parent = _spec(child_level), _spec(parent_level)
     if child.level not in parent.children:
         raise InputError(f"{child.level} is not a child level of {parent.level}")
     table, id_column, parent_column = child.table, child.id_column, parent.id_column
     # the ids of its ancestors below the top level: an ad's row says its ad set
     lineage = "".join(f", e.{c}" for c in child.parent_id_columns[1:])
-    return con.execute(
+    return (
         f"""
         SELECT e.{id_column} AS entity_id, e.name, e.status, e.effective_status{lineage}, {_ZEROED}
         FROM {table} AS e
@@ -241,7 +257,16 @@ def fetch_children(
         ORDER BY spend DESC, e.{id_column}
         """,
         {"level": child.level, "parent": parent_id, "since": since, "until": until},
-    ).df()
+    )
+
+
+def children_counts_query(child_level: str, parent_level: str) -> Query:
+    """(parent id, how many children of `child_level` it has): all of them, as `fetch_children` lists."""
+    child, parent = _spec(child_level), _spec(parent_level)
+    if child.level not in parent.children:
+        raise InputError(f"{child.level} is not a child level of {parent.level}")
+    column = parent.id_column
+    return f"SELECT {column}, count(*) FROM {child.table} GROUP BY {column}", {}
 
 
 def fetch_existing_ids(con: Con, level: str, ids: list[str]) -> set[str]:
@@ -256,7 +281,11 @@ def fetch_existing_ids(con: Con, level: str, ids: list[str]) -> set[str]:
 
 def fetch_entity_daily(con: Con, level: str, entity_id: str, since: dt.date, until: dt.date) -> pd.DataFrame:
     """One entity's stored days, with reach, unique clicks and frequency as Meta reported them per day."""
-    return con.execute(
+    return con.execute(*entity_daily_query(level, entity_id, since, until)).df()
+
+
+def entity_daily_query(level: str, entity_id: str, since: dt.date, until: dt.date) -> Query:
+    return (
         """
         SELECT date_start AS date, spend::DOUBLE AS spend, impressions, clicks, conversions::DOUBLE AS conversions,
                revenue::DOUBLE AS revenue, reach, unique_clicks, frequency
@@ -265,23 +294,28 @@ def fetch_entity_daily(con: Con, level: str, entity_id: str, since: dt.date, unt
         ORDER BY date_start
         """,
         {"level": _level(level), "id": entity_id, "since": since, "until": until},
-    ).df()
+    )
 
 
 def fetch_entity_totals(con: Con, level: str, entity_id: str, since: dt.date, until: dt.date) -> dict[str, float]:
-    row = _one_row(
-        con.execute(
-            f"SELECT {_SUMS} FROM meta_ad_insights WHERE entity_type = $level AND entity_id = $id"
-            " AND date_start BETWEEN $since AND $until",
-            {"level": _level(level), "id": entity_id, "since": since, "until": until},
-        )
+    return _metric_totals(_one_row(con.execute(*entity_totals_query(level, entity_id, since, until))))
+
+
+def entity_totals_query(level: str, entity_id: str, since: dt.date, until: dt.date) -> Query:
+    return (
+        f"SELECT {_SUMS} FROM meta_ad_insights WHERE entity_type = $level AND entity_id = $id"
+        " AND date_start BETWEEN $since AND $until",
+        {"level": _level(level), "id": entity_id, "since": since, "until": until},
     )
-    return _metric_totals(row)
 
 
 def fetch_ad_peers(con: Con, campaign_id: str, since: dt.date, until: dt.date) -> pd.DataFrame:
     """Every ad of a campaign that delivered in the period, with its ad set and sums (peer comparison)."""
-    return con.execute(
+    return con.execute(*ad_peers_query(campaign_id, since, until)).df()
+
+
+def ad_peers_query(campaign_id: str, since: dt.date, until: dt.date) -> Query:
+    return (
         f"""
         SELECT e.ad_id, e.adset_id, e.name, i.* EXCLUDE (entity_id)
         FROM (SELECT entity_id, {_SUMS} FROM meta_ad_insights
@@ -291,7 +325,7 @@ def fetch_ad_peers(con: Con, campaign_id: str, since: dt.date, until: dt.date) -
         ORDER BY e.ad_id
         """,
         {"campaign": campaign_id, "since": since, "until": until},
-    ).df()
+    )
 
 
 def fetch_sync_runs(con: Con, limit: int = 500) -> pd.DataFrame:
