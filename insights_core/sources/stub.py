@@ -134,8 +134,6 @@ FLIGHT_WEEKS = 0.35
 """Share of weeks an inactive ad delivers anyway (flighting, so paused ads have history)."""
 LIFETIME_SHARE, ABO_SHARE = 0.20, 0.25
 """Campaigns with a lifetime budget, and with their budgets on the ad sets (the rest: a daily budget)."""
-OVER_SHARE, UNDER_SHARE = 0.06, 0.14
-"""Entities whose budget is set below / well above their expected spend (the rest are on pace)."""
 
 
 @dataclass(frozen=True)
@@ -284,7 +282,7 @@ class StubSource:
         ad_parent = np.repeat(np.arange(s.adsets), s.ads_per_adset)
         d_own = _status(d_hash, paused=0.10, archived=0.02)
         d_status = np.where(a_status[ad_parent] == "ACTIVE", d_own, a_status[ad_parent])
-        budgets = stub_budgets(c_hash, a_hash, expected_ad_spend(d_hash, d_status == "ACTIVE"), anchor)
+        budgets = stub_budgets(c_hash, a_hash, d_hash, d_status == "ACTIVE", anchor)
         campaigns = campaigns.assign(**{k: v for k, v in budgets.items() if not k.startswith("adset_")})
         campaigns["start_time"] = campaigns["start_time"].fillna(campaigns["created_time"] + np.timedelta64(1, "h"))
         ages = [_AGE_RANGES[i] for i in (uniforms(a_hash, 6) * len(_AGE_RANGES)).astype(np.int64)]
@@ -439,23 +437,10 @@ def generate_ad_days(ad_hash: np.ndarray, days: np.ndarray, active: np.ndarray) 
     each day adds weekday seasonality, a yearly wave, a late-November peak and noise. Inactive ads
     deliver in the weeks their id switches on (flighting), so paused ones still have history.
     """
-    budget = _ad_budget(ad_hash)
-    base_cpm = 4.0 + 18.0 * uniforms(ad_hash, 22)
+    spend, impressions, seed, weekday = _ad_spend_cents(ad_hash, days, active)
     base_ctr = np.clip(np.exp(np.log(0.011) + 0.55 * _normal(ad_hash, 23)), 0.002, 0.06)
     base_cvr = np.clip(np.exp(np.log(0.02) + 0.7 * _normal(ad_hash, 25)), 0.002, 0.2)
     order_value = 20.0 + 100.0 * uniforms(ad_hash, 27)
-
-    seed = _day_seed(ad_hash, days)
-    weekday = (days + 3) % 7  # 1970-01-01 was a thursday; 0 = monday
-    season = _season(days)
-    week = days // 7
-    flight_on = uniforms(_day_seed(ad_hash, week), 30) < FLIGHT_WEEKS
-    delivering = active[:, None] | flight_on
-
-    spend_dollars = budget[:, None] * (_WEEKDAY_SPEND[weekday] * season)[None, :] * (0.8 + 0.4 * uniforms(seed, 1))
-    impressions = np.floor(spend_dollars / (base_cpm[:, None] * (0.85 + 0.3 * uniforms(seed, 2))) * 1000)
-    impressions = np.where(delivering, impressions, 0).astype(np.int64)
-    spend = np.where(impressions > 0, np.round(spend_dollars * 100), 0).astype(np.int64)
     reach = np.floor(impressions / (1.0 + 0.45 * uniforms(seed, 3))).astype(np.int64)
     reach = np.where(impressions > 0, np.maximum(reach, 1), 0)
     clicks = np.floor(impressions * base_ctr[:, None] * (0.7 + 0.6 * uniforms(seed, 4)) + uniforms(seed, 5))
@@ -478,6 +463,43 @@ def generate_ad_days(ad_hash: np.ndarray, days: np.ndarray, active: np.ndarray) 
     }
 
 
+def _ad_spend_cents(
+    ad_hash: np.ndarray, days: np.ndarray, active: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(spend in cents, impressions, the day seeds, weekdays), each (ads, days): the part of
+    `generate_ad_days` the budgets are set from."""
+    budget = _ad_budget(ad_hash)
+    base_cpm = 4.0 + 18.0 * uniforms(ad_hash, 22)
+    seed = _day_seed(ad_hash, days)
+    weekday = (days + 3) % 7  # 1970-01-01 was a thursday; 0 = monday
+    week = days // 7
+    flight_on = uniforms(_day_seed(ad_hash, week), 30) < FLIGHT_WEEKS
+    delivering = active[:, None] | flight_on
+    spend_dollars = (
+        budget[:, None] * (_WEEKDAY_SPEND[weekday] * _season(days))[None, :] * (0.8 + 0.4 * uniforms(seed, 1))
+    )
+    impressions = np.floor(spend_dollars / (base_cpm[:, None] * (0.85 + 0.3 * uniforms(seed, 2))) * 1000)
+    impressions = np.where(delivering, impressions, 0).astype(np.int64)
+    spend = np.where(impressions > 0, np.round(spend_dollars * 100), 0).astype(np.int64)
+    return spend, impressions, seed, weekday
+
+
+REALIZED_CHUNK_ADS = 20_000
+"""Ads per block when summing their spend for the budgets (bounds memory: ads x days int64 arrays)."""
+
+
+def realized_ad_spend(ad_hash: np.ndarray, active: np.ndarray, first_day: np.ndarray, last_day: int) -> np.ndarray:
+    """Each ad's spend in dollars from its own `first_day` to `last_day` (day numbers), as
+    `generate_ad_days` gives it (before any planted scenario)."""
+    total = np.zeros(len(ad_hash))
+    for start in range(0, len(ad_hash), REALIZED_CHUNK_ADS):
+        part = slice(start, start + REALIZED_CHUNK_ADS)
+        days = np.arange(int(first_day[part].min()), last_day + 1, dtype=np.int64)
+        spend = _ad_spend_cents(ad_hash[part], days, active[part])[0]
+        total[part] = np.where(days[None, :] >= first_day[part, None], spend, 0).sum(axis=1) / 100
+    return total
+
+
 def _ad_budget(ad_hash: np.ndarray) -> npt.NDArray[np.float64]:
     """Each ad's spend personality in dollars a day (median ~9), before weekday, season and noise."""
     return np.exp(2.2 + 0.75 * _normal(ad_hash, 20))
@@ -491,43 +513,26 @@ def _season(days: np.ndarray) -> npt.NDArray[np.float64]:
     return season * peak
 
 
-def expected_ad_spend(ad_hash: np.ndarray, active: np.ndarray) -> npt.NDArray[np.float64]:
-    """Each ad's expected spend in dollars on an average day of an average season: its personality;
-    an inactive ad delivers only in its flighting weeks (35% of them)."""
-    delivering = np.where(active, 1.0, FLIGHT_WEEKS)
-    return _ad_budget(ad_hash) * float(_WEEKDAY_SPEND.mean()) * delivering
-
-
-def _mean_season(first_day: int, days: int) -> float:
-    return float(_season(np.arange(first_day, first_day + days, dtype=np.int64)).mean())
-
-
 def pace_factors(hashes: np.ndarray, stream: int) -> npt.NDArray[np.float64]:
-    """Budget / expected spend per entity: ~80% about 1 (on pace), ~14% 1.35-1.65 (spends well under
-    its budget), ~6% 0.70-0.80 (spends over it). A function of the id alone."""
-    kind, size = uniforms(hashes, stream), uniforms(hashes, stream + 1)
-    return np.where(
-        kind < OVER_SHARE,
-        0.70 + 0.10 * size,
-        np.where(kind < OVER_SHARE + UNDER_SHARE, 1.35 + 0.30 * size, 0.97 + 0.06 * size),
-    )
+    """Budget / spend per entity, 0.97-1.03 by id: the demo account paces every budget, so the
+    detectors stay quiet on it; `INSIGHTS_STUB_SCENARIOS=overpacing` plants one that does not."""
+    return 0.97 + 0.06 * uniforms(hashes, stream)
 
 
 def stub_budgets(
-    c_hash: np.ndarray, a_hash: np.ndarray, ad_spend: npt.NDArray[np.float64], anchor: int
+    c_hash: np.ndarray, a_hash: np.ndarray, d_hash: np.ndarray, d_active: np.ndarray, anchor: int
 ) -> dict[str, np.ndarray]:
-    """Budgets in scale with each entity's own expected spend (`ad_spend`, per ad in id order) in its
-    budget's period so far (times the season's mean from the month's or the flight's first day to day
-    `anchor`: budgets are raised for the late-November peak), and the campaigns' flights.
+    """Budgets the account's own spend so far paces (times `pace_factors`), and the campaigns' flights.
 
-    Three kinds of campaign, by id: ~20% a lifetime budget over a flight of 28-91 days holding day
-    numbers anchor-1 to anchor+2 (flights relaunch on a grid of their own, so a flight stays put while
-    it runs); ~25% budgets on their ad sets (ABO: no campaign budget); the rest a daily budget. Returns
-    campaign columns (daily_budget, lifetime_budget, start_time, stop_time; a NaT start is the caller's)
-    and `adset_daily_budget`."""
+    Each budget is what its entity really spent (`generate_ad_days`, its ads' sum) from its period's
+    first day to day `anchor` (yesterday), per day elapsed, times its pace factor: so a budget matches
+    the spend's season, flighting and noise, and pacing as of `anchor` is within ±3%. Three kinds of
+    campaign, by id: ~20% a lifetime budget over a flight of 28-91 days holding day numbers anchor-1 to
+    anchor+2 (flights relaunch on a grid of their own, so a flight stays put while it runs); ~25%
+    budgets on their ad sets (ABO: no campaign budget); the rest a daily budget. Returns campaign
+    columns (daily_budget, lifetime_budget, start_time, stop_time; a NaT start is the caller's) and
+    `adset_daily_budget`."""
     n_c, n_a = len(c_hash), len(a_hash)
-    per_adset = ad_spend.reshape(n_a, -1).sum(axis=1)
-    per_campaign = per_adset.reshape(n_c, -1).sum(axis=1)
     kind = uniforms(c_hash, 50)
     lifetime, abo = kind < LIFETIME_SHARE, (kind >= LIFETIME_SHARE) & (kind < LIFETIME_SHARE + ABO_SHARE)
     length = 28 + (uniforms(c_hash, 51) * 64).astype(np.int64)
@@ -538,17 +543,20 @@ def stub_budgets(
     stop = np.where(lifetime, first_day + length, 0).astype("datetime64[D]").astype("datetime64[s]")
     month = np.datetime64(_EPOCH, "D") + np.timedelta64(anchor, "D")
     month_first = int((month.astype("datetime64[M]").astype("datetime64[D]") - np.datetime64(_EPOCH, "D")).astype(int))
-    month_season = _mean_season(month_first, anchor - month_first + 1)
-    flight_season = np.array([_mean_season(int(f), anchor - int(f) + 1) for f in first_day])
-    c_pace = per_campaign * pace_factors(c_hash, 53) * np.where(lifetime, flight_season, month_season)
+    period_first = np.where(lifetime, first_day, month_first)
+    ads_per_campaign = len(d_hash) // max(n_c, 1)
+    spent = realized_ad_spend(d_hash, d_active, np.repeat(period_first, ads_per_campaign), anchor)
+    per_adset = spent.reshape(n_a, -1).sum(axis=1)
+    per_campaign = per_adset.reshape(n_c, -1).sum(axis=1)
+    c_rate = per_campaign / (anchor - period_first + 1) * pace_factors(c_hash, 53)
     adset_campaign = np.repeat(np.arange(n_c), n_a // max(n_c, 1))
-    a_pace = per_adset * pace_factors(a_hash, 53) * month_season
+    a_rate = per_adset / (anchor - month_first + 1) * pace_factors(a_hash, 53)
     return {
-        "daily_budget": np.where(lifetime | abo, np.nan, np.maximum(np.round(c_pace), 1.0)),
-        "lifetime_budget": np.where(lifetime, np.round(c_pace * length), np.nan),
+        "daily_budget": np.where(lifetime | abo, np.nan, np.maximum(np.round(c_rate), 1.0)),
+        "lifetime_budget": np.where(lifetime, np.maximum(np.round(c_rate * length), 1.0), np.nan),
         "start_time": np.where(lifetime, start, np.datetime64("NaT")),
         "stop_time": np.where(lifetime, stop, np.datetime64("NaT")),
-        "adset_daily_budget": np.where(abo[adset_campaign], np.maximum(np.round(a_pace), 1.0), np.nan),
+        "adset_daily_budget": np.where(abo[adset_campaign], np.maximum(np.round(a_rate), 1.0), np.nan),
     }
 
 

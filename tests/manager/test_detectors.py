@@ -92,16 +92,15 @@ def test_pacing_on_the_last_day_needs_nothing_more() -> None:
 @pytest.mark.parametrize("as_of", AS_OF_DAYS)
 def test_pacing_finds_the_overpacing_campaign_and_only_it(as_of: dt.date) -> None:
     entities, daily, _ = stub_frames(as_of)
-    normal = budget_pacing(entities["campaign"], daily["campaign"], as_of).set_index("entity_id")
-    # the stub sets a deterministic few budgets under their spend; the planted campaign is not one of them
-    assert normal.loc[OVERPACING, "status"] == "on pace"
+    for level in ("campaign", "adset"):  # the normal account: every budget, daily or lifetime, on pace
+        normal = budget_pacing(entities[level], daily[level], as_of)
+        assert len(normal) > 0 and set(normal["status"]) == {"on pace"}, normal[["entity_id", "status"]]
+    assert {"daily", "lifetime"} <= set(budget_pacing(entities["campaign"], daily["campaign"], as_of)["budget_type"])
     entities, daily, _ = stub_frames(as_of, ("overpacing",))
     planted = budget_pacing(entities["campaign"], daily["campaign"], as_of).set_index("entity_id")
-    assert set(planted.index[planted["status"] == "over"]) == {OVERPACING, *normal.index[normal["status"] == "over"]}
-    others = planted.index != OVERPACING
-    assert planted.loc[others, "status"].equals(normal.loc[planted.index[others], "status"])
+    assert set(planted.index[planted["status"] != "on pace"]) == {OVERPACING}
     row = planted.loc[OVERPACING]
-    assert 0.3 < row["deviation"] < 0.8  # planted at about 1.5x the daily budget
+    assert row["status"] == "over" and 0.3 < row["deviation"] < 0.8  # planted at about 1.5x the daily budget
     assert row["projected_high"] > row["period_budget"]
 
 
