@@ -115,7 +115,7 @@ def test_ad_page_compares_with_peers(data_dir: Path) -> None:
     for table in comparisons:
         assert list(table["Metric"]) == ["CTR", "CPC", "ROAS"]
         assert {"Percentile", "Peer median", "vs median"} <= set(table.columns)
-    assert len(at.get("plotly_chart")) == 2 + 4  # daily trend, peers; the Breakdowns section's four families
+    assert len(at.get("plotly_chart")) == 2 + 1  # daily trend, peers; the Breakdowns section's open family
 
 
 def test_timeline_switches_metric(data_dir: Path) -> None:

@@ -157,7 +157,11 @@ def test_a_period_chosen_on_the_overview_holds_on_the_ads_page_and_after_a_reloa
 
 def test_the_comparison_period_changes_the_cards_deltas(analyst: Page, dashboard: Dashboard) -> None:
     _open(analyst, dashboard.url, "Overview")
+    until = dt.date.fromisoformat(_params(analyst)["until"])  # the default period ends yesterday, as 7 days do
     _choose(analyst, "Period", "Last 7 days")
+    # the run the choice starts writes the new days to the URL; a read before it would see 30 days' change
+    analyst.wait_for_url(re.compile(f"since={until - dt.timedelta(days=6)}"), timeout=TIMEOUT_MS)
+    _settled(analyst)
     before = _spend_delta(analyst)
     assert before, "the previous 7 days are stored: the spend card shows a change"
     _compare_with(analyst, "No comparison", "none")
@@ -178,6 +182,7 @@ def test_ads_sorted_worst_roas_first_match_the_store(analyst: Page, dashboard: D
     analyst.get_by_text("Worst first").click()
     _settled(analyst)
     analyst.get_by_text("lowest ROAS first").first.wait_for(timeout=TIMEOUT_MS)
+    _settled(analyst)  # the caption comes before the download button in that run: a click before its end is lost
     params = _params(analyst)
     expected = dashboard.query(
         "SELECT i.entity_id FROM meta_ad_insights i WHERE i.entity_type = 'ad' AND i.date_start BETWEEN ? AND ?"
