@@ -22,17 +22,22 @@ that checkout's app.py is measured too, in the same turns and on the same data, 
 that shares the machine's load. Prints medians (and min/max); asserts nothing.
 Targets: product within 1.2x of the minimal app; first page after a start under 1.5 s.
 
-Figures of 2026-12-02 on the shared 2-core machine (other engineers' tests running; medians of 5 logins
-and 3 starts, `--baseline` = the commit before the display/speed work, all in the same run):
+Figures on the shared 2-core machine (medians; `--baseline` = the commit before the display/speed work):
 
 | run (load average) | product | baseline | minimal | first login form after a start: product / baseline / minimal |
 | --- | --- | --- | --- | --- |
-| quiet (0.3), before the work, no baseline | 7.85 s | | 6.93 s (1.13x) | 2.70 s / – / – |
-| loaded (6-12) | 16.3 s (1.25x) | 17.9 s (1.37x) | 13.1 s | 4.36 / 4.34 / 7.15 s |
-| loaded (2-6) | 8.34 s (1.10x) | 7.83 s (1.03x) | 7.58 s | 2.80 / 3.22 / 4.08 s |
+| 2026-12-02, quiet (0.3), before the work, no baseline | 7.85 s | | 6.93 s (1.13x) | 2.70 s / – / – |
+| 2026-12-02, loaded (6-12) | 16.3 s (1.25x) | 17.9 s (1.37x) | 13.1 s | 4.36 / 4.34 / 7.15 s |
+| 2026-12-02, loaded (2-6) | 8.34 s (1.10x) | 7.83 s (1.03x) | 7.58 s | 2.80 / 3.22 / 4.08 s |
+| 2026-12-03, loaded (5), before the cookie and watcher changes, 3x3 | 11.70 s (1.44x) | | 8.12 s | 3.56 / – / 4.15 s |
+| 2026-12-03, (2-4), cookies by the server, lazy breakdown tabs | 6.95 s (1.03x) | | 6.74 s | 2.87 / – / 4.02 s |
+| 2026-12-03, (2), also no source file watcher, 5x5 | 6.59 s (0.93x) | | 7.11 s | 1.77 / – / 3.22 s |
 
-On this machine the minimal app's own first page takes 4 s: the floor is Chromium loading Streamlit's
-frontend, not the server's imports.
+What the first page is made of (quiet machine, Chromium trace with server timestamps): ~0.75 s for
+Chromium to load Streamlit's frontend into a new context, ~0.12 s for the script run, ~0.1 s of
+Streamlit's post-run `gc.collect(2)` before the run's last message, then ~0.35-0.7 s to fetch the text
+input's script chunks and draw the form. The minimal app's own first page takes 3.2 s: its cookie
+component's iframe and rerun, and streamlit-authenticator imported by the first session.
 """
 
 from __future__ import annotations
