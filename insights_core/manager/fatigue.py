@@ -143,4 +143,9 @@ def fatigue_from_week_sums(
     if out.empty:
         return out
     rank = out["severity"].map({"critical": 0, "warning": 1})
-    return out.assign(_r=rank).sort_values(["_r", "frequency"], ascending=[True, False]).drop(columns="_r")
+    # entity_id breaks ties: the store's grouped read comes back in any order, and the alerts, the page and
+    # the export must not reorder between two runs over the same rows
+    ordered = out.assign(_r=rank).sort_values(
+        ["_r", "frequency", "entity_id"], ascending=[True, False, True], kind="stable"
+    )
+    return ordered.drop(columns="_r").reset_index(drop=True)
