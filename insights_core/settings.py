@@ -298,6 +298,40 @@ class Settings(BaseSettings):
         description="stub: comma-separated shapes to plant (overpacing, fatigue, anomaly), for demos and tests",
     )
 
+    store: Literal["duckdb", "ducklake"] = Field(
+        "duckdb",
+        alias="INSIGHTS_STORE",
+        description="`duckdb` (one file, one worker; the default) or `ducklake` (PostgreSQL catalog, many workers)",
+    )
+    catalog_url: SecretStr | None = Field(
+        None,
+        alias="INSIGHTS_CATALOG_URL",
+        description="ducklake: PostgreSQL URL (postgresql://user:pass@host:port/db) of the catalog and shared state",
+    )
+    lake_data_path: str | None = Field(
+        None,
+        alias="INSIGHTS_LAKE_DATA_PATH",
+        description="ducklake: shared directory or s3://bucket/prefix for the Parquet files",
+    )
+    s3_endpoint: str | None = Field(
+        None, alias="INSIGHTS_S3_ENDPOINT", description="ducklake on s3://: host:port of an S3-compatible store"
+    )
+    s3_access_key_id: str | None = Field(
+        None, alias="INSIGHTS_S3_ACCESS_KEY_ID", description="ducklake on s3://: key id"
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        None, alias="INSIGHTS_S3_SECRET_ACCESS_KEY", description="ducklake on s3://: secret key"
+    )
+    s3_region: str = Field("us-east-1", alias="INSIGHTS_S3_REGION", description="ducklake on s3://: region")
+    s3_use_ssl: bool = Field(True, alias="INSIGHTS_S3_USE_SSL", description="ducklake on s3://: https to the endpoint")
+    lease_seconds: int = Field(
+        60,
+        alias="INSIGHTS_LEASE_SECONDS",
+        ge=10,
+        le=3600,
+        description="ducklake: an account lease a worker stops renewing is taken over after this",
+    )
+
     @field_validator(
         "fatigue_ctr_drop_percent",
         "fatigue_cpm_rise_percent",
@@ -380,6 +414,21 @@ class Settings(BaseSettings):
                 f"INSIGHTS_BACKFILL_DAYS ({self.backfill_days}) must not exceed "
                 f"INSIGHTS_MAX_DAYS_BACK ({self.max_days_back})"
             )
+        if self.store == "ducklake":
+            missing = [
+                name
+                for name, value in (
+                    ("INSIGHTS_CATALOG_URL", self.catalog_url),
+                    ("INSIGHTS_LAKE_DATA_PATH", self.lake_data_path),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"INSIGHTS_STORE=ducklake needs {' and '.join(missing)}")
+        if self.catalog_url is not None and not self.catalog_url.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("INSIGHTS_CATALOG_URL must be a postgresql:// URL")
         return self
 
     def require_live_credentials(self) -> None:
@@ -432,6 +481,8 @@ class Settings(BaseSettings):
             self.cookie_key,
             self.alert_webhook_url,
             self.alert_smtp_password,
+            self.catalog_url,
+            self.s3_secret_access_key,
         )
         return [s.get_secret_value() for s in secrets if s and s.get_secret_value()]
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs (venv, requirements, Debian's chromium for the browser
-# tests), run the lint, format and type checks (scripts/lint.sh) and the whole suite.
+# tests and PostgreSQL for the lake tests), run the lint, format and type checks (scripts/lint.sh) and the whole suite.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k stub
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,14 @@ if [ ! -x /usr/bin/chromium ] && [ "${INSIGHTS_SKIP_BROWSER:-0}" != "1" ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+fi
+# Debian's PostgreSQL for the lake tests (tests/postgres.py starts its own server under /tmp)
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
   fi
 fi
 # lint, format and type checks first (seconds), then the tests; either failing fails the command

@@ -159,3 +159,15 @@ def test_a_data_dir_that_is_a_file_or_not_writable_is_refused_before_anything_is
     with pytest.raises(ConfigError, match="is not writable"):
         check_data_dir(tmp_path / "new")
     assert not (tmp_path / "new").exists()
+
+
+def test_the_lake_store_needs_its_catalog_and_data_path() -> None:
+    with pytest.raises(ConfigError, match="INSIGHTS_CATALOG_URL and INSIGHTS_LAKE_DATA_PATH"):
+        load_settings(INSIGHTS_STORE="ducklake")
+    with pytest.raises(ConfigError, match="postgresql://"):
+        load_settings(INSIGHTS_STORE="ducklake", INSIGHTS_CATALOG_URL="mysql://x", INSIGHTS_LAKE_DATA_PATH="/lake")
+    s = load_settings(
+        INSIGHTS_STORE="ducklake", INSIGHTS_CATALOG_URL="postgresql://u:pw@h/db", INSIGHTS_LAKE_DATA_PATH="/lake"
+    )
+    assert "postgresql://u:pw@h/db" in s.secret_values()
+    assert load_settings().store == "duckdb"
