@@ -23,3 +23,25 @@ def test_a_database_survives_a_restart_and_refuses_a_wrong_password(postgres_ser
     else:
         raise AssertionError("a wrong password was accepted")
     assert oct(postgres_server.password_file.stat().st_mode & 0o777) == "0o600"
+
+
+def test_shared_state_connections_use_the_insights_schema_and_hide_the_password(
+    postgres_server: PostgresServer, catalog_url: str
+) -> None:
+    import pytest
+
+    from insights_core.cluster.pg import ensure_shared_schema, shared_state
+    from insights_core.errors import ControlChannelError
+
+    with shared_state(catalog_url) as con:
+        ensure_shared_schema(con)
+        con.execute("CREATE TABLE probe (n INT)")
+    with shared_state(catalog_url) as con:
+        assert con.execute(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'probe'"
+        ).fetchone() == ("insights",)
+    password = postgres_server.password_file.read_text().strip()
+    closed = catalog_url.replace(f":{postgres_server.port}/", ":1/")
+    with pytest.raises(ControlChannelError) as caught, shared_state(closed):
+        pass
+    assert password not in str(caught.value) and "cannot reach" in str(caught.value)
