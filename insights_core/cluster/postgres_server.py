@@ -13,6 +13,7 @@ import pwd
 import secrets
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,3 +144,32 @@ def _server_user() -> pwd.struct_passwd | None:
         return pwd.getpwnam("postgres")
     except KeyError as exc:
         raise ConfigError(_INSTALL_HINT) from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m insights_core.cluster.postgres_server start|stop|url --root DIR --port N` (scripts/cluster.sh)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m insights_core.cluster.postgres_server")
+    parser.add_argument("action", choices=("start", "stop", "url"))
+    parser.add_argument("--root", type=Path, required=True, help="directory holding the cluster (created)")
+    parser.add_argument("--port", type=int, default=5433)
+    parser.add_argument("--database", default="insights", help="start: created if missing; url: printed")
+    args = parser.parse_args(argv)
+    server = PostgresServer(args.root.resolve(), args.port)
+    try:
+        if args.action == "start":
+            server.start()
+            print(server.create_database(args.database))
+        elif args.action == "stop":
+            server.stop()
+        else:
+            print(server.url(args.database))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -82,8 +82,11 @@ def open_source(settings: Settings) -> InsightsSource:
     """The source the settings ask for. Live credentials are checked here, before any network call."""
     if settings.mode == "stub":
         from insights_core.sources.stub import StubSource
+        from insights_core.sources.stub_accounts import StubAccounts
 
-        return StubSource.from_settings(settings)
+        return (
+            StubSource.from_settings(settings) if settings.stub_accounts == 1 else StubAccounts.from_settings(settings)
+        )
     from insights_core.sources.live import LiveSource
 
     settings.require_live_credentials()
