@@ -331,6 +331,20 @@ class Settings(BaseSettings):
     )
     s3_region: str = Field("us-east-1", alias="INSIGHTS_S3_REGION", description="ducklake on s3://: region")
     s3_use_ssl: bool = Field(True, alias="INSIGHTS_S3_USE_SSL", description="ducklake on s3://: https to the endpoint")
+    lake_maintenance_hours: float = Field(
+        6,
+        alias="INSIGHTS_LAKE_MAINTENANCE_HOURS",
+        ge=0.01,
+        le=168,
+        description="ducklake: compact files and expire snapshots at most this often (one worker runs it)",
+    )
+    lake_snapshot_retention_hours: float = Field(
+        24,
+        alias="INSIGHTS_LAKE_SNAPSHOT_RETENTION_HOURS",
+        ge=0,
+        le=720,
+        description="ducklake: keep snapshots (and the files they read) this long before maintenance removes them",
+    )
     lease_seconds: int = Field(
         60,
         alias="INSIGHTS_LEASE_SECONDS",
