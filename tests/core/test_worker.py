@@ -351,7 +351,7 @@ def test_a_reader_never_sees_an_error_or_a_partial_sync_while_the_worker_runs_20
         # full-account syncs of 5..24 days: each one reads one day more than the last, so a reader
         # that saw half of one would find the newest run's window short of its rows_read
         ids = [control.save_request(SyncRequest(days_back=5 + i))[0] for i in range(20)]
-        wait_for(lambda: all(not control.fetch_request(i).is_open for i in ids), 120, "20 syncs", interval=0.5)
+        wait_for(lambda: all(not control.fetch_request(i).is_open for i in ids), 300, "20 syncs", interval=0.5)
         statuses = {control.fetch_request(i).status for i in ids}
     finally:
         stop_file.touch()
