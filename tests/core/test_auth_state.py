@@ -213,3 +213,28 @@ def test_no_database_is_a_one_line_error_without_the_password(tmp_path: Path) ->
     with pytest.raises(ControlChannelError) as caught:
         state.logouts.fetch_logouts()
     assert "s3cret-pw" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_cli_manages_users_in_postgresql_and_imports_a_users_file(
+    catalog_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in {
+        "INSIGHTS_DATA_DIR": str(tmp_path / "data"),
+        "INSIGHTS_STORE": "ducklake",
+        "INSIGHTS_CATALOG_URL": catalog_url,
+        "INSIGHTS_LAKE_DATA_PATH": str(tmp_path / "lake"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    users_file = tmp_path / "auth.yaml"
+    auth.save_auth_config(auth.demo_auth_config(), users_file)
+    assert auth.main(["import-users", str(users_file)]) == 0
+    assert "4 added to PostgreSQL" in capsys.readouterr().out
+    assert auth.main(["import-users", str(users_file)]) == 0
+    assert "kept existing admin, analyst, manager, viewer" in capsys.readouterr().out
+    assert auth.main(["set-role", "viewer", "--role", "analyst"]) == 0
+    assert auth.main(["list-users"]) == 0
+    assert "viewer\tanalyst" in capsys.readouterr().out
+    assert auth.main(["--config", str(users_file), "list-users"]) == 2
+    assert "users live in PostgreSQL" in capsys.readouterr().err
+    assert auth.main(["set-role", "nobody", "--role", "admin"]) == 2
+    assert not (tmp_path / "data" / "auth.yaml").exists()
