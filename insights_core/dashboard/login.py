@@ -13,6 +13,8 @@ A session is bound at login to the user's password fingerprint and login time; e
 checks the user still exists with that fingerprint and has not logged out since (anywhere), and
 shows the login form otherwise. So logging out, setting a password or removing a user ends every
 open session of that user at its next rerun, and `auth.read_login_cookie` refuses their cookies.
+Users, logouts and failed-login counts come from `auth_state`: the data dir's files, or PostgreSQL
+with the lake, read afresh on every run so a change made on another replica applies here too.
 
 Cookies are handed over on the run after a login, never in the run of the form, which a rerun could
 replace. The device cookie (see `auth_tokens`) marks the browser as one the user logged in from, so
@@ -29,7 +31,7 @@ from typing import TypedDict
 import streamlit as st
 
 from insights_core.auth import AuthConfig, User, check_users_for_mode, resolve_cookie_key, verify_login
-from insights_core.auth_state import AuthState, LogoutStore, Throttle, auth_state
+from insights_core.auth_state import AuthState, LogoutStore, auth_state
 from insights_core.auth_tokens import (
     mint_device_cookie,
     mint_login_cookie,
@@ -78,11 +80,6 @@ class LoginSession:
     cookie_key: str
     user: CurrentUser | None
     state: AuthState
-
-
-def login_throttle(settings: Settings) -> Throttle:
-    """The failed-login counts (shared by every session, process and the CLI; with the lake, every replica)."""
-    return auth_state(settings).throttle
 
 
 def device_cookie_name(settings: Settings) -> str:

@@ -168,3 +168,74 @@ def test_an_api_token_revoked_on_replica_a_is_refused_by_replica_b(
     refused = b.send({}, "api", path=path, token=token)
     assert refused["status"] == 401 and "invalid or revoked" in refused["body"]
     assert "tok_" not in cli(tmp_path, catalog_url, "list-tokens").stdout
+
+
+def test_two_real_servers_share_api_tokens_and_users(tmp_path: Path, catalog_url: str) -> None:
+    """Two `streamlit run` servers (pages and API on one port each): a token made and revoked with the CLI on
+    machine A, and a removed user, are seen by both servers at their next request."""
+    import urllib.error
+    import urllib.request
+
+    from tests.servers import start_dashboard, stop, wait_healthy
+
+    def status(url: str, token: str) -> int:
+        request = urllib.request.Request(f"{url}/meta/insights/overview", headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+
+    added = subprocess.run(
+        [PYTHON, "-m", "insights_core.auth", "add-user", "carol", "--role", "analyst", "--password-stdin"],
+        input="correct horse 1\n",
+        cwd=ROOT,
+        env=lake_env(tmp_path, catalog_url, "machine-a"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert added.returncode == 0, added.stderr
+    created = cli(tmp_path, catalog_url, "new-token", "carol")
+    assert created.returncode == 0, created.stderr
+    token, token_id = created.stdout.splitlines()[-1], created.stdout.split()[1]
+    servers, urls = [], []
+    try:
+        for machine in ("machine-a", "machine-b"):
+            out = tmp_path / f"{machine}.log"
+            process, url = start_dashboard(lake_env(tmp_path, catalog_url, machine), out, PYTHON)
+            servers.append(process)
+            urls.append(url)
+            wait_healthy(process, url, 90, out)
+        assert 401 not in [status(url, token) for url in urls]  # known on both (no data yet: 503)
+        assert cli(tmp_path, catalog_url, "revoke-token", token_id).returncode == 0
+        assert [status(url, token) for url in urls] == [401, 401]
+        second = cli(tmp_path, catalog_url, "new-token", "carol").stdout.splitlines()[-1]
+        assert status(urls[1], second) != 401
+        assert cli(tmp_path, catalog_url, "remove-user", "carol").returncode == 0
+        assert [status(url, second) for url in urls] == [401, 401]
+    finally:
+        for process in servers:
+            stop(process)
+
+
+@pytest.mark.usefixtures("entrypoint_runs_every_time")
+def test_an_unreachable_database_stops_the_dashboard_with_one_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.dashboard.app_harness import new_app, texts, use_data_dir
+    from tests.servers import free_port
+
+    url = f"postgresql://insights:s3cret-pw@127.0.0.1:{free_port()}/none"
+    use_data_dir(
+        monkeypatch,
+        tmp_path / "data",
+        INSIGHTS_STORE="ducklake",
+        INSIGHTS_CATALOG_URL=url,
+        INSIGHTS_LAKE_DATA_PATH=str(tmp_path / "lake"),
+    )
+    at = new_app("admin").run()  # a session claiming to be logged in gets no further either
+    assert not at.exception, [e.value for e in at.exception]
+    shown = texts(at)
+    assert "The dashboard cannot start: cannot reach the shared state database" in shown
+    assert "s3cret-pw" not in shown and not at.title
