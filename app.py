@@ -13,7 +13,7 @@ import time
 import streamlit as st
 
 from insights_core.api.metrics import observe_page_run
-from insights_core.errors import ConfigError
+from insights_core.errors import ConfigError, StoreError
 from insights_core.roles import PAGES, forbidden_pages_for, pages_for
 
 
@@ -30,7 +30,7 @@ def run_dashboard() -> None:
     settings = app_settings()
     try:
         config, cookie_key = login.load_auth(settings)
-    except ConfigError as exc:
+    except (ConfigError, StoreError) as exc:  # StoreError: the shared users database (lake) is unreachable
         st.error(f"The dashboard cannot start: {exc}")  # our own words about the operator's files and settings
         st.stop()
 

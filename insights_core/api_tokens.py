@@ -66,6 +66,21 @@ def is_token_id(text: str) -> bool:
     return bool(_TOKEN_ID.match(text))
 
 
+def new_token_record(username: str, password_hash: str, now: dt.datetime | None = None) -> tuple[TokenRecord, str]:
+    """A random token for `username` and the record to keep of it (its hash, never the token)."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    moment = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    record = TokenRecord(
+        id=f"tok_{secrets.token_hex(6)}",
+        username=username,
+        created_at=moment.isoformat(timespec="seconds"),
+        hint=f"{token[:5]}…{token[-4:]}",
+        token_sha256=hash_token(token),
+        user_fingerprint=user_fingerprint(password_hash),
+    )
+    return record, token
+
+
 class TokenStore:
     """The tokens of one data dir. Reads are cached on the file's identity, so a check costs a `stat`."""
 
@@ -109,16 +124,7 @@ class TokenStore:
         self, username: str, password_hash: str, now: dt.datetime | None = None
     ) -> tuple[TokenRecord, str]:
         """A new token for `username`: (its record, the token). The token is not kept: show it once."""
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        moment = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
-        record = TokenRecord(
-            id=f"tok_{secrets.token_hex(6)}",
-            username=username,
-            created_at=moment.isoformat(timespec="seconds"),
-            hint=f"{token[:5]}…{token[-4:]}",
-            token_sha256=hash_token(token),
-            user_fingerprint=user_fingerprint(password_hash),
-        )
+        record, token = new_token_record(username, password_hash, now)
         with self._exclusive():
             self._save([*self.fetch_tokens(), record])
         return record, token

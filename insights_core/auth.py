@@ -10,7 +10,9 @@
   default `some_key` and short keys are refused. Stub mode alone generates a random key on first
   run and keeps it in `<data dir>/cookie_key`.
 - Cookies live in `auth_tokens`; logouts and failed-login lockouts in `auth_store` (files in the
-  data dir). Their public names are re-exported here.
+  data dir). Their public names are re-exported here. With INSIGHTS_STORE=ducklake, users, logouts,
+  lockouts, API tokens and the generated key live in PostgreSQL instead (`auth_state`), shared by
+  every replica; the file layout and the rules above stay the same.
 
 `python -m insights_core.auth --help` manages users, lockouts and API tokens for live deployments.
 """
@@ -25,14 +27,15 @@ import re
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bcrypt
 import yaml
 
-from insights_core.api_tokens import TOKENS_FILE, TokenStore, user_fingerprint
+from insights_core.api_tokens import TOKENS_FILE, user_fingerprint
 from insights_core.auth_store import (  # noqa: F401  (re-exported)
     LOCKOUTS_FILE,
     LOGOUTS_FILE,
@@ -48,9 +51,12 @@ from insights_core.auth_tokens import (  # noqa: F401  (re-exported)
     read_device_cookie,
     read_login_cookie,
 )
-from insights_core.errors import ConfigError, InputError
+from insights_core.errors import ConfigError, InputError, StoreError
 from insights_core.roles import ROLES, highest_role
 from insights_core.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from insights_core.auth_state import AuthState, UserStore
 
 DEMO_USERNAMES = ("admin", "manager", "analyst", "viewer")
 DEMO_PASSWORD = "demo"
@@ -245,6 +251,26 @@ def check_auth_config_for_mode(config: AuthConfig, mode: str) -> None:
         )
 
 
+def check_users_for_mode(config: AuthConfig, mode: str) -> None:
+    """`check_auth_config_for_mode`, remembered per content of the users: a store read on every page run or
+    request would otherwise pay the live check's bcrypt work each time."""
+    key = tuple(sorted((u.username, u.password_hash, u.roles) for u in config.users.values()))
+    problem = _problem_for_mode(key, mode)
+    if problem is not None:
+        raise ConfigError(problem)
+
+
+@functools.lru_cache(maxsize=16)
+def _problem_for_mode(users: tuple[tuple[str, str, tuple[str, ...]], ...], mode: str) -> str | None:
+    config = AuthConfig({name: User(name, name, "", roles, password_hash) for name, password_hash, roles in users})
+    try:
+        check_auth_config_for_mode(config, mode)
+    except ConfigError as exc:
+        return str(exc)
+    dummy_hash_for(config)  # made once here, not during the first login attempt with an unknown name
+    return None
+
+
 def validate_cookie_key(key: str) -> str:
     key = key.strip()
     if key == LIBRARY_DEFAULT_COOKIE_KEY:
@@ -283,13 +309,19 @@ def ensure_stub_cookie_key(data_dir: Path) -> str:
     return key
 
 
-def resolve_cookie_key(settings: Settings, secrets_key: str | None = None) -> str:
-    """INSIGHTS_COOKIE_KEY, else the Streamlit secret, else (stub mode only) the generated key."""
+def resolve_cookie_key(
+    settings: Settings, secrets_key: str | None = None, ensure_generated: Callable[[], str] | None = None
+) -> str:
+    """INSIGHTS_COOKIE_KEY, else the Streamlit secret, else (stub mode only) the generated key.
+
+    `ensure_generated` makes or fetches that key (`AuthState.ensure_generated_cookie_key`: shared by
+    every replica when the lake is used); the default keeps it in the data dir.
+    """
     configured = settings.cookie_key.get_secret_value() if settings.cookie_key else (secrets_key or "")
     if configured.strip():
         return validate_cookie_key(configured)
     if settings.mode == "stub":
-        return ensure_stub_cookie_key(settings.data_dir)
+        return ensure_generated() if ensure_generated else ensure_stub_cookie_key(settings.data_dir)
     raise ConfigError(
         "live mode needs INSIGHTS_COOKIE_KEY (the secret that signs login cookies); generate one "
         "with `python -m insights_core.auth new-cookie-key`"
@@ -323,10 +355,6 @@ def _read_password(from_stdin: bool) -> str:
     return check_new_password(first)
 
 
-def _load_or_empty(path: Path) -> AuthConfig:
-    return load_auth_config(path) if path.exists() else AuthConfig({})
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m insights_core.auth",
@@ -346,6 +374,16 @@ def build_parser() -> argparse.ArgumentParser:
     setpw = commands.add_parser("set-password", help="change a user's password")
     setpw.add_argument("username")
     setpw.add_argument("--password-stdin", action="store_true")
+    set_role = commands.add_parser(
+        "set-role", help="change a user's role (their sessions keep going, with the new role)"
+    )
+    set_role.add_argument("username")
+    set_role.add_argument("--role", required=True, choices=ROLES)
+    imported = commands.add_parser(
+        "import-users", help="copy the users of a users file into the configured store (e.g. PostgreSQL with the lake)"
+    )
+    imported.add_argument("file", type=Path)
+    imported.add_argument("--replace", action="store_true", help="overwrite users that exist already")
     remove = commands.add_parser("remove-user", help="remove a user")
     remove.add_argument("username")
     commands.add_parser("list-users", help="list users and roles (never passwords)")
@@ -366,19 +404,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "new-cookie-key":
         print(new_cookie_key())
         return 0
+    from insights_core.auth_state import auth_state  # it builds on this module
+
     target: Path | None = args.config
     try:
+        settings = load_settings()
+        if args.config is not None:
+            if settings.store == "ducklake":
+                raise InputError("--config names a users file: with INSIGHTS_STORE=ducklake users live in PostgreSQL")
+            settings = settings.model_copy(update={"auth_config": args.config})
+        state = auth_state(settings)
         if args.command == "unlock":
-            settings = load_settings()
             target = settings.data_dir / LOCKOUTS_FILE
-            return _unlock(settings, args.username)
+            return _unlock(state, args.username)
         if args.command in ("new-token", "list-tokens", "revoke-token"):
-            settings = load_settings()
             target = settings.data_dir / TOKENS_FILE
-            return _manage_tokens(args, settings, args.config or settings.auth_config_path)
-        target = path = args.config or load_settings().auth_config_path
-        return _change_users(args, path)
-    except (ConfigError, InputError) as exc:
+            return _manage_tokens(args, state)
+        target = settings.auth_config_path
+        return _change_users(args, state.users)
+    except (ConfigError, InputError, StoreError) as exc:
         print(f"auth: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -390,31 +434,31 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _unlock(settings: Settings, username: str) -> int:
-    throttle = LoginThrottle(settings.data_dir, settings.login_max_attempts, settings.login_lockout_minutes * 60)
+def _unlock(state: AuthState, username: str) -> int:
+    throttle = state.throttle
     locked = throttle.locked_users(time.time())
     name = username.strip().lower()
     cleared = throttle.unlock(name)
-    state = "was locked out" if name in locked else "was not locked out"
-    print(f"unlock: {name} {state}; {cleared} failed-login count{'s' if cleared != 1 else ''} cleared")
+    was = "was locked out" if name in locked else "was not locked out"
+    print(f"unlock: {name} {was}; {cleared} failed-login count{'s' if cleared != 1 else ''} cleared")
     return 0
 
 
-def _manage_tokens(args: argparse.Namespace, settings: Settings, users_path: Path) -> int:
+def _manage_tokens(args: argparse.Namespace, state: AuthState) -> int:
     """API tokens: the new token is printed alone on the last line, so scripts can take `tail -n 1`."""
-    store = TokenStore(settings.data_dir)
-    config = _load_or_empty(users_path)
+    store = state.tokens
+    config = state.users.fetch_users(missing_ok=True)
     if args.command == "list-tokens":
         for record in store.fetch_tokens():
             user = config.user(record.username)
-            state = (
+            standing = (
                 "void: user removed"
                 if user is None
                 else "void: new password or re-created user"
                 if user_fingerprint(user.password_hash) != record.user_fingerprint
                 else user.role or "no role"
             )
-            print(f"{record.id}\t{record.username}\t{record.hint}\t{record.created_at}\t{state}")
+            print(f"{record.id}\t{record.username}\t{record.hint}\t{record.created_at}\t{standing}")
         return 0
     if args.command == "revoke-token":
         revoked = store.revoke_token(args.token_id.strip())
@@ -425,7 +469,7 @@ def _manage_tokens(args: argparse.Namespace, settings: Settings, users_path: Pat
     username = args.username.strip().lower()
     user = config.user(username)
     if user is None:
-        raise InputError(f"no user {username} in {users_path}: add it with add-user first")
+        raise InputError(f"no user {username} in {state.users.where}: add it with add-user first")
     record, token = store.create_token(user.username, user.password_hash)
     print(
         f"new-token: {record.id} for {user.username} (acts with the user's current role, now {user.role}); "
@@ -435,41 +479,52 @@ def _manage_tokens(args: argparse.Namespace, settings: Settings, users_path: Pat
     return 0
 
 
-def _change_users(args: argparse.Namespace, path: Path) -> int:
-    config = _load_or_empty(path)
-    username = getattr(args, "username", "").strip().lower()
+def _change_users(args: argparse.Namespace, users: UserStore) -> int:
     if args.command == "list-users":
+        config = users.fetch_users(missing_ok=True)
         for user in sorted(config.users.values(), key=lambda u: u.username):
             print(f"{user.username}\t{','.join(user.roles)}\t{user.name}\t{user.email}")
         return 0
+    if args.command == "import-users":
+        return _import_users(load_auth_config(args.file), users, replace=args.replace)
+    username = args.username.strip().lower()
     if not _USERNAME.match(username):
         raise InputError("user names may use only letters, digits and _ . @ - (up to 64)")
-    users = dict(config.users)
     if args.command == "add-user":
-        if username in users and not args.replace:
-            raise InputError(f"user {username} exists (use --replace to overwrite, set-password to change it)")
-        users[username] = User(
+        new = User(
             username,
             args.name or username,
             args.email,
             (args.role,),
             hash_password(_read_password(args.password_stdin)),
         )
-    elif args.command == "set-password":
-        existing = users.get(username)
+        if not users.add_user(new, replace=args.replace):
+            raise InputError(f"user {username} exists (use --replace to overwrite, set-password to change it)")
+    elif args.command in ("set-password", "set-role"):
+        existing = users.fetch_users(missing_ok=True).user(username)
         if existing is None:
             raise InputError(f"no user {username}")
-        users[username] = User(
-            existing.username,
-            existing.name,
-            existing.email,
-            existing.roles,
-            hash_password(_read_password(args.password_stdin)),
+        roles = (args.role,) if args.command == "set-role" else existing.roles
+        password_hash = (
+            hash_password(_read_password(args.password_stdin))
+            if args.command == "set-password"
+            else existing.password_hash
         )
-    elif args.command == "remove-user" and users.pop(username, None) is None:
+        if not users.update_user(User(existing.username, existing.name, existing.email, roles, password_hash)):
+            raise InputError(f"no user {username}")  # removed meanwhile
+    elif args.command == "remove-user" and not users.remove_user(username):
         raise InputError(f"no user {username}")
-    save_auth_config(AuthConfig(users), path)
-    print(f"{args.command}: {username} ({path})")
+    print(f"{args.command}: {username} ({users.where})")
+    return 0
+
+
+def _import_users(source: AuthConfig, users: UserStore, *, replace: bool) -> int:
+    added = [u.username for u in source.users.values() if users.add_user(u, replace=replace)]
+    skipped = sorted(set(source.users) - set(added))
+    print(
+        f"import-users: {len(added)} added to {users.where}"
+        + (f"; kept existing {', '.join(skipped)}" if skipped else "")
+    )
     return 0
 
 

@@ -47,7 +47,8 @@ def write_private_file(path: Path, text: str) -> None:
 
 
 @contextlib.contextmanager
-def _exclusive(data_dir: Path) -> Iterator[None]:
+def exclusive_in(data_dir: Path) -> Iterator[None]:
+    """Hold the data dir's auth lock (threads and processes) for a read-modify-write of its files."""
     with _thread_lock:
         data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(data_dir / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
@@ -76,7 +77,7 @@ def save_logout(data_dir: Path, username: str, now: float) -> None:
 
     Raises OSError when the data dir cannot be written (the caller has ended its own session already).
     """
-    with _exclusive(data_dir):
+    with exclusive_in(data_dir):
         logouts = fetch_logouts(data_dir)
         logouts[username.lower()] = now
         write_private_file(data_dir / LOGOUTS_FILE, json.dumps(logouts, sort_keys=True))
@@ -85,6 +86,12 @@ def save_logout(data_dir: Path, username: str, now: float) -> None:
 def login_name_key(entered: str) -> str:
     """The name a failed login is counted under: what the form would log in as, bounded in length."""
     return entered.strip().lower()[:64]
+
+
+def lockout_left(failures: int, last_failure: float, now: float, max_attempts: int, lockout_seconds: float) -> float:
+    """Seconds a count of `failures`, the last at `last_failure`, still locks its browsers out (0: none)."""
+    remaining = lockout_seconds - (now - last_failure)
+    return remaining if failures >= max_attempts and remaining > 0 else 0.0
 
 
 class LoginThrottle:
@@ -116,8 +123,7 @@ class LoginThrottle:
         if not entry:
             return 0.0
         count, last = entry
-        remaining = self.lockout_seconds - (now - last)
-        return remaining if count >= self.max_attempts and remaining > 0 else 0.0
+        return lockout_left(int(count), last, now, self.max_attempts, self.lockout_seconds)
 
     def locked_for(self, name: str, device: str | None, now: float) -> float:
         """Seconds until this browser may try `name` again (0: not locked)."""
@@ -126,7 +132,7 @@ class LoginThrottle:
     def record_failure(self, name: str, device: str | None, now: float) -> None:
         """Count a failed login (raises OSError when the data dir cannot be written)."""
         key = login_name_key(name)
-        with _exclusive(self.data_dir):
+        with exclusive_in(self.data_dir):
             state = self._pruned(self._fetch(), now)
             devices = state.setdefault(key, {})
             count, last = devices.get(device or UNTRUSTED, [0, 0.0])
@@ -154,7 +160,7 @@ class LoginThrottle:
         return locked
 
     def _drop(self, key: str, device: str | None) -> int:
-        with _exclusive(self.data_dir):
+        with exclusive_in(self.data_dir):
             state = self._fetch()
             devices = state.get(key, {})
             dropped = [d for d in devices if device is None or d == device]

@@ -6,18 +6,20 @@ import time
 import pandas as pd
 import streamlit as st
 
-from insights_core.api_tokens import TokenStore, user_fingerprint
+from insights_core.api_tokens import user_fingerprint
+from insights_core.auth_state import auth_state
 from insights_core.dashboard import login, widgets
 from insights_core.dashboard.formatting import format_duration, role_text
-from insights_core.errors import ConfigError
+from insights_core.errors import ConfigError, StoreError
 from insights_core.roles import ROLE_PERMISSIONS
 
 user = widgets.require("users:list")
 widgets.page_title("users", "Passwords are stored as bcrypt hashes and never shown.")
 settings = widgets.app_settings()
+state = auth_state(settings)  # files in the data dir, or PostgreSQL shared by every replica with the lake
 try:
     config, _ = login.load_auth(settings)
-except ConfigError as exc:
+except (ConfigError, StoreError) as exc:
     widgets.show_error(exc)
     st.stop()
 
@@ -30,7 +32,7 @@ users = pd.DataFrame(
 st.metric("Users", len(users))
 widgets.table(users, "users_table", "users", user)
 
-throttle = login.login_throttle(settings)
+throttle = state.throttle
 locked = throttle.locked_users(time.time())
 if locked:
     st.warning(
@@ -48,7 +50,7 @@ st.caption(
     "A token acts with its user's current role (a removed user, a new password or a changed role applies at "
     "once). Only a hash is stored: the token is shown once, when it is created."
 )
-tokens = TokenStore(settings.data_dir)
+tokens = state.tokens
 token_list = st.container()  # filled after a create below, so a new token is listed at once
 
 
@@ -110,10 +112,11 @@ st.dataframe(
 )
 
 st.subheader("Managing users")
-st.markdown(f"Users live in `{settings.auth_config_path}`. On the server:")
+st.markdown(f"Users live in `{state.users.where}`. On the server:")
 st.code(
     "python -m insights_core.auth add-user alice --role analyst --name 'Alice Smith' --email alice@example.com\n"
     "python -m insights_core.auth set-password alice\n"
+    "python -m insights_core.auth set-role alice --role manager\n"
     "python -m insights_core.auth remove-user alice\n"
     "python -m insights_core.auth list-users\n"
     "python -m insights_core.auth unlock alice\n"

@@ -1,18 +1,18 @@
-"""Who is calling: a bearer token, its user, and that user's current role from the users file.
+"""Who is calling: a bearer token, its user, and that user's current role from the users' store.
 
-The users file is read again whenever it is replaced (cached on its inode, mtime and size), so a
-removed user, a changed role or a new password applies to the next request. The token itself is
-never logged, echoed or kept; only its SHA-256 is looked up (`api_tokens`).
+The users are read on every request (`auth_state`: the users file, parsed again only when it was
+replaced; or PostgreSQL with the lake, read by every replica), so a removed user, a changed role or
+a new password applies to the next request. The token itself is never logged, echoed or kept; only
+its SHA-256 is looked up (`api_tokens`).
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 
-from insights_core.api_tokens import TokenStore, user_fingerprint
-from insights_core.auth import AuthConfig, check_auth_config_for_mode, load_auth_config
+from insights_core.api_tokens import user_fingerprint
+from insights_core.auth import AuthConfig, check_users_for_mode
+from insights_core.auth_state import ApiTokens, UserStore
 from insights_core.errors import ApiAuthError, ApiForbiddenError
 from insights_core.roles import Permission, Role, can, highest_role
 
@@ -26,29 +26,19 @@ class Principal:
     token_id: str
 
 
-class UsersFile:
-    """The users file, parsed once per version of the file (a missing file has no users)."""
+class CurrentUsers:
+    """The users as they are now, checked for the mode (a missing users file has no users)."""
 
-    def __init__(self, path: Path, mode: str) -> None:
-        self.path = path
+    def __init__(self, store: UserStore, mode: str) -> None:
+        self.store = store
         self.mode = mode
-        self._key: tuple[int, int, int] | None = None
-        self._config = AuthConfig({})
-        self._lock = threading.Lock()
 
     def fetch(self) -> AuthConfig:
-        """The current users; raises ConfigError when the file is unreadable or unfit for the mode."""
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return AuthConfig({})
-        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-        with self._lock:
-            if key != self._key:
-                config = load_auth_config(self.path)
-                check_auth_config_for_mode(config, self.mode)
-                self._config, self._key = config, key
-            return self._config
+        """The current users; ConfigError when unreadable or unfit for the mode, StoreError when unreachable."""
+        config = self.store.fetch_users(missing_ok=True)
+        if config.users:
+            check_users_for_mode(config, self.mode)
+        return config
 
 
 def bearer_token(header: str | None) -> str:
@@ -61,7 +51,7 @@ def bearer_token(header: str | None) -> str:
     return token.strip()
 
 
-def authenticate(header: str | None, tokens: TokenStore, users: UsersFile) -> Principal:
+def authenticate(header: str | None, tokens: ApiTokens, users: CurrentUsers) -> Principal:
     """The caller behind the header; ApiAuthError (401) for a missing, unknown, revoked or voided token."""
     record = tokens.find_token(bearer_token(header))
     if record is None:

@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from insights_core.api import views
-from insights_core.api.auth import Principal, UsersFile, authenticate, require
+from insights_core.api.auth import CurrentUsers, Principal, authenticate, require
 from insights_core.api.metrics import ApiMetrics
 from insights_core.api.openapi import openapi_document
 from insights_core.api.params import (
@@ -41,7 +41,7 @@ from insights_core.api.params import (
 )
 from insights_core.api.reads import Row, SnapshotCache, SnapshotKey, SnapshotReader
 from insights_core.api.serializers import JsonObject, json_value
-from insights_core.api_tokens import TokenStore
+from insights_core.auth_state import auth_state
 from insights_core.control import ControlChannel
 from insights_core.dashboard.inputs import parse_entity_id
 from insights_core.errors import ApiAuthError, ApiForbiddenError, ConfigError, InputError, NotFoundError, StoreError
@@ -66,8 +66,9 @@ class ApiContext:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.tokens = TokenStore(settings.data_dir)
-        self.users = UsersFile(settings.auth_config_path, settings.mode)
+        state = auth_state(settings)  # the data dir's files, or PostgreSQL shared by every replica
+        self.tokens = state.tokens
+        self.users = CurrentUsers(state.users, settings.mode)
         self.reader = SnapshotReader(settings.current_snapshot_link)
         # answers and the pieces many answers share, per immutable snapshot (as the pages' st.cache_data)
         self.payloads: SnapshotCache[bytes] = SnapshotCache(256)

@@ -13,6 +13,8 @@ A session is bound at login to the user's password fingerprint and login time; e
 checks the user still exists with that fingerprint and has not logged out since (anywhere), and
 shows the login form otherwise. So logging out, setting a password or removing a user ends every
 open session of that user at its next rerun, and `auth.read_login_cookie` refuses their cookies.
+Users, logouts and failed-login counts come from `auth_state`: the data dir's files, or PostgreSQL
+with the lake, read afresh on every run so a change made on another replica applies here too.
 
 Cookies are handed over on the run after a login, never in the run of the form, which a rerun could
 replace. The device cookie (see `auth_tokens`) marks the browser as one the user logged in from, so
@@ -24,22 +26,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypedDict
 
 import streamlit as st
 
-from insights_core.auth import (
-    AuthConfig,
-    User,
-    check_auth_config_for_mode,
-    dummy_hash_for,
-    ensure_demo_auth_config,
-    load_auth_config,
-    resolve_cookie_key,
-    verify_login,
-)
-from insights_core.auth_store import LOGOUTS_FILE, LoginThrottle, fetch_logouts, save_logout
+from insights_core.auth import AuthConfig, User, check_users_for_mode, resolve_cookie_key, verify_login
+from insights_core.auth_state import AuthState, LogoutStore, auth_state
 from insights_core.auth_tokens import (
     mint_device_cookie,
     mint_login_cookie,
@@ -48,7 +40,7 @@ from insights_core.auth_tokens import (
     read_login_cookie,
 )
 from insights_core.dashboard.cookie_handoff import TICKETS, CookieSpec, ticket_url
-from insights_core.errors import ConfigError
+from insights_core.errors import ConfigError, StoreError
 from insights_core.settings import Settings
 
 USER_KEY = "mi_user"
@@ -87,23 +79,11 @@ class LoginSession:
     config: AuthConfig
     cookie_key: str
     user: CurrentUser | None
-
-
-def login_throttle(settings: Settings) -> LoginThrottle:
-    """The failed-login counts, kept in the data dir (shared by every session, process and the CLI)."""
-    return LoginThrottle(settings.data_dir, settings.login_max_attempts, settings.login_lockout_minutes * 60)
+    state: AuthState
 
 
 def device_cookie_name(settings: Settings) -> str:
     return f"{settings.cookie_name}_device"
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _checked_config(path: str, stamp: tuple[int, int], mode: str) -> AuthConfig:
-    config = load_auth_config(Path(path))
-    check_auth_config_for_mode(config, mode)
-    dummy_hash_for(config)  # made once here, not during the first login attempt with an unknown name
-    return config
 
 
 def _secret_cookie_key() -> str | None:
@@ -118,19 +98,20 @@ def _secret_cookie_key() -> str | None:
 
 
 def load_auth(settings: Settings) -> tuple[AuthConfig, str]:
-    """The users file and cookie key, checked for the mode; raises ConfigError with the fix."""
-    path = settings.auth_config_path
+    """The users and cookie key, checked for the mode; raises ConfigError with the fix (StoreError when the
+    shared state database cannot be read). Read afresh on every run: a file costs a `stat`, PostgreSQL a query."""
+    state = auth_state(settings)
     if settings.mode == "stub":
-        ensure_demo_auth_config(path)
-    cookie_key = resolve_cookie_key(settings, _secret_cookie_key())
-    stat = path.stat() if path.exists() else None
-    config = _checked_config(str(path), (stat.st_mtime_ns, stat.st_size) if stat else (0, 0), settings.mode)
+        state.users.ensure_demo_users()
+    cookie_key = resolve_cookie_key(settings, _secret_cookie_key(), state.ensure_generated_cookie_key)
+    config = state.users.fetch_users()
+    check_users_for_mode(config, settings.mode)
     return config, cookie_key
 
 
 def start_session(settings: Settings, config: AuthConfig, cookie_key: str) -> LoginSession:
     """Resolve this run's user: the session's own login, else this browser's valid re-login cookie."""
-    session = LoginSession(settings, config, cookie_key, None)
+    session = LoginSession(settings, config, cookie_key, None, auth_state(settings))
     for key in SESSION_KEYS:  # None until a login, as streamlit-authenticator keeps them
         st.session_state.setdefault(key, None)
     if not st.session_state.get("authentication_status") and not st.session_state.get(_LOGGED_OUT_KEY):
@@ -153,7 +134,7 @@ def _log_in_by_cookie(session: LoginSession, now: float) -> None:
     token = _incoming_cookie(session.settings.cookie_name)
     if not token:
         return
-    logouts = fetch_logouts(session.settings.data_dir)
+    logouts = session.state.logouts.fetch_logouts()
     username = read_login_cookie(token, session.cookie_key, session.config, logouts, now)
     user = session.config.user(username) if username else None
     if user is not None:
@@ -224,7 +205,7 @@ def _resolve_user(session: LoginSession) -> CurrentUser | None:
         user is None
         or user.role is None
         or binding is None
-        or not _binding_holds(binding, user, session.cookie_key, session.settings.data_dir)
+        or not _binding_holds(binding, user, session.cookie_key, session.state.logouts)
     ):
         _end_session(session)
         return None
@@ -233,12 +214,13 @@ def _resolve_user(session: LoginSession) -> CurrentUser | None:
     return current
 
 
-def _binding_holds(binding: _Binding, user: User, cookie_key: str, data_dir: Path) -> bool:
-    """The user still has a role, the password the session logged in with, and no logout since."""
+def _binding_holds(binding: _Binding, user: User, cookie_key: str, logouts: LogoutStore) -> bool:
+    """The user still has a role, the password the session logged in with, and no logout since (anywhere:
+    with the lake, the logouts are read from PostgreSQL on every check, never cached)."""
     return (
         user.role is not None
         and binding["fingerprint"] == password_fingerprint(user.password_hash, cookie_key)
-        and fetch_logouts(data_dir).get(user.username, float("-inf")) < binding["at"]
+        and logouts.fetch_logouts().get(user.username, float("-inf")) < binding["at"]
     )
 
 
@@ -251,10 +233,10 @@ def rerun_app_if_session_ended(settings: Settings) -> None:
         return  # not bound yet: the app's own run binds it or shows the login form
     try:
         config, cookie_key = load_auth(settings)
-    except ConfigError:
-        st.rerun(scope="app")  # the app's run says what is wrong with the users file or key
+    except (ConfigError, StoreError):
+        st.rerun(scope="app")  # the app's run says what is wrong with the users, the key or the database
     user = config.user(binding["username"])
-    if user is None or not _binding_holds(binding, user, cookie_key, settings.data_dir):
+    if user is None or not _binding_holds(binding, user, cookie_key, auth_state(settings).logouts):
         st.rerun(scope="app")
 
 
@@ -294,7 +276,7 @@ def render_login_form(session: LoginSession) -> None:
         return
     now = time.time()
     device = read_device_cookie(_incoming_cookie(device_cookie_name(settings)), session.cookie_key, name, now)
-    throttle = login_throttle(settings)
+    throttle = session.state.throttle
     if throttle.locked_for(name, device, now) > 0:
         st.error(LOCKED_OUT.format(minutes=settings.login_lockout_minutes))
         return
@@ -304,8 +286,8 @@ def render_login_form(session: LoginSession) -> None:
             throttle.record_failure(name, device, now)
         else:
             throttle.record_success(name, device)
-    except OSError as exc:  # a read-only data dir: the login itself is still decided by the password
-        logger.warning("cannot record a login attempt in %s: %s", throttle.path, exc)
+    except (OSError, StoreError) as exc:  # a read-only data dir: the login itself is still decided by the password
+        logger.warning("cannot record a login attempt: %s", exc)
     if user is None:
         st.error(WRONG_CREDENTIALS)
         return
@@ -347,11 +329,12 @@ def log_out(session: LoginSession) -> None:
     if username is None:
         return
     try:
-        save_logout(session.settings.data_dir, username, time.time())
-    except OSError as exc:
+        session.state.logouts.save_logout(username, time.time())
+    except (OSError, StoreError) as exc:
         logger.warning("logout of %s not recorded: %s", username, exc)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         st.session_state[_NOTICE_KEY] = (
             f"Logged out here, but your other sessions and saved logins could not be ended: cannot write "
-            f"{LOGOUTS_FILE} in the data directory ({exc.strerror or exc}). Log out again once it is writable, "
+            f"{session.state.logouts_where} ({reason}). Log out again once it is writable, "
             "or ask an admin to set a new password for you (that ends them too)."
         )

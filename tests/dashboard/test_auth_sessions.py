@@ -10,6 +10,7 @@ say, so two AppTests in one browser are two tabs, and two browsers are two peopl
 from __future__ import annotations
 
 import io
+import os
 import time
 from pathlib import Path
 
@@ -21,9 +22,11 @@ from streamlit.runtime.context import ContextProxy
 from streamlit.testing.v1 import AppTest
 
 from insights_core import auth
+from insights_core.auth_state import auth_state
 from insights_core.auth_store import login_name_key
 from insights_core.dashboard.cookie_handoff import cookie_routes, ticket_url
 from insights_core.dashboard.login import PENDING_COOKIES_KEY
+from insights_core.settings import load_settings
 from tests.dashboard.app_harness import new_app, texts, use_data_dir
 
 KEY = "test-cookie-key-" + "y" * 32
@@ -95,11 +98,23 @@ class Browser:
         return [t.value for t in self.at.title]
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+@pytest.fixture(params=["files", "postgres"])
+def data_dir(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The data dir of a dashboard whose login state is in its files, or in PostgreSQL (INSIGHTS_STORE=ducklake)."""
     path = tmp_path / "data"
-    use_data_dir(monkeypatch, path, INSIGHTS_COOKIE_KEY=KEY)
+    env = {"INSIGHTS_COOKIE_KEY": KEY}
+    if request.param == "postgres":
+        env.update(
+            INSIGHTS_STORE="ducklake",
+            INSIGHTS_CATALOG_URL=request.getfixturevalue("catalog_url"),
+            INSIGHTS_LAKE_DATA_PATH=str(tmp_path / "lake"),
+        )
+    use_data_dir(monkeypatch, path, **env)
     return path
+
+
+def in_postgres() -> bool:
+    return os.environ.get("INSIGHTS_STORE") == "ducklake"
 
 
 @pytest.fixture
@@ -111,7 +126,8 @@ def jars(monkeypatch: pytest.MonkeyPatch) -> Jars:
 
 def cli(monkeypatch: pytest.MonkeyPatch, data_dir: Path, *args: str, stdin: str = "") -> int:
     monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    return auth.main(["--config", str(data_dir / "auth.yaml"), *args])
+    users_file = [] if in_postgres() else ["--config", str(data_dir / "auth.yaml")]
+    return auth.main([*users_file, *args])
 
 
 LOGIN_FORM = ["Meta Insights"]
@@ -285,6 +301,8 @@ def test_users_page_shows_lockouts_and_unlocks(jars: Jars, data_dir: Path) -> No
 
 
 def test_log_out_works_when_the_revocation_cannot_be_saved(jars: Jars, data_dir: Path) -> None:
+    if in_postgres():
+        pytest.skip("a file that cannot be written (PostgreSQL down: test_auth_replicas)")
     laptop = Browser(jars, "laptop")
     laptop.open()
     laptop.log_in("analyst", "demo")
@@ -300,6 +318,8 @@ def test_log_out_works_when_the_revocation_cannot_be_saved(jars: Jars, data_dir:
 
 
 def test_an_unwritable_lockouts_file_still_lets_the_password_decide(jars: Jars, data_dir: Path) -> None:
+    if in_postgres():
+        pytest.skip("a file that cannot be written")
     browser = Browser(jars, "laptop")
     browser.open()
     (data_dir / auth.LOCKOUTS_FILE).mkdir()
@@ -315,7 +335,7 @@ def test_odd_names_at_the_form_are_counted_like_any_other(jars: Jars, data_dir: 
     shown = _fail(attacker, entered, 6)
     assert shown[:5] == ["Username or password is incorrect."] * 5
     assert "Too many failed logins" in shown[5]
-    locked = auth.LoginThrottle(data_dir, 5, 900).locked_users(time.time())
+    locked = auth_state(load_settings()).throttle.locked_users(time.time())
     assert list(locked) == [login_name_key(entered)] and len(next(iter(locked))) <= 64
 
 
