@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -25,7 +26,6 @@ EXTENSIONS = ("ducklake", "postgres_scanner", "httpfs")
 BASE_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": False,  # never download: the wheels' files are loaded by path
     "autoload_known_extensions": False,
-    "enable_progress_bar": False,  # a worker's log and a CLI's output are not terminals
 }
 
 
@@ -84,6 +84,7 @@ def prepare_lake_instance(con: duckdb.DuckDBPyConnection, settings: Settings) ->
     """Load the extensions (and the S3 secret for an s3:// data path) into a new DuckDB instance."""
     _, data_path = _lake_location(settings)
     try:
+        con.execute("SET enable_progress_bar = false")  # a worker's log and a CLI's output are not terminals
         load_extensions(con, s3=data_path.startswith("s3://"))
         if data_path.startswith("s3://"):
             _create_s3_secret(con, settings)
@@ -189,3 +190,20 @@ def _secrets(settings: Settings) -> list[str]:
 def _quoted(text: str) -> str:
     """`text` inside a single-quoted SQL literal (ATTACH and SECRET options take no parameters)."""
     return text.replace("'", "''")
+
+
+class LakeConnection:
+    """A lake connection whose cursors read the lake as well: a DuckDB cursor is a new client that
+    starts in the in-memory default catalog, so each one is pointed at the lake (`USE`) here.
+    Everything else is the connection's own."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = self._con.cursor()
+        cursor.execute(f"USE {LAKE}")
+        return cursor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import pandas as pd
@@ -42,7 +42,7 @@ from insights_core.levels import Level
 from insights_core.models import Account, BreakdownFamily, EntityTree, SyncReport
 from insights_core.settings import Settings
 from insights_core.store.creatives import StoredCreative
-from insights_core.store.lake import connect_lake, describe_lake_error, fetch_lake_snapshot
+from insights_core.store.lake import LakeConnection, connect_lake, describe_lake_error, fetch_lake_snapshot
 from insights_core.store.migrations import ensure_schema
 from insights_core.store.warehouse import Warehouse
 
@@ -143,6 +143,12 @@ class LakeWarehouse(Warehouse):
         self.replays = 0
         """Commits that conflicted and were replayed under the lock (a figure for tests and benchmarks)."""
         self.reopen()
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            raise StoreError("the warehouse is closed")
+        return cast(duckdb.DuckDBPyConnection, LakeConnection(self._con))  # its cursors read the lake too
 
     def reopen(self) -> None:
         ensure_private_dir(self.temp_dir)
