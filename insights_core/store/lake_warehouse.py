@@ -51,7 +51,8 @@ log = logging.getLogger("meta_insights.lake")
 COMMIT_LOCK_KEY = 7_310_412_883_270_108_011
 """pg_advisory_lock key of the lake's commit lock (any int8 no other code uses)."""
 COMMIT_ATTEMPTS = 8
-"""Conflicts left after the lock come from writers outside it (maintenance); 8 doubling waits ~ 10 s."""
+"""Conflicts left after the lock come from writers outside it (maintenance), lost connections from a
+PostgreSQL restart: 8 attempts with doubling waits span ~ 10 s."""
 LOCK_WAIT = "300s"
 """How long a commit waits for the lock before the sync fails (another worker's replay is minutes at most)."""
 SPILL_ROWS = 50_000
@@ -195,34 +196,39 @@ class LakeWarehouse(Warehouse):
             self.con.execute("ROLLBACK")
 
     def _commit(self, journal: WriteJournal, *, open_transaction: bool) -> list[Any]:
-        """Commit the open transaction, or replay `journal` in new ones, under the commit lock."""
+        """Commit the open transaction, or replay `journal` in new ones, under the commit lock.
+
+        A conflict, or a catalog connection lost (PostgreSQL restarting), is retried with jittered
+        backoff by replaying the journal; any other error rolls back and raises StoreError.
+        """
         delay = 0.05
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             with hold_commit_lock(self.settings):
-                results: list[Any] = []
-                if not open_transaction:
-                    self._begin()
-                    try:
-                        results = journal.replay(self)
-                    except BaseException:
-                        self._rollback()
-                        raise
                 try:
+                    results: list[Any] = []
+                    if not open_transaction:
+                        self._begin()
+                        results = journal.replay(self)
                     self.con.execute("COMMIT")
                     return results
-                except duckdb.TransactionException as exc:
-                    self._rollback()
-                    if "conflict" not in str(exc).lower():
-                        raise StoreError(f"the lake commit failed: {describe_lake_error(exc, self.settings)}") from exc
-                    log.info("lake commit conflicted (attempt %d); replaying its writes under the lock", attempt)
                 except duckdb.Error as exc:
                     self._rollback()
-                    raise StoreError(f"the lake commit failed: {describe_lake_error(exc, self.settings)}") from exc
+                    reason = describe_lake_error(exc, self.settings)
+                    if not _retryable(exc) or attempt == COMMIT_ATTEMPTS:
+                        raise StoreError(
+                            f"the lake commit failed (attempt {attempt}): {reason}; nothing of this sync was committed"
+                        ) from exc
+                    log.info(
+                        "lake commit failed (attempt %d: %s); replaying its writes under the lock", attempt, reason
+                    )
+                except BaseException:
+                    self._rollback()
+                    raise
                 open_transaction = False
                 self.replays += 1
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay *= 2
-        raise StoreError(f"the lake commit conflicted {COMMIT_ATTEMPTS} times; nothing of this sync was committed")
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _write(self, method: str, *args: Any) -> Any:
         """Run a write now (inside the transaction, recorded for a replay), or commit it on its own."""
@@ -292,3 +298,9 @@ class LakeWarehouse(Warehouse):
 
     def save_sync_run(self, report: SyncReport) -> None:
         self._write("save_sync_run", copy.deepcopy(report))  # the caller may change it before the replay
+
+
+def _retryable(exc: duckdb.Error) -> bool:
+    """Another writer's commit conflicting with this one, or the catalog's connection lost: a replay may pass."""
+    text = str(exc).lower()
+    return "conflict" in text or isinstance(exc, duckdb.IOException) or "connection" in text

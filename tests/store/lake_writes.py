@@ -9,6 +9,7 @@ processes (the concurrent writers' test).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -60,8 +61,9 @@ def insight_rows(account_id: str, n: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(INSIGHT_SOURCE_COLUMNS))
 
 
-def save_sync(warehouse: Warehouse, account_id: str, n: int) -> None:
-    """Sync `n` of `account_id`, in one transaction, as the engine writes one."""
+def save_sync(warehouse: Warehouse, account_id: str, n: int, meanwhile: Callable[[], object] | None = None) -> None:
+    """Sync `n` of `account_id`, in one transaction, as the engine writes one; `meanwhile` runs just
+    before the commit (another writer's sync)."""
     now = FIXED_NOW + dt.timedelta(hours=n)
     since, until = window(n)
     report = SyncReport.for_request(
@@ -74,6 +76,8 @@ def save_sync(warehouse: Warehouse, account_id: str, n: int) -> None:
         warehouse.delete_stale_insights(account_id, "ad", since, until, None)
         warehouse.save_synced_days(account_id, "ad", [since + dt.timedelta(days=d) for d in range(DAYS)], now)
         warehouse.save_sync_run(report)
+        if meanwhile is not None:
+            meanwhile()
 
 
 def write_accounts(settings: Settings, accounts: list[str], syncs: int, start: object = None) -> int:

@@ -81,6 +81,24 @@ def test_a_reader_pinned_to_a_snapshot_keeps_it_while_a_sync_commits(lake_settin
         warehouse.close()
 
 
+def test_a_commit_that_conflicts_is_replayed_under_the_lock(lake_settings: Settings, settings: Settings) -> None:
+    one, two, expected = LakeWarehouse(lake_settings), LakeWarehouse(lake_settings), Warehouse(settings.db_path)
+    try:
+        for n in range(2):
+            for account in ("act_1", "act_2"):
+                save_sync(expected, account, n)
+        save_sync(one, "act_1", 0)
+        save_sync(two, "act_2", 0)
+        # act_2's sync 1 updates and deletes rows of the tables act_1's sync 1 is writing, and commits first
+        save_sync(one, "act_1", 1, meanwhile=lambda: save_sync(two, "act_2", 1))
+        assert (one.replays, two.replays) == (1, 0)
+        assert fetch_state(one.con) == fetch_state(expected.con)
+    finally:
+        one.close()
+        two.close()
+        expected.close()
+
+
 def test_concurrent_writers_leave_exactly_the_rows_one_writer_would(
     lake_settings: Settings, settings: Settings
 ) -> None:
