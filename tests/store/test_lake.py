@@ -11,6 +11,7 @@ import pytest
 
 from insights_core.errors import SnapshotUnavailableError, StoreError
 from insights_core.settings import Settings
+from insights_core.store import lake_warehouse
 from insights_core.store.copy import LakeNotEmptyError, copy_to_lake
 from insights_core.store.lake import connect_lake
 from insights_core.store.lake_reader import LakeReader
@@ -81,7 +82,10 @@ def test_a_reader_pinned_to_a_snapshot_keeps_it_while_a_sync_commits(lake_settin
         warehouse.close()
 
 
-def test_a_commit_that_conflicts_is_replayed_under_the_lock(lake_settings: Settings, settings: Settings) -> None:
+def test_a_commit_that_conflicts_is_replayed_under_the_lock(
+    lake_settings: Settings, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lake_warehouse, "SPILL_ROWS", 10)  # the replayed batches come back from local Parquet
     one, two, expected = LakeWarehouse(lake_settings), LakeWarehouse(lake_settings), Warehouse(settings.db_path)
     try:
         for n in range(2):
@@ -93,6 +97,7 @@ def test_a_commit_that_conflicts_is_replayed_under_the_lock(lake_settings: Setti
         save_sync(one, "act_1", 1, meanwhile=lambda: save_sync(two, "act_2", 1))
         assert (one.replays, two.replays) == (1, 0)
         assert fetch_state(one.con) == fetch_state(expected.con)
+        assert not list(one.temp_dir.glob("journal-*")), "the spilled batches are deleted after the commit"
     finally:
         one.close()
         two.close()
