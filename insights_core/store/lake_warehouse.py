@@ -32,10 +32,11 @@ from typing import Any, cast
 
 import duckdb
 import pandas as pd
+import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from insights_core.cluster.pg import connect_with_retry
+from insights_core.cluster.pg import connect_with_retry, describe
 from insights_core.datadir import ensure_private_dir
 from insights_core.errors import StoreError
 from insights_core.levels import Level
@@ -69,8 +70,12 @@ def hold_commit_lock(settings: Settings) -> Iterator[None]:
     assert settings.catalog_url is not None
     con = connect_with_retry(settings.catalog_url.get_secret_value(), autocommit=True)
     try:
-        con.execute(f"SET lock_timeout = '{LOCK_WAIT}'")
-        con.execute("SELECT pg_advisory_lock(%s)", [COMMIT_LOCK_KEY])
+        try:
+            con.execute(f"SET lock_timeout = '{LOCK_WAIT}'")
+            con.execute("SELECT pg_advisory_lock(%s)", [COMMIT_LOCK_KEY])
+        except psycopg.Error as exc:
+            reason = describe(exc, settings.catalog_url.get_secret_value())
+            raise StoreError(f"the lake's commit lock could not be taken: {reason}") from exc
         yield
     finally:
         with suppress(Exception):  # closing the session releases the lock as well
@@ -178,7 +183,11 @@ class LakeWarehouse(Warehouse):
                 self._rollback()
                 raise
             self._journal = None
-            self._commit(journal, open_transaction=True)
+            try:
+                self._commit(journal, open_transaction=True)
+            except BaseException:
+                self._rollback()  # e.g. the lock was never taken: the sync's transaction is still open
+                raise
         finally:
             self._journal = None
             journal.discard()

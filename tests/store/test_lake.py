@@ -193,3 +193,22 @@ def test_pages_and_api_read_the_newest_lake_snapshot_pinned(lake_settings: Setti
     finally:
         warehouse.close()
         api.lake.close()  # type: ignore[union-attr]
+
+
+def test_a_commit_lock_held_too_long_fails_the_commit_and_stores_nothing(
+    lake_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    warehouse = LakeWarehouse(lake_settings)
+    monkeypatch.setattr(lake_warehouse, "LOCK_WAIT", "200ms")
+    try:
+        with psycopg.connect(lake_settings.catalog_url.get_secret_value(), autocommit=True) as other:
+            other.execute("SELECT pg_advisory_lock(%s)", [lake_warehouse.COMMIT_LOCK_KEY])
+            with pytest.raises(StoreError, match="commit lock could not be taken"):
+                save_sync(warehouse, "act_1", 0)
+        assert fetch_state(warehouse.con)["meta_ad_insights"] == []
+        save_sync(warehouse, "act_1", 0)  # the lock is free again (released with the other session)
+        assert fetch_state(warehouse.con)["sync_runs"] == [("act_1-sync-0", "succeeded", True)]
+    finally:
+        warehouse.close()
