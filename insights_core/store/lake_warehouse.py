@@ -57,7 +57,7 @@ PostgreSQL restart: 8 attempts with doubling waits span ~ 10 s."""
 LOCK_WAIT = "300s"
 """How long a commit waits for the lock before the sync fails (another worker's replay is minutes at most)."""
 SPILL_ROWS = 50_000
-"""Recorded batches larger than this wait on local disk (Parquet), not in memory, until the commit."""
+"""Recorded rows kept in memory until the commit; batches beyond this wait on local disk (Parquet)."""
 
 
 @contextmanager
@@ -101,6 +101,7 @@ class WriteJournal:
     spill_dir: Path
     writes: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     _files: list[Path] = field(default_factory=list)
+    _rows_in_memory: int = 0
 
     def record(self, method: str, args: tuple[Any, ...]) -> None:
         self.writes.append((method, tuple(self._spill(a) for a in args)))
@@ -118,9 +119,14 @@ class WriteJournal:
             path.unlink(missing_ok=True)
         self._files.clear()
         self.writes.clear()
+        self._rows_in_memory = 0
 
     def _spill(self, value: Any) -> Any:
-        if not isinstance(value, pd.DataFrame) or len(value) <= SPILL_ROWS:
+        """Keep a frame in memory while the journal's frames total at most SPILL_ROWS rows, else on disk."""
+        if not isinstance(value, pd.DataFrame):
+            return value
+        if self._rows_in_memory + len(value) <= SPILL_ROWS:
+            self._rows_in_memory += len(value)
             return value
         ensure_private_dir(self.spill_dir)
         path = self.spill_dir / f"journal-{uuid.uuid4().hex}.parquet"
