@@ -37,7 +37,7 @@ from insights_core.logs import redact
 from insights_core.models import Creative, EntityTree, Scope, SyncReport
 from insights_core.settings import Settings
 from insights_core.sources import InsightsSource
-from insights_core.store.creatives import StoredCreative, fetch_image_files, fetch_stored_creatives, upsert_creatives
+from insights_core.store.creatives import StoredCreative, fetch_image_files, fetch_stored_creatives
 from insights_core.store.warehouse import Warehouse
 
 log = logging.getLogger("meta_insights.creatives")
@@ -205,7 +205,7 @@ def sync_creatives(
     missing = set(wanted) - {c.creative_id for c in creatives}
     notes += [f"Creative {c}: not returned by the source" for c in sorted(missing)]
     rows = _keep_images(creatives, stored, directory, now, notes, check_stop)
-    upsert_creatives(con, rows, now)
+    warehouse.upsert_creatives(rows, now)  # through the warehouse: the lake replays its writes
     if len(notes) > MAX_WARNINGS_LISTED:
         notes = notes[:MAX_WARNINGS_LISTED] + [f"... and {len(notes) - MAX_WARNINGS_LISTED} more creative warnings"]
     secrets = settings.secret_values()

@@ -34,7 +34,7 @@ from insights_core.manager.after_sync import evaluate_and_notify
 from insights_core.models import EntityTree, SyncReport, SyncRequest
 from insights_core.settings import Settings
 from insights_core.sources import InsightsSource, open_source
-from insights_core.store.warehouse import Warehouse
+from insights_core.store.engines import open_warehouse
 
 log = logging.getLogger("meta_insights.worker")
 REQUEST_POLL_SECONDS = 1.0
@@ -107,7 +107,7 @@ class SyncWorker:
         self.settings = settings
         self.source = source or open_source(settings)
         self._control: ControlChannel | None = None
-        self.warehouse = Warehouse(settings.db_path, settings.duckdb_memory_limit)
+        self.warehouse = open_warehouse(settings)
         self.stop_event = threading.Event()
         self.started_at = dt.datetime.now(dt.timezone.utc)
         self._state = "starting"

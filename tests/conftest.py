@@ -14,7 +14,7 @@ from insights_core.settings import Settings
 from insights_core.sources.stub import StubSource
 from insights_core.store.warehouse import Warehouse
 from tests.helpers import SMALL_SHAPE, make_settings
-from tests.postgres import catalog_url, postgres_server  # noqa: F401  (fixtures)
+from tests.postgres import catalog_url, lake_settings, lake_template, postgres_server  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(autouse=True)

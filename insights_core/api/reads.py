@@ -4,6 +4,7 @@ Handlers run in Starlette's thread pool, many at once. Each request resolves `cu
 again (so it follows every publish), takes the connection for that generation from a small map
 keyed on the resolved path and its inode/mtime (DuckDB caches database instances by path, so a
 reused path must not reuse an old instance), and runs its queries on its own `cursor()`.
+On the lake the key is ("ducklake", lake snapshot id) and the cursor reads that snapshot pinned.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Generic, TypeVar
 import duckdb
 
 from insights_core.errors import SnapshotUnreadableError
+from insights_core.store.lake_reader import LakeReader
 from insights_core.store.queries import Query
 from insights_core.store.snapshots import connect_snapshot, resolve_current_snapshot
 
@@ -27,6 +29,7 @@ MAX_OPEN_GENERATIONS = 2
 _UNREADABLE = (duckdb.OperationalError, duckdb.InternalError, duckdb.CatalogException, duckdb.IOException)
 
 SnapshotKey = tuple[str, int]
+LAKE_KEY = "ducklake"
 T = TypeVar("T")
 Row = dict[str, Any]
 """One result row by column name, values as DuckDB gives them to Python (float, int, str, date, None)."""
@@ -48,13 +51,17 @@ def fetch_row(cur: duckdb.DuckDBPyConnection, query: Query) -> Row | None:
 class SnapshotReader:
     """Cursors on the generation `link` points at; thread-safe."""
 
-    def __init__(self, link: Path) -> None:
+    def __init__(self, link: Path, lake: LakeReader | None = None) -> None:
         self.link = link
+        self.lake = lake
+        """Set when the store is the lake: keys are lake snapshots, not generation files."""
         self._connections: OrderedDict[SnapshotKey, duckdb.DuckDBPyConnection] = OrderedDict()
         self._lock = threading.Lock()
 
     def current_key(self) -> SnapshotKey:
         """(path, stamp) of the current generation; raises SnapshotUnavailableError before the first publish."""
+        if self.lake is not None:
+            return LAKE_KEY, self.lake.fetch_published_snapshot()
         path = resolve_current_snapshot(self.link)
         stat = path.stat()
         return str(path), stat.st_ino ^ stat.st_mtime_ns
@@ -77,7 +84,7 @@ class SnapshotReader:
         """A cursor on `key` (default: the current generation); a damaged file raises SnapshotUnreadableError."""
         key = key or self.current_key()
         try:
-            cursor = self._connection(key).cursor()
+            cursor = self.lake.cursor(key[1]) if self.lake is not None else self._connection(key).cursor()
         except _UNREADABLE as exc:
             raise _unreadable(key[0], exc) from exc
         try:

@@ -50,7 +50,7 @@ from insights_core.models import BREAKDOWN_FAMILIES
 from insights_core.roles import Permission
 from insights_core.settings import Settings, load_settings
 from insights_core.store import queries
-from insights_core.store.snapshots import resolve_current_snapshot
+from insights_core.store.lake_reader import LakeReader
 from insights_core.sync_requests import parse_entity_type, parse_sync_request, request_params
 
 log = logging.getLogger("meta_insights.api")
@@ -69,7 +69,8 @@ class ApiContext:
         state = auth_state(settings)  # the data dir's files, or PostgreSQL shared by every replica
         self.tokens = state.tokens
         self.users = CurrentUsers(state.users, settings.mode)
-        self.reader = SnapshotReader(settings.current_snapshot_link)
+        lake = LakeReader(settings) if settings.store == "ducklake" else None
+        self.reader = SnapshotReader(settings.current_snapshot_link, lake)
         # answers and the pieces many answers share, per immutable snapshot (as the pages' st.cache_data)
         self.payloads: SnapshotCache[bytes] = SnapshotCache(256)
         self.bounds: SnapshotCache[queries.DataBounds] = SnapshotCache(4)
@@ -361,7 +362,7 @@ def get_metrics(_request: Request, _body: bytes, ctx: ApiContext) -> Response:
 def get_healthz(_request: Request, _body: bytes, ctx: ApiContext) -> Response:
     """For load balancers: 200 while this server answers; the body says what the dashboard can show."""
     try:
-        resolve_current_snapshot(ctx.settings.current_snapshot_link)
+        ctx.reader.current_key()  # the current generation, or the lake's newest snapshot
         snapshot = "available"
     except StoreError:
         snapshot = "unavailable"

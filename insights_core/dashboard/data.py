@@ -5,6 +5,10 @@ generation read-only once per process (`st.cache_resource`, keyed on the generat
 inode/mtime, since DuckDB caches instances by path), and runs each query on its own cursor.
 Results are cached per snapshot with `st.cache_data`, so a new generation is a new cache key
 and nothing has to be invalidated by hand.
+
+On the lake (INSIGHTS_STORE=ducklake) a snapshot is a lake snapshot: `current_snapshot` asks the
+catalog for the newest one once per page run, its stamp is the lake snapshot id (so the caches key
+on it), and every query of the run reads that snapshot pinned, never a sync committed meanwhile.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from insights_core.metrics import with_ratio_columns
 from insights_core.settings import Settings
 from insights_core.store import lists, queries
 from insights_core.store.entity_names import fetch_ancestor_names
+from insights_core.store.lake_reader import LakeReader
 from insights_core.store.snapshots import connect_snapshot, resolve_current_snapshot
 
 CACHE_ENTRIES = 128
@@ -43,15 +48,38 @@ class Snapshot(NamedTuple):
 
 
 def current_snapshot(settings: Settings) -> Snapshot:
-    """The generation `current.duckdb` points at now; raises SnapshotUnavailableError before the first sync."""
-    path = resolve_current_snapshot(settings.current_snapshot_link)
-    stat = path.stat()
-    return Snapshot(str(path), stat.st_ino ^ stat.st_mtime_ns)
+    """The generation `current.duckdb` points at now (the newest lake snapshot on the lake); raises
+    SnapshotUnavailableError before the first sync."""
+    if settings.store == "ducklake":
+        # a path under the data dir, as a generation's, so what is kept beside it (creative images) is found
+        path = str(settings.snapshot_dir / LAKE_SNAPSHOT_NAME)
+        _LAKE_SETTINGS[path] = settings
+        return Snapshot(path, _lake_reader(path).fetch_published_snapshot())
+    generation = resolve_current_snapshot(settings.current_snapshot_link)
+    stat = generation.stat()
+    return Snapshot(str(generation), stat.st_ino ^ stat.st_mtime_ns)
+
+
+LAKE_SNAPSHOT_NAME = "ducklake"
+_LAKE_SETTINGS: dict[str, Settings] = {}
+"""The settings of each lake `current_snapshot` saw, by its snapshot path (cache keys never hold the catalog URL)."""
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _connection(path: str, stamp: int) -> duckdb.DuckDBPyConnection:
     return connect_snapshot(Path(path))
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _lake_reader(path: str) -> LakeReader:
+    return LakeReader(_LAKE_SETTINGS[path])
+
+
+def _open_cursor(snapshot: Snapshot) -> duckdb.DuckDBPyConnection:
+    """A new cursor on the snapshot: the generation file, or the lake pinned at the snapshot's id."""
+    if snapshot.path in _LAKE_SETTINGS:
+        return _lake_reader(snapshot.path).cursor(snapshot.stamp)
+    return _connection(snapshot.path, snapshot.stamp).cursor()
 
 
 _UNREADABLE = (duckdb.OperationalError, duckdb.InternalError, duckdb.CatalogException)
@@ -64,7 +92,7 @@ def snapshot_cursor(snapshot: Snapshot) -> Iterator[duckdb.DuckDBPyConnection]:
     """A cursor on the snapshot; a file that cannot be read raises SnapshotUnreadableError, which is not
     cached, so the next run after a new publish opens the new generation."""
     try:
-        cursor = _connection(snapshot.path, snapshot.stamp).cursor()
+        cursor = _open_cursor(snapshot)
     except _UNREADABLE as exc:
         raise _unreadable(snapshot, exc) from exc
     try:
@@ -261,10 +289,11 @@ def rows_export(
     It runs on another thread after the script run, so it holds the connection itself and opens
     its own cursor; the record batches go through a temporary file (`exports.export_streamed`).
     """
-    connection = _connection(snapshot.path, snapshot.stamp)
+    # the file's connection is held now (a later publish may delete the file); the lake keeps its snapshots
+    connection = None if snapshot.path in _LAKE_SETTINGS else _connection(snapshot.path, snapshot.stamp)
 
     def generate() -> bytes:
-        cursor = connection.cursor()
+        cursor = connection.cursor() if connection is not None else _open_cursor(snapshot)
 
         def frames() -> Iterable[pd.DataFrame]:
             names = fetch_ancestor_names(cursor, level)

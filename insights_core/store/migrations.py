@@ -6,6 +6,8 @@ so the same statements run on DuckLake (see design, "Where it goes past one mach
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 
 MIGRATIONS: list[tuple[int, str, str]] = [
@@ -219,12 +221,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
 ]
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> list[int]:
-    """Apply every migration not yet applied, each in its own transaction; return the versions applied."""
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
-    )
+def ensure_schema(con: duckdb.DuckDBPyConnection, *, lake: bool = False) -> list[int]:
+    """Apply every migration not yet applied, each in its own transaction; return the versions applied.
+
+    `lake=True`: the connection's current catalog is a DuckLake, which has no primary keys, CHECK
+    constraints or generated columns: each migration runs as `lake_ddl` rewrites it (the same tables
+    and stored columns). The caller serialises this against other workers (the lake's commit lock).
+    """
+    bookkeeping = "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+    con.execute(lake_ddl(bookkeeping) if lake else bookkeeping)
     done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
     applied: list[int] = []
     for version, name, sql in MIGRATIONS:
@@ -232,7 +237,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> list[int]:
             continue
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(sql)
+            con.execute(lake_ddl(sql) if lake else sql)
             con.execute("INSERT INTO schema_migrations VALUES (?, ?, current_timestamp::TIMESTAMP)", [version, name])
             con.execute("COMMIT")
         except Exception:
@@ -240,6 +245,37 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> list[int]:
             raise
         applied.append(version)
     return applied
+
+
+def lake_ddl(sql: str) -> str:
+    """`sql` without what DuckLake refuses: primary keys, CHECK constraints and generated columns.
+
+    Keys stay unique on the lake by the store's MERGEs and batch checks (as in the embedded
+    breakdowns table, see migration 4); the generated ratio columns are derived data that no query
+    reads (the pages compute ratios from sums). Shipped migrations never change, so these rewrites
+    only have to fit them; a test checks the lake ends with the embedded schema's stored columns.
+    """
+    sql = re.sub(r"--[^\n]*", "", sql)
+    sql = _drop_generated_columns(sql)
+    sql = re.sub(r",\s*PRIMARY KEY\s*\([^)]*\)", "", sql)
+    sql = re.sub(r"\s+PRIMARY KEY\b", "", sql)
+    sql = re.sub(r"\s+CHECK\s*\((?:[^()]|\([^()]*\))*\)", "", sql)
+    return sql
+
+
+_GENERATED = re.compile(r",\s*\w+\s+\w+\s+GENERATED ALWAYS AS\s*\(")
+
+
+def _drop_generated_columns(sql: str) -> str:
+    """Cut each `, name TYPE GENERATED ALWAYS AS (...) VIRTUAL` (its expression nests parentheses)."""
+    while match := _GENERATED.search(sql):
+        depth, end = 1, match.end()
+        while depth:
+            depth += {"(": 1, ")": -1}.get(sql[end], 0)
+            end += 1
+        tail = re.match(r"\s*(VIRTUAL|STORED)?", sql[end:])
+        sql = sql[: match.start()] + sql[end + (tail.end() if tail else 0) :]
+    return sql
 
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,7 +28,8 @@ from insights_core.models import (
     EntityTree,
     SyncReport,
 )
-from insights_core.store import breakdowns
+from insights_core.store import breakdowns, creatives
+from insights_core.store.creatives import StoredCreative
 from insights_core.store.migrations import ensure_schema
 from insights_core.store.snapshots import publish_snapshot
 
@@ -58,8 +59,54 @@ _MERGE_BATCH = f"""
 """
 
 
+SYNC_RUN_COLUMNS = (
+    "sync_id",
+    "sync_timestamp",
+    "sync_type",
+    "mode",
+    "status",
+    "success",
+    "since",
+    "until",
+    "days_back",
+    "entity_type",
+    "entity_ids",
+    "force",
+    "campaigns_processed",
+    "campaigns_success",
+    "campaigns_errors",
+    "adsets_processed",
+    "adsets_success",
+    "adsets_errors",
+    "ads_processed",
+    "ads_success",
+    "ads_errors",
+    "total_duration_seconds",
+    "rows_read",
+    "rows_inserted",
+    "rows_updated",
+    "rows_deleted",
+    "api_requests",
+    "rate_limit_hits",
+    "error_count",
+    "request_id",
+    "report_json",
+)
+_SAVE_SYNC_RUN = f"""
+    MERGE INTO sync_runs AS m
+    USING (SELECT {", ".join(f"? AS {c}" for c in SYNC_RUN_COLUMNS)}) AS s ON (m.sync_id = s.sync_id)
+    WHEN MATCHED THEN UPDATE SET {", ".join(f"{c} = s.{c}" for c in SYNC_RUN_COLUMNS[1:])}
+    WHEN NOT MATCHED THEN INSERT ({", ".join(SYNC_RUN_COLUMNS)})
+        VALUES ({", ".join(f"s.{c}" for c in SYNC_RUN_COLUMNS)})
+"""
+"""A run is saved again when a publish fails after its commit (it is rewritten as failed)."""
+
+
 class Warehouse:
     """A read-write connection to the worker's DuckDB file with the schema ensured."""
+
+    enforces_keys = True
+    """The embedded tables' primary keys refuse a key stored twice; on the lake the upserts check batches."""
 
     def __init__(self, path: Path, memory_limit: str = "512MB") -> None:
         """Open (creating if needed) the file and apply pending migrations.
@@ -125,11 +172,7 @@ class Warehouse:
         """
         self.con.execute("BEGIN TRANSACTION")
         try:
-            self.con.execute(
-                "CREATE OR REPLACE TEMP TABLE sync_keys"
-                " (account_id VARCHAR, entity_type VARCHAR, entity_id VARCHAR, date_start DATE)"
-            )
-            self.con.execute(breakdowns.CREATE_KEYS_TABLE)
+            self._create_key_tables()
             yield self
             self.con.execute("DROP TABLE sync_keys")
             self.con.execute("DROP TABLE breakdown_keys")
@@ -138,7 +181,14 @@ class Warehouse:
             raise
         self.con.execute("COMMIT")
 
-    def publish(self, snapshot_dir: Path, link: Path) -> Path:
+    def _create_key_tables(self) -> None:
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE sync_keys"
+            " (account_id VARCHAR, entity_type VARCHAR, entity_id VARCHAR, date_start DATE)"
+        )
+        self.con.execute(breakdowns.CREATE_KEYS_TABLE)
+
+    def publish(self, snapshot_dir: Path, link: Path) -> Path | int:
         """Publish the committed state as a new snapshot generation for readers; return its path.
 
         The connection is closed for the copy so the file holds every commit and nothing in flight.
@@ -161,10 +211,14 @@ class Warehouse:
     def upsert_account(self, account: Account, now: dt.datetime) -> None:
         self.con.execute(
             """
-            INSERT INTO ad_accounts VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT (account_id) DO UPDATE SET name = excluded.name, currency = excluded.currency,
-                timezone_name = excluded.timezone_name, account_status = excluded.account_status,
-                updated_at = excluded.updated_at
+            MERGE INTO ad_accounts AS m
+            USING (SELECT ? AS account_id, ? AS name, ? AS currency, ? AS timezone_name, ? AS account_status,
+                CAST(? AS TIMESTAMP) AS updated_at) AS s
+            ON (m.account_id = s.account_id)
+            WHEN MATCHED THEN UPDATE SET name = s.name, currency = s.currency, timezone_name = s.timezone_name,
+                account_status = s.account_status, updated_at = s.updated_at
+            WHEN NOT MATCHED THEN INSERT (account_id, name, currency, timezone_name, account_status, updated_at)
+                VALUES (s.account_id, s.name, s.currency, s.timezone_name, s.account_status, s.updated_at)
             """,
             [
                 account.account_id,
@@ -186,16 +240,21 @@ class Warehouse:
             columns = spec.column_names
             staged = frame.reindex(columns=list(columns)).copy()
             staged["updated_at"] = _naive(now)
-            updates = ", ".join(f"{c} = excluded.{c}" for c in columns + ("updated_at",) if c != spec.id_column)
+            every = columns + ("updated_at",)
+            updates = ", ".join(f"{c} = s.{c}" for c in every if c != spec.id_column)
             self.con.register("staged_entities", staged)
             try:
                 self.con.execute(
-                    f"INSERT INTO {spec.table} ({', '.join(columns)}, updated_at) "
-                    f"SELECT {', '.join(columns)}, updated_at FROM staged_entities "
-                    f"ON CONFLICT ({spec.id_column}) DO UPDATE SET {updates}"
+                    f"MERGE INTO {spec.table} AS m USING staged_entities AS s"
+                    f" ON (m.{spec.id_column} = s.{spec.id_column}) WHEN MATCHED THEN UPDATE SET {updates}"
+                    f" WHEN NOT MATCHED THEN INSERT ({', '.join(every)}) VALUES ({', '.join(f's.{c}' for c in every)})"
                 )
             finally:
                 self.con.unregister("staged_entities")
+
+    def upsert_creatives(self, rows: Sequence[StoredCreative], now: dt.datetime) -> tuple[int, int]:
+        """Insert new creatives and update changed ones; return (inserted, updated). See `store.creatives`."""
+        return creatives.upsert_creatives(self.con, rows, now)
 
     def count_insights(self, account_id: str, level: Level, since: dt.date, until: dt.date) -> int:
         row = self.con.execute(
@@ -222,6 +281,8 @@ class Warehouse:
         columns = ", ".join(INSIGHT_SOURCE_COLUMNS)
         params = {"now": _naive(now)}
         try:
+            if not self.enforces_keys:
+                self._refuse_duplicate_keys()
             if fresh:
                 inserted = _rowcount(
                     self.con.execute(
@@ -258,6 +319,17 @@ class Warehouse:
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE staged_batch AS SELECT {_TYPED_BATCH} FROM batch_stream")
         finally:
             self.con.unregister("batch_stream")
+
+    def _refuse_duplicate_keys(self) -> None:
+        """Raise StoreError when the staged batch holds a key twice (a table without a primary key would take both)."""
+        twice = _rowcount(
+            self.con.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM staged_batch"
+                " GROUP BY entity_type, entity_id, date_start HAVING count(*) > 1)"
+            )
+        )
+        if twice:
+            raise StoreError(f"{twice} insight key(s) appear twice in one batch; nothing of this batch is stored")
 
     def _count_all_insights(self) -> int:
         return _rowcount(self.con.execute("SELECT count(*) FROM meta_ad_insights"))
@@ -345,15 +417,21 @@ class Warehouse:
         return {row[0] for row in rows}
 
     def save_synced_days(self, account_id: str, level: Level, days: Iterable[dt.date], now: dt.datetime) -> None:
-        frame = pd.DataFrame({"day": pd.to_datetime(list(days)).date})
+        # distinct here, not in the MERGE's source: DuckLake 1.5.5 fails "Out of buffer" on a DISTINCT there
+        frame = pd.DataFrame({"day": sorted(set(pd.to_datetime(list(days)).date))})
         if frame.empty:
             return
         self.con.register("synced", frame)
         try:
             self.con.execute(
                 """
-                INSERT INTO synced_days SELECT $account_id, $level, day, $now FROM synced
-                ON CONFLICT (account_id, entity_type, day) DO UPDATE SET synced_at = excluded.synced_at
+                MERGE INTO synced_days AS m
+                USING (SELECT CAST($account_id AS VARCHAR) AS account_id, CAST($level AS VARCHAR) AS entity_type,
+                    CAST(day AS DATE) AS day FROM synced) AS s
+                ON (m.account_id = s.account_id AND m.entity_type = s.entity_type AND m.day = s.day)
+                WHEN MATCHED THEN UPDATE SET synced_at = $now
+                WHEN NOT MATCHED THEN INSERT (account_id, entity_type, day, synced_at)
+                    VALUES (s.account_id, s.entity_type, s.day, $now)
                 """,
                 {"account_id": account_id, "level": level, "now": _naive(now)},
             )
@@ -363,10 +441,7 @@ class Warehouse:
     def save_sync_run(self, report: SyncReport) -> None:
         r = report
         self.con.execute(
-            """
-            INSERT OR REPLACE INTO sync_runs VALUES (
-                ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """,
+            _SAVE_SYNC_RUN,
             [
                 r.sync_id,
                 _naive(dt.datetime.fromisoformat(r.sync_timestamp)),

@@ -12,21 +12,40 @@ import pytest
 from insights_core.errors import InputError
 from insights_core.models import ADDITIVE_METRICS
 from insights_core.store import lists, queries
+from insights_core.store.lake_reader import LakeReader
 from insights_core.store.snapshots import connect_snapshot, resolve_current_snapshot
 from tests.dashboard_data import build_stub_data_dir
+from tests.postgres import clone_lake
+from tests.store.conftest import ENGINES
+from tests.store.test_lake import GENERATED
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory):
-    settings = build_stub_data_dir(tmp_path_factory.mktemp("queries") / "data", days_back=60)
-    path = resolve_current_snapshot(settings.current_snapshot_link)
-    assert path.parent == settings.snapshot_dir and path != settings.db_path
-    con = connect_snapshot(path)
+@pytest.fixture(scope="module", params=ENGINES)
+def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A stub sync's published data, read as the pages read it: the snapshot file, or the lake pinned."""
+    root = tmp_path_factory.mktemp("queries")
+    if request.param == "duckdb":
+        settings = build_stub_data_dir(root / "data", days_back=60)
+        path = resolve_current_snapshot(settings.current_snapshot_link)
+        assert path.parent == settings.snapshot_dir and path != settings.db_path
+        con = connect_snapshot(path)
+        cursor, close = con.cursor(), con.close
+    else:
+        lake = root / "lake"
+        lake.mkdir()
+        url = clone_lake(request.getfixturevalue("postgres_server"), request.getfixturevalue("lake_template"), lake)
+        settings = build_stub_data_dir(
+            root / "data", days_back=60, store="ducklake", catalog_url=url, lake_data_path=str(lake)
+        )
+        reader = LakeReader(settings)
+        snapshot = reader.fetch_published_snapshot()
+        con, cursor, close = reader.cursor(snapshot), reader.cursor(snapshot), reader.close
     rows = con.execute("SELECT * EXCLUDE (created_at, updated_at) FROM meta_ad_insights").df()
+    rows = rows.drop(columns=[c for c in GENERATED if c in rows.columns])
     rows[["spend", "conversions", "revenue"]] = rows[["spend", "conversions", "revenue"]].astype(float)
     rows["date_start"] = pd.to_datetime(rows["date_start"]).dt.date
-    yield con.cursor(), rows
-    con.close()
+    yield cursor, rows
+    close()
 
 
 @pytest.fixture(scope="module")
