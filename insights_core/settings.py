@@ -149,6 +149,13 @@ class Settings(BaseSettings):
     stub_ads_per_adset: int = Field(
         3, alias="INSIGHTS_STUB_ADS_PER_ADSET", ge=1, le=1000, description="stub: ads per ad set"
     )
+    stub_accounts: int = Field(
+        1,
+        alias="INSIGHTS_STUB_ACCOUNTS",
+        ge=1,
+        le=1000,
+        description="stub: demo ad accounts of that shape each (several let many workers share them out)",
+    )
     stub_error_rate: float = Field(
         0.0,
         alias="INSIGHTS_STUB_ERROR_RATE",

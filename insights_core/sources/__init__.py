@@ -81,9 +81,9 @@ class InsightsSource(Protocol):
 def open_source(settings: Settings) -> InsightsSource:
     """The source the settings ask for. Live credentials are checked here, before any network call."""
     if settings.mode == "stub":
-        from insights_core.sources.stub import StubSource
+        from insights_core.sources.stub_accounts import open_stub_source
 
-        return StubSource.from_settings(settings)
+        return open_stub_source(settings)
     from insights_core.sources.live import LiveSource
 
     settings.require_live_credentials()

@@ -210,7 +210,9 @@ class StubSource:
         account: Account = STUB_ACCOUNT,
         scenarios: tuple[str, ...] = (),
         today: dt.date | None = None,
+        id_offset: int = 0,
     ) -> None:
+        """`id_offset` shifts every entity id, so several demo accounts (`StubAccounts`) never share one."""
         self.shape = shape
         # budgets and lifetime flights are set around yesterday (the last day a sync stores), so the
         # demo always has budgets in scale with the season and flights that are running; tests fix it
@@ -218,6 +220,7 @@ class StubSource:
         self.error_rate = error_rate
         self.scenarios = scenarios  # INSIGHTS_STUB_SCENARIOS: shapes planted for the manager detectors
         self.account = account
+        self.id_offset = id_offset
         self.stats = SourceStats()
         self._tree: EntityTree | None = None
 
@@ -237,13 +240,13 @@ class StubSource:
 
     # ids are positional: campaign c, its ad set a, that ad set's ad d
     def campaign_ids(self) -> np.ndarray:
-        return (np.arange(self.shape.campaigns, dtype=np.int64) + _CAMPAIGN_BASE + 1).astype(str)
+        return (np.arange(self.shape.campaigns, dtype=np.int64) + _CAMPAIGN_BASE + self.id_offset + 1).astype(str)
 
     def adset_ids(self) -> np.ndarray:
-        return (np.arange(self.shape.adsets, dtype=np.int64) + _ADSET_BASE + 1).astype(str)
+        return (np.arange(self.shape.adsets, dtype=np.int64) + _ADSET_BASE + self.id_offset + 1).astype(str)
 
     def ad_ids(self) -> np.ndarray:
-        return (np.arange(self.shape.ads, dtype=np.int64) + _AD_BASE + 1).astype(str)
+        return (np.arange(self.shape.ads, dtype=np.int64) + _AD_BASE + self.id_offset + 1).astype(str)
 
     def fetch_entities(self, account: Account) -> EntityTree:
         if self._tree is None:
@@ -332,7 +335,9 @@ class StubSource:
                 "name": [f"{f} · {a} v{(i % s.ads_per_adset) + 1}" for i, (f, a) in enumerate(zip(formats, angles))],
                 "status": d_status,
                 "effective_status": _effective(d_own, a_status[ad_parent], "ADSET_PAUSED"),
-                "creative_id": (np.arange(s.ads, dtype=np.int64) + 120_240_000_000_000_001).astype(str),
+                "creative_id": (np.arange(s.ads, dtype=np.int64) + 120_240_000_000_000_001 + self.id_offset).astype(
+                    str
+                ),
                 "created_time": _created_times(d_hash),
             }
         )
@@ -373,7 +378,8 @@ class StubSource:
         adsets = (campaigns[:, None] * a_per_c + np.arange(a_per_c)[None, :]).ravel()
         ads = (adsets[:, None] * d_per_a + np.arange(d_per_a)[None, :]).ravel()
 
-        c_num, a_num, d_num = campaigns + _CAMPAIGN_BASE + 1, adsets + _ADSET_BASE + 1, ads + _AD_BASE + 1
+        base = self.id_offset + 1
+        c_num, a_num, d_num = campaigns + _CAMPAIGN_BASE + base, adsets + _ADSET_BASE + base, ads + _AD_BASE + base
         c_ids, a_ids, d_ids = c_num.astype(str), a_num.astype(str), d_num.astype(str)
         ad_status = self.fetch_entities(self.account).ads["status"].to_numpy()[ads]
         ad = generate_ad_days(hash_ids(d_ids), days, active=ad_status == "ACTIVE")
