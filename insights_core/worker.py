@@ -60,6 +60,8 @@ REPEAT_LOG_SECONDS = 300.0
 ACCOUNTS_PER_SCHEDULED_SYNC = 1
 """Many workers: accounts leased for one scheduled sync. One spreads the accounts over the workers,
 keeps each lake commit small (fewer write conflicts), and a killed worker loses one account's work."""
+FAILED_SCHEDULED_RETRY_SECONDS = 60.0
+"""Many workers: a failed scheduled sync of an account is due again this much later (by any worker)."""
 LEASE_WAIT_POLL_SECONDS = 0.5
 """Many workers: how often a Sync now request looks again for accounts another worker holds."""
 LEASE_WAIT_SECONDS = 600.0
@@ -424,9 +426,11 @@ class SyncWorker:
                 SyncRequest(sync_type="scheduled"), trees, before_commit=lambda: leases.confirm(due)
             )
         finally:
-            # a cancelled sync (the worker stops) leaves the account due: another worker takes it at once
+            # a cancelled sync (the worker stops) leaves the account due: another worker takes it at once;
+            # a failed one is tried again soon, not an interval later (a commit cut by a database restart)
             done = report is not None and report.status != "cancelled"
-            leases.release(due, scheduled_done=done)
+            retry = None if report is None or report.success else FAILED_SCHEDULED_RETRY_SECONDS
+            leases.release(due, scheduled_done=done, retry_in=retry)
         return True
 
     def _sync_leasing(self, request: SyncRequest, trees: list[EntityTree] | None) -> SyncReport:

@@ -9,7 +9,9 @@ and rolls back instead of writing next to the new holder.
 
 Scheduled syncs: `last_scheduled_at` is set when a scheduled sync of the account finishes, and
 `claim_due` only takes accounts whose last one is an interval old, so each interval's scheduled
-sync of an account is done by exactly one worker. Times are the server's clock.
+sync of an account is done by exactly one worker. A scheduled sync that failed sets `retry_at`
+instead of waiting a whole interval (a lake commit cut by a PostgreSQL restart is retried by
+whichever worker comes first). Times are the server's clock.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ class AccountLeases:
                     SELECT account_id FROM account_leases
                     WHERE (holder IS NULL OR expires_at <= now())
                       AND (last_scheduled_at IS NULL
-                           OR last_scheduled_at <= now() - make_interval(secs => %(interval)s))
+                           OR last_scheduled_at <= now() - make_interval(secs => %(interval)s)
+                           OR retry_at <= now())
                       AND (%(among)s::text[] IS NULL OR account_id = ANY(%(among)s::text[]))
                     ORDER BY last_scheduled_at NULLS FIRST, account_id
                     LIMIT %(limit)s
@@ -177,8 +180,9 @@ class AccountLeases:
                 "nothing of this sync was committed"
             )
 
-    def release(self, leases: list[Lease], *, scheduled_done: bool = False) -> None:
-        """Give the accounts back; `scheduled_done` records that this interval's scheduled sync of them ran.
+    def release(self, leases: list[Lease], *, scheduled_done: bool = False, retry_in: float | None = None) -> None:
+        """Give the accounts back; `scheduled_done` records that this interval's scheduled sync of them ran,
+        and `retry_in` (seconds) that it failed and is due again that much later rather than an interval.
 
         A lease another worker has taken meanwhile is left alone (its fence no longer matches).
         """
@@ -192,12 +196,15 @@ class AccountLeases:
             con.execute(
                 """
                 UPDATE account_leases l SET holder = NULL, expires_at = NULL,
-                    last_scheduled_at = CASE WHEN %s THEN now() ELSE l.last_scheduled_at END
+                    last_scheduled_at = CASE WHEN %s THEN now() ELSE l.last_scheduled_at END,
+                    retry_at = CASE WHEN %s THEN now() + make_interval(secs => %s) ELSE l.retry_at END
                 FROM unnest(%s::text[], %s::bigint[]) AS mine(account_id, fence)
                 WHERE l.account_id = mine.account_id AND l.fence = mine.fence AND l.holder = %s
                 """,
                 [
                     scheduled_done,
+                    scheduled_done,
+                    retry_in,
                     [lease.account_id for lease in leases],
                     [lease.fence for lease in leases],
                     self.holder,

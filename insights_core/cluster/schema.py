@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS {schema}.account_leases (
     holder            text,
     expires_at        timestamptz,
     fence             bigint NOT NULL DEFAULT 0,
-    last_scheduled_at timestamptz
+    last_scheduled_at timestamptz,
+    retry_at          timestamptz
 );
 """
 

@@ -253,3 +253,19 @@ def test_requests_spread_over_workers_are_each_served_once_through_a_server_rest
         for worker in workers:
             worker.close()
     assert sum(_runs(tmp_path / f"w{n}", "manual") for n in range(2)) == 6  # each request ran once, on one worker
+
+
+def test_a_failed_scheduled_sync_is_retried_soon_by_any_worker(
+    tmp_path: Path, catalog_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "FAILED_SCHEDULED_RETRY_SECONDS", 0.2)
+    settings = _lake_settings(tmp_path / "data", catalog_url, stub_error_rate=1.0)  # every entity fails
+    worker = SyncWorker(settings, lease_seconds=5)
+    try:
+        assert worker.leases is not None and worker._sync_due_accounts(worker.leases) is True
+        assert worker.last_report is not None and worker.last_report.status == "failed"
+    finally:
+        worker.close()
+    other = AccountLeases(catalog_url, "other", 5)
+    retried = wait_for(lambda: other.claim_due(3600.0, 1), timeout=10, what="the failed account due again")
+    assert [lease.account_id for lease in retried] == [stub_account(0).account_id]

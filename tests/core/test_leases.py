@@ -140,3 +140,15 @@ def test_a_cancelled_scheduled_sync_leaves_the_account_due(catalog_url: str) -> 
     due = leases.claim_due(HOUR, 1)
     leases.release(due, scheduled_done=False)
     assert [lease.account_id for lease in AccountLeases(catalog_url, "x", 30).claim_due(HOUR, 1)] == ["act_1"]
+
+
+def test_a_failed_scheduled_sync_is_due_again_after_the_retry_delay_not_an_interval(catalog_url: str) -> None:
+    leases = AccountLeases(catalog_url, "w", 30)
+    leases.save_accounts(["act_1", "act_2"])
+    failed, succeeded = leases.claim_due(HOUR, 1), leases.claim_due(HOUR, 1)
+    leases.release(failed, scheduled_done=True, retry_in=0.2)
+    leases.release(succeeded, scheduled_done=True)
+    retried = wait_for(lambda: leases.claim_due(HOUR, 2), timeout=10, what="the failed account due again")
+    assert [lease.account_id for lease in retried] == ["act_1"]
+    leases.release(retried, scheduled_done=True)  # it worked this time: an interval until the next one
+    assert leases.claim_due(HOUR, 2) == []
