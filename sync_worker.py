@@ -5,12 +5,13 @@
                                            run one sync, print its report as JSON, exit 0 if it succeeded
 
 Exit codes: 0 success; 1 the sync failed or was cancelled; 2 bad arguments or configuration;
-3 another worker holds the data directory.
+3 another worker holds the data directory (INSIGHTS_STORE=duckdb; with ducklake, many workers run at once).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sqlite3
@@ -119,7 +120,9 @@ def _run_locked(settings, request, source, trees) -> int:  # type: ignore[no-unt
     from insights_core.logs import configure_logging
     from insights_core.worker import SyncWorker, hold_worker_lock
 
-    with hold_worker_lock(settings.data_dir):
+    # many workers (ducklake) share the store through PostgreSQL leases; one data dir per worker is not required
+    lock = hold_worker_lock(settings.data_dir) if settings.store == "duckdb" else contextlib.nullcontext()
+    with lock:
         ensure_private_data_dir(settings.data_dir)
         configure_logging(settings.log_path, settings.secret_values())
         worker = SyncWorker(settings, source=source)

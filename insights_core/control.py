@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import os
+import secrets
 import socket
 import sqlite3
 import time
@@ -18,12 +19,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from insights_core.datadir import ensure_private_dir, make_private
 from insights_core.errors import ControlChannelError, InputError
 from insights_core.models import SyncReport, SyncRequest, upgrade_report_keys
 from insights_core.sync_requests import parse_stored_request, request_params
+
+if TYPE_CHECKING:
+    from insights_core.settings import Settings
 
 log = logging.getLogger("meta_insights.control")
 
@@ -81,11 +85,22 @@ class WorkerStatus:
     current_sync_id: str | None
     progress: dict[str, Any] | None
     last_report: dict[str, Any] | None
+    worker_id: str | None = None
+    """Many workers (INSIGHTS_STORE=ducklake): this worker's id (host:pid:suffix); None for the single worker."""
+    accounts: tuple[str, ...] = ()
+    """Many workers: the ad accounts this worker holds a lease on now."""
+    workers: tuple[WorkerStatus, ...] = ()
+    """Many workers: every worker seen lately, this one included, freshest first. The fields above then
+    describe the one the dashboard shows first (a syncing live worker, else the freshest)."""
 
     def is_alive(self, now: dt.datetime | None = None) -> bool:
         """False once the heartbeat is stale or the worker said it stopped."""
         now = now or _utcnow()
         return self.state != "stopped" and (now - self.heartbeat_at).total_seconds() <= STALE_AFTER_SECONDS
+
+    def alive_workers(self, now: dt.datetime | None = None) -> list[WorkerStatus]:
+        """The workers whose heartbeat is fresh (many workers), or this one alone when it is alive."""
+        return [worker for worker in (self.workers or (self,)) if worker.is_alive(now)]
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,11 @@ def _create_schema(path: Path) -> None:
         con.executescript(_SCHEMA)
     finally:
         con.close()
+
+
+def new_worker_id() -> str:
+    """host:pid plus a random suffix: a pid reused on the same host after a kill is another worker."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class ControlChannel:
@@ -237,7 +257,7 @@ class ControlChannel:
             request_id = int(row["id"])
             try:
                 return parse_stored_request(
-                    _json_object(row["params"]),
+                    parse_json_object(row["params"]),
                     max_days_back=max_days_back,
                     request_id=request_id,
                     requested_by=row["requested_by"],
@@ -353,9 +373,56 @@ class ControlChannel:
             sync_enabled=bool(row["sync_enabled"]),
             next_run_at=_parse_opt(row["next_run_at"]),
             current_sync_id=row["current_sync_id"],
-            progress=_json_opt(row["progress"]),
-            last_report=_report_opt(row["last_report"]),
+            progress=parse_json_opt(row["progress"]),
+            last_report=parse_report_opt(row["last_report"]),
         )
+
+
+class Control(Protocol):
+    """What the app, the API and the worker use of a control channel: `ControlChannel` (SQLite, one
+    machine) or `insights_core.cluster.control_pg.PostgresControlChannel` (many workers). Open one
+    with `open_control_channel(settings)`."""
+
+    def save_request(self, request: SyncRequest) -> tuple[int, bool]: ...
+
+    def claim_next_request(self, max_days_back: int) -> SyncRequest | None: ...
+
+    def save_request_progress(self, request_id: int, sync_id: str, progress: dict[str, Any]) -> None: ...
+
+    def finish_request(self, request_id: int, report: SyncReport | None, error: str | None = None) -> None: ...
+
+    def fail_orphaned_requests(self) -> int: ...
+
+    def fetch_request(self, request_id: int) -> RequestRecord | None: ...
+
+    def fetch_recent_requests(self, limit: int = 20) -> list[RequestRecord]: ...
+
+    def save_heartbeat(
+        self,
+        *,
+        mode: str,
+        state: str,
+        started_at: dt.datetime,
+        interval_minutes: int | None,
+        sync_enabled: bool,
+        next_run_at: dt.datetime | None = None,
+        current_sync_id: str | None = None,
+        progress: dict[str, Any] | None = None,
+        last_report: SyncReport | None = None,
+    ) -> None: ...
+
+    def fetch_worker_status(self) -> WorkerStatus | None: ...
+
+
+def open_control_channel(settings: Settings, worker_id: str | None = None) -> Control:
+    """The control channel the settings ask for: SQLite in the data dir (INSIGHTS_STORE=duckdb) or the
+    shared PostgreSQL (ducklake), where `worker_id` names this process's heartbeat row and claims."""
+    if settings.store == "ducklake":
+        from insights_core.cluster.control_pg import PostgresControlChannel
+
+        assert settings.catalog_url is not None  # the settings refuse ducklake without it
+        return PostgresControlChannel(settings.catalog_url.get_secret_value(), worker_id=worker_id)
+    return ControlChannel(settings.control_db_path)
 
 
 _DISPLAY_DAYS_BOUND = 999_999
@@ -363,10 +430,11 @@ _DISPLAY_DAYS_BOUND = 999_999
 checked again when it is claimed, so only the format is checked here."""
 
 
-def _stored_request(row: sqlite3.Row) -> SyncRequest | None:
+def read_stored_request(row: Any) -> SyncRequest | None:
+    """The request a stored row (a sqlite3.Row or a PostgreSQL dict row) holds; None when unreadable."""
     try:
         return parse_stored_request(
-            _json_object(row["params"]),
+            parse_json_object(row["params"]),
             max_days_back=_DISPLAY_DAYS_BOUND,
             request_id=int(row["id"]),
             requested_by=row["requested_by"],
@@ -380,18 +448,18 @@ def _request_record(row: sqlite3.Row) -> RequestRecord:
         id=row["id"],
         created_at=_parse(row["created_at"]),
         requested_by=row["requested_by"],
-        request=_stored_request(row),
+        request=read_stored_request(row),
         status=row["status"],
         claimed_at=_parse_opt(row["claimed_at"]),
         finished_at=_parse_opt(row["finished_at"]),
         sync_id=row["sync_id"],
-        progress=_json_opt(row["progress"]),
-        report=_report_opt(row["report"]),
+        progress=parse_json_opt(row["progress"]),
+        report=parse_report_opt(row["report"]),
         error=row["error"],
     )
 
 
-def _json_object(text: str) -> dict[str, Any]:
+def parse_json_object(text: str) -> dict[str, Any]:
     """A stored JSON object; anything else is a request this version cannot read."""
     try:
         value = json.loads(text)
@@ -418,10 +486,10 @@ def _parse_opt(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text) if text else None
 
 
-def _json_opt(text: str | None) -> dict[str, Any] | None:
+def parse_json_opt(text: str | None) -> dict[str, Any] | None:
     return json.loads(text) if text else None
 
 
-def _report_opt(text: str | None) -> dict[str, Any] | None:
-    report = _json_opt(text)
+def parse_report_opt(text: str | None) -> dict[str, Any] | None:
+    report = parse_json_opt(text)
     return upgrade_report_keys(report) if report is not None else None

@@ -106,6 +106,7 @@ def run_sync(
     on_progress: ProgressSink | None = None,
     should_stop: Callable[[], bool] | None = None,
     trees: list[EntityTree] | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> SyncReport:
     """Run one sync and store its report in `sync_runs`; return the report.
 
@@ -113,7 +114,9 @@ def run_sync(
     Entity errors are counted and the sync goes on; a fatal error, a storage error (full disk) or a
     stop request rolls back and the report says why. Unknown entity ids raise InputError before
     anything is written. `trees` are entity trees the caller already fetched (and checked with
-    `check_entity_ids`), so they are not fetched twice.
+    `check_entity_ids`), so they are not fetched twice. `before_commit` runs inside the transaction
+    after the last row is written: raising a FatalSyncError there (a worker's account lease was taken
+    over) rolls the sync back and fails it with that message.
     """
     now = now or dt.datetime.now(dt.timezone.utc)
     started = time.monotonic()
@@ -140,6 +143,8 @@ def run_sync(
                 _sync_account(
                     tree, scope, request, now, report, tally, source, warehouse, settings, progress, check_stop
                 )
+            if before_commit is not None:
+                before_commit()
             _finish_report(report, tally, source, stats_before, started, secrets, status="succeeded")
             warehouse.save_sync_run(report)
     except InputError:

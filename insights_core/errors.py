@@ -52,6 +52,10 @@ class PermissionDeniedError(FatalSyncError):
     """The access token lacks a permission this sync needs (ads_read on each ad account)."""
 
 
+class LeaseLostError(FatalSyncError):
+    """Another worker took over an ad account this sync held (its lease expired); nothing of this sync was committed."""
+
+
 class EntityError(InsightsError):
     """Fetching one entity's insights failed; the sync counts it and carries on."""
 

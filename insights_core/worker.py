@@ -2,7 +2,10 @@
 
 It holds an exclusive lock on the data directory, runs scheduled syncs with `schedule`, serves
 Sync now requests from the control channel within a couple of seconds, publishes a snapshot after
-every sync and keeps a heartbeat the app reads. SIGTERM and SIGINT stop it cleanly: a running
+every sync and keeps a heartbeat the app reads. With INSIGHTS_STORE=ducklake it is one of many
+workers: no lock file; it leases the ad accounts it syncs through PostgreSQL
+(`insights_core.cluster.leases`), renews them from its heartbeat thread, and each account's scheduled
+sync of an interval is done by whichever worker leases it first. SIGTERM and SIGINT stop it cleanly: a running
 sync rolls back at its next step and no snapshot is half-written.
 
 No I/O error ends the loop: a full disk, a permission, a deleted or corrupt control database fails
@@ -19,22 +22,31 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import schedule
 
-from insights_core.control import WORKER_HEARTBEAT_SECONDS, ControlChannel
+from insights_core.control import (
+    STALE_AFTER_SECONDS,
+    WORKER_HEARTBEAT_SECONDS,
+    Control,
+    new_worker_id,
+    open_control_channel,
+)
 from insights_core.datadir import PRIVATE_FILE_MODE, ensure_private_dir, make_private
-from insights_core.engine import new_failed_report, run_sync
+from insights_core.engine import check_entity_ids, new_failed_report, run_sync
 from insights_core.errors import InputError, PublishError, WorkerLockedError
 from insights_core.manager.after_sync import evaluate_and_notify
-from insights_core.models import EntityTree, SyncReport, SyncRequest
+from insights_core.models import Account, EntityTree, SyncReport, SyncRequest
 from insights_core.settings import Settings
 from insights_core.sources import InsightsSource, open_source
 from insights_core.store.engines import open_warehouse
+
+if TYPE_CHECKING:
+    from insights_core.cluster.leases import AccountLeases, Lease
 
 log = logging.getLogger("meta_insights.worker")
 REQUEST_POLL_SECONDS = 1.0
@@ -45,6 +57,16 @@ PUBLISH_RETRY_SECONDS = 60.0
 """How often an idle worker retries a publish that failed (a full disk that was freed)."""
 REPEAT_LOG_SECONDS = 300.0
 """The same error is logged again at most this often while it persists."""
+ACCOUNTS_PER_SCHEDULED_SYNC = 1
+"""Many workers: accounts leased for one scheduled sync. One spreads the accounts over the workers,
+keeps each lake commit small (fewer write conflicts), and a killed worker loses one account's work."""
+FAILED_SCHEDULED_RETRY_SECONDS = 60.0
+"""Many workers: a failed scheduled sync of an account is due again this much later (by any worker)."""
+LEASE_WAIT_POLL_SECONDS = 0.5
+"""Many workers: how often a Sync now request looks again for accounts another worker holds."""
+LEASE_WAIT_SECONDS = 600.0
+"""Many workers: how long a Sync now request waits for accounts another worker is syncing (a scheduled
+sync of a big account takes minutes) before it skips them and says so in its report."""
 
 
 @contextmanager
@@ -103,10 +125,26 @@ class _ErrorLog:
 class SyncWorker:
     """Runs syncs against one data directory; `run_once` for the CLI, `run_forever` for the loop."""
 
-    def __init__(self, settings: Settings, source: InsightsSource | None = None) -> None:
+    def __init__(
+        self, settings: Settings, source: InsightsSource | None = None, lease_seconds: float | None = None
+    ) -> None:
+        """`lease_seconds` overrides INSIGHTS_LEASE_SECONDS (whose minimum is 10) for tests."""
         self.settings = settings
         self.source = source or open_source(settings)
-        self._control: ControlChannel | None = None
+        self.worker_id = new_worker_id()
+        self._control: Control | None = None
+        self.leases: AccountLeases | None = None
+        """Many workers (INSIGHTS_STORE=ducklake): this worker's account leases; None for the single worker."""
+        if settings.store == "ducklake":
+            from insights_core.cluster.leases import AccountLeases  # psycopg only where PostgreSQL is used
+
+            assert settings.catalog_url is not None  # the settings refuse ducklake without it
+            self.leases = AccountLeases(
+                settings.catalog_url.get_secret_value(), self.worker_id, lease_seconds or settings.lease_seconds
+            )
+        self._accounts: tuple[float, list[Account]] | None = None
+        self._heartbeat_running = False
+        self._next_orphan_sweep = 0.0
         self.warehouse = open_warehouse(settings)
         self.stop_event = threading.Event()
         self.started_at = dt.datetime.now(dt.timezone.utc)
@@ -123,10 +161,10 @@ class SyncWorker:
         self._unfinished: list[tuple[int, SyncReport | None, str | None]] = []
 
     @property
-    def control(self) -> ControlChannel:
+    def control(self) -> Control:
         """The control channel, opened on first use: `--once` never creates control.sqlite."""
         if self._control is None:
-            self._control = ControlChannel(self.settings.control_db_path)
+            self._control = open_control_channel(self.settings, worker_id=self.worker_id)
         return self._control
 
     @property
@@ -147,7 +185,12 @@ class SyncWorker:
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
 
-    def sync_and_publish(self, request: SyncRequest, trees: list[EntityTree] | None = None) -> SyncReport:
+    def sync_and_publish(
+        self,
+        request: SyncRequest,
+        trees: list[EntityTree] | None = None,
+        before_commit: Callable[[], None] | None = None,
+    ) -> SyncReport:
         """Run one sync, publish a snapshot (also after a failure, so its report is visible), log it.
 
         Never raises for storage errors: a warehouse that cannot be opened, a sync that hits a full
@@ -183,6 +226,7 @@ class SyncWorker:
                     on_progress=on_progress,
                     should_stop=self.stop_event.is_set,
                     trees=trees,
+                    before_commit=before_commit,
                 )
                 self._publish_after(report)
                 if report.success:  # alerts never fail a sync: evaluate_and_notify does not raise
@@ -237,6 +281,9 @@ class SyncWorker:
         self._errors.worked("publish")
 
     def run_once(self, request: SyncRequest, trees: list[EntityTree] | None = None) -> SyncReport:
+        """One sync (the CLI's --once, a Sync now request); among many workers, of the accounts it leases."""
+        if self.leases is not None:
+            return self._sync_leasing(request, trees)
         return self.sync_and_publish(request, trees)
 
     def run_forever(self) -> None:
@@ -248,8 +295,13 @@ class SyncWorker:
         except Exception as exc:
             self._errors.failed("control database", exc)
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        self._heartbeat_running = True
         heartbeat.start()
-        if self.settings.sync_enabled:
+        if self.leases is not None:
+            log.info("one of many workers (%s): account leases of %.0f s", self.worker_id, self.leases.lease_seconds)
+            if not self.settings.sync_enabled:
+                log.info("INSIGHTS_SYNC_ENABLED is false: serving Sync now requests only")
+        elif self.settings.sync_enabled:
             schedule.every(self.settings.sync_interval_minutes).minutes.do(self._mark_scheduled_due)
             if self._data_is_fresh():
                 log.info(
@@ -301,7 +353,11 @@ class SyncWorker:
         schedule.run_pending()
         if self._serve_one_request():
             return True
-        if self._scheduled_due:
+        if self.leases is not None:
+            self._sweep_orphaned_requests()
+            if self.settings.sync_enabled and self._sync_due_accounts(self.leases):
+                return True
+        elif self._scheduled_due:
             self._scheduled_due = False
             self.sync_and_publish(SyncRequest(sync_type="scheduled"))
             return True
@@ -332,7 +388,7 @@ class SyncWorker:
         error: str | None = None
         try:
             log.info("serving Sync now request %d from %s", request_id, request.requested_by or "unknown")
-            report = self.sync_and_publish(request)
+            report = self.run_once(request)
         except InputError as exc:
             log.warning("request %d refused: %s", request_id, exc)
             error = str(exc)
@@ -351,6 +407,121 @@ class SyncWorker:
             self.control.finish_request(request_id, report, error=error)
             self._unfinished.pop(0)
 
+    def _sync_due_accounts(self, leases: AccountLeases) -> bool:
+        """Many workers: lease accounts whose scheduled sync is due and sync them; False when none is."""
+        accounts = self._fetch_accounts(leases)
+        due = leases.claim_due(
+            self.settings.sync_interval_minutes * 60.0,
+            ACCOUNTS_PER_SCHEDULED_SYNC,
+            among=[account.account_id for account in accounts],
+        )
+        if not due:
+            return False
+        log.info("scheduled sync of %s", ", ".join(lease.account_id for lease in due))
+        report: SyncReport | None = None
+        try:
+            ids = {lease.account_id for lease in due}
+            trees = [self.source.fetch_entities(account) for account in accounts if account.account_id in ids]
+            report = self.sync_and_publish(
+                SyncRequest(sync_type="scheduled"), trees, before_commit=lambda: leases.confirm(due)
+            )
+        finally:
+            # a cancelled sync (the worker stops) leaves the account due: another worker takes it at once;
+            # a failed one is tried again soon, not an interval later (a commit cut by a database restart)
+            done = report is not None and report.status != "cancelled"
+            retry = None if report is None or report.success else FAILED_SCHEDULED_RETRY_SECONDS
+            leases.release(due, scheduled_done=done, retry_in=retry)
+        return True
+
+    def _sync_leasing(self, request: SyncRequest, trees: list[EntityTree] | None) -> SyncReport:
+        """Many workers: sync the request's accounts this worker can lease.
+
+        Accounts another worker holds (it is syncing them) are waited for, up to LEASE_WAIT_SECONDS,
+        then skipped: each skipped account is a line in the report's errors and the request is
+        reported failed, so nobody mistakes it for done.
+        """
+        from insights_core.cluster.leased_sync import accounts_needed, describe_skipped, restrict_request
+
+        assert self.leases is not None
+        leases = self.leases
+        if trees is None:
+            trees = [self.source.fetch_entities(account) for account in self._fetch_accounts(leases)]
+        check_entity_ids(trees, request)  # an unknown id is refused before anything is leased
+        needed = accounts_needed(trees, request)
+        held: list[Lease] = []
+        try:
+            held += leases.claim(needed)
+            if len(held) < len(needed):
+                log.info("waiting for %d account(s) another worker is syncing", len(needed) - len(held))
+            deadline = time.monotonic() + LEASE_WAIT_SECONDS
+            while len(held) < len(needed) and time.monotonic() < deadline and not self.stop_event.is_set():
+                self.stop_event.wait(LEASE_WAIT_POLL_SECONDS)
+                taken = {lease.account_id for lease in held}
+                held += leases.claim([account_id for account_id in needed if account_id not in taken])
+            taken = {lease.account_id for lease in held}
+            skipped = [account_id for account_id in needed if account_id not in taken]
+            skipped_lines = describe_skipped(skipped, leases.fetch_holders(skipped), dt.datetime.now(dt.timezone.utc))
+            if not held:
+                return new_failed_report(request, self.source.mode, "; ".join(skipped_lines) or "no ad account")
+            restricted, leased_trees = restrict_request(trees, request, taken)
+            with self._renewing_leases(leases):
+                report = self.sync_and_publish(restricted, leased_trees, before_commit=lambda: leases.confirm(held))
+        finally:
+            leases.release(held)
+        if skipped_lines:
+            report.errors[:0] = skipped_lines
+            report.status, report.success = "failed", False
+        return report
+
+    @contextmanager
+    def _renewing_leases(self, leases: AccountLeases) -> Iterator[None]:
+        """Renew the leases while the body runs when no heartbeat thread does (`--once`)."""
+        if self._heartbeat_running:
+            yield
+            return
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self._heartbeat_period()):
+                try:
+                    leases.renew_held()
+                except Exception as exc:  # the fencing check before the commit tells whether it mattered
+                    self._errors.failed("lease renewal", exc)
+
+        thread = threading.Thread(target=renew, name="lease-renewal", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    def _heartbeat_period(self) -> float:
+        # leases are renewed at least three times per lease period, so one slow renewal loses nothing
+        if self.leases is None:
+            return WORKER_HEARTBEAT_SECONDS
+        return min(WORKER_HEARTBEAT_SECONDS, self.leases.lease_seconds / 3)
+
+    def _fetch_accounts(self, leases: AccountLeases) -> list[Account]:
+        """The source's accounts (a network call per account in live mode), fetched again each interval
+        and made leasable in PostgreSQL."""
+        now = time.monotonic()
+        if self._accounts is None or now - self._accounts[0] >= self.settings.sync_interval_minutes * 60:
+            accounts = self.source.fetch_accounts()
+            leases.save_accounts(account.account_id for account in accounts)
+            self._accounts = (now, accounts)
+        return self._accounts[1]
+
+    def _sweep_orphaned_requests(self) -> None:
+        """Many workers: fail the requests of a worker that died (any worker may, every few seconds)."""
+        now = time.monotonic()
+        if now < self._next_orphan_sweep:
+            return
+        self._next_orphan_sweep = now + STALE_AFTER_SECONDS
+        orphaned = self.control.fail_orphaned_requests()
+        if orphaned:
+            log.warning("marked %d request(s) left running by a stopped worker as failed", orphaned)
+
     def _data_is_fresh(self) -> bool:
         try:
             self.warehouse.ensure_open()
@@ -368,13 +539,20 @@ class SyncWorker:
             self._state = state
 
     def _heartbeat_loop(self) -> None:
+        period = self._heartbeat_period()
         while not self.stop_event.is_set():
             try:
                 self._write_heartbeat()
                 self._errors.worked("heartbeat")
             except Exception as exc:  # a locked or full disk must not kill the worker; the app will see staleness
                 self._errors.failed("heartbeat", exc)
-            self.stop_event.wait(WORKER_HEARTBEAT_SECONDS)
+            if self.leases is not None:
+                try:
+                    self.leases.renew_held()
+                    self._errors.worked("lease renewal")
+                except Exception as exc:  # an unrenewed lease expires; the fencing check stops its commit
+                    self._errors.failed("lease renewal", exc)
+            self.stop_event.wait(period)
 
     def _write_heartbeat(self) -> None:
         with self._status_lock:

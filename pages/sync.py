@@ -26,7 +26,7 @@ COVERAGE_DAYS = 30
 user = widgets.require("sync:run")
 widgets.page_title("sync")
 settings = widgets.app_settings()
-control = sync_view.open_control_channel(settings.control_db_path)  # None (and one error line) when broken
+control = sync_view.open_control_channel(settings)  # None (and one error line) when broken
 try:
     snapshot = data.current_snapshot(settings)
     data.load_bounds(snapshot)  # a damaged file is found here, not halfway down the page

@@ -27,7 +27,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from insights_core.api.reads import SnapshotReader
-from insights_core.control import ControlChannel
+from insights_core.control import Control
 from insights_core.dashboard.sync_health import entity_coverage
 from insights_core.errors import InsightsError
 from insights_core.levels import LEVEL_PLURAL, LEVELS
@@ -58,7 +58,7 @@ def observe_page_run(page: str) -> Iterator[None]:
 class ApiMetrics:
     """The API's request histograms, in a registry of their own with the sync and page collectors."""
 
-    def __init__(self, reader: SnapshotReader, control: ControlChannel) -> None:
+    def __init__(self, reader: SnapshotReader, control: Control) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.latency = Histogram(
             "meta_insights_api_request_duration_seconds",
@@ -89,7 +89,7 @@ class _ProcessWide(Collector):
 class SyncCollector(Collector):
     """Sync facts at scrape time; a missing or damaged snapshot or control DB only drops its own metrics."""
 
-    def __init__(self, reader: SnapshotReader, control: ControlChannel) -> None:
+    def __init__(self, reader: SnapshotReader, control: Control) -> None:
         self.reader = reader
         self.control = control
 

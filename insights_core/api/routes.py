@@ -42,7 +42,7 @@ from insights_core.api.params import (
 from insights_core.api.reads import Row, SnapshotCache, SnapshotKey, SnapshotReader
 from insights_core.api.serializers import JsonObject, json_value
 from insights_core.auth_state import auth_state
-from insights_core.control import ControlChannel
+from insights_core.control import open_control_channel
 from insights_core.dashboard.inputs import parse_entity_id
 from insights_core.errors import ApiAuthError, ApiForbiddenError, ConfigError, InputError, NotFoundError, StoreError
 from insights_core.levels import Level
@@ -80,7 +80,7 @@ class ApiContext:
         self.campaign_rows: SnapshotCache[dict[str, Row] | None] = SnapshotCache(2)
         # a period's ratios of every campaign (~130 KB at 1,000 campaigns); periods are clamped to the stored days
         self.populations: SnapshotCache[views.CampaignPopulation] = SnapshotCache(128)
-        self.control = ControlChannel(settings.control_db_path)
+        self.control = open_control_channel(settings)
         self.metrics = ApiMetrics(self.reader, self.control)
 
     def snapshot_bounds(self, snapshot: SnapshotKey, cur: Cursor) -> queries.DataBounds:

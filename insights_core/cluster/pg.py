@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 
@@ -48,7 +49,15 @@ def connect_with_retry(url: str, *, autocommit: bool = False) -> psycopg.Connect
     raise AssertionError("unreachable")
 
 
-def ensure_shared_schema(con: psycopg.Connection) -> None:
+SCHEMA_LOCK_KEY = 0x1A51_6875
+"""Advisory lock held while creating the shared schema and tables: concurrent `CREATE ... IF NOT EXISTS`
+from several processes can fail with a unique violation in PostgreSQL's catalog instead of waiting."""
+
+
+def ensure_shared_schema(con: psycopg.Connection[Any]) -> None:
+    """Create the shared schema; tables created after it in the same transaction (not autocommit) are
+    serialised with every other process doing the same, until that transaction ends."""
+    con.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK_KEY])
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
 
 

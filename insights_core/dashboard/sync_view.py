@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import streamlit as st
 
-from insights_core.control import ControlChannel, RequestRecord, WorkerStatus
+from insights_core.control import Control, RequestRecord, WorkerStatus
 from insights_core.dashboard import data, widgets
 from insights_core.dashboard.formatting import format_age, format_duration, format_int, format_timestamp, literal
 from insights_core.dashboard.login import CurrentUser
@@ -15,11 +14,27 @@ from insights_core.dashboard.sync_health import report_counts, report_window
 from insights_core.errors import ControlChannelError
 from insights_core.levels import LEVEL_PLURAL, LEVELS
 from insights_core.models import SyncRequest
+from insights_core.settings import Settings
 
 START_HINT = "Start it with `python sync_worker.py` (or `scripts/run.sh`, which starts the worker and the dashboard)."
 
 
-def open_control_channel(path: Path) -> ControlChannel | None:
+@st.cache_resource(show_spinner=False)
+def shared_control_channel(catalog_url: str) -> Control:
+    """The control channel of many workers (INSIGHTS_STORE=ducklake): per-call connections, so one
+    object serves every thread, as `data.control_channel` does for the SQLite one."""
+    from insights_core.cluster.control_pg import PostgresControlChannel
+
+    return PostgresControlChannel(catalog_url)
+
+
+def _cached_control_channel(settings: Settings) -> Control:
+    if settings.store == "ducklake" and settings.catalog_url is not None:
+        return shared_control_channel(settings.catalog_url.get_secret_value())
+    return data.control_channel(str(settings.control_db_path))
+
+
+def open_control_channel(settings: Settings) -> Control | None:
     """The control channel, read once to prove it works; None when it cannot be read.
 
     A failure is shown as one error line. The cached channel is then dropped and built once more:
@@ -27,14 +42,15 @@ def open_control_channel(path: Path) -> ControlChannel | None:
     goes on with a new, empty channel in the same run (the line says what was lost).
     """
     failure: ControlChannelError | None = None
-    control: ControlChannel | None = None
+    control: Control | None = None
     for _ in range(2):
         try:
-            control = data.control_channel(str(path))
+            control = _cached_control_channel(settings)
             control.fetch_worker_status()
             break
         except ControlChannelError as exc:
             data.control_channel.clear()
+            shared_control_channel.clear()
             failure, control = exc, None
     if failure is not None:
         widgets.show_error(widgets.control_channel_error(failure))
@@ -80,7 +96,23 @@ def render_worker_status(status: WorkerStatus | None, now: dt.datetime, running:
         f"heartbeat {format_age(age)}; every {status.interval_minutes} min, {schedule}.",
         icon=":material/sync:" if state == "syncing" else ":material/monitor_heart:",
     )
+    if status.workers:
+        st.caption(describe_workers(status, now))
     return True
+
+
+def describe_workers(status: WorkerStatus, now: dt.datetime) -> str:
+    """Many workers (INSIGHTS_STORE=ducklake): how many are alive and which accounts each holds now."""
+    alive = status.alive_workers(now)
+    parts = []
+    for worker in alive:
+        holds = f"syncing {', '.join(worker.accounts)}" if worker.accounts else worker.state
+        parts.append(f"{literal(worker.worker_id or worker.hostname)} ({literal(holds)})")
+    listed = "; ".join(parts) if parts else "none"
+    return (
+        f"{len(alive)} of {len(status.workers)} workers seen in the last day are alive: {listed}. "
+        "Each account's scheduled sync is taken by one of them per interval."
+    )
 
 
 def render_progress(record: RequestRecord, worker_alive: bool) -> None:

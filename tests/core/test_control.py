@@ -1,4 +1,8 @@
-"""The control channel: Sync now requests, their progress and report, and the worker heartbeat."""
+"""The control channel: Sync now requests, their progress and report, and the worker heartbeat.
+
+Each behaviour runs on both backends: SQLite in the data dir (one worker) and the shared PostgreSQL
+(many workers, INSIGHTS_STORE=ducklake). `open_control()` opens another handle on the same store.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,45 @@ import datetime as dt
 import json
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from insights_core.control import STALE_AFTER_SECONDS, ControlChannel
+import psycopg
+import pytest
+
+from insights_core.cluster.control_pg import PostgresControlChannel
+from insights_core.cluster.pg import SCHEMA
+from insights_core.control import STALE_AFTER_SECONDS, Control, ControlChannel
 from insights_core.models import SyncReport, SyncRequest
 
 MAX_DAYS = 365
 
+OpenControl = Callable[[], Control]
 
-def test_an_equal_request_while_one_is_open_does_not_queue_a_second(tmp_path) -> None:
-    control = ControlChannel(tmp_path / "control.sqlite")
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_control(request: pytest.FixtureRequest, tmp_path: Path) -> OpenControl:
+    if request.param == "sqlite":
+        return lambda: ControlChannel(tmp_path / "control.sqlite")
+    url = request.getfixturevalue("catalog_url")
+    return lambda: PostgresControlChannel(url)
+
+
+def _execute(control: Control, sql: str, params: list[Any]) -> Any:
+    """Raw SQL on the channel's own database (`?` placeholders), as an older version or a hand edit would."""
+    if isinstance(control, ControlChannel):
+        with sqlite3.connect(control.path) as con:
+            return con.execute(sql, params).fetchone()
+    assert isinstance(control, PostgresControlChannel)
+    with psycopg.connect(control.url) as pg:
+        pg.execute(f"SET search_path TO {SCHEMA}")
+        cur = pg.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+        return cur.fetchone() if cur.description else None
+
+
+def test_an_equal_request_while_one_is_open_does_not_queue_a_second(open_control: OpenControl) -> None:
+    control = open_control()
     first, created = control.save_request(SyncRequest(days_back=7, requested_by="ana"))
     again, created_again = control.save_request(SyncRequest(days_back=7, requested_by="bob"))
     other, created_other = control.save_request(SyncRequest(days_back=8))
@@ -40,15 +73,11 @@ def test_an_equal_request_while_one_is_open_does_not_queue_a_second(tmp_path) ->
     assert control.save_request(SyncRequest(days_back=7))[1] is True
 
 
-def test_concurrent_double_clicks_queue_exactly_one_request(tmp_path) -> None:
-    control = ControlChannel(tmp_path / "control.sqlite")
+def test_concurrent_double_clicks_queue_exactly_one_request(open_control: OpenControl) -> None:
+    control = open_control()
     results: list[tuple[int, bool]] = []
     threads = [
-        threading.Thread(
-            target=lambda: results.append(
-                ControlChannel(tmp_path / "control.sqlite").save_request(SyncRequest(days_back=3))
-            )
-        )
+        threading.Thread(target=lambda: results.append(open_control().save_request(SyncRequest(days_back=3))))
         for _ in range(8)
     ]
     for t in threads:
@@ -60,15 +89,15 @@ def test_concurrent_double_clicks_queue_exactly_one_request(tmp_path) -> None:
     assert control.claim_next_request(MAX_DAYS) is not None and control.claim_next_request(MAX_DAYS) is None
 
 
-def test_claims_go_oldest_first_and_only_once(tmp_path) -> None:
-    control = ControlChannel(tmp_path / "control.sqlite")
+def test_claims_go_oldest_first_and_only_once(open_control: OpenControl) -> None:
+    control = open_control()
     ids = [control.save_request(SyncRequest(days_back=d))[0] for d in (1, 2, 3)]
     claimed = [control.claim_next_request(MAX_DAYS).request_id for _ in range(3)]
     assert claimed == ids and control.claim_next_request(MAX_DAYS) is None
 
 
-def test_progress_and_failure_are_recorded(tmp_path) -> None:
-    control = ControlChannel(tmp_path / "control.sqlite")
+def test_progress_and_failure_are_recorded(open_control: OpenControl) -> None:
+    control = open_control()
     request_id, _ = control.save_request(SyncRequest(days_back=2))
     control.claim_next_request(MAX_DAYS)
     control.save_request_progress(request_id, "s9", {"sync_id": "s9", "levels": {"ad": {"done": 3, "total": 9}}})
@@ -79,17 +108,21 @@ def test_progress_and_failure_are_recorded(tmp_path) -> None:
     assert record.status == "failed" and record.error == "unknown campaign id: 1"
 
 
-def test_orphaned_running_requests_are_failed_at_worker_start(tmp_path) -> None:
-    control = ControlChannel(tmp_path / "control.sqlite")
+def test_orphaned_running_requests_are_failed_at_worker_start(open_control: OpenControl) -> None:
+    control = open_control()
     request_id, _ = control.save_request(SyncRequest(days_back=2))
     control.claim_next_request(MAX_DAYS)
+    # many workers: only a claim older than a heartbeat's staleness, by a worker with no fresh heartbeat, is orphaned
+    _execute(
+        control, "UPDATE sync_requests SET claimed_at = '2026-11-20T00:00:00.000+00:00' WHERE id = ?", [request_id]
+    )
     assert control.fail_orphaned_requests() == 1
     record = control.fetch_request(request_id)
     assert record.status == "failed" and "nothing of it was committed" in record.error
 
 
-def test_the_claim_returns_the_request_that_was_saved(tmp_path) -> None:
-    control = ControlChannel(tmp_path / "control.sqlite")
+def test_the_claim_returns_the_request_that_was_saved(open_control: OpenControl) -> None:
+    control = open_control()
     saved = SyncRequest(days_back=14, entity_type="adset", entity_ids=("22", "11"), force=True, requested_by="ana")
     request_id, _ = control.save_request(saved)
     claimed = control.claim_next_request(MAX_DAYS)
@@ -105,23 +138,24 @@ def test_the_claim_returns_the_request_that_was_saved(tmp_path) -> None:
     assert control.fetch_request(request_id).request == claimed
 
 
-def _store_raw_request(path, params: object) -> int:
+def _store_raw_request(control: Control, params: object) -> int:
     """A pending row as an older version or a hand edit might have left it."""
-    with sqlite3.connect(path) as con:
-        cur = con.execute(
-            "INSERT INTO sync_requests (created_at, requested_by, params, params_key, status)"
-            " VALUES ('2026-11-20T00:00:00.000+00:00', 'old', ?, ?, 'pending')",
-            [json.dumps(params), json.dumps(params) + "-raw"],
-        )
-        return int(cur.lastrowid)
+    row = _execute(
+        control,
+        "INSERT INTO sync_requests (created_at, requested_by, params, params_key, status)"
+        " VALUES ('2026-11-20T00:00:00.000+00:00', 'old', ?, ?, 'pending') RETURNING id",
+        [json.dumps(params), json.dumps(params) + "-raw"],
+    )
+    return int(row[0])
 
 
-def test_a_stored_request_that_no_longer_validates_is_failed_at_the_claim_and_the_next_one_runs(tmp_path) -> None:
-    path = tmp_path / "control.sqlite"
-    control = ControlChannel(path)
-    too_long = _store_raw_request(path, {"days_back": 200, "entity_type": None, "entity_ids": [], "force": False})
+def test_a_stored_request_that_no_longer_validates_is_failed_at_the_claim_and_the_next_one_runs(
+    open_control: OpenControl,
+) -> None:
+    control = open_control()
+    too_long = _store_raw_request(control, {"days_back": 200, "entity_type": None, "entity_ids": [], "force": False})
     not_ids = _store_raw_request(
-        path, {"days_back": 2, "entity_type": "ad", "entity_ids": ["1; DROP TABLE ads"], "force": False}
+        control, {"days_back": 2, "entity_type": "ad", "entity_ids": ["1; DROP TABLE ads"], "force": False}
     )
     good, _ = control.save_request(SyncRequest(days_back=3))
     claimed = control.claim_next_request(max_days_back=100)  # INSIGHTS_MAX_DAYS_BACK lowered since it was queued
@@ -133,8 +167,8 @@ def test_a_stored_request_that_no_longer_validates_is_failed_at_the_claim_and_th
     assert control.claim_next_request(max_days_back=100) is None
 
 
-def test_a_stored_report_with_the_old_rows_written_key_reads_as_rows_read(tmp_path) -> None:
-    control = ControlChannel(tmp_path / "control.sqlite")
+def test_a_stored_report_with_the_old_rows_written_key_reads_as_rows_read(open_control: OpenControl) -> None:
+    control = open_control()
     request_id, _ = control.save_request(SyncRequest(days_back=2))
     control.claim_next_request(MAX_DAYS)
     old = {
@@ -146,17 +180,16 @@ def test_a_stored_report_with_the_old_rows_written_key_reads_as_rows_read(tmp_pa
         "success": True,
         "rows_written": 1234,
     }
-    with sqlite3.connect(tmp_path / "control.sqlite") as con:
-        con.execute(
-            "UPDATE sync_requests SET status = 'succeeded', report = ? WHERE id = ?", [json.dumps(old), request_id]
-        )
+    _execute(
+        control, "UPDATE sync_requests SET status = 'succeeded', report = ? WHERE id = ?", [json.dumps(old), request_id]
+    )
     record = control.fetch_request(request_id)
     assert record.report["rows_read"] == 1234 and "rows_written" not in record.report
     assert SyncReport.from_dict(old).rows_read == 1234
 
 
-def test_heartbeat_goes_stale(tmp_path) -> None:
-    control = ControlChannel(tmp_path / "control.sqlite")
+def test_heartbeat_goes_stale(open_control: OpenControl) -> None:
+    control = open_control()
     assert control.fetch_worker_status() is None
     start = dt.datetime.now(dt.timezone.utc)
     control.save_heartbeat(mode="stub", state="idle", started_at=start, interval_minutes=30, sync_enabled=True)

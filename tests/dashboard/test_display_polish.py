@@ -3,6 +3,7 @@ ranks in words, and chart axes that tick in days and round steps."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -160,3 +161,18 @@ def test_the_worker_is_syncing_as_soon_as_any_sign_of_a_sync_shows() -> None:
     assert sync_view.worker_state(worker("syncing")) == "syncing"
     assert sync_view.worker_state(worker("idle", "sync-1")) == "syncing"  # heartbeat mid-sync
     assert sync_view.worker_state(worker("idle"), running) == "syncing"  # request claimed between heartbeats
+
+
+def test_many_workers_are_listed_with_the_accounts_each_holds() -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    old = now - dt.timedelta(minutes=5)
+    busy = dataclasses.replace(worker("syncing", "s1"), worker_id="a:1:x", accounts=("act_1", "act_2"))
+    idle = dataclasses.replace(worker("idle"), worker_id="b:2:y")
+    dead = dataclasses.replace(worker("idle"), worker_id="c:3:z", heartbeat_at=old)
+    status = dataclasses.replace(busy, workers=(busy, idle, dead))
+    line = sync_view.describe_workers(status, now)
+    assert line.startswith("2 of 3 workers seen in the last day are alive: ")
+    shown = formatting.literal  # ids and host names are shown literally (no markdown)
+    assert shown("syncing act_1, act_2") in line and shown("b:2:y") in line and shown("c:3:z") not in line
+    assert [w.worker_id for w in status.alive_workers(now)] == ["a:1:x", "b:2:y"]
+    assert len(worker("idle").alive_workers(now)) == 1  # one worker (SQLite): itself

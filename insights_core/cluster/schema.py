@@ -1,0 +1,98 @@
+"""The shared-state tables of many workers (schema `insights` of the catalog's PostgreSQL).
+
+Sync requests and heartbeats mirror the SQLite control channel; `account_leases` says which worker
+syncs which ad account, and when each account's scheduled sync last ran. Times are the server's
+(`now()`), so workers on machines whose clocks disagree still agree on who holds a lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from insights_core.cluster.pg import SCHEMA, describe, ensure_shared_schema, shared_state
+from insights_core.errors import ControlChannelError
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS {schema}.sync_requests (
+    id           bigserial PRIMARY KEY,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    requested_by text,
+    params       text NOT NULL,
+    params_key   text NOT NULL,
+    status       text NOT NULL CHECK (status IN ('pending', 'running', 'succeeded', 'failed', 'cancelled')),
+    claimed_at   timestamptz,
+    claimed_by   text,
+    finished_at  timestamptz,
+    sync_id      text,
+    progress     text,
+    report       text,
+    error        text
+);
+CREATE UNIQUE INDEX IF NOT EXISTS one_open_request_per_params
+    ON {schema}.sync_requests (params_key) WHERE status IN ('pending', 'running');
+CREATE TABLE IF NOT EXISTS {schema}.worker_heartbeats (
+    worker_id        text PRIMARY KEY,
+    pid              integer NOT NULL,
+    hostname         text NOT NULL,
+    mode             text NOT NULL,
+    started_at       timestamptz NOT NULL,
+    heartbeat_at     timestamptz NOT NULL,
+    state            text NOT NULL,
+    interval_minutes integer,
+    sync_enabled     boolean,
+    next_run_at      timestamptz,
+    current_sync_id  text,
+    progress         text,
+    last_report      text
+);
+CREATE TABLE IF NOT EXISTS {schema}.account_leases (
+    account_id        text PRIMARY KEY,
+    holder            text,
+    expires_at        timestamptz,
+    fence             bigint NOT NULL DEFAULT 0,
+    last_scheduled_at timestamptz,
+    retry_at          timestamptz
+);
+"""
+
+
+def ensure_cluster_tables(con: psycopg.Connection[Any]) -> None:
+    """Create the schema and tables if missing; safe to run from many processes at once.
+
+    Runs in the caller's transaction (the advisory lock is released at its commit).
+    """
+    ensure_shared_schema(con)  # takes the advisory lock that serialises schema work across processes
+    for statement in _TABLES.format(schema=SCHEMA).split(";"):
+        if statement.strip():
+            con.execute(statement)  # constant DDL, no user input
+
+
+class SharedTables:
+    """Per-call connections to the shared tables of `url`, created on the first call (and again after a
+    failure, in case they were dropped). Every database error raises one ControlChannelError prefixed
+    with `what`, without the password."""
+
+    def __init__(self, url: str, what: str) -> None:
+        self.url = url
+        self._what = what
+        self._ready = False
+
+    @contextmanager
+    def connect(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        try:
+            with shared_state(self.url) as plain:
+                con: psycopg.Connection[dict[str, Any]] = plain  # type: ignore[assignment]
+                con.row_factory = dict_row
+                if not self._ready:
+                    ensure_cluster_tables(con)
+                    con.commit()
+                    self._ready = True
+                yield con
+        except psycopg.Error as exc:
+            self._ready = False
+            raise ControlChannelError(f"{self._what}: {describe(exc, self.url)}") from None
