@@ -164,9 +164,12 @@ class LakeWarehouse(Warehouse):
 
     def reopen(self) -> None:
         ensure_private_dir(self.temp_dir)
-        self._con = connect_lake(self.settings, memory_limit=self.memory_limit, temp_dir=self.temp_dir)
+        # two workers starting on a new catalog at once would both create DuckLake's own tables (the
+        # attach), then ours (the migrations): PostgreSQL refuses the second with a duplicate key
+        with hold_commit_lock(self.settings):
+            self._con = connect_lake(self.settings, memory_limit=self.memory_limit, temp_dir=self.temp_dir)
         try:
-            with hold_commit_lock(self.settings):  # two workers starting at once would both create the tables
+            with hold_commit_lock(self.settings):
                 self.applied_migrations += ensure_schema(self._con, lake=True)
         except duckdb.Error as exc:
             self.close()

@@ -1,20 +1,17 @@
-"""Many workers (INSIGHTS_STORE=ducklake) on the lease and claim layer, against a real PostgreSQL.
-
-Until the DuckLake warehouse is wired into the worker, each worker here writes its own embedded
-DuckDB in its own data dir (the one line that builds the warehouse still makes a `Warehouse`). That
-is an honest seam for what this layer decides — which worker syncs which account, once — because
-each worker's file then holds exactly the accounts it synced. The end-to-end versions on one lake
-(4 workers x 8 accounts leave one worker's rows; kill -9 mid-commit) belong with the lake warehouse.
-"""
+"""Many workers (INSIGHTS_STORE=ducklake) on one lake, against a real PostgreSQL: leases, claims,
+fencing and takeover, and what ends up in the lake (each worker has its own data dir; they share
+the catalog and the lake's data directory, `<tmp>/lake`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -31,6 +28,7 @@ from insights_core.models import SyncRequest
 from insights_core.settings import Settings
 from insights_core.sources import open_source
 from insights_core.sources.stub_accounts import stub_account
+from insights_core.store.lake import connect_lake
 from insights_core.store.warehouse import Warehouse
 from insights_core.worker import SyncWorker
 from tests.helpers import PYTHON, ROOT, make_settings, subprocess_env, wait_for
@@ -86,19 +84,36 @@ def _scheduled_accounts(catalog_url: str) -> set[str]:
         return {row[0] for row in rows.fetchall()}
 
 
-def _rows_by_account(data_dir: Path) -> Counter[str]:
-    if not (data_dir / "insights.duckdb").exists():
-        return Counter()
-    with duckdb.connect(str(data_dir / "insights.duckdb"), read_only=True) as con:
+@contextmanager
+def _lake(tmp_path: Path, catalog_url: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The shared lake at its head, as the workers under `tmp_path` wrote it."""
+    con = connect_lake(_lake_settings(tmp_path / "reader", catalog_url))
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _rows_by_account(tmp_path: Path, catalog_url: str) -> Counter[str]:
+    with _lake(tmp_path, catalog_url) as con:
         rows = con.execute("SELECT account_id, count(*) FROM meta_ad_insights GROUP BY account_id").fetchall()
     return Counter(dict(rows))
 
 
-def _runs(data_dir: Path, sync_type: str) -> int:
-    if not (data_dir / "insights.duckdb").exists():
-        return 0
-    with duckdb.connect(str(data_dir / "insights.duckdb"), read_only=True) as con:
-        return int(con.execute("SELECT count(*) FROM sync_runs WHERE sync_type = ?", [sync_type]).fetchone()[0])
+def _duplicate_keys(tmp_path: Path, catalog_url: str) -> int:
+    with _lake(tmp_path, catalog_url) as con:
+        row = con.execute(
+            "SELECT count(*) FROM (SELECT entity_type, entity_id, date_start FROM meta_ad_insights"
+            " GROUP BY ALL HAVING count(*) > 1)"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _run_accounts(tmp_path: Path, catalog_url: str, sync_type: str) -> list[list[str]]:
+    """Each stored run of `sync_type`: the accounts it synced."""
+    with _lake(tmp_path, catalog_url) as con:
+        reports = con.execute("SELECT report_json FROM sync_runs WHERE sync_type = ?", [sync_type]).fetchall()
+    return [json.loads(r[0])["accounts"] for r in reports]
 
 
 @pytest.fixture
@@ -130,17 +145,18 @@ def test_four_workers_share_eight_accounts_and_each_scheduled_sync_runs_once(
     finally:
         codes = [_stop(worker) for worker in workers]
     assert codes == [0, 0, 0, 0]
-    per_worker = [_rows_by_account(d) for d in dirs]
-    holders = Counter(account for rows in per_worker for account in rows)
-    assert holders == Counter({stub_account(n).account_id: 1 for n in range(8)})  # each account in one worker only
-    merged = sum(per_worker, Counter())
-    assert merged == reference_rows  # exactly the rows one worker alone writes
-    assert sum(_runs(d, "scheduled") for d in dirs) == 8  # one scheduled sync per account in the interval
+    runs = _run_accounts(tmp_path, catalog_url, "scheduled")
+    # one scheduled sync per account in the interval, each of one account
+    assert sorted(a for accounts in runs for a in accounts) == sorted(stub_account(n).account_id for n in range(8))
+    assert all(len(accounts) == 1 for accounts in runs)
+    assert _rows_by_account(tmp_path, catalog_url) == reference_rows  # exactly the rows one worker alone writes
+    assert _duplicate_keys(tmp_path, catalog_url) == 0
 
 
 def test_a_killed_workers_account_is_taken_over_after_its_lease_expires(tmp_path: Path, catalog_url: str) -> None:
-    """kill -9 mid-sync: nothing of that sync is stored, and another worker syncs the account instead.
-    (300 x 5 x 1 ads over 30 days: a sync of a few seconds, long enough to be caught in the middle.)"""
+    """kill -9 mid-sync: nothing of that sync is stored, and another worker syncs the account instead,
+    leaving one sync's rows, none twice. (300 x 5 x 1 ads over 30 days: a sync of a few seconds, long
+    enough to be caught in the middle.)"""
     big = {"INSIGHTS_STUB_CAMPAIGNS": "300", "INSIGHTS_STUB_ADSETS_PER_CAMPAIGN": "5", "INSIGHTS_BACKFILL_DAYS": "30"}
     control = PostgresControlChannel(catalog_url)
     victim = _start(tmp_path / "victim", catalog_url, 1.5, **big)
@@ -159,8 +175,10 @@ def test_a_killed_workers_account_is_taken_over_after_its_lease_expires(tmp_path
         wait_for(lambda: _scheduled_accounts(catalog_url), timeout=120, what="the account synced by the other worker")
     finally:
         assert _stop(heir) == 0
-    assert _rows_by_account(tmp_path / "victim") == Counter()  # killed before its commit: nothing stored
-    assert set(_rows_by_account(tmp_path / "heir")) == {stub_account(0).account_id}
+    assert _run_accounts(tmp_path, catalog_url, "scheduled") == [[stub_account(0).account_id]]  # the heir's only
+    rows = _rows_by_account(tmp_path, catalog_url)
+    assert set(rows) == {stub_account(0).account_id} and rows[stub_account(0).account_id] > 0
+    assert _duplicate_keys(tmp_path, catalog_url) == 0
 
 
 def test_sync_now_skips_an_account_another_worker_holds_and_says_so(
@@ -252,7 +270,8 @@ def test_requests_spread_over_workers_are_each_served_once_through_a_server_rest
             thread.join()
         for worker in workers:
             worker.close()
-    assert sum(_runs(tmp_path / f"w{n}", "manual") for n in range(2)) == 6  # each request ran once, on one worker
+    assert len(_run_accounts(tmp_path, catalog_url, "manual")) == 6  # each request ran once, on one worker
+    assert _duplicate_keys(tmp_path, catalog_url) == 0
 
 
 def test_a_failed_scheduled_sync_is_retried_soon_by_any_worker(
