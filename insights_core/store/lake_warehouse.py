@@ -43,7 +43,8 @@ from insights_core.levels import Level
 from insights_core.models import Account, BreakdownFamily, EntityTree, SyncReport
 from insights_core.settings import Settings
 from insights_core.store.creatives import StoredCreative
-from insights_core.store.lake import LakeConnection, connect_lake, describe_lake_error, fetch_lake_snapshot
+from insights_core.store.lake import LAKE, LakeConnection, connect_lake, describe_lake_error, fetch_lake_snapshot
+from insights_core.store.lake_maintenance import MaintenanceRun, run_lake_maintenance_if_due
 from insights_core.store.migrations import ensure_schema
 from insights_core.store.warehouse import Warehouse
 
@@ -153,6 +154,7 @@ class LakeWarehouse(Warehouse):
         self._journal: WriteJournal | None = None
         self.applied_migrations: list[int] = []
         self.replays = 0
+        self._replaying = False
         """Commits that conflicted and were replayed under the lock (a figure for tests and benchmarks)."""
         self.reopen()
 
@@ -205,6 +207,22 @@ class LakeWarehouse(Warehouse):
         """Nothing to copy: a sync's commit is its publication. Returns the lake snapshot readers see now."""
         return fetch_lake_snapshot(self.con)
 
+    def run_maintenance_if_due(self, worker: str) -> MaintenanceRun | None:
+        """Compact the lake and expire old snapshots when no other worker does and the last run is older
+        than INSIGHTS_LAKE_MAINTENANCE_HOURS (between syncs: it takes the commit lock)."""
+        assert self.settings.catalog_url is not None
+        if self._con is None:
+            return None
+        return run_lake_maintenance_if_due(
+            self.settings.catalog_url.get_secret_value(),
+            self._con,
+            LAKE,
+            every=dt.timedelta(hours=self.settings.lake_maintenance_hours),
+            keep_snapshots=dt.timedelta(hours=self.settings.lake_snapshot_retention_hours),
+            worker=worker,
+            commit_lock=lambda: hold_commit_lock(self.settings),
+        )
+
     def _begin(self) -> None:
         self.con.execute("BEGIN TRANSACTION")
         self._create_key_tables()
@@ -226,7 +244,11 @@ class LakeWarehouse(Warehouse):
                     results: list[Any] = []
                     if not open_transaction:
                         self._begin()
-                        results = journal.replay(self)
+                        self._replaying = True
+                        try:
+                            results = journal.replay(self)
+                        finally:
+                            self._replaying = False
                     self.con.execute("COMMIT")
                     return results
                 except duckdb.Error as exc:
@@ -250,6 +272,10 @@ class LakeWarehouse(Warehouse):
 
     def _write(self, method: str, *args: Any) -> Any:
         """Run a write now (inside the transaction, recorded for a replay), or commit it on its own."""
+        if self._replaying:
+            # a replayed write that calls another (upsert_entities -> upsert_account) runs in the replay's
+            # transaction: committing it on its own would wait for the commit lock the replay holds
+            return getattr(Warehouse, method)(self, *args)
         if self._journal is not None:
             self._journal.record(method, args)
             return getattr(Warehouse, method)(self, *args)

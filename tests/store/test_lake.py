@@ -11,6 +11,7 @@ import pytest
 
 from insights_core.errors import SnapshotUnavailableError, StoreError
 from insights_core.settings import Settings
+from insights_core.sources.stub import StubSource
 from insights_core.store import lake_warehouse
 from insights_core.store.copy import LakeNotEmptyError, copy_to_lake
 from insights_core.store.lake import connect_lake
@@ -18,6 +19,7 @@ from insights_core.store.lake_reader import LakeReader
 from insights_core.store.lake_warehouse import LakeWarehouse
 from insights_core.store.migrations import MIGRATIONS, schema_version
 from insights_core.store.warehouse import Warehouse
+from tests.helpers import FIXED_NOW
 from tests.store.lake_writes import fetch_state, save_sync, writer_process
 
 GENERATED = {"ctr", "cpc", "cpm", "roas", "cost_per_conversion", "id"}
@@ -102,6 +104,28 @@ def test_a_commit_that_conflicts_is_replayed_under_the_lock(
         one.close()
         two.close()
         expected.close()
+
+
+def test_a_replayed_write_that_makes_another_runs_in_the_replay(
+    lake_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """upsert_entities writes the account too: replayed, that inner write joins the replay's transaction
+    (committing it on its own waited for the commit lock the replay held, until the lock timed out)."""
+    monkeypatch.setattr(lake_warehouse, "LOCK_WAIT", "5s")
+    source = StubSource.from_settings(lake_settings)
+    tree = source.fetch_entities(source.account)
+    one, two = LakeWarehouse(lake_settings), LakeWarehouse(lake_settings)
+    try:
+        save_sync(two, "act_2", 0)
+        with one.transaction():
+            one.upsert_entities(tree, FIXED_NOW)
+            save_sync(two, "act_2", 1)  # updates ad_accounts, which the open transaction writes too
+        assert one.replays == 1
+        counts = one.con.execute("SELECT (SELECT count(*) FROM ad_accounts), (SELECT count(*) FROM ads)").fetchone()
+        assert counts == (2, len(tree.ads))
+    finally:
+        one.close()
+        two.close()
 
 
 def test_concurrent_writers_leave_exactly_the_rows_one_writer_would(
