@@ -38,18 +38,21 @@ from insights_core.control import (
 )
 from insights_core.datadir import PRIVATE_FILE_MODE, ensure_private_dir, make_private
 from insights_core.engine import check_entity_ids, new_failed_report, run_sync
-from insights_core.errors import InputError, PublishError, WorkerLockedError
+from insights_core.errors import InputError, InsightsError, PublishError, WorkerLockedError
 from insights_core.manager.after_sync import evaluate_and_notify
 from insights_core.models import Account, EntityTree, SyncReport, SyncRequest
 from insights_core.settings import Settings
 from insights_core.sources import InsightsSource, open_source
 from insights_core.store.engines import open_warehouse
+from insights_core.store.lake_warehouse import LakeWarehouse
 
 if TYPE_CHECKING:
     from insights_core.cluster.leases import AccountLeases, Lease
 
 log = logging.getLogger("meta_insights.worker")
 REQUEST_POLL_SECONDS = 1.0
+MAINTENANCE_CHECK_SECONDS = 60.0
+"""How often an idle worker on the lake asks whether maintenance is due (a PostgreSQL round trip)."""
 PROGRESS_WRITE_SECONDS = 0.25
 ERROR_BACKOFF_SECONDS = (1.0, 60.0)
 """After a failed loop step the worker waits the first figure, doubling up to the second, then tries again."""
@@ -145,6 +148,7 @@ class SyncWorker:
         self._accounts: tuple[float, list[Account]] | None = None
         self._heartbeat_running = False
         self._next_orphan_sweep = 0.0
+        self._next_maintenance_check = 0.0
         self.warehouse = open_warehouse(settings)
         self.stop_event = threading.Event()
         self.started_at = dt.datetime.now(dt.timezone.utc)
@@ -357,6 +361,7 @@ class SyncWorker:
             self._sweep_orphaned_requests()
             if self.settings.sync_enabled and self._sync_due_accounts(self.leases):
                 return True
+            self._maintain_lake_if_due()
         elif self._scheduled_due:
             self._scheduled_due = False
             self.sync_and_publish(SyncRequest(sync_type="scheduled"))
@@ -369,6 +374,27 @@ class SyncWorker:
             except PublishError:
                 pass  # logged once by _publish; retried after PUBLISH_RETRY_SECONDS
         return False
+
+    def _maintain_lake_if_due(self) -> None:
+        """Between syncs, at most once a minute: ask whether the lake's maintenance is due (one worker runs it)."""
+        if time.monotonic() < self._next_maintenance_check or not isinstance(self.warehouse, LakeWarehouse):
+            return
+        self._next_maintenance_check = time.monotonic() + MAINTENANCE_CHECK_SECONDS
+        try:
+            run = self.warehouse.run_maintenance_if_due(self.worker_id)
+        except InsightsError as exc:  # the catalog unreachable: syncs report it; maintenance waits
+            log.warning("lake maintenance skipped: %s", exc)
+            return
+        if run is not None:
+            log.info(
+                "lake maintenance: %d -> %d data files, %d snapshots expired, %d files deleted in %.1f s%s",
+                run.files_before,
+                run.files_after,
+                run.snapshots_expired,
+                run.files_deleted,
+                run.seconds,
+                f" (failed: {run.error})" if run.error else "",
+            )
 
     def _mark_scheduled_due(self) -> None:
         self._scheduled_due = True

@@ -40,6 +40,8 @@ def catalog_url(postgres_server: PostgresServer) -> str:
 
 
 LAKE_TEMPLATE = "lake_template"
+_TEMPLATE_DATA: dict[str, Path] = {}
+"""Each template catalog's data directory (its Parquet files: the lake inlines no rows in the catalog)."""
 
 
 @pytest.fixture(scope="session")
@@ -54,20 +56,23 @@ def lake_template(postgres_server: PostgresServer) -> Iterator[str]:
         make_settings(root / "data", store="ducklake", catalog_url=url, lake_data_path=str(root / "lake"))
     )
     warehouse.close()
+    _TEMPLATE_DATA[LAKE_TEMPLATE] = root / "lake"
     yield LAKE_TEMPLATE
     shutil.rmtree(root, ignore_errors=True)
 
 
 def clone_lake(server: PostgresServer, template: str, data_path: Path) -> str:
-    """A new catalog database copied from `template`, its (empty) data at `data_path`; return its URL."""
+    """A new catalog database copied from `template`, its data files copied to `data_path`; return its URL."""
     import psycopg
 
     name = f"lake_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server.url(), autocommit=True) as con:
         con.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')  # names we chose
     url = server.url(name)
+    if template in _TEMPLATE_DATA and _TEMPLATE_DATA[template].exists():
+        shutil.copytree(_TEMPLATE_DATA[template], data_path, dirs_exist_ok=True)
     with psycopg.connect(url) as con:
-        # the template has no data files yet, so only the catalog's root path changes
+        # the catalog keeps file paths relative to its data path: only the root changes
         con.execute("UPDATE ducklake_metadata SET value = %s WHERE key = 'data_path'", (f"{data_path}/",))
     return url
 

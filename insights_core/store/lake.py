@@ -97,7 +97,10 @@ def attach_lake(
 ) -> None:
     """Attach the lake as `alias`: at the head, or pinned at `snapshot`."""
     catalog, data_path = _lake_location(settings)
-    options = [f"DATA_PATH '{_quoted(data_path)}'"]
+    # DATA_INLINING_ROW_LIMIT 0: every commit writes Parquet, none keeps its rows in the catalog. With
+    # inlining (the default) maintenance failed on a migrated table ("Failed to read inlined-data
+    # aggregates ... column not found", DuckLake 1.5.5); maintenance compacts the small files instead
+    options = [f"DATA_PATH '{_quoted(data_path)}'", "DATA_INLINING_ROW_LIMIT 0"]
     if snapshot is not None:
         options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
     if read_only:

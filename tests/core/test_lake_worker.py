@@ -288,3 +288,23 @@ def test_a_failed_scheduled_sync_is_retried_soon_by_any_worker(
     other = AccountLeases(catalog_url, "other", 5)
     retried = wait_for(lambda: other.claim_due(3600.0, 1), timeout=10, what="the failed account due again")
     assert [lease.account_id for lease in retried] == [stub_account(0).account_id]
+
+
+def test_an_idle_worker_compacts_the_lake_once_and_the_rows_stay(tmp_path: Path, catalog_url: str) -> None:
+    from insights_core.store.lake_maintenance import fetch_maintenance_runs
+
+    settings = _lake_settings(tmp_path / "data", catalog_url, sync_enabled=False)
+    worker = SyncWorker(settings, lease_seconds=5)
+    try:
+        for days in (3, 2, 4):  # three commits, the later ones restating days: files and delete files
+            assert worker.run_once(SyncRequest(days_back=days)).success
+        before = _rows_by_account(tmp_path, catalog_url)
+        assert worker._run_one_step() is False  # idle: no request, no schedule; maintenance is due (never run)
+        worker._next_maintenance_check = 0.0
+        worker._run_one_step()  # asked again at once: ran less than INSIGHTS_LAKE_MAINTENANCE_HOURS ago
+    finally:
+        worker.close()
+    runs = fetch_maintenance_runs(catalog_url)
+    assert len(runs) == 1 and runs[0].error is None and runs[0].worker == worker.worker_id
+    assert runs[0].files_after < runs[0].files_before
+    assert _rows_by_account(tmp_path, catalog_url) == before and _duplicate_keys(tmp_path, catalog_url) == 0
