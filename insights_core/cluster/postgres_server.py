@@ -61,6 +61,8 @@ class PostgresServer:
         owner = _server_user()
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o711)  # the server's user must reach pgdata; it cannot list the root
+        if owner is not None:
+            _allow_traversal(self.root.resolve().parent)
         if not self.password_file.exists():
             self.password_file.write_text(secrets.token_urlsafe(24) + "\n")
             os.chmod(self.password_file, 0o600)
@@ -134,6 +136,15 @@ class PostgresServer:
         )
         if done.returncode != 0:
             raise ConfigError(f"{tool} failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-800:]}")
+
+
+def _allow_traversal(directory: Path) -> None:
+    """Let the server's user pass through `directory` and its parents (search only, never list): a
+    private data dir (0700) would otherwise keep it from the cluster inside."""
+    for path in (directory, *directory.parents):
+        mode = path.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(path, (mode & 0o7777) | 0o001)
 
 
 def _server_user() -> pwd.struct_passwd | None:
