@@ -32,6 +32,15 @@ pids=()
 stop() {
   trap - INT TERM EXIT
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  # workers finish their current step; give everything 30 s, then kill what is left (SeaweedFS can
+  # keep running after SIGTERM)
+  for _ in $(seq 1 60); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.5
+  done
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   $python -m insights_core.cluster.postgres_server stop --root "$root/postgres" --port "$PG_PORT" || true
   echo "Meta Insights cluster stopped."
