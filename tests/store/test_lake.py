@@ -4,6 +4,8 @@ writers, and the copy from an embedded store."""
 from __future__ import annotations
 
 import multiprocessing
+import sys
+import types
 from pathlib import Path
 
 import duckdb
@@ -129,10 +131,13 @@ def test_a_replayed_write_that_makes_another_runs_in_the_replay(
 
 
 def test_concurrent_writers_leave_exactly_the_rows_one_writer_would(
-    lake_settings: Settings, settings: Settings
+    lake_settings: Settings, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writers, syncs = 3, 3
     accounts = [[f"act_{w}"] for w in range(writers)]
+    # a spawned child re-imports the parent's __main__; after an AppTest run in this process that is the
+    # test script AppTest wrote (it fails outside AppTest), so the children get an empty one instead
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     context = multiprocessing.get_context("spawn")
     start, results = context.Barrier(writers), context.Queue()
     processes = [
