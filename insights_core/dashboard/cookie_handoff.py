@@ -14,7 +14,6 @@ memory: the pages and this route are served by one Streamlit server process (`ap
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import secrets
 import threading
@@ -30,7 +29,10 @@ COOKIE_ROUTE = "/_mi/cookies"
 TICKET_SECONDS = 120.0
 MAX_TICKETS = 10_000
 """Unredeemed tickets kept at most (the oldest go first): a bound on memory, far above real use."""
-PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+PIXEL = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x01D\x00;"
+)
 """A transparent 1x1 GIF: the answer's body, so the image the page drew loads cleanly."""
 
 
