@@ -15,7 +15,7 @@ import secrets
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,8 @@ WORKER_HEARTBEAT_SECONDS = 2.0
 """How often the worker writes its heartbeat row (the app reads it to tell whether the worker runs)."""
 STALE_AFTER_SECONDS = 15.0
 """A heartbeat older than this means the worker is not running (or is stuck)."""
+ORPHANED_ERROR = "the worker stopped before this sync finished; nothing of it was committed"
+"""The error of a request whose worker died while it ran (every backend writes the same words)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sync_requests (
@@ -242,9 +244,10 @@ class ControlChannel:
         A stored request that no longer passes validation (days back above `max_days_back`, a row
         from an older version) is finished as failed with the reason, and the next one is claimed.
         """
-        while True:
+
+        def claim_row() -> Any:
             with self._connect() as con:
-                row = con.execute(
+                return con.execute(
                     """
                     UPDATE sync_requests SET status = 'running', claimed_at = ?
                     WHERE id = (SELECT id FROM sync_requests WHERE status = 'pending' ORDER BY id LIMIT 1)
@@ -252,19 +255,8 @@ class ControlChannel:
                     """,
                     [_iso(_utcnow())],
                 ).fetchone()
-            if row is None:
-                return None
-            request_id = int(row["id"])
-            try:
-                return parse_stored_request(
-                    parse_json_object(row["params"]),
-                    max_days_back=max_days_back,
-                    request_id=request_id,
-                    requested_by=row["requested_by"],
-                )
-            except InputError as exc:
-                log.warning("request %d refused: %s", request_id, exc)
-                self.finish_request(request_id, None, error=str(exc))
+
+        return claim_valid_request(claim_row, self.finish_request, max_days_back)
 
     def save_request_progress(self, request_id: int, sync_id: str, progress: dict[str, Any]) -> None:
         with self._connect() as con:
@@ -297,10 +289,8 @@ class ControlChannel:
         """Requests left 'running' by a worker that died: nothing of them was committed."""
         with self._connect() as con:
             cur = con.execute(
-                "UPDATE sync_requests SET status = 'failed', finished_at = ?,"
-                " error = 'the worker stopped before this sync finished; nothing of it was committed'"
-                " WHERE status = 'running'",
-                [_iso(_utcnow())],
+                "UPDATE sync_requests SET status = 'failed', finished_at = ?, error = ? WHERE status = 'running'",
+                [_iso(_utcnow()), ORPHANED_ERROR],
             )
             return cur.rowcount
 
@@ -428,6 +418,29 @@ def open_control_channel(settings: Settings, worker_id: str | None = None) -> Co
 _DISPLAY_DAYS_BOUND = 999_999
 """Reading a request back to show it: the days-back bound was checked when it was queued and is
 checked again when it is claimed, so only the format is checked here."""
+
+
+def claim_valid_request(
+    claim_row: Callable[[], Any], finish_request: Callable[..., None], max_days_back: int
+) -> SyncRequest | None:
+    """Claim rows (id, params, requested_by) with `claim_row` until one validates, and return it (None
+    when none is pending). A stored request that no longer validates (days back above `max_days_back`,
+    a row from an older version) is finished as failed with the reason, and the next one is claimed."""
+    while True:
+        row = claim_row()
+        if row is None:
+            return None
+        request_id = int(row["id"])
+        try:
+            return parse_stored_request(
+                parse_json_object(row["params"]),
+                max_days_back=max_days_back,
+                request_id=request_id,
+                requested_by=row["requested_by"],
+            )
+        except InputError as exc:
+            log.warning("request %d refused: %s", request_id, exc)
+            finish_request(request_id, None, error=str(exc))
 
 
 def read_stored_request(row: Any) -> SyncRequest | None:

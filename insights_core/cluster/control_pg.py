@@ -19,24 +19,23 @@ from typing import Any
 
 from insights_core.cluster.schema import SharedTables
 from insights_core.control import (
+    ORPHANED_ERROR,
     STALE_AFTER_SECONDS,
     RequestRecord,
     WorkerStatus,
+    claim_valid_request,
     new_worker_id,
-    parse_json_object,
     parse_json_opt,
     parse_report_opt,
     read_stored_request,
 )
-from insights_core.errors import InputError
 from insights_core.models import SyncReport, SyncRequest
-from insights_core.sync_requests import parse_stored_request, request_params
+from insights_core.sync_requests import request_params
 
 log = logging.getLogger("meta_insights.control")
 
 SHOWN_WORKERS_HOURS = 24
 """Workers whose last heartbeat is older than this are no longer listed (and their rows are pruned)."""
-_ORPHANED = "the worker stopped before this sync finished; nothing of it was committed"
 
 
 class PostgresControlChannel:
@@ -78,9 +77,10 @@ class PostgresControlChannel:
 
         A stored request that no longer validates is finished as failed and the next one is claimed.
         """
-        while True:
+
+        def claim_row() -> Any:
             with self._db.connect() as con:
-                row = con.execute(
+                return con.execute(
                     """
                     UPDATE sync_requests SET status = 'running', claimed_at = now(), claimed_by = %s
                     WHERE id = (SELECT id FROM sync_requests WHERE status = 'pending'
@@ -89,19 +89,8 @@ class PostgresControlChannel:
                     """,
                     [self.worker_id],
                 ).fetchone()
-            if row is None:
-                return None
-            request_id = int(row["id"])
-            try:
-                return parse_stored_request(
-                    parse_json_object(row["params"]),
-                    max_days_back=max_days_back,
-                    request_id=request_id,
-                    requested_by=row["requested_by"],
-                )
-            except InputError as exc:
-                log.warning("request %d refused: %s", request_id, exc)
-                self.finish_request(request_id, None, error=str(exc))
+
+        return claim_valid_request(claim_row, self.finish_request, max_days_back)
 
     def save_request_progress(self, request_id: int, sync_id: str, progress: dict[str, Any]) -> None:
         with self._db.connect() as con:
@@ -143,7 +132,7 @@ class PostgresControlChannel:
                       WHERE w.worker_id = r.claimed_by AND w.state <> 'stopped'
                         AND w.heartbeat_at > now() - make_interval(secs => %s))
                 """,
-                [_ORPHANED, STALE_AFTER_SECONDS, STALE_AFTER_SECONDS],
+                [ORPHANED_ERROR, STALE_AFTER_SECONDS, STALE_AFTER_SECONDS],
             )
             return cur.rowcount
 
