@@ -44,7 +44,6 @@ from insights_core.models import Account, EntityTree, SyncReport, SyncRequest
 from insights_core.settings import Settings
 from insights_core.sources import InsightsSource, open_source
 from insights_core.store.engines import open_warehouse
-from insights_core.store.lake_warehouse import LakeWarehouse
 
 if TYPE_CHECKING:
     from insights_core.cluster.leases import AccountLeases, Lease
@@ -377,6 +376,8 @@ class SyncWorker:
 
     def _maintain_lake_if_due(self) -> None:
         """Between syncs, at most once a minute: ask whether the lake's maintenance is due (one worker runs it)."""
+        from insights_core.store.lake_warehouse import LakeWarehouse  # the embedded store never loads the lake
+
         if time.monotonic() < self._next_maintenance_check or not isinstance(self.warehouse, LakeWarehouse):
             return
         self._next_maintenance_check = time.monotonic() + MAINTENANCE_CHECK_SECONDS
