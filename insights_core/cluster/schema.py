@@ -1,7 +1,8 @@
 """The shared-state tables of many workers (schema `insights` of the catalog's PostgreSQL).
 
 Sync requests and heartbeats mirror the SQLite control channel; `account_leases` says which worker
-syncs which ad account, and when each account's scheduled sync last ran. Times are the server's
+syncs which ad account, and when each account's scheduled sync last ran; `lake_maintenance_runs`
+keeps what each lake maintenance pass did (`store.lake_maintenance`). Times are the server's
 (`now()`), so workers on machines whose clocks disagree still agree on who holds a lease.
 """
 
@@ -57,6 +58,22 @@ CREATE TABLE IF NOT EXISTS {schema}.account_leases (
     fence             bigint NOT NULL DEFAULT 0,
     last_scheduled_at timestamptz,
     retry_at          timestamptz
+);
+CREATE TABLE IF NOT EXISTS {schema}.lake_maintenance_runs (
+    id                  bigserial PRIMARY KEY,
+    started_at          timestamptz NOT NULL,
+    seconds             double precision NOT NULL,
+    worker              text NOT NULL,
+    files_before        bigint,
+    files_after         bigint,
+    bytes_before        bigint,
+    bytes_after         bigint,
+    delete_files_before bigint,
+    files_merged        bigint,
+    files_rewritten     bigint,
+    snapshots_expired   bigint,
+    files_deleted       bigint,
+    error               text
 );
 """
 

@@ -5,7 +5,7 @@ syncs every 30 minutes grows thousands of small files a week; readers pay for ea
 at a time runs maintenance (a PostgreSQL advisory lock), at most every INSIGHTS_LAKE_MAINTENANCE_HOURS,
 and always holding the lake's commit lock: DuckLake has open reports of wrong results when a merge
 runs beside a delete+insert commit (ducklake#1094), so no sync commits while files are rewritten.
-Each run's figures go to `insights.lake_maintenance_runs`, which the sync health page shows.
+Each run's figures go to `insights.lake_maintenance_runs` (declared with the other shared tables), which the sync health page shows.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any
 
 import duckdb
 
-from insights_core.cluster.pg import ensure_shared_schema, shared_state
+from insights_core.cluster.pg import shared_state
+from insights_core.cluster.schema import ensure_cluster_tables
 
 log = logging.getLogger("meta_insights.lake_maintenance")
 
@@ -28,25 +29,6 @@ MAINTENANCE_LOCK_KEY = 7_346_001
 """pg_try_advisory_lock key: the one worker that runs maintenance holds it (any other skips)."""
 REWRITE_DELETE_THRESHOLD = 0.1
 """Rewrite a data file once a tenth of its rows are deleted (re-synced days update rows in place)."""
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS lake_maintenance_runs (
-    id                 BIGSERIAL PRIMARY KEY,
-    started_at         TIMESTAMPTZ NOT NULL,
-    seconds            DOUBLE PRECISION NOT NULL,
-    worker             TEXT NOT NULL,
-    files_before       BIGINT,
-    files_after        BIGINT,
-    bytes_before       BIGINT,
-    bytes_after        BIGINT,
-    delete_files_before BIGINT,
-    files_merged       BIGINT,
-    files_rewritten    BIGINT,
-    snapshots_expired  BIGINT,
-    files_deleted      BIGINT,
-    error              TEXT
-)
-"""
 
 
 @dataclass
@@ -171,11 +153,8 @@ def fetch_maintenance_runs(catalog_url: str, limit: int = 10) -> list[Maintenanc
 
 
 def _ensure_schema(pg: Any) -> None:
-    # concurrent CREATE ... IF NOT EXISTS can collide in PostgreSQL's catalog: one creator at a time
-    with pg.transaction():
-        pg.execute("SELECT pg_advisory_xact_lock(%s)", (MAINTENANCE_LOCK_KEY + 1,))
-        ensure_shared_schema(pg)
-        pg.execute(_SCHEMA)
+    with pg.transaction():  # the shared tables are created under their advisory lock, released at commit
+        ensure_cluster_tables(pg)
 
 
 def _save_run(pg: Any, run: MaintenanceRun) -> None:
