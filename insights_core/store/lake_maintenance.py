@@ -5,7 +5,8 @@ syncs every 30 minutes grows thousands of small files a week; readers pay for ea
 at a time runs maintenance (a PostgreSQL advisory lock), at most every INSIGHTS_LAKE_MAINTENANCE_HOURS,
 and always holding the lake's commit lock: DuckLake has open reports of wrong results when a merge
 runs beside a delete+insert commit (ducklake#1094), so no sync commits while files are rewritten.
-Each run's figures go to `insights.lake_maintenance_runs` (declared with the other shared tables), which the sync health page shows.
+Each run's figures go to `insights.lake_maintenance_runs` (declared with the other shared tables)
+and to the worker's log; the sync health page does not show them yet.
 """
 
 from __future__ import annotations
