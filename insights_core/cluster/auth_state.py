@@ -36,20 +36,16 @@ from insights_core.auth import (
 )
 from insights_core.auth_state import AuthState
 from insights_core.auth_store import MAX_TRACKED_NAMES, UNTRUSTED, lockout_left, login_name_key
-from insights_core.cluster.pg import SCHEMA, connect_with_retry, describe
+from insights_core.cluster.pg import SCHEMA, connect_with_retry, describe, ensure_shared_schema
 from insights_core.errors import ConfigError, ControlChannelError
 from insights_core.settings import Settings
 
 T = TypeVar("T")
 
-SCHEMA_LOCK = 0x696E_7369_6175_7468
-"""Transaction-level advisory lock key ("insiauth") held while the tables are created: concurrent
-`CREATE TABLE IF NOT EXISTS` from several replicas can otherwise fail on PostgreSQL's catalog keys."""
 MAX_IDLE_CONNECTIONS = 4
 USERS_WHERE = f"PostgreSQL (table {SCHEMA}.auth_users)"
 
 _DDL = (
-    f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
     f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.auth_users (
         username text PRIMARY KEY,
         name text NOT NULL,
@@ -98,11 +94,7 @@ class SharedAuthDatabase:
 
     def run(self, work: Callable[[psycopg.Connection], T]) -> T:
         if not self._ensured:
-            try:
-                self._run(ensure_auth_tables)
-            except psycopg.errors.UniqueViolation:
-                # another module's CREATE SCHEMA IF NOT EXISTS (under its own lock) won the race
-                self._run(ensure_auth_tables)
+            self._run(ensure_auth_tables)
             self._ensured = True
         return self._run(work)
 
@@ -163,8 +155,10 @@ def shared_auth_database(url: str) -> SharedAuthDatabase:
 
 
 def ensure_auth_tables(con: psycopg.Connection) -> None:
-    """Create the schema and tables if missing; safe to run from many processes at once."""
-    con.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+    """Create the schema and tables if missing; safe to run from many processes at once: the shared
+    schema's advisory lock (held until the caller's transaction ends) serialises them with every other
+    module's tables, since concurrent `CREATE ... IF NOT EXISTS` can fail on PostgreSQL's catalog keys."""
+    ensure_shared_schema(con)
     for statement in _DDL:
         con.execute(statement)
 
