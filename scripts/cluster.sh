@@ -9,13 +9,7 @@ set -euo pipefail
 umask 077
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  if [ "$(id -u)" = "0" ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-  else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-  fi
-fi
+scripts/ensure_postgres.sh
 WORKERS=${WORKERS:-4}
 REPLICAS=${REPLICAS:-2}
 PORT=${PORT:-8601}

@@ -13,13 +13,7 @@ if [ ! -x /usr/bin/chromium ] && [ "${INSIGHTS_SKIP_BROWSER:-0}" != "1" ]; then
   fi
 fi
 # Debian's PostgreSQL for the lake tests (tests/postgres.py starts its own server under /tmp)
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  if [ "$(id -u)" = "0" ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-  else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-  fi
-fi
+scripts/ensure_postgres.sh
 # lint, format and type checks first (seconds), then the tests; either failing fails the command
 lint_status=0
 scripts/lint.sh || lint_status=$?
