@@ -8,7 +8,7 @@ import streamlit as st
 
 from insights_core.dashboard import widgets
 from insights_core.errors import InputError, StoreError
-from insights_core.manager.alert_store import AlertStore
+from insights_core.manager.alert_store import open_alert_store
 from insights_core.roles import can
 
 MUTE_DAYS = 7
@@ -17,7 +17,7 @@ user = widgets.require("analytics:read")
 widgets.page_title("alerts")
 settings = widgets.app_settings()
 try:
-    store = AlertStore(settings.alerts_db_path)
+    store = open_alert_store(settings)
     show_resolved = st.toggle("Show resolved alerts", key="alerts_show_resolved")
     alerts = store.fetch_alerts(include_resolved=show_resolved)
     failures = store.fetch_deliveries(limit=20, failed_only=True)

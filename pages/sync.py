@@ -164,4 +164,4 @@ if can(user.role, "sync:health") and not runs.empty:
         kinds={"coverage_pct": "percent"},
         labels={"entity_type": "Level"},
     )
-    render_alert_delivery_health(settings.alerts_db_path)
+    render_alert_delivery_health(settings)

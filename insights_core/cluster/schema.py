@@ -2,7 +2,8 @@
 
 Sync requests and heartbeats mirror the SQLite control channel; `account_leases` says which worker
 syncs which ad account, and when each account's scheduled sync last ran; `lake_maintenance_runs`
-keeps what each lake maintenance pass did (`store.lake_maintenance`). Times are the server's
+keeps what each lake maintenance pass did (`store.lake_maintenance`); `alerts`, `alert_notifications`,
+`alert_deliveries` and `alert_evaluations` are the alert store (`cluster.alert_store_pg`). Times are the server's
 (`now()`), so workers on machines whose clocks disagree still agree on who holds a lease.
 """
 
@@ -74,6 +75,45 @@ CREATE TABLE IF NOT EXISTS {schema}.lake_maintenance_runs (
     snapshots_expired   bigint,
     files_deleted       bigint,
     error               text
+);
+CREATE TABLE IF NOT EXISTS {schema}.alerts (
+    key             text PRIMARY KEY,
+    rule            text NOT NULL,
+    severity        text NOT NULL,
+    message         text NOT NULL,
+    entity_type     text,
+    entity_id       text,
+    first_seen      timestamptz NOT NULL,
+    last_seen       timestamptz NOT NULL,
+    active          boolean NOT NULL,
+    resolved_at     timestamptz,
+    acknowledged_at timestamptz,
+    acknowledged_by text,
+    muted_until     timestamptz,
+    muted_by        text
+);
+CREATE TABLE IF NOT EXISTS {schema}.alert_notifications (
+    alert_key   text NOT NULL,
+    channel     text NOT NULL,
+    notified_at timestamptz NOT NULL,
+    PRIMARY KEY (alert_key, channel)
+);
+CREATE TABLE IF NOT EXISTS {schema}.alert_deliveries (
+    id        bigserial PRIMARY KEY,
+    at        timestamptz NOT NULL,
+    channel   text NOT NULL,
+    alert_key text NOT NULL,
+    ok        boolean NOT NULL,
+    attempts  integer NOT NULL,
+    error     text
+);
+CREATE TABLE IF NOT EXISTS {schema}.alert_evaluations (
+    id       bigserial PRIMARY KEY,
+    at       timestamptz NOT NULL,
+    sync_id  text,
+    seconds  double precision NOT NULL,
+    findings integer NOT NULL,
+    errors   text
 );
 """
 

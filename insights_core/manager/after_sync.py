@@ -6,6 +6,16 @@ what it could (the evaluation, each delivery) in the alert store for the Alerts 
 channel that stays down after its retries is skipped for the rest of the round, so one dead
 receiver costs a sync its retries once, not once per alert; the alerts it missed stay due and go
 out after the next sync.
+
+Many workers (the lake) evaluate and deliver on one shared alert store, so each step holds a lock of
+the store across processes and machines:
+
+- evaluating and saving hold `EVALUATION_LOCK`: evaluations are saved in the order they read the
+  store, so one that read the lake before another worker's commit cannot resolve (or reopen) what a
+  later evaluation, which saw that commit, found. Every evaluation reads every account, so the alerts
+  of an account whose worker is still mid-sync are found again on its last committed data.
+- each channel's round holds `delivery_lock(channel)` from `fetch_due` to the last `save_delivery`:
+  a second worker waits, then finds those alerts delivered (in their cooldown), so each goes out once.
 """
 
 from __future__ import annotations
@@ -18,7 +28,15 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from insights_core.manager.alert_store import AlertStore, EvaluationLog, StoredAlert
+from insights_core.manager.alert_store import (
+    EVALUATION_LOCK,
+    AlertStore,
+    AlertStoreError,
+    EvaluationLog,
+    StoredAlert,
+    delivery_lock,
+    open_alert_store,
+)
 from insights_core.manager.channels import DeliveryResult, Sleep, SmtpConfig, send_email, send_webhook
 from insights_core.manager.rules import evaluate_rules
 from insights_core.settings import Settings
@@ -92,18 +110,27 @@ def configured_channels(settings: Settings, sleep: Sleep = time.sleep) -> list[C
 def deliver_due_alerts(
     store: AlertStore, channels: list[Channel], now: dt.datetime, cooldown: dt.timedelta, result: AfterSync
 ) -> None:
+    """Send each channel's due alerts, one channel round at a time across every process on `store`."""
     for channel in channels:
         sent = 0
-        for alert in store.fetch_due(channel.name, now, cooldown):
-            outcome = channel.send(alert)
-            store.save_delivery(channel.name, alert.key, outcome.ok, outcome.attempts, outcome.error, now)
-            if not outcome.ok:
-                result.failed[channel.name] = outcome.error or "failed"
-                log.warning(
-                    "alert channel %s failed after %d attempts: %s", channel.name, outcome.attempts, outcome.error
-                )
-                break
-            sent += 1
+        try:
+            with store.hold_lock(delivery_lock(channel.name)):
+                for alert in store.fetch_due(channel.name, now, cooldown):
+                    outcome = channel.send(alert)
+                    store.save_delivery(channel.name, alert.key, outcome.ok, outcome.attempts, outcome.error, now)
+                    if not outcome.ok:
+                        result.failed[channel.name] = outcome.error or "failed"
+                        log.warning(
+                            "alert channel %s failed after %d attempts: %s",
+                            channel.name,
+                            outcome.attempts,
+                            outcome.error,
+                        )
+                        break
+                    sent += 1
+        except AlertStoreError as exc:  # the lock or the store: this channel's alerts stay due for the next round
+            result.failed[channel.name] = str(exc)
+            log.warning("alert channel %s skipped: %s", channel.name, exc)
         result.delivered[channel.name] = sent
 
 
@@ -119,13 +146,16 @@ def evaluate_and_notify(
     result = AfterSync()
     started = time.perf_counter()
     try:
-        store = AlertStore(settings.alerts_db_path)
-        evaluation = evaluate_rules(con.cursor(), settings, now)
-        result.findings, result.errors = len(evaluation.findings), list(evaluation.errors)
-        # the evaluation's row goes with its findings (one commit); its seconds are the rules', not the deliveries'
-        took = time.perf_counter() - started
-        log_row = EvaluationLog(sync_id, took, result.findings, tuple(result.errors))
-        store.save_findings(evaluation.findings, now, log_row)
+        store = open_alert_store(settings)
+        with store.hold_lock(EVALUATION_LOCK):
+            evaluating = time.perf_counter()
+            evaluation = evaluate_rules(con.cursor(), settings, now)
+            result.findings, result.errors = len(evaluation.findings), list(evaluation.errors)
+            # the evaluation's row goes with its findings (one commit); its seconds are the rules', not the
+            # deliveries' nor the wait for another worker's evaluation
+            took = time.perf_counter() - evaluating
+            log_row = EvaluationLog(sync_id, took, result.findings, tuple(result.errors))
+            store.save_findings(evaluation.findings, now, log_row)
         deliver_due_alerts(
             store, configured_channels(settings, sleep), now, dt.timedelta(hours=settings.alert_cooldown_hours), result
         )

@@ -1,11 +1,21 @@
 """Alert state: what fired, since when, who acknowledged or muted it, and every delivery attempt.
 
-It lives in its own SQLite file (`<data dir>/alerts.sqlite`, WAL mode, busy timeout) rather than in
-DuckDB: the worker writes findings and deliveries after each sync while the dashboard writes
-acknowledgements and mutes, and the dashboard never writes the worker's DuckDB file. Connections
-are short-lived and per call, so any thread may use a store. Every SQLite error raises one
-AlertStoreError. Unlike the control channel, the file is not disposable (acknowledgements and
+One interface (`AlertStore`), two places, chosen by `open_alert_store(settings)`:
+
+- `INSIGHTS_STORE=duckdb`: its own SQLite file (`<data dir>/alerts.sqlite`, WAL mode, busy timeout)
+  rather than DuckDB: the worker writes findings and deliveries after each sync while the dashboard
+  writes acknowledgements and mutes, and the dashboard never writes the worker's DuckDB file.
+- `INSIGHTS_STORE=ducklake`: tables in the catalog's PostgreSQL (`cluster.alert_store_pg`), so every
+  worker and dashboard replica, on any machine, sees one set of alerts, acknowledgements and mutes.
+
+Connections are short-lived and per call, so any thread may use a store. Every database error raises
+one AlertStoreError. Unlike the control channel, the state is not disposable (acknowledgements and
 mutes are people's decisions): a corrupt file is reported, never replaced.
+
+Several processes may evaluate and deliver (many workers on the lake; on one data dir a worker and a
+manual `evaluate_and_notify`), so `hold_lock(name)` serialises them across processes and machines:
+`after_sync` holds `EVALUATION_LOCK` from evaluating the rules to saving the findings, and
+`delivery_lock(channel)` from fetching a channel's due alerts to recording their deliveries.
 
 An alert is one key (see `rules.Finding`). A finding seen again updates `last_seen`; an alert not
 found by an evaluation is resolved; one found again after it was resolved starts a new episode
@@ -16,17 +26,29 @@ damps an alert that flaps.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 
 from insights_core.datadir import ensure_private_dir
 from insights_core.errors import InputError, StoreError
 from insights_core.manager.rules import Finding
+
+if TYPE_CHECKING:
+    from insights_core.settings import Settings
+
+EVALUATION_LOCK = "evaluation"
+LOCK_WAIT_SECONDS = 300.0
+"""How long a worker waits for another's evaluation or delivery round before it gives up on this one
+(a delivery round is bounded by one failing send's retries, or a send per due alert)."""
 
 
 class AlertStoreError(StoreError):
@@ -116,13 +138,107 @@ def _insert_evaluation(con: sqlite3.Connection, log: EvaluationLog, now: dt.date
     )
 
 
-class AlertStore:
+def delivery_lock(channel: str) -> str:
+    """The lock name of one channel's delivery round (see `AlertStore.hold_lock`)."""
+    return f"delivery:{channel}"
+
+
+class AlertStore(Protocol):
+    """What the worker and the dashboard do with alerts, whichever database holds them.
+
+    Times are timezone-aware; the frames of `fetch_*` give them as UTC ISO text (`2026-11-20T12:00:00+00:00`).
+    """
+
+    def hold_lock(self, name: str, wait_seconds: float = LOCK_WAIT_SECONDS) -> AbstractContextManager[None]:
+        """Hold the named lock against every other process using this store (AlertStoreError after
+        `wait_seconds`). A process that dies holding it releases it."""
+        ...
+
+    def save_findings(
+        self,
+        findings: Iterable[Finding],
+        now: dt.datetime,
+        log: EvaluationLog | None = None,
+    ) -> None:
+        """Record one evaluation's findings: new ones open, known ones are seen again, missing ones resolve.
+
+        With `log`, the evaluation's row is written in the same transaction.
+        """
+        ...
+
+    def fetch_due(self, channel: str, now: dt.datetime, cooldown: dt.timedelta) -> list[StoredAlert]:
+        """Active alerts `channel` should carry now: not acknowledged, not muted, not sent within the cooldown."""
+        ...
+
+    def save_delivery(
+        self, channel: str, alert_key: str, ok: bool, attempts: int, error: str | None, now: dt.datetime
+    ) -> None:
+        """Record one delivery attempt (with its retries); a success also restarts the alert's cooldown."""
+        ...
+
+    def acknowledge(self, key: str, by: str, now: dt.datetime) -> None:
+        """Stop delivering this episode of the alert (a new episode is delivered again); InputError if unknown."""
+        ...
+
+    def mute(self, key: str, by: str, until: dt.datetime) -> None:
+        """Deliver nothing about this alert until `until`, whatever its episodes; InputError if unknown."""
+        ...
+
+    def unmute(self, key: str) -> None: ...
+
+    def fetch_alerts(self, include_resolved: bool = False) -> pd.DataFrame:
+        """Alerts, active first and newest first, with their last delivery per channel (`notified`)."""
+        ...
+
+    def fetch_deliveries(self, limit: int = 200, failed_only: bool = False) -> pd.DataFrame:
+        """The newest delivery attempts (the sync health view shows the failed ones)."""
+        ...
+
+    def fetch_evaluations(self, limit: int = 50) -> pd.DataFrame: ...
+
+
+def open_alert_store(settings: Settings) -> AlertStore:
+    """The alert store the settings ask for: the data dir's SQLite file, or the shared PostgreSQL (ducklake)."""
+    if settings.store == "ducklake":
+        from insights_core.cluster.alert_store_pg import PostgresAlertStore  # psycopg only when used
+
+        assert settings.catalog_url is not None  # the settings refuse ducklake without it
+        return PostgresAlertStore(settings.catalog_url.get_secret_value())
+    return SqliteAlertStore(settings.alerts_db_path)
+
+
+class SqliteAlertStore:
     """Alerts, notifications, deliveries and evaluations in `path` (created on first use)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         with self._connect():
             pass
+
+    @contextmanager
+    def hold_lock(self, name: str, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
+        """An exclusive flock on `<file>.<name>.lock` beside the database (per open file, so two store
+        objects in one process exclude each other too); the OS drops it when the holder dies."""
+        lock_path = self.path.with_name(f"{self.path.name}.{name.replace(':', '-')}.lock")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise AlertStoreError(f"the alert lock {lock_path} cannot be opened: {exc}") from None
+        try:
+            deadline = time.monotonic() + wait_seconds
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise AlertStoreError(
+                            f"another process held the alert lock {name!r} for over {wait_seconds:g} s"
+                        ) from None
+                    time.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -158,12 +274,14 @@ class AlertStore:
                 raise
             con.execute("COMMIT")
 
-    def save_findings(self, findings: Iterable[Finding], now: dt.datetime, log: EvaluationLog | None = None) -> None:
-        """Record one evaluation's findings: new ones open, known ones are seen again, missing ones resolve.
-
-        With `log`, the evaluation's own row is written in the same transaction: one commit (one sync of the
-        file to disk) per evaluation, and never findings without the row that says when they were found.
-        """
+    def save_findings(
+        self,
+        findings: Iterable[Finding],
+        now: dt.datetime,
+        log: EvaluationLog | None = None,
+    ) -> None:
+        """See `AlertStore.save_findings`. The evaluation's row and its findings are one commit (one sync
+        of the file to disk), never findings without the row that says when they were found."""
         at = _text(now)
         found = {f.key: f for f in findings}
         with self._write() as con:
@@ -195,7 +313,6 @@ class AlertStore:
                 _insert_evaluation(con, log, now)
 
     def fetch_due(self, channel: str, now: dt.datetime, cooldown: dt.timedelta) -> list[StoredAlert]:
-        """Active alerts `channel` should carry now: not acknowledged, not muted, not sent within the cooldown."""
         with self._connect() as con:
             rows = con.execute(
                 """
@@ -213,7 +330,6 @@ class AlertStore:
     def save_delivery(
         self, channel: str, alert_key: str, ok: bool, attempts: int, error: str | None, now: dt.datetime
     ) -> None:
-        """Record one delivery attempt (with its retries); a success also restarts the alert's cooldown."""
         with self._write() as con:
             con.execute(
                 "INSERT INTO deliveries (at, channel, alert_key, ok, attempts, error) VALUES (?, ?, ?, ?, ?, ?)",
@@ -227,11 +343,9 @@ class AlertStore:
                 )
 
     def acknowledge(self, key: str, by: str, now: dt.datetime) -> None:
-        """Stop delivering this episode of the alert (a new episode is delivered again)."""
         self._update_one(key, "acknowledged_at = ?, acknowledged_by = ?", (_text(now), by))
 
     def mute(self, key: str, by: str, until: dt.datetime) -> None:
-        """Deliver nothing about this alert until `until`, whatever its episodes."""
         self._update_one(key, "muted_until = ?, muted_by = ?", (_text(until), by))
 
     def unmute(self, key: str) -> None:
@@ -245,7 +359,6 @@ class AlertStore:
             raise InputError(f"no alert with key {key!r}")
 
     def fetch_alerts(self, include_resolved: bool = False) -> pd.DataFrame:
-        """Alerts, active first and newest first, with their last delivery per channel."""
         with self._connect() as con:
             frame = pd.read_sql_query(
                 """
@@ -260,7 +373,6 @@ class AlertStore:
         return frame
 
     def fetch_deliveries(self, limit: int = 200, failed_only: bool = False) -> pd.DataFrame:
-        """The newest delivery attempts (the sync health view shows the failed ones)."""
         with self._connect() as con:
             return pd.read_sql_query(
                 "SELECT at, channel, alert_key, ok, attempts, error FROM deliveries WHERE ok = 0 OR NOT ?"

@@ -8,7 +8,6 @@ new publish is a new key. Forecasts fit ETS models (about a second for a backtes
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -19,6 +18,7 @@ from insights_core.levels import Level
 from insights_core.manager import reads
 from insights_core.manager.forecast import Backtest, Forecast, backtest_series, daily_series, forecast_series
 from insights_core.manager.pacing import PACING_COLUMNS, budget_pacing, pacing_since
+from insights_core.settings import Settings
 from insights_core.store import lists
 
 HISTORY_SHOWN_DAYS = 90
@@ -114,17 +114,17 @@ def forecast_figure(history: pd.Series, forecast: Forecast, label: str) -> go.Fi
     return figure
 
 
-def render_alert_delivery_health(alerts_db_path: Path) -> None:
+def render_alert_delivery_health(settings: Settings) -> None:
     """The sync health view's alert section: the last rule evaluation and failed deliveries per channel.
 
     Meant for pages/sync.py's admin section (one call); the Alerts page shows the same failures.
     """
     from insights_core.errors import StoreError
-    from insights_core.manager.alert_store import AlertStore
+    from insights_core.manager.alert_store import open_alert_store
 
     st.subheader("Alert delivery")
     try:
-        store = AlertStore(alerts_db_path)
+        store = open_alert_store(settings)
         failures = store.fetch_deliveries(limit=20, failed_only=True)
         evaluations = store.fetch_evaluations(limit=1)
     except StoreError as exc:

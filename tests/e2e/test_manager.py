@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from insights_core.manager.alert_store import AlertStore
+from insights_core.manager.alert_store import SqliteAlertStore
 from tests.e2e.test_browser import (  # noqa: F401  # browser is a fixture this module uses
     SHAPE,
     TIMEOUT_MS,
@@ -53,7 +53,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     try:
         alerts_db = data_dir / "alerts.sqlite"
         _wait_until(
-            lambda: alerts_db.exists() and not AlertStore(alerts_db).fetch_evaluations().empty,
+            lambda: alerts_db.exists() and not SqliteAlertStore(alerts_db).fetch_evaluations().empty,
             "the first sync's alert evaluation",
             180,
             [worker, app],
@@ -93,7 +93,7 @@ def test_pacing_page_shows_the_overpacing_campaign(manager: Page, dashboard: Das
         "SELECT campaign_id FROM campaigns WHERE effective_status = 'ACTIVE' AND daily_budget > 0"
         " ORDER BY campaign_id LIMIT 1"
     )
-    keys = AlertStore(dashboard.data_dir / "alerts.sqlite").fetch_alerts()["key"]
+    keys = SqliteAlertStore(dashboard.data_dir / "alerts.sqlite").fetch_alerts()["key"]
     over_ids = {k.split(":")[2] for k in keys if k.startswith("pacing:") and k.split(":")[3] == "over"}
     assert planted in over_ids and len(over_ids) <= 2, over_ids
     assert over.inner_text().split("\n")[-1].strip() == str(len(over_ids))
@@ -112,7 +112,7 @@ def test_alerts_page_lists_the_findings_and_a_manager_acknowledges_one(manager: 
     _open(manager, dashboard, "alerts", "Alerts")
     manager.get_by_text("Acknowledge or mute").first.wait_for(timeout=TIMEOUT_MS)
     _screenshot(manager, "alerts")
-    store = AlertStore(dashboard.data_dir / "alerts.sqlite")
+    store = SqliteAlertStore(dashboard.data_dir / "alerts.sqlite")
     rules = set(store.fetch_alerts()["rule"])
     assert {"pacing", "fatigue", "anomaly"} <= rules, rules
     first = store.fetch_alerts().iloc[0]["key"]  # the selectbox starts on the first listed alert

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from insights_core.manager.after_sync import evaluate_and_notify
-from insights_core.manager.alert_store import AlertStore
+from insights_core.manager.alert_store import open_alert_store
 from insights_core.manager.channels import send_webhook
 from insights_core.models import SyncRequest
 from insights_core.settings import Settings
@@ -45,7 +45,7 @@ def test_each_alert_arrives_once_by_webhook_and_email_then_again_after_the_coold
             alert_cooldown_hours=6,
         )
         _sync(settings)
-        store = AlertStore(settings.alerts_db_path)
+        store = open_alert_store(settings)
         active = store.fetch_alerts()
         rules = set(active["rule"])
         assert {"pacing", "fatigue", "anomaly"} <= rules, rules
@@ -74,7 +74,7 @@ def test_acknowledged_and_muted_alerts_are_not_sent_again(tmp_path: Path) -> Non
     with webhook_receiver() as hook:
         settings = _settings(tmp_path / "data", alert_webhook_url=hook.url, alert_cooldown_hours=0)
         _sync(settings)
-        store = AlertStore(settings.alerts_db_path)
+        store = open_alert_store(settings)
         keys = list(store.fetch_alerts()["key"])
         now = dt.datetime.now(dt.timezone.utc)
         store.acknowledge(keys[0], "manager", now)
@@ -93,7 +93,7 @@ def test_a_receiver_that_is_down_is_retried_reported_and_never_fails_the_sync(tm
     finally:
         worker.close()
     assert report.success and report.errors == []
-    store = AlertStore(settings.alerts_db_path)
+    store = open_alert_store(settings)
     failures = store.fetch_deliveries(failed_only=True)
     # the channel gave up after its retries on the first alert, and was not hammered for the others
     assert len(failures) == 1 and failures.iloc[0]["attempts"] == 2
@@ -140,5 +140,5 @@ def test_an_smtp_server_that_is_down_is_reported(tmp_path: Path, retries: int) -
         alert_delivery_retries=retries,
     )
     _sync(settings)
-    failures = AlertStore(settings.alerts_db_path).fetch_deliveries(failed_only=True)
+    failures = open_alert_store(settings).fetch_deliveries(failed_only=True)
     assert list(failures["channel"]) == ["email"] and "SMTP server 127.0.0.1" in failures.iloc[0]["error"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from insights_core.manager.alert_store import AlertStore
+from insights_core.manager.alert_store import SqliteAlertStore, open_alert_store
 from insights_core.settings import Settings
 from tests.dashboard.app_harness import assert_clean, open_page, texts, use_data_dir
 from tests.dashboard_data import build_stub_data_dir
@@ -82,7 +82,7 @@ def test_alerts_list_and_a_manager_acknowledges_and_mutes(planted: Settings) -> 
     assert_clean(at)
     table = at.dataframe[0].value
     assert {"pacing", "fatigue", "anomaly"} <= set(table["Rule"])
-    store = AlertStore(planted.alerts_db_path)
+    store = open_alert_store(planted)
     first = store.fetch_alerts().iloc[0]["key"]
     at.selectbox(key="alerts_pick").set_value(first).run()
     at.button(key="alerts_ack").click().run()
@@ -111,20 +111,21 @@ def test_the_sync_health_section_lists_failed_deliveries(tmp_path: Path) -> None
 
     from insights_core.manager.rules import Finding
 
-    path = tmp_path / "alerts.sqlite"
-    store = AlertStore(path)
+    path = tmp_path / "data" / "alerts.sqlite"
+    store = SqliteAlertStore(path)
     now = dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)
     store.save_findings([Finding("sync:x", "sync", "error", "x")], now)
     store.save_delivery("webhook", "sync:x", False, 4, "the webhook could not be reached: refused", now)
 
-    def section(db: str) -> None:
+    def section(data_dir: str) -> None:
         from pathlib import Path
 
         from insights_core.manager.views import render_alert_delivery_health
+        from tests.helpers import make_settings
 
-        render_alert_delivery_health(Path(db))
+        render_alert_delivery_health(make_settings(Path(data_dir)))
 
-    at = AppTest.from_function(section, args=(str(path),)).run()
+    at = AppTest.from_function(section, args=(str(path.parent),)).run()
     assert not at.exception
     assert "1 recent alert deliveries failed" in at.warning[0].value
     assert list(at.dataframe[0].value["error"]) == ["the webhook could not be reached: refused"]
