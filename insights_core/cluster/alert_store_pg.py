@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -30,6 +30,7 @@ from insights_core.manager.alert_store import (
     AlertStoreError,
     EvaluationLog,
     StoredAlert,
+    resolved_keys,
 )
 from insights_core.manager.rules import Finding
 
@@ -97,14 +98,16 @@ class PostgresAlertStore:
         findings: Iterable[Finding],
         now: dt.datetime,
         log: EvaluationLog | None = None,
+        rules: Collection[str] | None = None,
     ) -> None:
         """See `AlertStore.save_findings`: the findings and the evaluation's row are one transaction."""
         at = _seconds(now)
         found = {f.key: f for f in findings}
         with self._connect() as con:
             # locked: two evaluations saving at once apply one after the other, each on the other's result
-            rows = con.execute("SELECT key, active FROM alerts FOR UPDATE").fetchall()
+            rows = con.execute("SELECT key, active, rule FROM alerts FOR UPDATE").fetchall()
             known = {row["key"]: bool(row["active"]) for row in rows}
+            rule_of = {row["key"]: row["rule"] for row in rows}
             with con.cursor() as cur:
                 cur.executemany(
                     """
@@ -134,7 +137,7 @@ class PostgresAlertStore:
                         for key, f in found.items()
                     ],
                 )
-            gone = [k for k, active in known.items() if active and k not in found]
+            gone = resolved_keys(known, rule_of, found, rules)
             if gone:
                 con.execute("UPDATE alerts SET active = false, resolved_at = %s WHERE key = ANY(%s)", [at, gone])
             if log is not None:

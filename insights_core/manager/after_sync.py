@@ -155,7 +155,7 @@ def evaluate_and_notify(
             # deliveries' nor the wait for another worker's evaluation
             took = time.perf_counter() - evaluating
             log_row = EvaluationLog(sync_id, took, result.findings, tuple(result.errors))
-            store.save_findings(evaluation.findings, now, log_row)
+            store.save_findings(evaluation.findings, now, log_row, rules=evaluation.completed)
         deliver_due_alerts(
             store, configured_channels(settings, sleep), now, dt.timedelta(hours=settings.alert_cooldown_hours), result
         )

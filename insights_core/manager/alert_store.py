@@ -30,7 +30,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,10 +159,13 @@ class AlertStore(Protocol):
         findings: Iterable[Finding],
         now: dt.datetime,
         log: EvaluationLog | None = None,
+        rules: Collection[str] | None = None,
     ) -> None:
         """Record one evaluation's findings: new ones open, known ones are seen again, missing ones resolve.
 
-        With `log`, the evaluation's row is written in the same transaction.
+        Only alerts of `rules` (the rules that were evaluated to the end; None: every rule) can resolve,
+        so a rule that failed this time does not close its alerts (and reopen them, unacknowledged,
+        the next time). With `log`, the evaluation's row is written in the same transaction.
         """
         ...
 
@@ -279,13 +282,16 @@ class SqliteAlertStore:
         findings: Iterable[Finding],
         now: dt.datetime,
         log: EvaluationLog | None = None,
+        rules: Collection[str] | None = None,
     ) -> None:
         """See `AlertStore.save_findings`. The evaluation's row and its findings are one commit (one sync
         of the file to disk), never findings without the row that says when they were found."""
         at = _text(now)
         found = {f.key: f for f in findings}
         with self._write() as con:
-            known = {row["key"]: bool(row["active"]) for row in con.execute("SELECT key, active FROM alerts")}
+            rows = con.execute("SELECT key, active, rule FROM alerts").fetchall()
+            known = {row["key"]: bool(row["active"]) for row in rows}
+            rule_of = {row["key"]: row["rule"] for row in rows}
             for key, f in found.items():
                 described = (f.rule, f.severity, f.message, f.entity_type, f.entity_id)
                 if key not in known:
@@ -307,7 +313,7 @@ class SqliteAlertStore:
                         " acknowledged_by = NULL WHERE key = ?",
                         (*described, at, at, key),
                     )
-            gone = [k for k, active in known.items() if active and k not in found]
+            gone = resolved_keys(known, rule_of, found, rules)
             con.executemany("UPDATE alerts SET active = 0, resolved_at = ? WHERE key = ?", [(at, k) for k in gone])
             if log is not None:
                 _insert_evaluation(con, log, now)
@@ -388,6 +394,15 @@ class SqliteAlertStore:
                 con,
                 params=(limit,),
             )
+
+
+def resolved_keys(
+    known: dict[str, bool], rule_of: dict[str, str], found: Collection[str], rules: Collection[str] | None
+) -> list[str]:
+    """The active alerts an evaluation resolves: not found again, and of a rule it evaluated to the end."""
+    return [
+        key for key, active in known.items() if active and key not in found and (rules is None or rule_of[key] in rules)
+    ]
 
 
 def _stored(row: sqlite3.Row) -> StoredAlert:

@@ -55,6 +55,9 @@ class Evaluation:
     """Time each rule took, for the benchmark and the log."""
     errors: list[str] = field(default_factory=list)
     """Rules that could not be evaluated (the others still were)."""
+    completed: set[str] = field(default_factory=set)
+    """The steps that ran to the end (`Finding.rule` names, and `reads`): only their alerts may resolve,
+    since a rule that failed or did not run (no data to read) says nothing about its alerts."""
 
 
 def _names(entities: pd.DataFrame) -> Names:
@@ -175,6 +178,7 @@ def evaluate_rules(con: duckdb.DuckDBPyConnection, settings: Settings, now: dt.d
         started = time.perf_counter()
         try:
             result.findings.extend(rule())
+            result.completed.add(name)
             ok = True
         except Exception as exc:  # one broken rule must not hide the others
             result.errors.append(f"{name}: {exc}")

@@ -142,6 +142,19 @@ def test_an_evaluation_row_lands_with_its_findings_or_not_at_all(store: AlertSto
     assert list(store.fetch_evaluations()["sync_id"]) == ["sync-3", "sync-1"]
 
 
+def test_a_rule_that_did_not_run_to_the_end_keeps_its_alerts_open(store: AlertStore) -> None:
+    store.save_findings([A, B], T0)
+    store.acknowledge(B.key, "manager", T0)
+    # fatigue failed this time (or had no data to read): its alert is neither resolved nor, next time, a new episode
+    store.save_findings([], T0 + HOUR, rules={"pacing", "anomaly"})
+    alerts = store.fetch_alerts().set_index("key")
+    assert list(alerts.index) == [B.key]
+    store.save_findings([B], T0 + 2 * HOUR, rules={"pacing", "fatigue"})
+    again = store.fetch_alerts().set_index("key")
+    assert again.loc[B.key, "first_seen"] == "2026-11-20T12:00:00+00:00"
+    assert again.loc[B.key, "acknowledged_by"] == "manager"
+
+
 def test_an_acknowledgement_and_a_mute_on_one_replica_hold_on_another(new_store: Callable[[], AlertStore]) -> None:
     replica_a, replica_b, worker = new_store(), new_store(), new_store()
     worker.save_findings([A, B], T0)
