@@ -112,8 +112,15 @@ runs = data.load_sync_runs(snapshot)
 if runs.empty:
     st.info("No sync has run yet.")
 else:
+    accounts = data.load_bounds(snapshot).accounts
     widgets.table(
-        history_table(runs), "sync_history", "sync_runs", user, kinds={"total_duration_seconds": "ratio"}, height=320
+        history_table(runs, dict(zip(accounts["account_id"], accounts["name"]))),
+        "sync_history",
+        "sync_runs",
+        user,
+        kinds={"total_duration_seconds": "ratio"},
+        labels={"accounts": "Accounts"},
+        height=320,
     )
 
 requests = control.fetch_recent_requests(limit=20) if control is not None else []

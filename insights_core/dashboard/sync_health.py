@@ -72,18 +72,31 @@ def report_counts(report: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_errors(report_json: str | None) -> list[str]:
-    """The error lines of a stored report (`sync_runs.report_json`)."""
+def _report_list(report_json: str | None, key: str) -> list[str]:
+    """A list-valued key of a stored report (`sync_runs.report_json`); [] for a missing or unreadable one."""
     if not report_json:
         return []
     try:
-        return [str(e) for e in json.loads(report_json).get("errors") or []]
-    except (ValueError, AttributeError):
+        return [str(e) for e in json.loads(report_json).get(key) or []]
+    except (ValueError, AttributeError, TypeError):
         return []
 
 
-def history_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """The run history as shown and exported: one row per sync, newest first, first error inlined."""
+def run_errors(report_json: str | None) -> list[str]:
+    """The error lines of a stored report (`sync_runs.report_json`)."""
+    return _report_list(report_json, "errors")
+
+
+def run_accounts(report_json: str | None, names: Mapping[str, str] | None = None) -> str:
+    """The ad accounts a stored run synced, as "act_1 (Name), act_2": the report lists them (each worker's
+    run among many only has the accounts it leased); "" when it failed before reaching one."""
+    names = names or {}
+    return ", ".join(f"{a} ({names[a]})" if names.get(a) else a for a in _report_list(report_json, "accounts"))
+
+
+def history_table(runs: pd.DataFrame, account_names: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """The run history as shown and exported: one row per sync, newest first, its accounts (named from
+    `account_names`, account id to name) and first error inlined."""
     out = runs[
         [
             "sync_timestamp",
@@ -105,6 +118,7 @@ def history_table(runs: pd.DataFrame) -> pd.DataFrame:
             "sync_id",
         ]
     ].copy()
+    out.insert(4, "accounts", [run_accounts(r, account_names) for r in runs["report_json"]])
     out["first_error"] = [next(iter(run_errors(r)), "") for r in runs["report_json"]]
     return out
 
