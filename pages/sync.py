@@ -1,5 +1,5 @@
 """Sync (admin, manager): Sync now (days back, force, entity type and ids), live progress, the report, run
-history and the worker's heartbeat; admins also see sync health.
+history and the worker's heartbeat; admins also see sync health (and, on the lake, its maintenance).
 
 Sync now checks the request's format only and queues it: whether the ids exist is for the worker to say,
 against the entities it fetches from the source (as `sync_worker.py --once --entity-ids` does), since the
@@ -106,15 +106,22 @@ if control is not None:  # without it, the page still shows the run history
         sync_view.render_report(record, user)
 
 st.subheader("Run history")
-if snapshot is None:
-    st.stop()
-runs = data.load_sync_runs(snapshot)
-if runs.empty:
-    st.info("No sync has run yet.")
-else:
-    widgets.table(
-        history_table(runs), "sync_history", "sync_runs", user, kinds={"total_duration_seconds": "ratio"}, height=320
-    )
+runs = pd.DataFrame()  # no snapshot: the notice above says why, and the lake's maintenance still shows
+if snapshot is not None:
+    runs = data.load_sync_runs(snapshot)
+    if runs.empty:
+        st.info("No sync has run yet.")
+    else:
+        accounts = data.load_bounds(snapshot).accounts
+        widgets.table(
+            history_table(runs, dict(zip(accounts["account_id"], accounts["name"]))),
+            "sync_history",
+            "sync_runs",
+            user,
+            kinds={"total_duration_seconds": "ratio"},
+            labels={"accounts": "Accounts"},
+            height=320,
+        )
 
 requests = control.fetch_recent_requests(limit=20) if control is not None else []
 if requests:
@@ -165,3 +172,6 @@ if can(user.role, "sync:health") and not runs.empty:
         labels={"entity_type": "Level"},
     )
     render_alert_delivery_health(settings)
+
+if can(user.role, "sync:health") and settings.store == "ducklake":
+    sync_view.render_lake_maintenance(settings, user, dt.datetime.now(dt.timezone.utc))

@@ -1,16 +1,21 @@
-"""Sync health figures from stored sync runs: error share per level, coverage, report tables. Pure."""
+"""Sync health figures from stored sync runs and lake maintenance runs: error share per level,
+coverage, report tables. Pure."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from insights_core.levels import LEVEL_PLURAL, LEVELS
 from insights_core.metrics import ratio, ratio_array
+
+if TYPE_CHECKING:  # the store's module loads psycopg, which the embedded app never needs
+    from insights_core.store.lake_maintenance import MaintenanceRun
 
 
 def error_rates(runs: pd.DataFrame) -> pd.DataFrame:
@@ -72,18 +77,31 @@ def report_counts(report: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_errors(report_json: str | None) -> list[str]:
-    """The error lines of a stored report (`sync_runs.report_json`)."""
+def _report_list(report_json: str | None, key: str) -> list[str]:
+    """A list-valued key of a stored report (`sync_runs.report_json`); [] for a missing or unreadable one."""
     if not report_json:
         return []
     try:
-        return [str(e) for e in json.loads(report_json).get("errors") or []]
-    except (ValueError, AttributeError):
+        return [str(e) for e in json.loads(report_json).get(key) or []]
+    except (ValueError, AttributeError, TypeError):
         return []
 
 
-def history_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """The run history as shown and exported: one row per sync, newest first, first error inlined."""
+def run_errors(report_json: str | None) -> list[str]:
+    """The error lines of a stored report (`sync_runs.report_json`)."""
+    return _report_list(report_json, "errors")
+
+
+def run_accounts(report_json: str | None, names: Mapping[str, str] | None = None) -> str:
+    """The ad accounts a stored run synced, as "act_1 (Name), act_2": the report lists them (each worker's
+    run among many only has the accounts it leased); "" when it failed before reaching one."""
+    names = names or {}
+    return ", ".join(f"{a} ({names[a]})" if names.get(a) else a for a in _report_list(report_json, "accounts"))
+
+
+def history_table(runs: pd.DataFrame, account_names: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """The run history as shown and exported: one row per sync, newest first, its accounts (named from
+    `account_names`, account id to name) and first error inlined."""
     out = runs[
         [
             "sync_timestamp",
@@ -105,6 +123,7 @@ def history_table(runs: pd.DataFrame) -> pd.DataFrame:
             "sync_id",
         ]
     ].copy()
+    out.insert(4, "accounts", [run_accounts(r, account_names) for r in runs["report_json"]])
     out["first_error"] = [next(iter(run_errors(r)), "") for r in runs["report_json"]]
     return out
 
@@ -115,3 +134,53 @@ def report_window(report: Mapping[str, Any]) -> str:
     if not since or not until:
         return "no days read"
     return f"day {since}" if since == until else f"days {since} to {until}"
+
+
+MAINTENANCE_COLUMNS = (
+    "started_at",
+    "worker",
+    "seconds",
+    "files_before",
+    "files_after",
+    "delete_files_before",
+    "files_merged",
+    "files_rewritten",
+    "snapshots_expired",
+    "files_deleted",
+    "error",
+)
+"""The `MaintenanceRun` fields the maintenance history shows, in its order (sizes are in the summary line)."""
+
+
+def maintenance_table(runs: Sequence[MaintenanceRun]) -> pd.DataFrame:
+    """Lake maintenance runs as shown and exported, in the order given (the store gives newest first)."""
+    out = pd.DataFrame([{c: getattr(run, c) for c in MAINTENANCE_COLUMNS} for run in runs], columns=MAINTENANCE_COLUMNS)
+    out["error"] = out["error"].fillna("")
+    return out
+
+
+def describe_maintenance_run(run: MaintenanceRun) -> str:
+    """The figures of one successful run in a sentence (times and the worker are the caller's to add)."""
+    return (
+        f"{run.files_before:,} → {run.files_after:,} data files "
+        f"({_megabytes(run.bytes_before)} → {_megabytes(run.bytes_after)}; "
+        f"{run.files_merged:,} merged, {run.files_rewritten:,} rewritten, "
+        f"{run.delete_files_before:,} delete files before), "
+        f"{run.snapshots_expired:,} snapshots expired, {run.files_deleted:,} files deleted"
+    )
+
+
+def describe_next_maintenance(due_at: dt.datetime | None, now: dt.datetime) -> str:
+    """When maintenance runs next: a worker asks between syncs, at most once a minute, whether it is due."""
+    if due_at is None or due_at <= now:
+        return "due now: the next idle worker runs it (workers ask once a minute between syncs)"
+    return f"due {due_at.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, in {_hours(due_at - now)}"
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:,.1f} MB"
+
+
+def _hours(delta: dt.timedelta) -> str:
+    minutes = round(delta.total_seconds() / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes / 60:.1f} h"

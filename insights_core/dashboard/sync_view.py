@@ -1,4 +1,5 @@
-"""Streamlit pieces of the Sync page: worker heartbeat, a request's live progress, the sync report."""
+"""Streamlit pieces of the Sync page: worker heartbeat, a request's live progress, the sync report, and
+lake maintenance (INSIGHTS_STORE=ducklake)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from insights_core.control import Control, RequestRecord, WorkerStatus
 from insights_core.dashboard import data, widgets
 from insights_core.dashboard.formatting import format_age, format_duration, format_int, format_timestamp, literal
 from insights_core.dashboard.login import CurrentUser
-from insights_core.dashboard.sync_health import report_counts, report_window
+from insights_core.dashboard.sync_health import (
+    describe_maintenance_run,
+    describe_next_maintenance,
+    maintenance_table,
+    report_counts,
+    report_window,
+)
 from insights_core.errors import ControlChannelError
 from insights_core.levels import LEVEL_PLURAL, LEVELS
 from insights_core.models import SyncRequest
@@ -187,3 +194,61 @@ def describe_request(request: SyncRequest | None) -> str:
     scope = f"{request.entity_type} {', '.join(request.entity_ids)}" if request.entity_type else "all entities"
     window = f"{request.days_back} days back" if request.days_back else "the scheduled window"
     return f"{window}, {scope}{', force' if request.force else ''}"
+
+
+MAINTENANCE_RUNS_SHOWN = 10
+
+
+def render_lake_maintenance(settings: Settings, user: CurrentUser, now: dt.datetime) -> None:
+    """The lake's maintenance (compaction, snapshot expiry, file cleanup): the last run, when the next is
+    due, and the recent runs, read from the shared state each page run (one small query)."""
+    from insights_core.store.lake_maintenance import fetch_maintenance_history  # psycopg: lake mode only
+
+    st.subheader("Lake maintenance")
+    assert settings.catalog_url is not None  # the settings refuse ducklake without it
+    try:
+        history = fetch_maintenance_history(settings.catalog_url.get_secret_value(), MAINTENANCE_RUNS_SHOWN)
+    except ControlChannelError as exc:
+        widgets.show_error(f"The lake maintenance runs cannot be read: {exc}")
+        return
+    every = dt.timedelta(hours=settings.lake_maintenance_hours)
+    schedule = (
+        f"Every {settings.lake_maintenance_hours:g} h (INSIGHTS_LAKE_MAINTENANCE_HOURS), one worker at a time; "
+        f"next {describe_next_maintenance(history.next_due_at(every), now)}."
+    )
+    if not history.runs:
+        st.info(f"Lake maintenance has not run yet on this lake. {schedule}", icon=":material/cleaning_services:")
+        return
+    last = history.runs[0]
+    when = (
+        f"Last run {format_timestamp(last.started_at)} ({format_age((now - last.started_at).total_seconds())}) "
+        f"by worker {literal(last.worker)}"
+    )
+    if last.error:
+        st.error(f"{when} failed after {format_duration(last.seconds)}: {literal(last.error)}")
+    else:
+        st.success(f"{when}, {format_duration(last.seconds)}: {describe_maintenance_run(last)}.")
+    st.caption(schedule)
+    widgets.table(
+        maintenance_table(history.runs),
+        "lake_maintenance_history",
+        "lake_maintenance_runs",
+        user,
+        kinds={"seconds": "ratio"},
+        labels=MAINTENANCE_LABELS,
+    )
+
+
+MAINTENANCE_LABELS = {
+    "started_at": "Started (UTC)",
+    "worker": "Worker",
+    "seconds": "Duration (s)",
+    "files_before": "Data files before",
+    "files_after": "Data files after",
+    "delete_files_before": "Delete files before",
+    "files_merged": "Files merged",
+    "files_rewritten": "Files rewritten",
+    "snapshots_expired": "Snapshots expired",
+    "files_deleted": "Files deleted",
+    "error": "Error",
+}

@@ -5,8 +5,8 @@ syncs every 30 minutes grows thousands of small files a week; readers pay for ea
 at a time runs maintenance (a PostgreSQL advisory lock), at most every INSIGHTS_LAKE_MAINTENANCE_HOURS,
 and always holding the lake's commit lock: DuckLake has open reports of wrong results when a merge
 runs beside a delete+insert commit (ducklake#1094), so no sync commits while files are rewritten.
-Each run's figures go to `insights.lake_maintenance_runs` (declared with the other shared tables)
-and to the worker's log; the sync health page does not show them yet.
+Each run's figures go to `insights.lake_maintenance_runs` (declared with the other shared tables),
+to the worker's log and to the admin's Sync page (`fetch_maintenance_history`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import duckdb
+import psycopg
 
-from insights_core.cluster.pg import shared_state
+from insights_core.cluster.pg import describe, shared_state
 from insights_core.cluster.schema import ensure_cluster_tables
+from insights_core.errors import ControlChannelError
 
 log = logging.getLogger("meta_insights.lake_maintenance")
 
@@ -143,13 +145,43 @@ def run_lake_maintenance_if_due(
 
 
 def fetch_maintenance_runs(catalog_url: str, limit: int = 10) -> list[MaintenanceRun]:
-    """The newest runs first (for the sync health page)."""
+    """The newest runs first."""
     with shared_state(catalog_url) as pg:
         _ensure_schema(pg)
-        fields = list(MaintenanceRun.__dataclass_fields__)
-        rows = pg.execute(
-            f"SELECT {', '.join(fields)} FROM lake_maintenance_runs ORDER BY started_at DESC LIMIT %s", (limit,)
-        ).fetchall()
+        return _select_runs(pg, limit)
+
+
+@dataclass(frozen=True)
+class MaintenanceHistory:
+    """What the Sync page shows of maintenance: the newest runs, and when the last one that succeeded
+    started (a failed run does not count: the next is due `every` after the last success)."""
+
+    runs: list[MaintenanceRun]
+    last_success_at: dt.datetime | None
+
+    def next_due_at(self, every: dt.timedelta) -> dt.datetime | None:
+        """When a worker runs maintenance next; None: due now (it never succeeded)."""
+        return None if self.last_success_at is None else self.last_success_at + every
+
+
+def fetch_maintenance_history(catalog_url: str, limit: int = 10) -> MaintenanceHistory:
+    """The newest `limit` runs and the last success; ControlChannelError (without the password) when
+    the shared state cannot be read."""
+    try:
+        with shared_state(catalog_url) as pg:
+            _ensure_schema(pg)
+            runs = _select_runs(pg, limit)
+            row = pg.execute("SELECT max(started_at) FROM lake_maintenance_runs WHERE error IS NULL").fetchone()
+    except psycopg.Error as exc:
+        raise ControlChannelError(f"lake maintenance runs: {describe(exc, catalog_url)}") from None
+    return MaintenanceHistory(runs=runs, last_success_at=row[0] if row else None)
+
+
+def _select_runs(pg: Any, limit: int) -> list[MaintenanceRun]:
+    fields = list(MaintenanceRun.__dataclass_fields__)
+    rows = pg.execute(
+        f"SELECT {', '.join(fields)} FROM lake_maintenance_runs ORDER BY started_at DESC LIMIT %s", (limit,)
+    ).fetchall()
     return [MaintenanceRun(**dict(zip(fields, row))) for row in rows]
 
 

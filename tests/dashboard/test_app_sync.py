@@ -13,6 +13,7 @@ from insights_core.control import ControlChannel
 from insights_core.engine import new_failed_report
 from insights_core.models import SyncRequest
 from insights_core.settings import Settings
+from insights_core.sources.stub_accounts import stub_account
 from insights_core.worker import SyncWorker
 from tests.dashboard.app_harness import CAMPAIGN, assert_clean, open_page, texts, use_data_dir
 from tests.dashboard.markdown_text import shown_texts, unescape
@@ -251,3 +252,21 @@ def test_sync_alerts_show_on_the_sync_page_and_the_overview(tmp_path: Path, monk
         at = open_page("admin", path)
         assert_clean(at)
         assert any("could not read" in w.value for w in at.warning), path
+
+
+def test_run_history_names_each_runs_accounts_and_embedded_mode_has_no_lake_maintenance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = stub_account(0), stub_account(1)
+    build_stub_data_dir(tmp_path / "data", days_back=2)  # one account, then a second one is added
+    build_stub_data_dir(tmp_path / "data", days_back=2, stub_accounts=2)
+    use_data_dir(monkeypatch, tmp_path / "data", INSIGHTS_STUB_ACCOUNTS="2")
+    at = open_page("admin", "pages/sync.py")
+    assert_clean(at)
+    history = next(d.value for d in at.dataframe if "Sync id" in d.value.columns)
+    assert history["Accounts"].tolist() == [
+        f"{first.account_id} ({first.name}), {second.account_id} ({second.name})",  # newest first
+        f"{first.account_id} ({first.name})",
+    ]
+    headings = [h.value for h in at.subheader]
+    assert "Sync health" in headings and "Lake maintenance" not in headings
