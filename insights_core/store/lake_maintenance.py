@@ -127,8 +127,8 @@ def run_lake_maintenance_if_due(
         if not pg.execute("SELECT pg_try_advisory_lock(%s)", (MAINTENANCE_LOCK_KEY,)).fetchone()[0]:  # type: ignore[index]
             return None
         try:
-            last = pg.execute("SELECT max(started_at) FROM lake_maintenance_runs WHERE error IS NULL").fetchone()
-            if last is not None and last[0] is not None and dt.datetime.now(dt.timezone.utc) - last[0] < every:
+            last = _fetch_last_success(pg)
+            if last is not None and dt.datetime.now(dt.timezone.utc) - last < every:
                 return None
             try:
                 with commit_lock():
@@ -171,10 +171,16 @@ def fetch_maintenance_history(catalog_url: str, limit: int = 10) -> MaintenanceH
         with shared_state(catalog_url) as pg:
             _ensure_schema(pg)
             runs = _select_runs(pg, limit)
-            row = pg.execute("SELECT max(started_at) FROM lake_maintenance_runs WHERE error IS NULL").fetchone()
+            last_success = _fetch_last_success(pg)
     except psycopg.Error as exc:
         raise ControlChannelError(f"lake maintenance runs: {describe(exc, catalog_url)}") from None
-    return MaintenanceHistory(runs=runs, last_success_at=row[0] if row else None)
+    return MaintenanceHistory(runs=runs, last_success_at=last_success)
+
+
+def _fetch_last_success(pg: Any) -> dt.datetime | None:
+    """When the last run without an error started: the schedule counts from it (a failed run is retried)."""
+    row = pg.execute("SELECT max(started_at) FROM lake_maintenance_runs WHERE error IS NULL").fetchone()
+    return row[0] if row else None
 
 
 def _select_runs(pg: Any, limit: int) -> list[MaintenanceRun]:
