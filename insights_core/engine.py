@@ -107,6 +107,7 @@ def run_sync(
     should_stop: Callable[[], bool] | None = None,
     trees: list[EntityTree] | None = None,
     before_commit: Callable[[], None] | None = None,
+    worker: str | None = None,
 ) -> SyncReport:
     """Run one sync and store its report in `sync_runs`; return the report.
 
@@ -116,7 +117,7 @@ def run_sync(
     anything is written. `trees` are entity trees the caller already fetched (and checked with
     `check_entity_ids`), so they are not fetched twice. `before_commit` runs inside the transaction
     after the last row is written: raising a FatalSyncError there (a worker's account lease was taken
-    over) rolls the sync back and fails it with that message.
+    over) rolls the sync back and fails it with that message. `worker` names the worker in the report.
     """
     now = now or dt.datetime.now(dt.timezone.utc)
     started = time.monotonic()
@@ -124,6 +125,7 @@ def run_sync(
     report = SyncReport.for_request(
         request, sync_id=str(uuid.uuid4()), sync_timestamp=now.isoformat(), mode=source.mode
     )
+    report.worker = worker
     stats_before = (source.stats.api_requests, source.stats.rate_limit_hits)
     tally = _Tally()
     progress = _ProgressReporter(report, tally, on_progress)

@@ -222,6 +222,9 @@ class SyncReport:
     rate_limit_hits: int = 0
     request_id: int | None = None
     requested_by: str | None = None
+    worker: str | None = None
+    """The worker that ran it (`control.new_worker_id`: host:pid:suffix), so an admin can tell which of
+    many workers, on which machine, synced an account; None for a sync run by a test or a script."""
 
     @classmethod
     def for_request(cls, request: SyncRequest, *, sync_id: str, sync_timestamp: str, mode: str) -> SyncReport:

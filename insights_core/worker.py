@@ -220,6 +220,7 @@ class SyncWorker:
                 self.warehouse.ensure_open()
             except Exception as exc:
                 report = new_failed_report(request, self.source.mode, f"the warehouse cannot be opened: {exc}")
+                report.worker = self.worker_id
             else:
                 report = run_sync(
                     request,
@@ -230,6 +231,7 @@ class SyncWorker:
                     should_stop=self.stop_event.is_set,
                     trees=trees,
                     before_commit=before_commit,
+                    worker=self.worker_id,
                 )
                 self._publish_after(report)
                 if report.success:  # alerts never fail a sync: evaluate_and_notify does not raise

@@ -119,7 +119,7 @@ if snapshot is not None:
             "sync_runs",
             user,
             kinds={"total_duration_seconds": "ratio"},
-            labels={"accounts": "Accounts"},
+            labels={"accounts": "Accounts", "worker": "Worker"},
             height=320,
         )
 

@@ -99,9 +99,19 @@ def run_accounts(report_json: str | None, names: Mapping[str, str] | None = None
     return ", ".join(f"{a} ({names[a]})" if names.get(a) else a for a in _report_list(report_json, "accounts"))
 
 
+def run_worker(report_json: str | None) -> str:
+    """The worker that ran a stored run (host:pid:suffix); "" for runs stored before reports named it."""
+    if not report_json:
+        return ""
+    try:
+        return str(json.loads(report_json).get("worker") or "")
+    except (ValueError, AttributeError):
+        return ""
+
+
 def history_table(runs: pd.DataFrame, account_names: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The run history as shown and exported: one row per sync, newest first, its accounts (named from
-    `account_names`, account id to name) and first error inlined."""
+    `account_names`, account id to name), the worker that ran it and first error inlined."""
     out = runs[
         [
             "sync_timestamp",
@@ -124,6 +134,7 @@ def history_table(runs: pd.DataFrame, account_names: Mapping[str, str] | None = 
         ]
     ].copy()
     out.insert(4, "accounts", [run_accounts(r, account_names) for r in runs["report_json"]])
+    out.insert(5, "worker", [run_worker(r) for r in runs["report_json"]])
     out["first_error"] = [next(iter(run_errors(r)), "") for r in runs["report_json"]]
     return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -62,6 +63,8 @@ def test_once_prints_the_report_logs_it_and_exits_zero(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["success"] is True and report["campaigns"]["processed"] == 6 and report["ads"]["processed"] == 36
+    host, pid, _suffix = report["worker"].split(":")  # the run history names the worker that ran it
+    assert host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid()
     assert "Sync completed" in result.stderr
     records = [json.loads(line) for line in (data / "logs" / "meta_insights.log").read_text().splitlines()]
     done = [r for r in records if r["message"] == "Sync completed"]

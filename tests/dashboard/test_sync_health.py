@@ -72,8 +72,8 @@ def test_run_accounts(report_json: str | None, names: dict[str, str] | None, exp
 
 def test_history_table_has_each_runs_accounts_and_first_error() -> None:
     reports = [
-        {"accounts": ["act_2"], "errors": ["act_2: ads failed"]},
-        {"accounts": ["act_1", "act_2"], "errors": []},
+        {"accounts": ["act_2"], "errors": ["act_2: ads failed"], "worker": "host-b:41:a1b2c3"},
+        {"accounts": ["act_1", "act_2"], "errors": []},  # stored before reports named their worker
     ]
     runs = pd.DataFrame(
         {
@@ -83,8 +83,9 @@ def test_history_table_has_each_runs_accounts_and_first_error() -> None:
     )
     table = history_table(runs, {"act_1": "Shop", "act_2": "Blog"})
     assert table["accounts"].tolist() == ["act_2 (Blog)", "act_1 (Shop), act_2 (Blog)"]
+    assert table["worker"].tolist() == ["host-b:41:a1b2c3", ""]
     assert table["first_error"].tolist() == ["act_2: ads failed", ""]
-    assert list(table.columns[:5]) == ["sync_timestamp", "sync_type", "mode", "status", "accounts"]
+    assert list(table.columns[:6]) == ["sync_timestamp", "sync_type", "mode", "status", "accounts", "worker"]
 
 
 NOW = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.timezone.utc)
