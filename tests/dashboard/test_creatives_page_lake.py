@@ -52,3 +52,10 @@ def test_a_replica_shows_the_image_a_worker_kept_in_the_lake(app_on_data_dir: Pa
     assert len(urls) == 1 and "/media/" in urls[0], urls
     assert "No image kept for this creative" not in texts(at)
     assert not creatives_dir(app_on_data_dir).exists() and not creatives_dir(lake_data.data_dir).exists()
+
+
+def test_the_replicas_ads_list_shows_every_ads_thumbnail_from_the_lake() -> None:
+    at = open_page("analyst", "pages/ad.py")
+    assert_clean(at)
+    table = at.dataframe(key="ad_list").value
+    assert len(table) == 36 and all(uri.startswith("data:image/png;base64,") for uri in table["Creative"])
