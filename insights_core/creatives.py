@@ -1,12 +1,21 @@
-"""Each ad's creative, kept at sync time: text in `meta_ad_creatives`, the image in the data dir.
+"""Each ad's creative, kept at sync time: text in `meta_ad_creatives`, the image where every reader finds it.
 
-Meta's image URLs expire within days, so the worker keeps the image itself, under
-`<data dir>/creatives/<sha256>.<ext>`. Files are content-addressed and written atomically
-(temp file + rename, 0600): the same image is one file however many creatives or syncs show it,
-and an unchanged image is never rewritten. Rows are written inside the sync's transaction; a
-rolled-back sync can leave a file no row refers to, which is harmless (the name is its content,
-so a later sync reuses it) and is deleted by the next sync once it is an hour old
-(`delete_unreferenced_images`; the hour spares files an older published snapshot may still show).
+Meta's image URLs expire within days, so the worker keeps the image itself, named `<sha256>.<ext>`
+(the row's `image_file`). Where it is kept depends on the store, behind `ImageKeeper`:
+
+- embedded (`FileImages`): a file under `<data dir>/creatives/`, written atomically (temp file +
+  rename, 0600). The same image is one file however many creatives or syncs show it, and an
+  unchanged image is never rewritten. Rows are written inside the sync's transaction; a rolled-back
+  sync can leave a file no row refers to, which is harmless (the name is its content, so a later
+  sync reuses it) and is deleted by the next sync once it is an hour old
+  (`delete_unreferenced_images`; the hour spares files an older published snapshot may still show).
+- lake (`LakeImages`): each worker and dashboard replica has its own data dir, possibly on another
+  machine, so the bytes go into the lake's `creative_images` table, in the sync's commit (through the
+  warehouse, so a replayed commit writes them again). A rolled-back sync leaves nothing; a page reads
+  an image at the snapshot it pins, where the rows naming it are. An image already stored is not
+  written again. Unreferenced rows are deleted by the next sync with no wait: older snapshots still
+  show them until the lake's maintenance expires those snapshots and rewrites the files. Two workers
+  keeping one new image at once store it twice (appends never conflict); the next sync deletes the copy.
 
 Which creatives a sync reads: those of the scope's ads not stored yet, or whose image is not kept
 (never downloaded, or its file is gone); a forced sync reads them all. An ad edited in Ads Manager
@@ -25,9 +34,11 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
+import pandas as pd
 import requests
 from PIL import Image
 
@@ -37,6 +48,7 @@ from insights_core.logs import redact
 from insights_core.models import Creative, EntityTree, Scope, SyncReport
 from insights_core.settings import Settings
 from insights_core.sources import InsightsSource
+from insights_core.store import creatives as store
 from insights_core.store.creatives import StoredCreative, fetch_image_files, fetch_stored_creatives
 from insights_core.store.warehouse import Warehouse
 
@@ -54,6 +66,9 @@ DOWNLOAD_BUDGET_SECONDS = 120.0
 DOWNLOAD_TIMEOUT = (5.0, 15.0)
 """(connect, read) seconds per image request."""
 UNREFERENCED_MIN_AGE_SECONDS = 3600
+LAKE_IMAGE_BYTES_PER_SYNC = 128 * 1024 * 1024
+"""New image bytes one lake sync stores at most (the rest wait for the next sync): the lake holds them
+in memory until the commit, twice over (the write journal and the open transaction)."""
 MAX_WARNINGS_LISTED = 50
 """The report lists this many creative warnings one by one and sums up the rest in one line."""
 _CHUNK = 64 * 1024
@@ -67,8 +82,111 @@ class KeptImage:
     """False when the file was already there (same content): nothing was rewritten."""
 
 
+class ImagesPostponed(Exception):
+    """This sync has stored all the image bytes it may; the image is kept by a later sync."""
+
+
 def creatives_dir(data_dir: Path) -> Path:
     return Path(data_dir) / CREATIVES_DIR
+
+
+class ImageKeeper(Protocol):
+    """Where a sync keeps images: the one place that differs between the embedded store and the lake."""
+
+    @property
+    def limit_note(self) -> str:
+        """What the postponed-images warning adds about this keeper's own limit ("" when it has none)."""
+        ...
+
+    def fetch_kept(self, image_files: Iterable[str]) -> set[str]:
+        """Which of these images are kept (a creative whose image is not gets read again)."""
+        ...
+
+    def keep_image(self, data: bytes) -> KeptImage:
+        """Check `data` and keep it (EntityError says why not; ImagesPostponed: a later sync keeps it)."""
+        ...
+
+    def save_kept_images(self, now: dt.datetime) -> int:
+        """Write what `keep_image` has not written yet (before the rows naming it); return how many."""
+        ...
+
+    def delete_surplus(self) -> int:
+        """Delete the images no stored creative refers to (those safe to delete now); return how many."""
+        ...
+
+
+@dataclass
+class FileImages:
+    """The embedded store's images: files in the data dir, written as they are kept."""
+
+    directory: Path
+    warehouse: Warehouse
+    limit_note: str = ""
+
+    def fetch_kept(self, image_files: Iterable[str]) -> set[str]:
+        return {name for name in image_files if (self.directory / name).is_file()}
+
+    def keep_image(self, data: bytes) -> KeptImage:
+        return save_image(self.directory, data)
+
+    def save_kept_images(self, now: dt.datetime) -> int:
+        return 0  # every file was written by keep_image
+
+    def delete_surplus(self) -> int:
+        return delete_unreferenced_images(self.directory, fetch_image_files(self.warehouse.con))
+
+
+@dataclass
+class LakeImages:
+    """The lake's images: rows of `creative_images`, written in the sync's transaction."""
+
+    warehouse: Warehouse
+    max_bytes: int = LAKE_IMAGE_BYTES_PER_SYNC
+    _stored: set[str] = field(default_factory=set)
+    _staged: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def limit_note(self) -> str:
+        return f", {self.max_bytes // (1024 * 1024)} MB of new images per sync on the lake"
+
+    def fetch_kept(self, image_files: Iterable[str]) -> set[str]:
+        kept = store.fetch_stored_image_files(self.warehouse.con, image_files)
+        self._stored |= kept
+        return kept
+
+    def keep_image(self, data: bytes) -> KeptImage:
+        extension = check_image(data)
+        digest = hashlib.sha256(data).hexdigest()
+        name = f"{digest}.{extension}"
+        if name in self._stored or name in self._staged:
+            return KeptImage(name, digest, written=False)
+        if sum(map(len, self._staged.values())) + len(data) > self.max_bytes:
+            raise ImagesPostponed(name)
+        self._staged[name] = data
+        return KeptImage(name, digest, written=True)
+
+    def save_kept_images(self, now: dt.datetime) -> int:
+        if not self._staged:
+            return 0
+        images = pd.DataFrame({"image_file": list(self._staged), "content": list(self._staged.values())})
+        saved = self.warehouse.save_creative_images(images, now)  # through the warehouse: the lake replays it
+        self._stored |= set(self._staged)
+        self._staged.clear()
+        return saved
+
+    def delete_surplus(self) -> int:
+        """Also deletes the extra copy two workers store when they keep one new image at the same time."""
+        # a delete is a change other workers' commits may conflict with: only write one when it deletes rows
+        if not store.count_surplus_images(self.warehouse.con):
+            return 0
+        return self.warehouse.delete_surplus_creative_images()
+
+
+def image_keeper_for(warehouse: Warehouse, settings: Settings) -> ImageKeeper:
+    """Where this store's syncs keep images: the lake's table, or the embedded store's data dir."""
+    if settings.store == "ducklake":
+        return LakeImages(warehouse, LAKE_IMAGE_BYTES_PER_SYNC)
+    return FileImages(creatives_dir(settings.data_dir), warehouse)
 
 
 def check_image(data: bytes) -> str:
@@ -186,13 +304,13 @@ def sync_creatives(
     Runs inside the sync's transaction. Problems with one creative become `report.warnings`;
     a fatal source error (bad token) propagates like any other.
     """
-    directory = creatives_dir(settings.data_dir)
-    con = warehouse.con
-    delete_unreferenced_images(directory, fetch_image_files(con))
+    keeper = image_keeper_for(warehouse, settings)
+    keeper.delete_surplus()
     wanted = creative_ids_in_scope(tree, scope)
-    stored = fetch_stored_creatives(con, wanted)
+    stored = fetch_stored_creatives(warehouse.con, wanted)
+    kept = keeper.fetch_kept(row.image_file for row in stored.values() if row.image_file)
     if not report.force:
-        wanted = [c for c in wanted if not _image_kept(stored.get(c), directory)]
+        wanted = [c for c in wanted if not _image_kept(stored.get(c), kept)]
     if not wanted:
         return
     account_id = tree.account.account_id
@@ -204,7 +322,8 @@ def sync_creatives(
     notes: list[str] = []
     missing = set(wanted) - {c.creative_id for c in creatives}
     notes += [f"Creative {c}: not returned by the source" for c in sorted(missing)]
-    rows = _keep_images(creatives, stored, directory, now, notes, check_stop)
+    rows = _keep_images(creatives, stored, keeper, kept, now, notes, check_stop)
+    keeper.save_kept_images(now)
     warehouse.upsert_creatives(rows, now)  # through the warehouse: the lake replays its writes
     if len(notes) > MAX_WARNINGS_LISTED:
         notes = notes[:MAX_WARNINGS_LISTED] + [f"... and {len(notes) - MAX_WARNINGS_LISTED} more creative warnings"]
@@ -215,7 +334,8 @@ def sync_creatives(
 def _keep_images(
     creatives: Iterable[Creative],
     stored: dict[str, StoredCreative],
-    directory: Path,
+    keeper: ImageKeeper,
+    kept: set[str],
     now: dt.datetime,
     notes: list[str],
     check_stop: Callable[[], None] | None,
@@ -227,8 +347,8 @@ def _keep_images(
     with requests.Session() as session:
         for creative in creatives:
             old = stored.get(creative.creative_id)
-            kept_before = _image_kept(old, directory)
-            # a row whose file is gone keeps no image: it shows none until one is kept again
+            kept_before = _image_kept(old, kept)
+            # a row whose image is gone keeps none: it shows none until one is kept again
             image_file, sha256, fetched_at = (
                 (old.image_file, old.image_sha256, old.image_fetched_at) if old and kept_before else (None, None, None)
             )
@@ -244,9 +364,11 @@ def _keep_images(
                         downloads += 1
                         data = fetch_image(session, creative.image_url, deadline)
                 if data is not None:
-                    kept = save_image(directory, data)
-                    if kept.file_name != image_file or not kept_before:
-                        image_file, sha256, fetched_at = kept.file_name, kept.sha256, now
+                    image = keeper.keep_image(data)
+                    if image.file_name != image_file or not kept_before:
+                        image_file, sha256, fetched_at = image.file_name, image.sha256, now
+            except ImagesPostponed:
+                postponed += 1
             except EntityError as exc:
                 earlier = "the earlier image is kept" if kept_before else "no image kept yet"
                 notes.append(f"Creative {creative.creative_id}: image not kept: {exc}; {earlier}")
@@ -268,10 +390,10 @@ def _keep_images(
     if postponed:
         notes.append(
             f"{postponed} creative images left for the next sync (at most {MAX_DOWNLOADS_PER_SYNC} downloads "
-            f"and {DOWNLOAD_BUDGET_SECONDS:.0f} s per sync)"
+            f"and {DOWNLOAD_BUDGET_SECONDS:.0f} s per sync{keeper.limit_note})"
         )
     return rows
 
 
-def _image_kept(row: StoredCreative | None, directory: Path) -> bool:
-    return row is not None and row.image_file is not None and (directory / row.image_file).is_file()
+def _image_kept(row: StoredCreative | None, kept: set[str]) -> bool:
+    return row is not None and row.image_file is not None and row.image_file in kept

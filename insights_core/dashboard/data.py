@@ -75,9 +75,14 @@ def _lake_reader(path: str) -> LakeReader:
     return LakeReader(_LAKE_SETTINGS[path])
 
 
+def is_lake_snapshot(snapshot: Snapshot) -> bool:
+    """Whether the snapshot is a lake snapshot (read through the catalog), not a generation file."""
+    return snapshot.path in _LAKE_SETTINGS
+
+
 def _open_cursor(snapshot: Snapshot) -> duckdb.DuckDBPyConnection:
     """A new cursor on the snapshot: the generation file, or the lake pinned at the snapshot's id."""
-    if snapshot.path in _LAKE_SETTINGS:
+    if is_lake_snapshot(snapshot):
         return _lake_reader(snapshot.path).cursor(snapshot.stamp)
     return _connection(snapshot.path, snapshot.stamp).cursor()
 

@@ -1,5 +1,6 @@
-"""The `meta_ad_creatives` table: writes from the sync (the worker's connection) and reads for the pages
-(a snapshot cursor). The ad -> creative link is `ads.creative_id`.
+"""The `meta_ad_creatives` table (and, on the lake, `creative_images`, the kept images' bytes): writes
+from the sync (the worker's connection) and reads for the pages (a snapshot cursor). The ad -> creative
+link is `ads.creative_id`.
 
 Callers pass a DuckDB connection or cursor: `Warehouse.con` inside the sync's transaction, or a
 snapshot cursor. Values are always bound parameters or registered frames.
@@ -14,6 +15,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 Con = duckdb.DuckDBPyConnection
 
@@ -108,6 +110,77 @@ def fetch_image_files(con: Con) -> set[str]:
     return {row[0] for row in rows}
 
 
+def fetch_stored_image_files(con: Con, image_files: Iterable[str]) -> set[str]:
+    """Which of these images `creative_images` holds (the lake's images; the embedded store's are files)."""
+    names = pd.DataFrame({"image_file": pd.Series(sorted(set(image_files)), dtype="object")})
+    if names.empty:
+        return set()
+    con.register("wanted_images", names)
+    try:
+        rows = con.execute(
+            "SELECT DISTINCT image_file FROM creative_images WHERE image_file IN (SELECT image_file FROM wanted_images)"
+        ).fetchall()
+    finally:
+        con.unregister("wanted_images")
+    return {row[0] for row in rows}
+
+
+def save_creative_images(con: Con, images: pd.DataFrame, now: dt.datetime) -> int:
+    """Insert the images (`image_file`, `content`) not stored yet; return how many rows were inserted.
+
+    A stored image is never rewritten: its name is the hash of its content, so the row is already right.
+    """
+    if images.empty:
+        return 0
+    staged = pa.table(
+        {
+            "image_file": pa.array(images["image_file"].tolist(), pa.string()),
+            "content": pa.array(images["content"].tolist(), pa.binary()),
+        }
+    )
+    con.register("staged_images", staged)
+    try:
+        return _count(
+            con.execute(
+                "INSERT INTO creative_images (image_file, content, kept_at)"
+                " SELECT image_file, any_value(content), CAST($now AS TIMESTAMP) FROM staged_images"
+                " WHERE image_file NOT IN (SELECT image_file FROM creative_images) GROUP BY image_file",
+                {"now": _naive(now)},
+            )
+        )
+    finally:
+        con.unregister("staged_images")
+
+
+_SURPLUS = """
+    FROM creative_images
+    WHERE image_file NOT IN (SELECT image_file FROM meta_ad_creatives WHERE image_file IS NOT NULL)
+        OR rowid IN (SELECT rowid FROM (
+            SELECT rowid, row_number() OVER (PARTITION BY image_file ORDER BY rowid) AS copy FROM creative_images
+        ) WHERE copy > 1)
+"""
+"""Images no stored creative refers to, and every copy but the first of an image stored twice: two lake
+workers keeping the same new image at once both insert it (DuckLake's appends never conflict)."""
+
+
+def count_surplus_images(con: Con) -> int:
+    """Rows of `creative_images` `delete_surplus_images` would delete (a read: whether a delete is due)."""
+    return _count(con, "SELECT count(*)" + _SURPLUS)
+
+
+def delete_surplus_images(con: Con) -> int:
+    """Delete the rows of `creative_images` no stored creative refers to, and extra copies; return how many."""
+    return _count(con.execute("DELETE" + _SURPLUS))
+
+
+def fetch_creative_image(con: Con, image_file: str) -> bytes | None:
+    """The stored bytes of one image (None when the snapshot holds no such image, or predates the table)."""
+    if not _has_table(con, "creative_images"):
+        return None
+    row = con.execute("SELECT content FROM creative_images WHERE image_file = ? LIMIT 1", [image_file]).fetchone()
+    return bytes(row[0]) if row else None
+
+
 def has_creatives_table(con: Con) -> bool:
     """False for a snapshot published before migration 5 (the pages show no creative then)."""
     row = con.execute(
@@ -143,6 +216,15 @@ def fetch_ad_image_files(con: Con, ad_ids: Iterable[str]) -> dict[str, str]:
     finally:
         con.unregister("wanted_ads")
     return {row[0]: row[1] for row in rows}
+
+
+def _has_table(con: Con, table: str) -> bool:
+    """Whether the connection's current catalog has `table` (a lake reader attaches several catalogs)."""
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_catalog = current_database()",
+        [table],
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _count(con: Con, sql: str | None = None) -> int:

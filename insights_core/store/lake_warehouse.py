@@ -295,6 +295,12 @@ class LakeWarehouse(Warehouse):
     def upsert_creatives(self, rows: Sequence[StoredCreative], now: dt.datetime) -> tuple[int, int]:
         return self._write("upsert_creatives", rows, now)  # type: ignore[no-any-return]
 
+    def save_creative_images(self, images: pd.DataFrame, now: dt.datetime) -> int:
+        return self._write("save_creative_images", images, now)  # type: ignore[no-any-return]
+
+    def delete_surplus_creative_images(self) -> int:
+        return self._write("delete_surplus_creative_images")  # type: ignore[no-any-return]
+
     def upsert_insights(self, rows: pd.DataFrame, now: dt.datetime, fresh: bool = False) -> tuple[int, int]:
         return self._write("upsert_insights", rows, now, fresh)  # type: ignore[no-any-return]
 

@@ -218,6 +218,21 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE adsets ADD COLUMN stop_time TIMESTAMP;
         """,
     ),
+    (
+        7,
+        "creative_images: the kept images' bytes, for workers and dashboards on other machines (lake)",
+        # On the lake each worker has its own data dir, so images are kept here, content-addressed by
+        # image_file (meta_ad_creatives.image_file) and written in the sync's commit. The embedded store
+        # keeps them as files (publishing copies the whole file, so bytes here would be copied at every
+        # sync): there this table stays empty.
+        """
+        CREATE TABLE creative_images (
+            image_file VARCHAR PRIMARY KEY,
+            content    BLOB NOT NULL,
+            kept_at    TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]
 
 

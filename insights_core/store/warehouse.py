@@ -256,6 +256,14 @@ class Warehouse:
         """Insert new creatives and update changed ones; return (inserted, updated). See `store.creatives`."""
         return creatives.upsert_creatives(self.con, rows, now)
 
+    def save_creative_images(self, images: pd.DataFrame, now: dt.datetime) -> int:
+        """Store the images (`image_file`, `content`) not stored yet; return how many. See `store.creatives`."""
+        return creatives.save_creative_images(self.con, images, now)
+
+    def delete_surplus_creative_images(self) -> int:
+        """Delete stored images no creative refers to, and extra copies; return how many. See `store.creatives`."""
+        return creatives.delete_surplus_images(self.con)
+
     def count_insights(self, account_id: str, level: Level, since: dt.date, until: dt.date) -> int:
         row = self.con.execute(
             "SELECT count(*) FROM meta_ad_insights WHERE account_id = ? AND entity_type = ?"
