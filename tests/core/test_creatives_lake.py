@@ -229,3 +229,37 @@ def test_an_image_two_workers_store_at_once_is_kept_once_after_the_next_cleanup(
     finally:
         one.close()
         two.close()
+
+
+def test_the_copy_to_the_lake_carries_the_embedded_stores_image_files(settings: Settings, lake_settings) -> None:
+    from insights_core.store.copy import copy_to_lake
+    from insights_core.store.warehouse import Warehouse
+
+    embedded = Warehouse(settings.db_path)
+    try:
+        assert run_sync(
+            SyncRequest(days_back=3), source=StubSource.from_settings(settings), warehouse=embedded,
+            settings=settings, now=FIXED_NOW,
+        ).success  # fmt: skip
+        names = {n for (n,) in embedded.con.execute("SELECT DISTINCT image_file FROM meta_ad_creatives").fetchall()}
+    finally:
+        embedded.close()
+    files = {f.name: f.read_bytes() for f in creatives_dir(settings.data_dir).iterdir()}
+    assert names and names <= set(files)
+    gone = sorted(names)[0]
+    (creatives_dir(settings.data_dir) / gone).unlink()  # a file lost since: left out, not a failure
+
+    checks = {c.table: c for c in copy_to_lake(lake_settings.model_copy(update={"data_dir": settings.data_dir}))}
+
+    images = checks["creative_images (files)"]
+    assert images.matches and images.lake_rows == len(names) - 1
+    assert all(c.matches for c in checks.values())
+    lake = LakeWarehouse(lake_settings)
+    try:
+        assert stored_images(lake) == {n: files[n] for n in names - {gone}}
+    finally:
+        lake.close()
+    shown = kept_image(
+        current_snapshot(replica(lake_settings, lake_settings.data_dir.parent / "replica")), sorted(names)[1]
+    )
+    assert shown == files[sorted(names)[1]], "a replica shows the copied image"
