@@ -4,6 +4,7 @@ the catalog and the lake's data directory, `<tmp>/lake`)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -23,15 +24,20 @@ from insights_core.cluster.control_pg import PostgresControlChannel
 from insights_core.cluster.leases import AccountLeases
 from insights_core.cluster.pg import SCHEMA
 from insights_core.cluster.postgres_server import PostgresServer
+from insights_core.control import ORPHANED_ERROR
 from insights_core.engine import run_sync
 from insights_core.models import SyncRequest
 from insights_core.settings import Settings
 from insights_core.sources import open_source
 from insights_core.sources.stub_accounts import stub_account
-from insights_core.store.lake import connect_lake
+from insights_core.store.lake import LAKE, connect_lake
+from insights_core.store.lake_maintenance import compact_lake
+from insights_core.store.lake_warehouse import COMMIT_LOCK_KEY
 from insights_core.store.warehouse import Warehouse
 from insights_core.worker import SyncWorker
 from tests.helpers import PYTHON, ROOT, make_settings, subprocess_env, wait_for
+from tests.lake_worker import PAUSE_AT_COMMIT
+from tests.postgres import clone_lake
 
 TINY = dict(stub_campaigns=2, stub_adsets_per_campaign=2, stub_ads_per_adset=1, backfill_days=5, breakdowns=())
 TINY_ENV = {
@@ -179,6 +185,138 @@ def test_a_killed_workers_account_is_taken_over_after_its_lease_expires(tmp_path
     rows = _rows_by_account(tmp_path, catalog_url)
     assert set(rows) == {stub_account(0).account_id} and rows[stub_account(0).account_id] > 0
     assert _duplicate_keys(tmp_path, catalog_url) == 0
+
+
+SYNCED_TABLES = ("ad_accounts", "campaigns", "adsets", "ads", "synced_days")
+
+
+def _fetch_synced(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[object, ...]]]:
+    """What syncs stored, without the clock's columns: every insight row's numbers, and each entity
+    and bookkeeping table's row count."""
+    state: dict[str, list[tuple[object, ...]]] = {
+        "meta_ad_insights": con.execute(
+            "SELECT account_id, entity_type, entity_id, date_start, spend, impressions, clicks, conversions, revenue,"
+            " reach, unique_clicks, frequency FROM meta_ad_insights ORDER BY ALL"
+        ).fetchall()
+    }
+    for table in SYNCED_TABLES:
+        state[table] = con.execute(f"SELECT count(*) FROM {table}").fetchall()
+    return state
+
+
+def _reference_state(tmp_path: Path, stub_accounts: int) -> dict[str, list[tuple[object, ...]]]:
+    """What one clean scheduled sync of the tiny stub accounts stores (the embedded store)."""
+    settings = make_settings(tmp_path / "reference", stub_accounts=stub_accounts, **TINY)
+    warehouse = Warehouse(settings.db_path)
+    try:
+        report = run_sync(
+            SyncRequest(sync_type="scheduled"), source=open_source(settings), warehouse=warehouse, settings=settings
+        )
+        assert report.success, report.errors
+        return _fetch_synced(warehouse.con)
+    finally:
+        warehouse.close()
+
+
+def _commit_lock_is_free(pg: psycopg.Connection) -> bool:
+    row = pg.execute("SELECT pg_try_advisory_lock(%s)", [COMMIT_LOCK_KEY]).fetchone()
+    if row is not None and row[0]:
+        pg.execute("SELECT pg_advisory_unlock(%s)", [COMMIT_LOCK_KEY])
+        return True
+    return False
+
+
+def _lake_head(pg: psycopg.Connection) -> int:
+    row = pg.execute("SELECT max(snapshot_id) FROM public.ducklake_snapshot").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _blocked_by(pg: psycopg.Connection, pid: int) -> tuple[int, str] | None:
+    """The session waiting for a lock `pid` holds, and its statement."""
+    row = pg.execute("SELECT pid, query FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", [pid]).fetchone()
+    return (int(row[0]), str(row[1])) if row else None
+
+
+def _session_exists(pg: psycopg.Connection, pid: int) -> bool:
+    return pg.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone() is not None
+
+
+@pytest.fixture
+def migrated_catalog_url(postgres_server: PostgresServer, lake_template: str, tmp_path: Path) -> str:
+    """A catalog with the lake's schema already applied (the workers' lake is `<tmp>/lake`): a worker
+    starts in seconds instead of migrating a new lake first."""
+    return clone_lake(postgres_server, lake_template, tmp_path / "lake")
+
+
+@pytest.mark.parametrize("point", ["holding the commit lock", "inside DuckLake's commit"])
+def test_a_worker_killed_mid_commit_loses_nothing_and_its_account_is_synced_again(
+    tmp_path: Path, migrated_catalog_url: str, point: str
+) -> None:
+    """kill -9 while a sync commits: before COMMIT with the lock held, or inside DuckLake's COMMIT (its
+    catalog transaction has written the new snapshot row and is registering the data files; a lock the
+    test holds on ducklake_data_file stops it there). The lock goes with the dead sessions, nothing of
+    that sync is in the lake, its request is failed by another worker, and that worker syncs the
+    account, leaving exactly what one clean sync leaves; maintenance afterwards removes the files the
+    dead commit wrote."""
+    catalog_url = migrated_catalog_url
+    control = PostgresControlChannel(catalog_url)
+    request_id, _ = control.save_request(SyncRequest(days_back=5))
+    paused = tmp_path / "committing"
+    victim = _start(
+        tmp_path / "victim", catalog_url, 1.5, INSIGHTS_SYNC_ENABLED="false", **{PAUSE_AT_COMMIT: str(paused)}
+    )
+    blocker: psycopg.Connection | None = None
+    with psycopg.connect(catalog_url, autocommit=True) as pg:
+        try:
+            wait_for(paused.exists, timeout=60, what="the worker at its sync's commit")
+            assert not _commit_lock_is_free(pg), "the worker waits holding the commit lock"
+            assert list((tmp_path / "lake" / "main" / "meta_ad_insights").glob("*.parquet")), "its files are written"
+            head = _lake_head(pg)
+            if point == "inside DuckLake's commit":
+                blocker = psycopg.connect(catalog_url)
+                blocker.execute("LOCK TABLE public.ducklake_data_file IN EXCLUSIVE MODE")  # reads still pass
+                paused.with_name(paused.name + ".go").touch()
+                blocked_pid, statement = wait_for(
+                    lambda: _blocked_by(pg, blocker.info.backend_pid), timeout=30, what="the commit at the lock"
+                )
+                assert statement.startswith('INSERT INTO "public".ducklake_snapshot'), statement[:200]
+        finally:
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.wait()
+            if blocker is not None:
+                # released after the kill: the dead worker's catalog session goes on to its next read, finds
+                # the client gone and rolls back (it cannot COMMIT: that is a statement of its own)
+                blocker.rollback()
+                blocker.close()
+        wait_for(lambda: _commit_lock_is_free(pg), timeout=10, what="the commit lock released with the session")
+        if point == "inside DuckLake's commit":
+            wait_for(lambda: not _session_exists(pg, blocked_pid), timeout=10, what="the dead commit's session gone")
+        assert _lake_head(pg) == head, "nothing of the killed sync was committed"
+
+    heir = _start(tmp_path / "heir", catalog_url, 1.5, INSIGHTS_SYNC_INTERVAL_MINUTES="600")
+    try:
+        wait_for(lambda: _scheduled_accounts(catalog_url), timeout=60, what="the account synced by the other worker")
+        record = wait_for(
+            lambda: (r := control.fetch_request(request_id)) is not None and r.status != "running" and r,
+            timeout=45,
+            what="the killed worker's request no longer running",
+        )
+    finally:
+        assert _stop(heir) == 0
+    assert (record.status, record.error) == ("failed", ORPHANED_ERROR)
+    assert _run_accounts(tmp_path, catalog_url, "manual") == []
+    assert _run_accounts(tmp_path, catalog_url, "scheduled") == [[stub_account(0).account_id]]
+    expected = _reference_state(tmp_path, stub_accounts=1)
+    with _lake(tmp_path, catalog_url) as con:
+        assert _fetch_synced(con) == expected
+        assert _duplicate_keys(tmp_path, catalog_url) == 0
+        compact_lake(con, LAKE, keep_snapshots=dt.timedelta(0), worker="test")  # raises on failure; no worker runs
+        assert _fetch_synced(con) == expected
+        files = con.execute(f"SELECT sum(file_count) + sum(delete_file_count) FROM ducklake_table_info('{LAKE}')")
+        referenced = files.fetchone()
+    # the files the killed commit wrote were referenced by no snapshot: maintenance deleted them
+    assert referenced is not None and len(list((tmp_path / "lake").rglob("*.parquet"))) == referenced[0]
 
 
 def test_sync_now_skips_an_account_another_worker_holds_and_says_so(

@@ -4,9 +4,15 @@ writers, and the copy from an embedded store."""
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import sys
+import time
 import types
+from contextlib import suppress
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -130,40 +136,139 @@ def test_a_replayed_write_that_makes_another_runs_in_the_replay(
         two.close()
 
 
-def test_concurrent_writers_leave_exactly_the_rows_one_writer_would(
-    lake_settings: Settings, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    writers, syncs = 3, 3
-    accounts = [[f"act_{w}"] for w in range(writers)]
+@dataclass
+class _Writers:
+    """Spawned writer processes, one per list of accounts (`lake_writes.write_accounts`)."""
+
+    processes: list[BaseProcess]
+    results: Any  # the queue each writer puts its replayed commits on
+    start: Any  # the barrier they pass together: the parent keeps it alive until they have it
+
+    def failed(self) -> bool:
+        return any(process.exitcode not in (None, 0) for process in self.processes)
+
+    def join(self, timeout: float = 180) -> list[int]:
+        """Each writer's replayed commits, once all of them exited cleanly."""
+        replays: list[int] = []
+        deadline = time.monotonic() + timeout
+        while len(replays) < len(self.processes) and not self.failed() and time.monotonic() < deadline:
+            with suppress(queue.Empty):
+                replays.append(self.results.get(timeout=0.5))
+        for process in self.processes:
+            process.join(timeout=30)
+        assert [process.exitcode for process in self.processes] == [0] * len(self.processes)
+        return replays
+
+
+def _start_writers(
+    lake_settings: Settings, accounts: list[list[str]], syncs: int, monkeypatch: pytest.MonkeyPatch
+) -> _Writers:
+    """Start a writer process per list of accounts; they sync from the moment the last one is ready."""
     # a spawned child re-imports the parent's __main__; after an AppTest run in this process that is the
     # test script AppTest wrote (it fails outside AppTest), so the children get an empty one instead
     monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     context = multiprocessing.get_context("spawn")
-    start, results = context.Barrier(writers), context.Queue()
+    start, results = context.Barrier(len(accounts)), context.Queue()
     processes = [
         context.Process(target=writer_process, args=(lake_settings, mine, syncs, start, results)) for mine in accounts
     ]
     for process in processes:
         process.start()
-    replays = [results.get(timeout=120) for _ in processes]
-    for process in processes:
-        process.join(timeout=30)
-        assert process.exitcode == 0
-    print(f"{writers} writers x {syncs} syncs: {sum(replays)} of {writers * syncs} commits replayed after a conflict")
+    return _Writers(processes, results, start)
 
-    one_writer = Warehouse(settings.db_path)  # the same syncs, one after the other, in one process
-    lake = LakeWarehouse(lake_settings)
+
+def _one_writer_states(settings: Settings, accounts: list[list[str]], syncs: int) -> list[dict[str, list[tuple]]]:
+    """What the writers' syncs leave when one process runs them one after the other (the embedded
+    store): the state after each round of syncs, the last one what they all leave."""
+    one_writer = Warehouse(settings.db_path)
+    states = []
     try:
         for n in range(syncs):
             for mine in accounts:
                 for account in mine:
                     save_sync(one_writer, account, n)
-        expected, found = fetch_state(one_writer.con), fetch_state(lake.con)
-        assert len({r[:4] for r in found["meta_ad_insights"]}) == len(found["meta_ad_insights"]), "no key twice"
-        assert found == expected
+            states.append(fetch_state(one_writer.con))
+        return states
     finally:
         one_writer.close()
+
+
+def _fetch_lake_state(lake_settings: Settings) -> dict[str, list[tuple]]:
+    """The lake's head as `fetch_state` reads it, after checking no insight key is stored twice."""
+    lake = LakeWarehouse(lake_settings)
+    try:
+        found = fetch_state(lake.con)
+    finally:
         lake.close()
+    assert len({r[:4] for r in found["meta_ad_insights"]}) == len(found["meta_ad_insights"]), "no key twice"
+    return found
+
+
+def test_concurrent_writers_leave_exactly_the_rows_one_writer_would(
+    lake_settings: Settings, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writers, syncs = 3, 3
+    accounts = [[f"act_{w}"] for w in range(writers)]
+    replays = _start_writers(lake_settings, accounts, syncs, monkeypatch).join()
+    print(f"{writers} writers x {syncs} syncs: {sum(replays)} of {writers * syncs} commits replayed after a conflict")
+    assert _fetch_lake_state(lake_settings) == _one_writer_states(settings, accounts, syncs)[-1]
+
+
+def _by_account(state: dict[str, list[tuple]]) -> dict[str, dict[str, list[tuple]]]:
+    """`fetch_state`'s rows per account (a run by its sync id, `<account>-sync-<n>`)."""
+    found: dict[str, dict[str, list[tuple]]] = {}
+    for table, rows in state.items():
+        for row in rows:
+            account = row[0].rsplit("-sync-", 1)[0] if table == "sync_runs" else row[0]
+            found.setdefault(account, {name: [] for name in state})[table].append(row)
+    return found
+
+
+def test_a_pinned_reader_sees_each_of_20_concurrent_syncs_whole_or_not_at_all(
+    lake_settings: Settings, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """20 writer processes sync an account each at once, twice (the second sync restates, updates and
+    deletes rows, so commits conflict and are replayed). Meanwhile a reader pins every snapshot it finds,
+    as a page run does, and checks each account in it holds exactly one whole sync's rows in every table,
+    and that no pinned snapshot changes while newer ones commit."""
+    writers, syncs = 20, 2
+    accounts = [[f"act_{w:02}"] for w in range(writers)]
+    started = _start_writers(lake_settings, accounts, syncs, monkeypatch)
+    rounds = _one_writer_states(settings, accounts, syncs)  # while the writers start
+    after = [_by_account(state) for state in rounds]  # after[n][account]: that account's rows after its sync n
+    reader = LakeReader(lake_settings, keep=4 * writers * syncs)  # every pinned snapshot stays attached
+    pinned: dict[int, tuple[duckdb.DuckDBPyConnection, dict[str, list[tuple]], int]] = {}
+    try:
+        deadline = time.monotonic() + 180
+        state: dict[str, list[tuple]] = {}
+        while state != rounds[-1] and time.monotonic() < deadline and not started.failed():
+            try:
+                snapshot = reader.fetch_published_snapshot()
+            except SnapshotUnavailableError:
+                snapshot = None  # no sync committed yet
+            if snapshot is None or snapshot in pinned:
+                time.sleep(0.02)
+                continue
+            page_run = reader.cursor(snapshot)
+            state = fetch_state(page_run)
+            landed = 0
+            for account, rows in _by_account(state).items():
+                whole = [n for n in range(syncs) if rows == after[n][account]]
+                assert whole, f"snapshot {snapshot} holds part of a sync of {account}"
+                landed += whole[0] + 1
+            pinned[snapshot] = (page_run, state, landed)
+            for older, seen, _ in list(pinned.values())[-4:-1]:
+                assert fetch_state(older) == seen, "a pinned snapshot changed while syncs committed"
+        replays = started.join()
+        for page_run, seen, _ in pinned.values():
+            assert fetch_state(page_run) == seen, "a pinned snapshot changed while syncs committed"
+    finally:
+        reader.close()
+    landed_by_snapshot = [landed for _, _, landed in pinned.values()]
+    print(f"syncs landed in each pinned snapshot: {landed_by_snapshot}; {sum(replays)} commits replayed")
+    assert sum(replays) > 0, "the syncs ran concurrently: a commit found another's committed meanwhile"
+    assert any(0 < n < writers * syncs for n in landed_by_snapshot), "snapshots pinned while syncs were landing"
+    assert _fetch_lake_state(lake_settings) == rounds[-1]
 
 
 def test_copy_moves_an_embedded_store_into_the_lake_and_the_check_agrees(
