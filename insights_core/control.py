@@ -35,7 +35,12 @@ WORKER_HEARTBEAT_SECONDS = 2.0
 """How often the worker writes its heartbeat row (the app reads it to tell whether the worker runs)."""
 STALE_AFTER_SECONDS = 15.0
 """A heartbeat older than this means the worker is not running (or is stuck)."""
-ORPHANED_ERROR = "the worker stopped before this sync finished; nothing of it was committed"
+ORPHANED_ERROR = (
+    "the worker stopped before it reported this sync: a sync it had not committed left nothing behind;"
+    " one it had committed shows in the run history"
+)
+"""A worker can die after its commit and before it records the request's result (while it publishes
+or sends alerts), so the message cannot say nothing was committed."""
 """The error of a request whose worker died while it ran (every backend writes the same words)."""
 
 _SCHEMA = """
@@ -286,7 +291,7 @@ class ControlChannel:
             )
 
     def fail_orphaned_requests(self) -> int:
-        """Requests left 'running' by a worker that died: nothing of them was committed."""
+        """Requests left 'running' by a worker that died (see ORPHANED_ERROR)."""
         with self._connect() as con:
             cur = con.execute(
                 "UPDATE sync_requests SET status = 'failed', finished_at = ?, error = ? WHERE status = 'running'",
