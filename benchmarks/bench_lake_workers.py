@@ -1,7 +1,7 @@
 """Many sync workers on one lake, live mode against the Graph API emulator: wall time of 1 worker
 against N workers for the scheduled syncs of M ad accounts, with a latency added to every request.
 
-    .venv/bin/python benchmarks/bench_lake_workers.py                   # 16 accounts of 20 x 3 x 2, 30 days,
+    .venv/bin/python benchmarks/bench_lake_workers.py                   # 16 accounts of 4 x 3 x 2, 30 days,
                                                                         # 100 ms per request, 1 then 4 workers
     .venv/bin/python benchmarks/bench_lake_workers.py --workers 8 --latency-ms 50 --breakdowns ""
 
@@ -246,9 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--accounts", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4, help="the second run's workers (the first has one)")
     parser.add_argument("--latency-ms", type=float, default=100, help="added to every emulator request")
-    parser.add_argument("--campaigns", type=int, default=20)
-    parser.add_argument("--adsets-per-campaign", type=int, default=3)
-    parser.add_argument("--ads-per-adset", type=int, default=2)
+    default = AccountShape()  # the emulator's: 20 x 3 x 2 with every breakdown family takes minutes per account
+    parser.add_argument("--campaigns", type=int, default=default.campaigns)
+    parser.add_argument("--adsets-per-campaign", type=int, default=default.adsets_per_campaign)
+    parser.add_argument("--ads-per-adset", type=int, default=default.ads_per_adset)
     parser.add_argument("--days", type=int, default=30, help="INSIGHTS_BACKFILL_DAYS: the first sync's window")
     parser.add_argument(
         "--breakdowns", default=None, help="INSIGHTS_BREAKDOWNS for the workers (default: the product's, every family)"
@@ -260,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally blocks stop the workers and the server
     try:
         find_postgres_bin()
     except ConfigError as exc:
