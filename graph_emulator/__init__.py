@@ -5,9 +5,20 @@ facebook-business SDK against it, with no network and no token.
         ... META_GRAPH_URL=emulator.url ...
         truth = emulator.ground_truth("ad", since, until)
         segments = emulator.breakdown_truth("ad", "age_gender", since, until)
+
+    with GraphEmulator(AccountShape(20, 3, 2), accounts=16) as emulator:  # act_5550001 .. act_5550016
+        truth = emulator.ground_truth("ad", since, until, account_id="act_5550002")
 """
 
-from graph_emulator.account import ACCOUNT_ID, HOSTILE_HOST, HOSTILE_NAMES, AccountShape, SeededAccount
+from graph_emulator.account import (
+    ACCOUNT_ID,
+    HOSTILE_HOST,
+    HOSTILE_NAMES,
+    AccountShape,
+    SeededAccount,
+    account_id_for,
+    seeded_accounts,
+)
 from graph_emulator.faults import (
     BREAKDOWN_MALFORMATIONS,
     HARMLESS_MALFORMATIONS,
@@ -32,4 +43,6 @@ __all__ = [
     "Malformation",
     "ReportRun",
     "SeededAccount",
+    "account_id_for",
+    "seeded_accounts",
 ]

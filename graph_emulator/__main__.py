@@ -1,11 +1,15 @@
 """Run the Graph API emulator by hand, for a demo of live mode:
 
     python -m graph_emulator --port 8765 [--latency-ms 100] [--campaigns 100 --adsets-per-campaign 5 --ads-per-adset 3]
+                             [--accounts 16]
 
 then, in another shell:
 
     META_INSIGHTS_MODE=live META_GRAPH_URL=http://127.0.0.1:8765 META_ACCESS_TOKEN=anything \\
     META_AD_ACCOUNT_IDS=act_5550001 python sync_worker.py --once --days-back 30
+
+With --accounts N it serves act_5550001 .. act_<5550000 + N>, each of the same shape with its own ids
+and numbers; the banner prints the comma-separated list for META_AD_ACCOUNT_IDS.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import argparse
 import datetime as dt
 import random
 
-from graph_emulator.account import ACCOUNT_ID, AccountShape, SeededAccount
+from graph_emulator.account import AccountShape, SeededAccount
 from graph_emulator.faults import MALFORMATIONS, FaultRule, Faults, Malformation
 from graph_emulator.server import GraphEmulator
 
@@ -26,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (loopback by default)")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--latency-ms", type=float, default=0, help="added to every request")
+    parser.add_argument("--accounts", type=int, default=1, help="ad accounts served, each of the shape below")
     parser.add_argument("--campaigns", type=int, default=20)
     parser.add_argument("--adsets-per-campaign", type=int, default=3)
     parser.add_argument("--ads-per-adset", type=int, default=2)
@@ -43,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--job-failed-first", type=int, default=0)
     faults.add_argument("--job-skipped-first", type=int, default=0)
     faults.add_argument("--too-large-over-days", type=int, default=0, help="error 100/1487534 above this many days")
-    faults.add_argument("--malformed", type=int, default=0, help="corrupt this many random ad rows of the last 30 days")
+    faults.add_argument(
+        "--malformed", type=int, default=0, help="corrupt this many random ad rows of the last 30 days (first account)"
+    )
     faults.add_argument(
         "--refuse-breakdown",
         action="append",
@@ -57,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.accounts < 1:
+        parser.error("--accounts must be at least 1")
     account = SeededAccount(
         AccountShape(args.campaigns, args.adsets_per_campaign, args.ads_per_adset), hostile_names=args.hostile_names
     )
@@ -85,11 +95,14 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         polls_to_complete=args.polls_to_complete,
         quiet=False,
+        accounts=args.accounts,
     )
     s = account.shape
+    served = ",".join(emulator.accounts)
     print(
-        f"Graph API emulator on {emulator.url}: account {ACCOUNT_ID} ({account.timezone_name}), "
-        f"{s.campaigns} campaigns x {s.adsets_per_campaign} ad sets x {s.ads_per_adset} ads",
+        f"Graph API emulator on {emulator.url}: account{'s' if len(emulator.accounts) > 1 else ''} {served} "
+        f"({account.timezone_name}), {s.campaigns} campaigns x {s.adsets_per_campaign} ad sets x {s.ads_per_adset} ads"
+        f"{' each' if len(emulator.accounts) > 1 else ''}",
         flush=True,
     )
     for m in faults.malformed:

@@ -5,6 +5,10 @@ function of (ad id, date) alone; ad sets and campaigns add up their children for
 metrics and take their own, overlapping reach and unique clicks. Ids use their own ranges, so an
 emulated account never collides with the stub account in one data directory.
 
+An emulator may serve several accounts (`seeded_accounts`): the n-th (from 0) is `act_<5550001 + n>`
+and its campaigns, ad sets, ads and creatives take the n-th block of ID_BLOCK ids of each range, so
+two accounts never share an id and the first one keeps the ids it always had.
+
 Every account has entities in each status a collector must not lose: paused, archived and
 deleted campaigns, ad sets and ads, which still have history on the days they delivered.
 """
@@ -25,6 +29,10 @@ ACCOUNT_ID = "act_5550001"
 ADDITIVE = ("spend", "impressions", "clicks", "conversions", "revenue")
 _BASES = {"campaign": 238_510_000_000_000_000, "adset": 238_520_000_000_000_000, "ad": 238_530_000_000_000_000}
 _CREATIVE_BASE = 238_540_000_000_000_000
+ID_BLOCK = 1_000_000_000
+"""Ids of one account per level; the ranges above are 10**13 apart, so MAX_ACCOUNTS blocks fit in each."""
+MAX_ACCOUNTS = 10_000
+_ACCOUNT_NUMBER = 5_550_001
 _EPOCH = dt.date(1970, 1, 1)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _OBJECTIVES = ("OUTCOME_SALES", "OUTCOME_SALES", "OUTCOME_TRAFFIC", "OUTCOME_AWARENESS", "OUTCOME_LEADS")
@@ -64,6 +72,11 @@ class AccountShape:
     ads_per_adset: int = 2
 
 
+def account_id_for(index: int) -> str:
+    """The act id of the emulator's `index`-th account (0 is ACCOUNT_ID)."""
+    return f"act_{_ACCOUNT_NUMBER + index}"
+
+
 HOSTILE_HOST = "127.0.0.2:9"
 """A loopback address nothing listens on: a browser that fetches from it shows the markup was rendered."""
 HOSTILE_NAMES = (
@@ -86,18 +99,28 @@ class SeededAccount:
         timezone_name: str = "America/Los_Angeles",
         currency: str = "USD",
         hostile_names: bool = False,
+        index: int = 0,
     ) -> None:
+        """`index` picks the account's block of ids (see `seeded_accounts`); the act id is the caller's."""
+        s = shape
+        ads = s.campaigns * s.adsets_per_campaign * s.ads_per_adset
+        if not 0 <= index < MAX_ACCOUNTS:
+            raise ValueError(f"account index {index} is outside 0..{MAX_ACCOUNTS - 1}")
+        if max(s.campaigns * s.adsets_per_campaign, ads) >= ID_BLOCK:
+            raise ValueError(f"an account holds fewer than {ID_BLOCK} entities per level")
         self.shape = shape
         self.hostile_names = hostile_names
         self.account_id = account_id
+        self.index = index
         self.timezone_name = timezone_name
         self.currency = currency
-        s = shape
+        offset = index * ID_BLOCK
         self.ids = {
-            "campaign": [str(_BASES["campaign"] + i + 1) for i in range(s.campaigns)],
-            "adset": [str(_BASES["adset"] + i + 1) for i in range(s.campaigns * s.adsets_per_campaign)],
-            "ad": [str(_BASES["ad"] + i + 1) for i in range(s.campaigns * s.adsets_per_campaign * s.ads_per_adset)],
+            "campaign": [str(_BASES["campaign"] + offset + i + 1) for i in range(s.campaigns)],
+            "adset": [str(_BASES["adset"] + offset + i + 1) for i in range(s.campaigns * s.adsets_per_campaign)],
+            "ad": [str(_BASES["ad"] + offset + i + 1) for i in range(ads)],
         }
+        self.creative_ids = [str(_CREATIVE_BASE + offset + i + 1) for i in range(ads)]
         self.adset_parent = np.repeat(np.arange(s.campaigns), s.adsets_per_campaign)
         self.ad_parent = np.repeat(np.arange(len(self.ids["adset"])), s.ads_per_adset)
         self.status = self._statuses()
@@ -108,7 +131,7 @@ class SeededAccount:
         return {
             "id": self.account_id,
             "account_id": self.account_id.removeprefix("act_"),
-            "name": self._name("Emulated Store", 0),
+            "name": self._name("Emulated Store" if self.index == 0 else f"Emulated Store {self.index + 1}", 0),
             "currency": self.currency,
             "timezone_name": self.timezone_name,
             "account_status": 1,
@@ -237,13 +260,23 @@ class SeededAccount:
                 item.update(
                     campaign_id=self.ids["campaign"][self.adset_parent[parent]],
                     adset_id=self.ids["adset"][parent],
-                    creative={"id": str(_CREATIVE_BASE + i + 1)},
+                    creative={"id": self.creative_ids[i]},
                 )
             out.append(item)
         return out
 
 
-@lru_cache(maxsize=64)
+def seeded_accounts(
+    count: int, shape: AccountShape = AccountShape(), hostile_names: bool = False
+) -> list[SeededAccount]:
+    """`count` accounts of one shape, the first being the single-account default (ACCOUNT_ID, its ids);
+    each has its own act id and id blocks, and its own numbers (they are a function of the ids)."""
+    if not 1 <= count <= MAX_ACCOUNTS:
+        raise ValueError(f"an emulator serves 1 to {MAX_ACCOUNTS} accounts, not {count}")
+    return [SeededAccount(shape, account_id_for(n), hostile_names=hostile_names, index=n) for n in range(count)]
+
+
+@lru_cache(maxsize=256)
 def _daily(account: SeededAccount, level: Level, since: dt.date, until: dt.date) -> dict[str, np.ndarray]:
     days = np.arange((since - _EPOCH).days, (until - _EPOCH).days + 1, dtype=np.int64)
     active = np.array([s == "ACTIVE" for s in account.status["ad"]])

@@ -234,7 +234,7 @@ def segments(account: SeededAccount, level: Level, family: BreakdownFamily, sinc
     return _segments(account, level, family, since, until)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=256)
 def _segments(account: SeededAccount, level: Level, family: BreakdownFamily, since: dt.date, until: dt.date) -> dict:
     if level == "ad":
         return _ad_segments(account, family, since, until)

@@ -1,6 +1,6 @@
 """The emulator's ad creatives: `/adcreatives`, `?ids=` batch reads, and image URLs it serves itself.
 
-Every ad of the seeded account has its own creative (`ad["creative"]["id"]`). Text comes from the
+Every ad of each seeded account has its own creative (`ad["creative"]["id"]`). Text comes from the
 stub's pure function of the creative id; the image is the stub's drawing, served as PNG bytes at
 `/creative_images/<id>.png?gen=<n>` — no token needed, like Meta's signed CDN URLs. The creatives
 come in the three shapes Graph uses (top-level fields; `object_story_spec.link_data`;
@@ -14,7 +14,7 @@ creatives re-read come with new URLs (`gen` + 1), and here those fail too.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
@@ -30,11 +30,14 @@ OVERSIZED_BYTES = 6 * 1024 * 1024
 
 
 class EmulatedCreatives:
-    """The creatives of one seeded account, and how their image URLs answer."""
+    """The creatives of the seeded accounts, and how their image URLs answer."""
 
-    def __init__(self, account: SeededAccount) -> None:
-        self.account = account
-        self.index = {str(ad["creative"]["id"]): i for i, ad in enumerate(account.entities["ad"])}
+    def __init__(self, accounts: SeededAccount | Iterable[SeededAccount]) -> None:
+        served = [accounts] if isinstance(accounts, SeededAccount) else list(accounts)
+        self.accounts = {account.account_id: account for account in served}
+        self.index = {str(ad["creative"]["id"]): i for a in served for i, ad in enumerate(a.entities["ad"])}
+        """Each creative's position among its account's ads (its shape and name follow from it)."""
+        self.owner = {str(ad["creative"]["id"]): a for a in served for ad in a.entities["ad"]}
         self.image_answer: ImageAnswer = "png"
         self.url_generation = 0
         self.reads = 0
@@ -52,7 +55,7 @@ class EmulatedCreatives:
         """What a correct collector stores for the creative: title, body, call_to_action, link_url."""
         i = self.index[creative_id]
         title, body, cta, link = stub_creative_text(creative_id)
-        if self.account.hostile_names:
+        if self.owner[creative_id].hostile_names:
             title = f"{title} {HOSTILE_NAMES[i % len(HOSTILE_NAMES)]}"
         return {"title": title, "body": body, "call_to_action": cta, "link_url": link}
 
@@ -64,7 +67,8 @@ class EmulatedCreatives:
         i, e = self.index[creative_id], self.expected(creative_id)
         url = f"http://{host}{IMAGE_PATH}{creative_id}.png?gen={self.url_generation}&oe=6A1B2C3D"
         cta = {"type": e["call_to_action"], "value": {"link": e["link_url"]}}
-        item: dict[str, Any] = {"id": creative_id, "account_id": self.account.account_id.removeprefix("act_")}
+        account_number = self.owner[creative_id].account_id.removeprefix("act_")
+        item: dict[str, Any] = {"id": creative_id, "account_id": account_number}
         if i % 3 == 0:
             item.update(
                 title=e["title"],
@@ -98,10 +102,10 @@ class EmulatedCreatives:
         if len(parts) == 1 and parts[0] in self.index:
             self._count()
             return self.creative_json(parts[0], fields, host)
-        if len(parts) == 2 and parts[0] == self.account.account_id and parts[1] == "adcreatives":
+        if len(parts) == 2 and parts[0] in self.accounts and parts[1] == "adcreatives":
             self._count()
             limit = int(params.get("limit") or 25)
-            items = [self.creative_json(i, fields, host) for i in self.index]
+            items = [self.creative_json(i, fields, host) for i in self.accounts[parts[0]].creative_ids]
             next_base = f"http://{host}/{'/'.join(parts)}?limit={limit}&access_token={params.get('access_token', '')}"
             return page(items, limit, params.get("after"), next_base)
         return None

@@ -10,7 +10,9 @@
     GET  /vXX.X/<campaign_id>/adsets, /<adset_id>/ads
     GET  /vXX.X/?ids=<creative ids>, /<creative_id>, /act_<id>/adcreatives; /creative_images/<id>.png (see `creatives`)
 
-It counts requests per kind, can add latency to each, and switches faults on (see `faults`).
+It serves one seeded account, or several (`accounts=N`: act ids and id blocks from `seeded_accounts`);
+an act id it does not serve gets Graph's "does not exist" error. It counts requests per kind, can add
+latency to each, and switches faults on (see `faults`: they apply to every account alike).
 Tests start it on a loopback port with `GraphEmulator(...).start()`; people run `python -m graph_emulator`.
 """
 
@@ -30,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pandas as pd
 
-from graph_emulator.account import AccountShape, SeededAccount
+from graph_emulator.account import ACCOUNT_ID, AccountShape, SeededAccount, seeded_accounts
 from graph_emulator.breakdowns import (
     OPT_IN_BREAKDOWNS,
     VALID_COMBINATIONS,
@@ -74,6 +76,7 @@ class ReportRun:
     """True once a poll has answered the final status."""
     params: dict = field(default_factory=dict)
     family: BreakdownFamily | None = None
+    account_id: str = ACCOUNT_ID
 
     @property
     def days(self) -> int:
@@ -81,12 +84,13 @@ class ReportRun:
 
 
 class GraphEmulator:
-    """The emulated Graph API around one seeded ad account."""
+    """The emulated Graph API around one seeded ad account (`account`), or several (`accounts`)."""
 
     def __init__(
         self,
         shape: AccountShape = AccountShape(),
         *,
+        accounts: int = 1,
         latency_ms: float = 0,
         faults: Faults | None = None,
         polls_to_complete: int = 3,
@@ -95,7 +99,17 @@ class GraphEmulator:
         account: SeededAccount | None = None,
         quiet: bool = True,
     ) -> None:
-        self.account = account or SeededAccount(shape)
+        """`accounts` > 1 serves that many accounts of one shape (`seeded_accounts`); a given `account`
+        is the first of them and gives the others its shape and names."""
+        first = account or SeededAccount(shape)
+        if first.index != 0 and accounts > 1:
+            raise ValueError("the first account of several must have index 0 (its siblings take the next id blocks)")
+        served = [first, *seeded_accounts(accounts, first.shape, first.hostile_names)[1:]]
+        self.account = first
+        """The first account (ACCOUNT_ID unless `account` says otherwise): what single-account callers use."""
+        self.accounts: dict[str, SeededAccount] = {a.account_id: a for a in served}
+        self._owner: dict[str, SeededAccount] = {i: a for a in served for i in a.by_id}
+        """Each entity id's account (ids never repeat across accounts)."""
         self.latency = latency_ms / 1000
         self.faults = faults or Faults()
         self.polls_to_complete = max(1, polls_to_complete)
@@ -103,7 +117,7 @@ class GraphEmulator:
         self.requests: Counter[str] = Counter()
         self.tokens_seen: set[str] = set()
         self.report_runs: list[ReportRun] = []
-        self.creatives = EmulatedCreatives(self.account)
+        self.creatives = EmulatedCreatives(served)
         self._runs: dict[str, ReportRun] = {}
         self._run_ids = itertools.count(6_000_000_000_001)
         self._started = 0
@@ -148,13 +162,23 @@ class GraphEmulator:
             self.requests.clear()
             self.report_runs.clear()
 
-    def ground_truth(self, level: Level, since: dt.date, until: dt.date) -> pd.DataFrame:
-        """Per entity and day: spend, impressions, clicks, conversions, revenue, reach, unique clicks."""
-        return self.account.ground_truth(level, since, until)
+    def ground_truth(self, level: Level, since: dt.date, until: dt.date, account_id: str | None = None) -> pd.DataFrame:
+        """Per entity and day: spend, impressions, clicks, conversions, revenue, reach, unique clicks
+        (of the first account unless `account_id` names another)."""
+        return self._served(account_id).ground_truth(level, since, until)
 
-    def breakdown_truth(self, level: Level, family: BreakdownFamily, since: dt.date, until: dt.date) -> pd.DataFrame:
+    def breakdown_truth(
+        self, level: Level, family: BreakdownFamily, since: dt.date, until: dt.date, account_id: str | None = None
+    ) -> pd.DataFrame:
         """Per entity, day and segment: the additive metrics and the segment's own reach."""
-        return breakdown_truth(self.account, level, family, since, until)
+        return breakdown_truth(self._served(account_id), level, family, since, until)
+
+    def _served(self, account_id: str | None) -> SeededAccount:
+        if account_id is None:
+            return self.account
+        if account_id not in self.accounts:
+            raise KeyError(f"{account_id} is not served here (accounts: {', '.join(self.accounts)})")
+        return self.accounts[account_id]
 
     def handle(self, method: str, path: str, params: dict[str, str], host: str) -> tuple[int, dict | str, dict]:
         """Answer one request: (HTTP status, JSON body or text, headers)."""
@@ -165,7 +189,7 @@ class GraphEmulator:
             parts = parts[1:]
         kind = self._kind(method, parts)
         insights = kind in ("report_start", "report_status", "report_page", "entity_insights")
-        number = self.account.account_id.removeprefix("act_")
+        number = self._account_of(parts).account_id.removeprefix("act_")
         with self._lock:
             self.requests[kind] += 1
             fired = next((rule for rule in self.faults.rules if rule.fires(kind)), None)
@@ -187,7 +211,7 @@ class GraphEmulator:
         if not parts:
             return "unknown"
         node, edge = parts[0], (parts[1] if len(parts) > 1 else None)
-        if node == self.account.account_id or node.startswith("act_"):
+        if node.startswith("act_"):
             if edge is None:
                 return "account"
             if edge == "insights":
@@ -198,6 +222,13 @@ class GraphEmulator:
         if edge == "insights":
             return "entity_insights"
         return "entity_edge" if edge else "node"
+
+    def _account_of(self, parts: list[str]) -> SeededAccount:
+        """The account a request is about (its usage headers name it); the first one when none is named."""
+        node = parts[0] if parts else ""
+        if node in self._runs:
+            node = self._runs[node].account_id
+        return self.accounts.get(node) or self._owner.get(node) or self.account
 
     def _check_token(self, token: str) -> None:
         with self._lock:
@@ -244,7 +275,8 @@ class GraphEmulator:
         limit = int(params.get("limit") or DEFAULT_LIMIT)
         next_base = f"http://{host}/{'/'.join(parts)}?limit={limit}&access_token={params.get('access_token', '')}"
         if node.startswith("act_"):
-            if node != self.account.account_id:
+            account = self.accounts.get(node)
+            if account is None:
                 raise GraphError(
                     400,
                     100,
@@ -253,12 +285,12 @@ class GraphEmulator:
                     subcode=33,
                 )
             if edge is None:
-                return self.account.account_json()
+                return account.account_json()
             if edge == "insights" and method == "POST":
-                return self._start_run(params)
+                return self._start_run(account, params)
             if edge in _EDGES:
                 statuses = parse_list(params.get("effective_status"))
-                items = entity_list(self.account.entities[_EDGES[edge]], statuses, fields)
+                items = entity_list(account.entities[_EDGES[edge]], statuses, fields)
                 return page(items, limit, params.get("after"), next_base)
         elif node in self._runs:
             run = self._runs[node]
@@ -267,15 +299,16 @@ class GraphEmulator:
                     raise GraphError(400, 100, "(#100) The report run has not completed yet")
                 return page(run.rows, limit, params.get("after"), next_base)
             return self._poll(run)
-        elif node in self.account.by_id:
-            level, entity = self.account.by_id[node]
+        elif node in self._owner:
+            account = self._owner[node]
+            level, entity = account.by_id[node]
             if edge == "insights":
-                return self._entity_insights(level, node, params, fields, limit, next_base)
+                return self._entity_insights(account, level, node, params, fields, limit, next_base)
             if edge is None:
                 return entity_list([entity], [entity["effective_status"]], fields)[0]
             children = {"campaign": ("adsets", "adset", "campaign_id"), "adset": ("ads", "ad", "adset_id")}.get(level)
             if children and edge == children[0]:
-                mine = [e for e in self.account.entities[children[1]] if e[children[2]] == node]
+                mine = [e for e in account.entities[children[1]] if e[children[2]] == node]
                 items = entity_list(mine, parse_list(params.get("effective_status")), fields)
                 return page(items, limit, params.get("after"), next_base)
         raise GraphError(
@@ -286,7 +319,7 @@ class GraphEmulator:
             subcode=33,
         )
 
-    def _start_run(self, params: dict[str, str]) -> dict:
+    def _start_run(self, account: SeededAccount, params: dict[str, str]) -> dict:
         level = params.get("level", "ad")
         if level not in LEVELS:
             raise GraphError(400, 100, f"(#100) level must be one of campaign, adset, ad (got {level!r})")
@@ -294,7 +327,7 @@ class GraphEmulator:
         if params.get("time_increment") != "1":
             raise GraphError(400, 100, "(#100) this emulator serves daily rows only: pass time_increment=1")
         filtering = parse_list(params.get("filtering")) or []
-        mask = visible(self.account, level, filtering, None)
+        mask = visible(account, level, filtering, None)
         days = (until - since).days + 1
         f = self.faults
         if f.too_large_over_days and days > f.too_large_over_days:
@@ -302,7 +335,7 @@ class GraphEmulator:
                 400, 100, "Please reduce the amount of data you're asking for, then retry your request", subcode=1487534
             )
         family = self._breakdown_family(parse_list(params.get("breakdowns")))
-        covered = {self.account.ids["campaign"][i] for i in self.account.campaign_index(level)[mask]}
+        covered = {account.ids["campaign"][i] for i in account.campaign_index(level)[mask]}
         with self._lock:
             self._started += 1
             number, run_id = self._started, str(next(self._run_ids))
@@ -321,10 +354,21 @@ class GraphEmulator:
             rows: list[dict] = []
         elif family is not None:
             omit = reach_omitted(since, self.today or dt.date.today())
-            rows = breakdown_rows(self.account, level, family, since, until, mask, fields, f.malformed, omit)
+            rows = breakdown_rows(account, level, family, since, until, mask, fields, f.malformed, omit)
         else:
-            rows = insight_rows(self.account, level, since, until, mask, fields, f.malformed)
-        run = ReportRun(run_id, level, since, until, filtering, outcome, rows, params=dict(params), family=family)
+            rows = insight_rows(account, level, since, until, mask, fields, f.malformed)
+        run = ReportRun(
+            run_id,
+            level,
+            since,
+            until,
+            filtering,
+            outcome,
+            rows,
+            params=dict(params),
+            family=family,
+            account_id=account.account_id,
+        )
         with self._lock:
             self._runs[run_id] = run
             self.report_runs.append(run)
@@ -365,7 +409,7 @@ class GraphEmulator:
             status, percent = "Job Running", round(100 * polls / max(1, self.polls_to_complete - 1))
         return {
             "id": run.id,
-            "account_id": self.account.account_id.removeprefix("act_"),
+            "account_id": run.account_id.removeprefix("act_"),
             "async_status": status,
             "async_percent_completion": percent,
             "date_start": run.since.isoformat(),
@@ -373,11 +417,18 @@ class GraphEmulator:
         }
 
     def _entity_insights(
-        self, level: Level, entity_id: str, params: dict[str, str], fields: list | None, limit: int, next_base: str
+        self,
+        account: SeededAccount,
+        level: Level,
+        entity_id: str,
+        params: dict[str, str],
+        fields: list | None,
+        limit: int,
+        next_base: str,
     ) -> dict:
         since, until = parse_time_range(params.get("time_range"))
-        mask = np.array([i == entity_id for i in self.account.ids[level]])
-        rows = insight_rows(self.account, level, since, until, mask, fields, self.faults.malformed)
+        mask = np.array([i == entity_id for i in account.ids[level]])
+        rows = insight_rows(account, level, since, until, mask, fields, self.faults.malformed)
         return page(rows, limit, params.get("after"), next_base)
 
 
