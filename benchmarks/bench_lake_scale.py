@@ -92,7 +92,11 @@ def sync_accounts(settings: Settings, days: int, engine: str) -> None:
             started = time.perf_counter()
             tree = source.fetch_entities(account)
             report = run_sync(
-                SyncRequest(days_back=days, force=True), source=source, warehouse=warehouse, settings=settings, trees=[tree]
+                SyncRequest(days_back=days, force=True),
+                source=source,
+                warehouse=warehouse,
+                settings=settings,
+                trees=[tree],
             )
             synced = time.perf_counter()
             if not report.success:
