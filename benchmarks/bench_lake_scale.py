@@ -1,7 +1,7 @@
 """The switch-over point between the embedded store and the lake, with figures: the same stub accounts
 synced into both, one account at a time, as a worker syncs them.
 
-    .venv/bin/python benchmarks/bench_lake_scale.py                       # 10 accounts x 1000x10x10, 38 days (~33M rows)
+    .venv/bin/python benchmarks/bench_lake_scale.py                 # 10 accounts x 1000x10x10, 38 days (~33M rows)
     .venv/bin/python benchmarks/bench_lake_scale.py --accounts 1          # one account (~3.3M rows)
     .venv/bin/python benchmarks/bench_lake_scale.py --accounts 2 --shape 20x3x2 --days 30   # a quick check
     .venv/bin/python benchmarks/bench_lake_scale.py --only lake --keep /var/tmp/scale       # keep the stores
@@ -105,7 +105,8 @@ def sync_accounts(settings: Settings, days: int, engine: str) -> None:
             published = time.perf_counter()
             size = f"{settings.db_path.stat().st_size / 1e6:>8,.0f}" if engine == "embedded" else f"{'-':>8}"
             print(
-                f"{engine:<9} {number:>3} {account.account_id:<16} {report.rows_read:>10,} {count_rows(warehouse):>12,} "
+                f"{engine:<9} {number:>3} {account.account_id:<16} {report.rows_read:>10,} "
+                f"{count_rows(warehouse):>12,} "
                 f"{synced - started:>7.1f} {published - synced:>9.2f} {size} "
                 f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:>8,.0f}",
                 flush=True,
@@ -122,7 +123,8 @@ def compact(warehouse: LakeWarehouse, settings: Settings) -> None:
         run = compact_lake(warehouse.con, LAKE, keep_snapshots=dt.timedelta(0), worker="benchmark")
     print(
         f"lake maintenance: data files {run.files_before:,} -> {run.files_after:,} "
-        f"({run.bytes_before / 1e6:,.0f} MB -> {run.bytes_after / 1e6:,.0f} MB), delete files {run.delete_files_before}, "
+        f"({run.bytes_before / 1e6:,.0f} MB -> {run.bytes_after / 1e6:,.0f} MB), "
+        f"delete files {run.delete_files_before}, "
         f"merged {run.files_merged}, rewritten {run.files_rewritten}, snapshots expired {run.snapshots_expired}, "
         f"files deleted {run.files_deleted}, {run.seconds:.1f} s",
         flush=True,
