@@ -1,10 +1,10 @@
 """The switch-over point between the embedded store and the lake, with figures: the same stub accounts
 synced into both, one account at a time, as a worker syncs them.
 
-    .venv/bin/python benchmarks/bench_lake_scale.py                 # 10 accounts x 1000x10x10, 38 days (~33M rows)
-    .venv/bin/python benchmarks/bench_lake_scale.py --accounts 1          # one account (~3.3M rows)
-    .venv/bin/python benchmarks/bench_lake_scale.py --accounts 2 --shape 20x3x2 --days 30   # a quick check
-    .venv/bin/python benchmarks/bench_lake_scale.py --only lake --keep /var/tmp/scale       # keep the stores
+    .venv/bin/python benchmarks/bench_lake_scale.py               # 10 accounts x 1000x10x10, 38 days (~33M rows)
+    .venv/bin/python benchmarks/bench_lake_scale.py --accounts 1  # one account (~3.3M rows)
+    .venv/bin/python benchmarks/bench_lake_scale.py --accounts 2 --shape 20x3x2 --days 30  # a quick check
+    .venv/bin/python benchmarks/bench_lake_scale.py --only lake --keep /var/tmp/scale      # keep the stores
 
 For each engine, after each account's sync (run_sync over that account's entity tree, a forced read of
 the whole window: what a first sync or a backfill writes):
