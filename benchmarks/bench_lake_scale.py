@@ -6,19 +6,22 @@ synced into both, one account at a time, as a worker syncs them.
     .venv/bin/python benchmarks/bench_lake_scale.py --accounts 2 --shape 20x3x2 --days 30  # a quick check
     .venv/bin/python benchmarks/bench_lake_scale.py --only lake --keep /var/tmp/scale      # keep the stores
 
-For each engine, after each account's sync (run_sync over that account's entity tree, a forced read of
-the whole window: what a first sync or a backfill writes):
+Accounts are synced in turn into each engine (account 1 into both, then account 2, ...), so the two
+stores hold the same rows at every point, with run_sync over one account's entity tree and a forced
+read of the whole window (what a first sync or a backfill writes), as a worker syncs an account:
 
 - embedded: the sync's seconds, then the publish (the copy of the whole DuckDB file readers open) and
-  the file's size. The publish grows with the store, not with the change: this is the figure the
-  switch-over point rests on.
+  the file's size. The publish grows with the store, not with the change: the figure the switch-over
+  point rests on.
 - lake (DuckLake, catalog in a PostgreSQL the benchmark starts, data in a directory): the sync's
-  seconds, its commit included; publishing is the commit. After the last account: the lake's data
-  files, one maintenance pass (merge, rewrite, expire, clean up; `compact_lake`) and the files after.
+  seconds, its commit included; publishing is the commit.
 
-Then the Overview page on each store, in fresh processes through bench_pages.py's child mode (the
-same AppTest run as every page figure): cold+imports, cold, and warm median. Ends with the load
-average, since the figures are only comparable on a quiet machine. Prints figures; asserts nothing.
+At each checkpoint (--checkpoints, default after the first and the last account): one lake maintenance
+pass (merge, rewrite, expire, clean up: `compact_lake`) with the data files before and after, then the
+Overview page on each store in fresh processes through bench_pages.py's child mode (the same AppTest
+run as every page figure): cold+imports, cold, warm and uncached. Prints the load average, since the
+figures compare only on a quiet machine. Segment breakdowns are off unless --breakdowns (the ~33M rows
+are the totals, as in bench_sync.py's large scenarios). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -42,13 +45,14 @@ sys.path.insert(0, str(ROOT))
 
 from insights_core.cluster.postgres_server import PostgresServer  # noqa: E402
 from insights_core.engine import run_sync  # noqa: E402
-from insights_core.models import SyncRequest  # noqa: E402
+from insights_core.models import BREAKDOWN_FAMILIES, EntityTree, SyncRequest  # noqa: E402
 from insights_core.settings import Settings  # noqa: E402
-from insights_core.sources import open_source  # noqa: E402
+from insights_core.sources import InsightsSource, open_source  # noqa: E402
 from insights_core.store.engines import open_warehouse  # noqa: E402
 from insights_core.store.lake import LAKE  # noqa: E402
 from insights_core.store.lake_maintenance import compact_lake  # noqa: E402
 from insights_core.store.lake_warehouse import LakeWarehouse, hold_commit_lock  # noqa: E402
+from insights_core.store.warehouse import Warehouse  # noqa: E402
 
 ENGINES = ("embedded", "lake")
 
@@ -75,58 +79,54 @@ def make_settings(data_dir: Path, args: argparse.Namespace, **lake: object) -> S
         stub_campaigns=campaigns,
         stub_adsets_per_campaign=adsets,
         stub_ads_per_adset=ads,
+        breakdowns=BREAKDOWN_FAMILIES if args.breakdowns else (),
         **lake,
     )
 
 
-def count_rows(warehouse: object) -> int:
-    return int(warehouse.con.execute("SELECT count(*) FROM meta_ad_insights").fetchone()[0])  # type: ignore[attr-defined]
+def count_rows(warehouse: Warehouse) -> int:
+    row = warehouse.con.execute("SELECT count(*) FROM meta_ad_insights").fetchone()
+    assert row is not None
+    return int(row[0])
 
 
-def sync_accounts(settings: Settings, days: int, engine: str) -> None:
-    """Sync each account in turn into `settings`' store, printing one line per account."""
-    source = open_source(settings)
-    warehouse = open_warehouse(settings)
-    try:
-        for number, account in enumerate(source.fetch_accounts(), start=1):
-            started = time.perf_counter()
-            tree = source.fetch_entities(account)
-            report = run_sync(
-                SyncRequest(days_back=days, force=True),
-                source=source,
-                warehouse=warehouse,
-                settings=settings,
-                trees=[tree],
-            )
-            synced = time.perf_counter()
-            if not report.success:
-                sys.exit(f"{engine}: the sync of {account.account_id} failed: {report.errors[:3]}")
-            warehouse.publish(settings.snapshot_dir, settings.current_snapshot_link)
-            published = time.perf_counter()
-            size = f"{settings.db_path.stat().st_size / 1e6:>8,.0f}" if engine == "embedded" else f"{'-':>8}"
-            print(
-                f"{engine:<9} {number:>3} {account.account_id:<16} {report.rows_read:>10,} "
-                f"{count_rows(warehouse):>12,} "
-                f"{synced - started:>7.1f} {published - synced:>9.2f} {size} "
-                f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:>8,.0f}",
-                flush=True,
-            )
-        if isinstance(warehouse, LakeWarehouse):
-            compact(warehouse, settings)
-    finally:
-        warehouse.close()
+def sync_account(
+    engine: str,
+    number: int,
+    settings: Settings,
+    warehouse: Warehouse,
+    source: InsightsSource,
+    tree: EntityTree,
+    days: int,
+) -> None:
+    """Sync one account's tree into `warehouse` and publish; print the figures' line."""
+    started = time.perf_counter()
+    report = run_sync(
+        SyncRequest(days_back=days, force=True), source=source, warehouse=warehouse, settings=settings, trees=[tree]
+    )
+    synced = time.perf_counter()
+    if not report.success:
+        sys.exit(f"{engine}: the sync of {tree.account.account_id} failed: {report.errors[:3]}")
+    warehouse.publish(settings.snapshot_dir, settings.current_snapshot_link)
+    published = time.perf_counter()
+    size = f"{settings.db_path.stat().st_size / 1e6:>8,.0f}" if engine == "embedded" else f"{'-':>8}"
+    print(
+        f"{engine:<9} {number:>3} {tree.account.account_id:<16} {report.rows_read:>10,} {count_rows(warehouse):>12,} "
+        f"{synced - started:>7.1f} {published - synced:>9.2f} {size} "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:>8,.0f}",
+        flush=True,
+    )
 
 
 def compact(warehouse: LakeWarehouse, settings: Settings) -> None:
-    """One maintenance pass over the whole lake, keeping no old snapshot (the benchmark has no reader)."""
+    """One maintenance pass over the whole lake, keeping no old snapshot (no reader is pinned now)."""
     with hold_commit_lock(settings):
         run = compact_lake(warehouse.con, LAKE, keep_snapshots=dt.timedelta(0), worker="benchmark")
     print(
         f"lake maintenance: data files {run.files_before:,} -> {run.files_after:,} "
         f"({run.bytes_before / 1e6:,.0f} MB -> {run.bytes_after / 1e6:,.0f} MB), "
-        f"delete files {run.delete_files_before}, "
-        f"merged {run.files_merged}, rewritten {run.files_rewritten}, snapshots expired {run.snapshots_expired}, "
-        f"files deleted {run.files_deleted}, {run.seconds:.1f} s",
+        f"delete files {run.delete_files_before}, merged {run.files_merged}, rewritten {run.files_rewritten}, "
+        f"snapshots expired {run.snapshots_expired}, files deleted {run.files_deleted}, {run.seconds:.1f} s",
         flush=True,
     )
 
@@ -191,6 +191,13 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=38, help="38 days of 1000x10x10 are ~3.3M rows an account")
     parser.add_argument("--only", choices=ENGINES, action="append", help="one engine (repeatable)")
     parser.add_argument("--warm-runs", type=int, default=3)
+    parser.add_argument(
+        "--checkpoints",
+        type=int,
+        nargs="+",
+        help="after these accounts: maintenance and the Overview (default: 1, last)",
+    )
+    parser.add_argument("--breakdowns", action="store_true", help="also collect every segment family")
     parser.add_argument("--keep", type=Path, help="build the stores here and keep them (default: a temporary dir)")
     args = parser.parse_args()
 
@@ -206,7 +213,9 @@ def main() -> None:
         f"{'engine':<9} {'#':>3} {'account':<16} {'rows read':>10} {'rows stored':>12} {'sync s':>7} "
         f"{'publish s':>9} {'db MB':>8} {'RSS MB':>8}"
     )
+    checkpoints = set(args.checkpoints or [1, args.accounts])
     server = None
+    warehouses: dict[str, Warehouse] = {}
     try:
         stores = {}
         for engine in engines:
@@ -224,11 +233,20 @@ def main() -> None:
                     lake_data_path=str(root / "lake"),
                 )
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-            sync_accounts(settings, args.days, engine)
-            stores[engine] = settings
-        for engine, settings in stores.items():
-            time_overview(engine, settings, args.warm_runs)
+            stores[engine], warehouses[engine] = settings, open_warehouse(settings)
+        source = open_source(stores[engines[0]])
+        for number, account in enumerate(source.fetch_accounts(), start=1):
+            tree = source.fetch_entities(account)
+            for engine, settings in stores.items():
+                sync_account(engine, number, settings, warehouses[engine], source, tree, args.days)
+            if number in checkpoints:
+                for engine, settings in stores.items():
+                    if isinstance(warehouses[engine], LakeWarehouse):
+                        compact(warehouses[engine], settings)  # type: ignore[arg-type]
+                    time_overview(engine, settings, args.warm_runs)
     finally:
+        for warehouse in warehouses.values():
+            warehouse.close()
         if server is not None:
             server.stop()
         if not args.keep:
