@@ -154,8 +154,9 @@ class LakeWarehouse(Warehouse):
         self._journal: WriteJournal | None = None
         self.applied_migrations: list[int] = []
         self.replays = 0
+        """Times a sync's writes were replayed: a commit conflict, or the catalog's connection lost (a figure for
+        tests and benchmarks)."""
         self._replaying = False
-        """Commits that conflicted and were replayed under the lock (a figure for tests and benchmarks)."""
         self.reopen()
 
     @property
@@ -189,9 +190,11 @@ class LakeWarehouse(Warehouse):
         try:
             try:
                 yield self
-            except BaseException:
+            except BaseException as exc:
                 self._journal = None
                 self._rollback()
+                if isinstance(exc, duckdb.Error) and catalog_lost(exc):
+                    self._reconnect()  # the sync fails; the next one (the worker retries) needs a live connection
                 raise
             self._journal = None
             try:
@@ -228,44 +231,93 @@ class LakeWarehouse(Warehouse):
         self._create_key_tables()
 
     def _rollback(self) -> None:
+        if self._con is None:  # closed after its catalog session died: nothing is open
+            return
         with suppress(duckdb.Error):  # a failed COMMIT has already ended the transaction
             self.con.execute("ROLLBACK")
+
+    def _reconnect(self) -> None:
+        """Replace a connection whose catalog session died. If the catalog is still down, the warehouse
+        stays closed: the next commit attempt fails with that, and the worker's `ensure_open` retries."""
+        self._rollback()  # DuckDB aborts the process when a connection closes inside a transaction here
+        self.close()
+        try:
+            self.reopen()
+        except (StoreError, duckdb.Error, psycopg.Error) as exc:
+            log.warning("the lake's catalog is not back yet: %s", describe_lake_error(exc, self.settings))
+
+    def _resume(self, journal: WriteJournal, lost: duckdb.Error) -> Any:
+        """Carry on a sync whose catalog session died mid-way (PostgreSQL restarting): a new connection
+        and transaction, with every write so far (the one that failed included) replayed in it; returns
+        the failed write's result. Raises `lost` when the catalog does not come back within the attempts."""
+        delay = 0.05
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            log.info("the lake's catalog connection was lost mid-sync (attempt %d); replaying on a new one", attempt)
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay *= 2
+            self._reconnect()
+            if self._con is None:
+                continue
+            try:
+                self._begin()
+                self._replaying = True
+                try:
+                    result = journal.replay(self)[-1]
+                finally:
+                    self._replaying = False
+                self.replays += 1
+                return result
+            except duckdb.Error as exc:
+                self._rollback()
+                if not catalog_lost(exc):
+                    raise
+                self.close()
+        raise lost
 
     def _commit(self, journal: WriteJournal, *, open_transaction: bool) -> list[Any]:
         """Commit the open transaction, or replay `journal` in new ones, under the commit lock.
 
-        A conflict, or a catalog connection lost (PostgreSQL restarting), is retried with jittered
-        backoff by replaying the journal; any other error rolls back and raises StoreError.
+        A conflict, or a catalog connection lost (PostgreSQL restarting: the connection is replaced once
+        the server answers again), is retried with jittered backoff by replaying the journal; any other
+        error rolls back and raises StoreError.
         """
         delay = 0.05
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
-            with hold_commit_lock(self.settings):
-                try:
-                    results: list[Any] = []
-                    if not open_transaction:
-                        self._begin()
-                        self._replaying = True
-                        try:
-                            results = journal.replay(self)
-                        finally:
-                            self._replaying = False
-                    self.con.execute("COMMIT")
-                    return results
-                except duckdb.Error as exc:
-                    self._rollback()
-                    reason = describe_lake_error(exc, self.settings)
-                    if not _retryable(exc) or attempt == COMMIT_ATTEMPTS:
-                        raise StoreError(
-                            f"the lake commit failed (attempt {attempt}): {reason}; nothing of this sync was committed"
-                        ) from exc
-                    log.info(
-                        "lake commit failed (attempt %d: %s); replaying its writes under the lock", attempt, reason
-                    )
-                except BaseException:
-                    self._rollback()
-                    raise
-                open_transaction = False
-                self.replays += 1
+            if self._con is None:  # the catalog's session died at the last attempt: a new connection, if it is back
+                self._reconnect()
+            if self._con is not None:
+                with hold_commit_lock(self.settings):
+                    try:
+                        results: list[Any] = []
+                        if not open_transaction:
+                            self._begin()
+                            self._replaying = True
+                            try:
+                                results = journal.replay(self)
+                            finally:
+                                self._replaying = False
+                        self.con.execute("COMMIT")
+                        return results
+                    except duckdb.Error as exc:
+                        self._rollback()
+                        reason = describe_lake_error(exc, self.settings)
+                        if not (catalog_lost(exc) or _conflicted(exc)) or attempt == COMMIT_ATTEMPTS:
+                            raise StoreError(
+                                f"the lake commit failed (attempt {attempt}): {reason};"
+                                " nothing of this sync was committed"
+                            ) from exc
+                        log.info("lake commit failed (attempt %d: %s); replaying its writes", attempt, reason)
+                        if catalog_lost(exc):
+                            self.close()  # every later statement on it would fail too
+                    except BaseException:
+                        self._rollback()
+                        raise
+                    open_transaction = False
+                    self.replays += 1
+            elif attempt == COMMIT_ATTEMPTS:
+                raise StoreError(
+                    f"the lake's catalog stayed unreachable for {attempt} attempts; nothing of this sync was committed"
+                )
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay *= 2
         raise AssertionError("unreachable: the last attempt returns or raises")
@@ -278,7 +330,12 @@ class LakeWarehouse(Warehouse):
             return getattr(Warehouse, method)(self, *args)
         if self._journal is not None:
             self._journal.record(method, args)
-            return getattr(Warehouse, method)(self, *args)
+            try:
+                return getattr(Warehouse, method)(self, *args)
+            except duckdb.Error as exc:
+                if not catalog_lost(exc):
+                    raise
+                return self._resume(self._journal, exc)
         journal = WriteJournal(self.temp_dir)
         journal.record(method, args)
         try:
@@ -350,7 +407,17 @@ class LakeWarehouse(Warehouse):
         self._write("save_sync_run", copy.deepcopy(report))  # the caller may change it before the replay
 
 
-def _retryable(exc: duckdb.Error) -> bool:
-    """Another writer's commit conflicting with this one, or the catalog's connection lost: a replay may pass."""
+def _conflicted(exc: duckdb.Error) -> bool:
+    """Another writer's commit conflicted with this one: a replay on the new head may pass."""
+    return "conflict" in str(exc).lower()
+
+
+CATALOG_LOST_MARKERS = ("connection", "server closed", 'failed to execute query "rollback"')
+"""How DuckDB's PostgreSQL client reports a catalog session that died (a PostgreSQL restart or failover):
+a lost connection, or a commit whose rollback could not even be sent."""
+
+
+def catalog_lost(exc: duckdb.Error) -> bool:
+    """The lake connection's catalog session is gone: every later statement on it fails until it is replaced."""
     text = str(exc).lower()
-    return "conflict" in text or isinstance(exc, duckdb.IOException) or "connection" in text
+    return isinstance(exc, duckdb.IOException) or any(marker in text for marker in CATALOG_LOST_MARKERS)
