@@ -4,11 +4,14 @@ the restart leaves."""
 
 from __future__ import annotations
 
+from contextlib import closing
+
 from insights_core.cluster.postgres_server import PostgresServer
 from insights_core.engine import run_sync
 from insights_core.models import SyncRequest
 from insights_core.settings import Settings
 from insights_core.sources.stub import StubSource
+from insights_core.store.lake_reader import LakeReader
 from insights_core.store.lake_warehouse import LakeWarehouse
 from insights_core.store.warehouse import Warehouse
 from tests.helpers import FIXED_NOW
@@ -59,4 +62,27 @@ def test_a_stub_sync_through_a_catalog_restart_succeeds_with_a_clean_syncs_rows(
         ).fetchall()
         assert runs > 0 and duplicates == 0
     finally:
+        lake.close()
+
+
+def test_a_dashboard_reader_reads_on_after_the_catalog_restarts(
+    lake_settings: Settings, postgres_server: PostgresServer
+) -> None:
+    lake = LakeWarehouse(lake_settings)
+    reader = LakeReader(lake_settings)
+    try:
+        save_sync(lake, "act_1", 0)
+        before = reader.fetch_published_snapshot()
+        with closing(reader.cursor(before)) as cursor:
+            seen = fetch_state(cursor)
+        postgres_server.restart()
+        save_sync(lake, "act_1", 1)
+        after = reader.fetch_published_snapshot()  # the next page run after the restart
+        assert after > before
+        with closing(reader.cursor(before)) as cursor:
+            assert fetch_state(cursor) == seen, "a snapshot read before the restart reads the same after it"
+        with closing(reader.cursor(after)) as cursor:
+            assert fetch_state(cursor) == fetch_state(lake.con)
+    finally:
+        reader.close()
         lake.close()
