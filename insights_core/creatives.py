@@ -144,6 +144,7 @@ class LakeImages:
     max_bytes: int = LAKE_IMAGE_BYTES_PER_SYNC
     _stored: set[str] = field(default_factory=set)
     _staged: dict[str, bytes] = field(default_factory=dict)
+    _staged_bytes: int = 0
 
     @property
     def limit_note(self) -> str:
@@ -160,9 +161,10 @@ class LakeImages:
         name = f"{digest}.{extension}"
         if name in self._stored or name in self._staged:
             return KeptImage(name, digest, written=False)
-        if sum(map(len, self._staged.values())) + len(data) > self.max_bytes:
+        if self._staged_bytes + len(data) > self.max_bytes:
             raise ImagesPostponed(name)
         self._staged[name] = data
+        self._staged_bytes += len(data)
         return KeptImage(name, digest, written=True)
 
     def save_kept_images(self, now: dt.datetime) -> int:
@@ -172,6 +174,7 @@ class LakeImages:
         saved = self.warehouse.save_creative_images(images, now)  # through the warehouse: the lake replays it
         self._stored |= set(self._staged)
         self._staged.clear()
+        self._staged_bytes = 0
         return saved
 
     def delete_surplus(self) -> int:
