@@ -15,6 +15,7 @@ import requests
 
 from graph_emulator import ACCOUNT_ID, GraphEmulator, SeededAccount, account_id_for, seeded_accounts
 from insights_core.engine import run_sync
+from insights_core.errors import InsightsError
 from insights_core.levels import LEVELS
 from insights_core.models import SyncReport, SyncRequest
 from insights_core.settings import Settings
@@ -121,3 +122,25 @@ def test_a_sync_of_the_second_account_stores_nothing_of_the_first(
     for table in ("campaigns", "adsets", "ads", "ad_accounts"):
         assert _stored_accounts(settings, table) == {SECOND}, table
     assert {run.account_id for run in three_accounts.report_runs} == {SECOND}
+
+
+def test_the_accounts_are_read_together_and_come_back_in_the_configured_order(
+    tmp_path: Path, three_accounts: GraphEmulator
+) -> None:
+    configured = list(reversed(three_accounts.accounts))
+    settings = live_settings(tmp_path / "data", three_accounts, ad_account_ids=",".join(configured))
+    source = LiveSource(settings)
+    try:
+        accounts = source.fetch_accounts()
+        assert [a.account_id for a in accounts] == configured
+        assert [a.name for a in accounts] == [three_accounts.accounts[i].account_json()["name"] for i in configured]
+    finally:
+        source.close()
+    unknown = LiveSource(
+        live_settings(tmp_path / "other", three_accounts, ad_account_ids=f"{SECOND},{account_id_for(3)}")
+    )
+    try:
+        with pytest.raises(InsightsError, match="act_5550004"):  # one failed read fails them all, as before
+            unknown.fetch_accounts()
+    finally:
+        unknown.close()

@@ -14,6 +14,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from insights_core.levels import LEVEL_SPECS, LEVELS
 from insights_core.models import (
@@ -74,10 +75,13 @@ class LiveSource:
         self.api._session.requests.close()
 
     def fetch_accounts(self) -> list[Account]:
-        return [
-            account_from_json(fetch_account_json(self.api, account_id), account_id)
-            for account_id in self.settings.ad_account_ids
-        ]
+        """The configured accounts, in their order. One request each, as many in flight as report runs:
+        a worker reads them at start and every interval, and one at a time kept a worker with many
+        accounts from its first sync for a round trip per account."""
+        ids = list(self.settings.ad_account_ids)
+        with ThreadPoolExecutor(max_workers=max(1, min(len(ids), self.settings.report_runs_in_flight))) as pool:
+            answers = list(pool.map(lambda account_id: fetch_account_json(self.api, account_id), ids))
+        return [account_from_json(answer, account_id) for answer, account_id in zip(answers, ids)]
 
     def fetch_entities(self, account: Account) -> EntityTree:
         page = self.settings.insights_page_size
