@@ -246,6 +246,15 @@ class LakeWarehouse(Warehouse):
         except (StoreError, duckdb.Error, psycopg.Error) as exc:
             log.warning("the lake's catalog is not back yet: %s", describe_lake_error(exc, self.settings))
 
+    def _replay(self, journal: WriteJournal) -> list[Any]:
+        """`journal`'s writes again, in a new transaction (left open); their results in order."""
+        self._begin()
+        self._replaying = True
+        try:
+            return journal.replay(self)
+        finally:
+            self._replaying = False
+
     def _resume(self, journal: WriteJournal, lost: duckdb.Error) -> Any:
         """Carry on a sync whose catalog session died mid-way (PostgreSQL restarting): a new connection
         and transaction, with every write so far (the one that failed included) replayed in it; returns
@@ -259,12 +268,7 @@ class LakeWarehouse(Warehouse):
             if self._con is None:
                 continue
             try:
-                self._begin()
-                self._replaying = True
-                try:
-                    result = journal.replay(self)[-1]
-                finally:
-                    self._replaying = False
+                result = self._replay(journal)[-1]
                 self.replays += 1
                 return result
             except duckdb.Error as exc:
@@ -288,14 +292,7 @@ class LakeWarehouse(Warehouse):
             if self._con is not None:
                 with hold_commit_lock(self.settings):
                     try:
-                        results: list[Any] = []
-                        if not open_transaction:
-                            self._begin()
-                            self._replaying = True
-                            try:
-                                results = journal.replay(self)
-                            finally:
-                                self._replaying = False
+                        results = [] if open_transaction else self._replay(journal)
                         self.con.execute("COMMIT")
                         return results
                     except duckdb.Error as exc:
