@@ -32,7 +32,11 @@ Figures on the shared 2-core machine (medians; `--baseline` = the commit before 
 | 2026-12-03, loaded (5), before the cookie and watcher changes, 3x3 | 11.70 s (1.44x) | | 8.12 s | 3.56 / – / 4.15 s |
 | 2026-12-03, (2-4), cookies by the server, lazy breakdown tabs | 6.95 s (1.03x) | | 6.74 s | 2.87 / – / 4.02 s |
 | 2026-12-03, (2), also no source file watcher, 5x5 | 6.59 s (0.93x) | | 7.11 s | 1.77 / – / 3.22 s |
-| 2026-12-03, (1-3.5), 5x5; a new browser on a running server: 2.42 / 3.85 s; a returning browser after a start: 1.97 / 3.38 s | 8.61 s (0.89x) | | 9.73 s | 2.26 / – / 4.58 s |
+| 2026-12-03, (1-3.5), 5x5 (see below) | 8.61 s (0.89x) | | 9.73 s | 2.26 / – / 4.58 s |
+
+In the last run, the login form for a new browser on a server that had served others took 2.42 s
+(minimal 3.85 s), and for a returning browser (frontend cached) after a start 1.97 s (3.38 s): a start
+adds nothing the first visit of any new browser does not cost.
 
 What the first page is made of (quiet machine, Chromium trace with server timestamps): ~0.75 s for
 Chromium to load Streamlit's frontend into a new context, ~0.12 s for the script run, ~0.1 s of
