@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from insights_core.settings import Settings
 from tests.helpers import ROOT
 
 APP = str(ROOT / "app.py")
@@ -24,6 +25,21 @@ def use_data_dir(monkeypatch: pytest.MonkeyPatch, data_dir: Path, **env: str) ->
     monkeypatch.setenv("INSIGHTS_DATA_DIR", str(data_dir))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+
+
+def use_lake_data_dir(
+    monkeypatch: pytest.MonkeyPatch, lake: Settings, data_dir: Path | None = None, **env: str
+) -> None:
+    """The app on `lake`'s lake (INSIGHTS_STORE=ducklake), with `data_dir` as its own (a replica's) or lake's."""
+    assert lake.catalog_url is not None
+    use_data_dir(
+        monkeypatch,
+        data_dir or lake.data_dir,
+        INSIGHTS_STORE="ducklake",
+        INSIGHTS_CATALOG_URL=lake.catalog_url.get_secret_value(),
+        INSIGHTS_LAKE_DATA_PATH=str(lake.lake_data_path),
+        **env,
+    )
 
 
 def new_app(role: str | None = None, timeout: float = 30) -> AppTest:

@@ -10,7 +10,7 @@ import pytest
 
 from insights_core.cluster.postgres_server import PostgresServer
 from insights_core.settings import Settings
-from tests.dashboard.app_harness import PAGE_QUERIES, assert_clean, open_page, use_data_dir
+from tests.dashboard.app_harness import PAGE_QUERIES, assert_clean, open_page, use_lake_data_dir
 from tests.dashboard_data import build_stub_data_dir
 from tests.postgres import clone_lake
 
@@ -37,14 +37,7 @@ def lake_data(
 
 @pytest.fixture
 def app_on_data_dir(monkeypatch: pytest.MonkeyPatch, lake_data: Settings) -> Path:
-    assert lake_data.catalog_url is not None
-    use_data_dir(
-        monkeypatch,
-        lake_data.data_dir,
-        INSIGHTS_STORE="ducklake",
-        INSIGHTS_CATALOG_URL=lake_data.catalog_url.get_secret_value(),
-        INSIGHTS_LAKE_DATA_PATH=str(lake_data.lake_data_path),
-    )
+    use_lake_data_dir(monkeypatch, lake_data)
     return lake_data.data_dir
 
 

@@ -16,7 +16,7 @@ from insights_core.settings import Settings
 from insights_core.sources.stub_accounts import stub_account
 from insights_core.store.lake_maintenance import MaintenanceRun, fetch_maintenance_runs
 from insights_core.worker import SyncWorker
-from tests.dashboard.app_harness import CAMPAIGN, assert_clean, open_page, use_data_dir
+from tests.dashboard.app_harness import CAMPAIGN, assert_clean, open_page, use_lake_data_dir
 from tests.dashboard.markdown_text import shown_texts, unescape
 from tests.helpers import SMALL_SHAPE, make_settings
 from tests.postgres import clone_lake
@@ -25,15 +25,7 @@ pytestmark = pytest.mark.usefixtures("entrypoint_runs_every_time")
 
 
 def use_lake(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
-    assert settings.catalog_url is not None
-    use_data_dir(
-        monkeypatch,
-        settings.data_dir,
-        INSIGHTS_STORE="ducklake",
-        INSIGHTS_CATALOG_URL=settings.catalog_url.get_secret_value(),
-        INSIGHTS_LAKE_DATA_PATH=str(settings.lake_data_path),
-        INSIGHTS_STUB_ACCOUNTS=str(settings.stub_accounts),
-    )
+    use_lake_data_dir(monkeypatch, settings, INSIGHTS_STUB_ACCOUNTS=str(settings.stub_accounts))
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 from insights_core.cluster.postgres_server import PostgresServer
 from insights_core.creatives import creatives_dir
 from insights_core.settings import Settings
-from tests.dashboard.app_harness import AD, assert_clean, open_page, texts, use_data_dir
+from tests.dashboard.app_harness import AD, assert_clean, open_page, texts, use_lake_data_dir
 from tests.dashboard_data import build_stub_data_dir
 from tests.postgres import clone_lake
 
@@ -32,15 +32,8 @@ def lake_data(
 
 @pytest.fixture
 def app_on_data_dir(monkeypatch: pytest.MonkeyPatch, lake_data: Settings, tmp_path: Path) -> Path:
-    assert lake_data.catalog_url is not None
     replica = tmp_path / "replica"
-    use_data_dir(
-        monkeypatch,
-        replica,
-        INSIGHTS_STORE="ducklake",
-        INSIGHTS_CATALOG_URL=lake_data.catalog_url.get_secret_value(),
-        INSIGHTS_LAKE_DATA_PATH=str(lake_data.lake_data_path),
-    )
+    use_lake_data_dir(monkeypatch, lake_data, replica)
     return replica
 
 
