@@ -7,9 +7,6 @@ Run with `scripts/run.sh` (worker and dashboard together) or `streamlit run app.
 `__main__`, which draws the dashboard. Hence the guard at the bottom.
 """
 
-import threading
-import time
-
 import streamlit as st
 
 from insights_core.api.metrics import observe_page_run
@@ -74,82 +71,12 @@ def run_dashboard() -> None:
         navigation.run()
 
 
-THIRD_PARTY_MODULES = (
-    "pandas",
-    "numpy",
-    "pyarrow",
-    "duckdb",
-    "plotly.graph_objects",
-    "plotly.io",
-    "bcrypt",
-    "yaml",
-    "xlsxwriter",
-)
-"""Imported while the server starts, before it answers (no st.cache_* in them)."""
-DASHBOARD_MODULES = (
-    "insights_core.dashboard.login",
-    "insights_core.dashboard.widgets",
-    "insights_core.dashboard.charts",
-    "insights_core.dashboard.data",
-    "insights_core.dashboard.alerts",
-    "insights_core.dashboard.scoring",
-    "insights_core.dashboard.sync_view",
-    "insights_core.dashboard.entity_page",
-)
-"""Imported once the runtime exists (they decorate functions with st.cache_*)."""
-
-
-def import_modules(names: tuple[str, ...]) -> None:
-    import importlib
-
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass  # an optional module: the page that needs it reports it
-
-
-def warm_up_third_party() -> None:
-    """Import THIRD_PARTY_MODULES and draw one throwaway figure and query (about 1.5 s on a 2-core
-    machine, mostly pandas and pyarrow), so no visitor waits for them."""
-    import_modules(THIRD_PARTY_MODULES)
-    import duckdb
-    import plotly.graph_objects as go
-    import plotly.io as pio
-
-    figure = go.Figure(layout=dict(title="warm-up", yaxis2=dict(overlaying="y", side="right")))
-    figure.add_bar(x=["2026-01-01"], y=[1.0])
-    figure.add_scatter(x=["2026-01-01"], y=[1.0], yaxis="y2")
-    pio.to_json(figure, validate=False)
-    with duckdb.connect() as con:  # in memory: the first query's pandas and arrow conversions
-        con.execute("SELECT 1::DOUBLE AS x, DATE '2026-01-01' AS d").df()
-        con.execute("SELECT 1 AS x").arrow()
-
-
-def warm_up_when_the_runtime_runs(timeout: float = 60.0) -> None:
-    """Import DASHBOARD_MODULES once Streamlit's runtime exists, on a daemon thread.
-
-    The server imports this file (as `app`) before it creates its runtime; the dashboard modules
-    decorate functions with st.cache_*, which look for the runtime's cache storage when decorated
-    (imported earlier, they warn "no runtime" and cache outside it). A session that needs a module
-    still being imported waits for that import (Python's import lock), never imports it twice.
-    Nothing here touches a session, a cache or the data directory.
-    """
-    from streamlit import runtime
-
-    deadline = time.monotonic() + timeout
-    while not runtime.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if runtime.exists():
-        import_modules(DASHBOARD_MODULES)
-
-
 if __name__ == "__main__":
     run_dashboard()
 else:
     from insights_core.api.routes import api_routes
     from insights_core.dashboard.cookie_handoff import cookie_routes
+    from insights_core.dashboard.warm_up import start_warming_up
 
     app = st.App("app.py", routes=api_routes() + cookie_routes())
-    warm_up_third_party()  # the server answers a little later, and its first page sooner
-    threading.Thread(target=warm_up_when_the_runtime_runs, name="mi-warm-up", daemon=True).start()
+    start_warming_up()
