@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from insights_core.dashboard import widgets
+from insights_core.dashboard.formatting import format_int, format_timestamp, literal
 from insights_core.errors import InputError, StoreError
 from insights_core.manager.alert_store import open_alert_store
 from insights_core.roles import can
@@ -31,8 +32,8 @@ if evaluations.empty:
 else:
     last = evaluations.iloc[0]
     st.caption(
-        f"Rules last evaluated {last['at']} after sync {last['sync_id']} ({last['seconds']:.2f} s, "
-        f"{last['findings']} findings). Delivered to: "
+        f"Rules last evaluated {format_timestamp(last['at'])} after sync {literal(last['sync_id'])} "
+        f"({last['seconds']:.2f} s, {format_int(last['findings'])} findings). Delivered to: "
         + (
             ", ".join(
                 c for c, on in (("webhook", settings.alert_webhook_url), ("e-mail", settings.alert_smtp_host)) if on

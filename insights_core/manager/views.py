@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from insights_core.dashboard.data import Snapshot, snapshot_cursor
+from insights_core.dashboard.formatting import format_int, format_timestamp
 from insights_core.levels import Level
 from insights_core.manager import reads
 from insights_core.manager.forecast import Backtest, Forecast, backtest_series, daily_series, forecast_series
@@ -132,7 +133,10 @@ def render_alert_delivery_health(settings: Settings) -> None:
         return
     if not evaluations.empty:
         last = evaluations.iloc[0]
-        st.caption(f"Rules last evaluated {last['at']} ({last['seconds']:.2f} s, {last['findings']} findings).")
+        st.caption(
+            f"Rules last evaluated {format_timestamp(last['at'])} ({last['seconds']:.2f} s, "
+            f"{format_int(last['findings'])} findings)."
+        )
     if failures.empty:
         st.caption("No failed alert deliveries.")
     else:

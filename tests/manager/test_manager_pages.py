@@ -3,11 +3,12 @@ what each shows, who may acknowledge and mute, and that viewers only read."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from insights_core.manager.alert_store import SqliteAlertStore, open_alert_store
+from insights_core.manager.alert_store import EvaluationLog, SqliteAlertStore, open_alert_store
 from insights_core.settings import Settings
 from tests.dashboard.app_harness import assert_clean, open_page, texts, use_data_dir
 from tests.dashboard_data import build_stub_data_dir
@@ -80,6 +81,7 @@ def test_forecast_says_when_history_is_too_short(tmp_path: Path, monkeypatch: py
 def test_alerts_list_and_a_manager_acknowledges_and_mutes(planted: Settings) -> None:
     at = open_page("manager", "pages/alerts.py")
     assert_clean(at)
+    assert re.match(r"Rules last evaluated \d{4}-\d\d-\d\d \d\d:\d\d UTC after sync ", at.caption[0].value)
     table = at.dataframe[0].value
     assert {"pacing", "fatigue", "anomaly"} <= set(table["Rule"])
     store = open_alert_store(planted)
@@ -114,7 +116,7 @@ def test_the_sync_health_section_lists_failed_deliveries(tmp_path: Path) -> None
     path = tmp_path / "data" / "alerts.sqlite"
     store = SqliteAlertStore(path)
     now = dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)
-    store.save_findings([Finding("sync:x", "sync", "error", "x")], now)
+    store.save_findings([Finding("sync:x", "sync", "error", "x")], now, EvaluationLog("sync-1", 0.25, 1))
     store.save_delivery("webhook", "sync:x", False, 4, "the webhook could not be reached: refused", now)
 
     def section(data_dir: str) -> None:
@@ -128,4 +130,5 @@ def test_the_sync_health_section_lists_failed_deliveries(tmp_path: Path) -> None
     at = AppTest.from_function(section, args=(str(path.parent),)).run()
     assert not at.exception
     assert "1 recent alert deliveries failed" in at.warning[0].value
+    assert at.caption[0].value == "Rules last evaluated 2026-11-20 00:00 UTC (0.25 s, 1 findings)."
     assert list(at.dataframe[0].value["error"]) == ["the webhook could not be reached: refused"]
