@@ -5,6 +5,8 @@ Four sync alerts, each with a fixed threshold:
 - the latest sync took more than twice the average of earlier comparable syncs;
 - more than 10 rate-limit hits within one hour (any hour of the last day);
 - entity errors above 5% of the entities the latest sync processed.
+When workers sync different ad accounts (INSIGHTS_STORE=ducklake with many workers), the first, second
+and fourth are judged per account, on the runs that synced it (`runs_by_account`), and name the accounts.
 Performance alerts compare each campaign's ratio with the previous period of the same length
 (e.g. ROAS down more than 30%), for campaigns that spent enough in both periods to mean it.
 """
@@ -19,6 +21,7 @@ from typing import Any, Literal, cast
 import numpy as np
 import pandas as pd
 
+from insights_core.dashboard.sync_health import report_accounts
 from insights_core.levels import LEVEL_PLURAL, LEVELS
 from insights_core.metrics import RATIO_FORMULAS, pct_change, ratio, ratio_array
 
@@ -53,31 +56,81 @@ def _finished_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return done.sort_values("sync_timestamp", ascending=False, kind="stable")
 
 
-def consecutive_failures_alert(runs: pd.DataFrame) -> Alert | None:
-    done = _finished_runs(runs)
+def runs_by_account(done: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]:
+    """`done` (finished runs, newest first) as each ad account saw them: (account, the runs that synced it
+    or named no account) when runs name different accounts (many workers, each with the accounts it
+    leased: one account's successes must not break another's streak of failures); else one
+    (None, `done`), and nothing is said per account (one worker syncs every account each run)."""
+    if done.empty or "report_json" not in done.columns:
+        return [(None, done)]
+    named = [frozenset(report_accounts(r)) for r in done["report_json"]]
+    kinds = {accounts for accounts in named if accounts}
+    if len(kinds) <= 1:
+        return [(None, done)]
+    return [
+        (account, done[[not accounts or account in accounts for accounts in named]])
+        for account in sorted(frozenset().union(*kinds))
+    ]
+
+
+def _failure_streak(done: pd.DataFrame) -> int:
     streak = 0
-    for status in done["status"] if not done.empty else []:
+    for status in done["status"]:
         if status != "failed":
             break
         streak += 1
-    if streak <= MAX_CONSECUTIVE_FAILURES:
-        return None
-    return Alert(
-        "error",
-        "sync_failing",
-        f"The last {streak} syncs failed in a row (latest at {_when(done['sync_timestamp'].iloc[0])}). "
-        "See the Sync page for their errors.",
-    )
+    return streak
 
 
-def slow_sync_alert(runs: pd.DataFrame) -> Alert | None:
-    """The latest sync against the average of earlier syncs of the same type and scope."""
+def consecutive_failures_alert(runs: pd.DataFrame) -> Alert | None:
     done = _finished_runs(runs)
     if done.empty:
         return None
-    latest = done.iloc[0]
+    failing = [
+        (account, streak, scoped)
+        for account, scoped in runs_by_account(done)
+        if (streak := _failure_streak(scoped)) > MAX_CONSECUTIVE_FAILURES
+    ]
+    if not failing:
+        return None
+    latest = _when(max(scoped["sync_timestamp"].iloc[0] for _, _, scoped in failing))
+    if failing[0][0] is None:
+        message = f"The last {failing[0][1]} syncs failed in a row (latest at {latest})."
+    else:
+        streaks = ", ".join(f"{account} ({streak} in a row)" for account, streak, _ in failing[:MAX_LISTED])
+        more = f" and {len(failing) - MAX_LISTED} more" if len(failing) > MAX_LISTED else ""
+        message = (
+            f"The syncs of {len(failing)} ad account{'s' if len(failing) > 1 else ''} failed more than "
+            f"{MAX_CONSECUTIVE_FAILURES} times in a row: {streaks}{more} (latest at {latest})."
+        )
+    return Alert("error", "sync_failing", f"{message} See the Sync page for their errors.")
+
+
+def _latest_runs(done: pd.DataFrame) -> list[tuple[pd.Series, pd.DataFrame, bool]]:
+    """(latest run, the runs it is judged among, whether to name its accounts): the latest run, or with
+    runs of different accounts the latest of each account, once each (a run of two accounts is the
+    latest of both)."""
+    seen: set[object] = set()
+    out = []
+    for account, scoped in runs_by_account(done):
+        if scoped.empty or scoped.index[0] in seen:
+            continue
+        seen.add(scoped.index[0])
+        out.append((scoped.iloc[0], scoped, account is not None))
+    return out
+
+
+def _of_accounts(run: pd.Series, named: bool) -> str:
+    accounts = report_accounts(run.get("report_json")) if named else []
+    return f" of {', '.join(accounts)}" if accounts else ""
+
+
+def _slow_run(latest: pd.Series, done: pd.DataFrame, named: bool) -> str | None:
     scoped = done["entity_type"].notna() & (done["entity_type"].astype(str) != "")
     same = (done["sync_type"] == latest["sync_type"]) & (scoped == scoped.iloc[0])
+    if named:  # a run of one account is not compared with a run of five
+        accounts = set(report_accounts(latest.get("report_json")))
+        same &= np.array([set(report_accounts(r)) == accounts for r in done["report_json"]], dtype=bool)
     history = done[same].iloc[1:]
     if len(history) < MIN_HISTORY:
         return None
@@ -85,12 +138,19 @@ def slow_sync_alert(runs: pd.DataFrame) -> Alert | None:
     duration = float(latest["total_duration_seconds"])
     if average <= 0 or duration <= SLOW_FACTOR * average:
         return None
-    return Alert(
-        "warning",
-        "sync_slow",
-        f"The latest {latest['sync_type']} sync took {duration:.1f} s, more than {SLOW_FACTOR:g}× the "
-        f"average of the {len(history)} before it ({average:.1f} s).",
+    return (
+        f"The latest {latest['sync_type']} sync{_of_accounts(latest, named)} took {duration:.1f} s, more than "
+        f"{SLOW_FACTOR:g}× the average of the {len(history)} before it ({average:.1f} s)."
     )
+
+
+def slow_sync_alert(runs: pd.DataFrame) -> Alert | None:
+    """The latest sync against the average of earlier syncs of the same type and scope (and accounts)."""
+    done = _finished_runs(runs)
+    if done.empty:
+        return None
+    slow = [m for latest, scoped, named in _latest_runs(done) if (m := _slow_run(latest, scoped, named))]
+    return Alert("warning", "sync_slow", " ".join(slow[:MAX_LISTED])) if slow else None
 
 
 def peak_rate_limit_hits(runs: pd.DataFrame, now: dt.datetime) -> tuple[int, dt.datetime | None]:
@@ -123,22 +183,24 @@ def rate_limit_alert(runs: pd.DataFrame, now: dt.datetime) -> Alert | None:
     )
 
 
-def entity_error_alert(runs: pd.DataFrame) -> Alert | None:
-    done = _finished_runs(runs)
-    if done.empty:
-        return None
-    latest = done.iloc[0]
+def _entity_errors(latest: pd.Series, named: bool) -> str | None:
     processed = sum(int(latest[f"{LEVEL_PLURAL[lvl]}_processed"]) for lvl in LEVELS)
     errors = sum(int(latest[f"{LEVEL_PLURAL[lvl]}_errors"]) for lvl in LEVELS)
     share = ratio(errors, processed)
     if share is None or share <= MAX_ENTITY_ERROR_SHARE:
         return None
-    return Alert(
-        "warning",
-        "entity_errors",
-        f"The latest sync could not read {errors:,} of {processed:,} entities ({share:.1%}), above "
-        f"{MAX_ENTITY_ERROR_SHARE:.0%}: their numbers may be out of date.",
+    return (
+        f"The latest sync{_of_accounts(latest, named)} could not read {errors:,} of {processed:,} entities "
+        f"({share:.1%}), above {MAX_ENTITY_ERROR_SHARE:.0%}: their numbers may be out of date."
     )
+
+
+def entity_error_alert(runs: pd.DataFrame) -> Alert | None:
+    done = _finished_runs(runs)
+    if done.empty:
+        return None
+    found = [m for latest, _, named in _latest_runs(done) if (m := _entity_errors(latest, named))]
+    return Alert("warning", "entity_errors", " ".join(found[:MAX_LISTED])) if found else None
 
 
 def sync_alerts(runs: pd.DataFrame, now: dt.datetime) -> list[Alert]:

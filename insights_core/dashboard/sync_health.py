@@ -92,11 +92,16 @@ def run_errors(report_json: str | None) -> list[str]:
     return _report_list(report_json, "errors")
 
 
+def report_accounts(report_json: object) -> list[str]:
+    """The ad accounts a stored run synced, from its report (each worker's run among many only has the
+    accounts it leased); [] when it failed before reaching one, or for a run stored without a report."""
+    return _report_list(report_json if isinstance(report_json, str) else None, "accounts")
+
+
 def run_accounts(report_json: str | None, names: Mapping[str, str] | None = None) -> str:
-    """The ad accounts a stored run synced, as "act_1 (Name), act_2": the report lists them (each worker's
-    run among many only has the accounts it leased); "" when it failed before reaching one."""
+    """The ad accounts a stored run synced, as "act_1 (Name), act_2"; "" when it names none."""
     names = names or {}
-    return ", ".join(f"{a} ({names[a]})" if names.get(a) else a for a in _report_list(report_json, "accounts"))
+    return ", ".join(f"{a} ({names[a]})" if names.get(a) else a for a in report_accounts(report_json))
 
 
 def run_worker(report_json: str | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pandas as pd
 import pytest
@@ -126,6 +127,75 @@ def test_healthy_runs_raise_no_alert_and_bad_ones_raise_each() -> None:
     )
     assert codes(alerts.sync_alerts(bad, NOW)) == ["sync_failing", "sync_slow", "rate_limited", "entity_errors"]
     assert alerts.sync_alerts(runs(), NOW) == []
+
+
+def of(*accounts: str) -> str:
+    """A stored report naming the accounts its run synced."""
+    return json.dumps({"accounts": list(accounts)})
+
+
+def test_with_many_workers_one_accounts_failures_are_not_hidden_by_anothers_successes() -> None:
+    # two workers, each syncing its own account, finishing in turns: act_1 fails every time
+    table = runs(
+        *(
+            {"ago": 100 - 10 * i, "report_json": of(account), "status": "failed" if account == "act_1" else "succeeded"}
+            for i in range(6)
+            for account in [("act_1", "act_2")[i % 2]]
+        )
+    )
+    alert = alerts.consecutive_failures_alert(table)
+    assert alert is not None
+    assert "1 ad account failed more than 2 times in a row: act_1 (3 in a row)" in alert.message
+    assert "act_2" not in alert.message
+    # a run that failed before reaching any account counts for each account
+    table = runs(
+        {"ago": 50, "report_json": of("act_1"), "status": "failed"},
+        {"ago": 40, "report_json": of("act_2"), "status": "failed"},
+        {"ago": 30, "report_json": of("act_1"), "status": "failed"},
+        {"ago": 20, "report_json": of("act_2"), "status": "succeeded"},
+        {"ago": 10, "report_json": of(), "status": "failed"},
+    )
+    alert = alerts.consecutive_failures_alert(table)
+    assert alert is not None and "act_1 (3 in a row)" in alert.message and "act_2" not in alert.message
+
+
+def test_one_worker_syncing_every_account_keeps_the_plain_messages() -> None:
+    table = runs(*({"ago": 30 - i, "report_json": of("act_1", "act_2"), "status": "failed"} for i in range(3)))
+    alert = alerts.consecutive_failures_alert(table)
+    assert alert is not None and alert.message.startswith("The last 3 syncs failed in a row")
+
+
+def test_with_many_workers_a_slow_account_is_found_even_when_another_finished_last() -> None:
+    table = runs(
+        *({"ago": 200 - i, "report_json": of("act_2"), "total_duration_seconds": 5.0} for i in range(4)),
+        *({"ago": 100 - i, "report_json": of("act_1"), "total_duration_seconds": 30.0} for i in range(3)),
+        {"ago": 10, "report_json": of("act_1"), "total_duration_seconds": 70.0},
+        {"ago": 1, "report_json": of("act_2"), "total_duration_seconds": 5.0},  # the run that finished last
+    )
+    alert = alerts.slow_sync_alert(table)
+    assert alert is not None
+    assert alert.message == (
+        "The latest scheduled sync of act_1 took 70.0 s, more than 2× the average of the 3 before it (30.0 s)."
+    )
+
+
+def test_with_many_workers_a_big_accounts_usual_sync_is_not_called_slow_against_small_ones() -> None:
+    # act_1 always takes 30 s, act_2 5 s: mixed, 30 s is more than twice their 11.25 s average
+    table = runs(
+        *({"ago": 300 - i, "report_json": of("act_2"), "total_duration_seconds": 5.0} for i in range(9)),
+        *({"ago": 100 - i, "report_json": of("act_1"), "total_duration_seconds": 30.0} for i in range(4)),
+    )
+    assert alerts.slow_sync_alert(table) is None
+
+
+def test_with_many_workers_entity_errors_are_judged_on_each_accounts_latest_run() -> None:
+    table = runs(
+        {"ago": 30, "report_json": of("act_1"), "ads_errors": 300},
+        {"ago": 1, "report_json": of("act_2")},
+    )
+    alert = alerts.entity_error_alert(table)
+    assert alert is not None
+    assert alert.message.startswith("The latest sync of act_1 could not read 300 of 2,000 entities (15.0%)")
 
 
 def campaigns(*rows: tuple[str, float, float, float, float]) -> pd.DataFrame:
