@@ -9,12 +9,15 @@ Both servers run at once on loopback ports (`streamlit run`, as scripts/run.sh s
 are measured in turns, so machine load hits both alike. One repetition is a new browser context (no
 cookies): open the URL, wait for the login form, type admin / demo, press the button, and stop the
 clock when a plotly chart is drawn and Streamlit says the script is not running
-(`[data-testid='stApp'][data-test-script-state='notRunning']`). The first visit to each server is
-a warm-up and not counted (the product's data dir is also served to a first visitor then).
+(`[data-testid='stApp'][data-test-script-state='notRunning']`). Each view is timed when the page drew it,
+by the page's own clock (`DRAWN_MARKS`), since Playwright's waits poll up to 0.5 s apart. The first
+visit to each server is a warm-up and not counted (the product's data dir is also served to a first
+visitor then).
 
 "First page after a server start": a new server process per start (on the same data dir), timed from
 the server answering /_stcore/health to (a) the login form drawn and (b) the Overview drawn after
-logging in, as the first visitor sees them.
+logging in, as the first visitor sees them. `bare_form_app.py` (a form of two text inputs, nothing
+else) is started and timed in the same turns: the least any Streamlit page costs on the machine.
 
 The data dir is a stub sync of the default demo account (100 campaigns x 5 ad sets x 3 ads, 30 days),
 built once in a temporary directory. With --baseline DIR (e.g. `git archive <commit> | tar -x -C DIR`),
@@ -22,7 +25,10 @@ that checkout's app.py is measured too, in the same turns and on the same data, 
 that shares the machine's load. Prints medians (and min/max); asserts nothing.
 Targets: product within 1.2x of the minimal app; first page after a start under 1.5 s.
 
-Figures on the shared 2-core machine (medians; `--baseline` = the commit before the display/speed work):
+Figures on the shared 2-core machine (medians; `--baseline` = the commit before the display/speed work,
+unless the row says otherwise). The rows up to "(1-3.5)" were timed when Playwright's waits returned,
+which was up to ~0.45 s after the page drew the login form (1.98 s drawn, 2.43 s returned, in one
+trace); the later rows are timed when drawn (`DRAWN_MARKS`), and show the bare app's form too.
 
 | run (load average) | product | baseline | minimal | first login form after a start: product / baseline / minimal |
 | --- | --- | --- | --- | --- |
@@ -33,15 +39,23 @@ Figures on the shared 2-core machine (medians; `--baseline` = the commit before 
 | 2026-12-03, (2-4), cookies by the server, lazy breakdown tabs | 6.95 s (1.03x) | | 6.74 s | 2.87 / – / 4.02 s |
 | 2026-12-03, (2), also no source file watcher, 5x5 | 6.59 s (0.93x) | | 7.11 s | 1.77 / – / 3.22 s |
 | 2026-12-03, (1-3.5), 5x5 (see below) | 8.61 s (0.89x) | | 9.73 s | 2.26 / – / 4.58 s |
+| 2026-12-03, (1.1-2.9), drawn, heap settled, 5x7 | 5.24 s (0.75x) | | 6.97 s | 1.46 / – / 3.33 s, bare 1.49 |
+| 2026-12-03, (1.5-2.5), drawn, base 44064d7, 3x5 | 6.14 s (0.87x) | 5.88 s | 7.07 s | 1.48 / 1.71 / 3.44, bare 1.51 |
 
-In the last run, the login form for a new browser on a server that had served others took 2.42 s
-(minimal 3.85 s), and for a returning browser (frontend cached) after a start 1.97 s (3.38 s): a start
-adds nothing the first visit of any new browser does not cost.
+"base 44064d7" is the commit before the heap was settled at start. In the last run, a returning
+browser (frontend cached) after a start drew the form in 1.11 s (baseline 1.29 s, bare 1.11 s, minimal
+2.93 s), and a new browser on a server that had served others in 1.58 s (baseline 1.54 s, minimal
+2.53 s; 3 each). A start now adds nothing to the first page: the product's
+first page after a start is the bare app's, and a new browser costs what it costs on any server.
 
-What the first page is made of (quiet machine, Chromium trace with server timestamps): ~0.75 s for
-Chromium to load Streamlit's frontend into a new context, ~0.12 s for the script run, ~0.1 s of
-Streamlit's post-run `gc.collect(2)` before the run's last message, then ~0.35-0.7 s to fetch the text
-input's script chunks and draw the form. The minimal app's own first page takes 3.2 s: its cookie
+What the first page is made of (server timestamps against the page's clock, load 1-2): ~1.1 s for
+Chromium to load and start Streamlit's frontend in a new context (85 requests, 2.6 MB, the same ones
+for the bare app and the product); ~0.06 s from the websocket to the script thread; 0.02-0.04 s of
+script run and 0.002 s of Streamlit's post-run `gc.collect(2)` (before `warm_up.settle_the_heap`:
+~0.16 s, most of it the first element's `inspect.stack()`, and 0.12-0.18 s of collection); then
+~0.3 s to fetch the text input's script chunks and draw the form. Preloading those chunks (a
+`modulepreload` of their import graph in index.html) was tried and gained nothing measurable (1.61 s
+against 1.56 s, noise), so it is not done. The minimal app's own first page takes 3.3 s: its cookie
 component's iframe and rerun, and streamlit-authenticator imported by the first session.
 """
 
@@ -132,10 +146,11 @@ apart once an element is slow to come, so their return says when Playwright look
 was drawn."""
 
 
-def time_login(browser, url: str, button: str, context=None) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def time_login(browser, url: str, button: str | None, context=None) -> tuple[float, float | None]:  # type: ignore[no-untyped-def]
     """(seconds to the login form, seconds to the chart drawn after logging in) in a fresh context, or in
     `context` (a returning browser: its HTTP cache kept, its cookies cleared). Both are timed from just
-    before the URL is opened to the moment the page drew them (`DRAWN_MARKS`)."""
+    before the URL is opened to the moment the page drew them (`DRAWN_MARKS`). With no `button` (the
+    bare form app) only the form is timed."""
     own = context is None
     if own:
         context = browser.new_context(viewport={"width": 1440, "height": 900})
@@ -148,6 +163,9 @@ def time_login(browser, url: str, button: str, context=None) -> tuple[float, flo
         page.goto(url)
         page.get_by_role("textbox", name="Username").wait_for(timeout=TIMEOUT_MS)
         page.wait_for_selector(IDLE, timeout=TIMEOUT_MS)
+        if button is None:
+            page.wait_for_function("window.__drawn.form !== undefined", timeout=TIMEOUT_MS)
+            return page.evaluate("window.__drawn.form") / 1000 - start, None
         page.get_by_role("textbox", name="Username").fill("admin")
         page.get_by_role("textbox", name="Password").fill("demo")
         page.get_by_role("button", name=button, exact=True).click()
@@ -165,7 +183,7 @@ def time_login(browser, url: str, button: str, context=None) -> tuple[float, flo
 def measure_starts(  # type: ignore[no-untyped-def]
     browser,
     scripts: dict[str, tuple[str, Path, dict[str, str]]],
-    buttons: dict[str, str],
+    buttons: dict[str, str | None],
     root: Path,
     starts: int,
     *,
@@ -188,7 +206,8 @@ def measure_starts(  # type: ignore[no-untyped-def]
                     stop(process)
                 if counted:
                     figures[name][0].append(form)
-                    figures[name][1].append(overview)
+                    if overview is not None:
+                        figures[name][1].append(overview)
     finally:
         for context in contexts.values():
             if context is not None:
@@ -199,7 +218,8 @@ def measure_starts(  # type: ignore[no-untyped-def]
 def print_starts(figures: dict[str, tuple[list[float], list[float]]]) -> None:
     for name, (forms, overviews) in figures.items():
         print(f"  {name:8s} login form drawn            {summary(forms)} (target < 1.5 s)")
-        print(f"  {name:8s} URL -> Overview after login {summary(overviews)}")
+        if overviews:
+            print(f"  {name:8s} URL -> Overview after login {summary(overviews)}")
 
 
 def summary(values: list[float]) -> str:
@@ -228,7 +248,7 @@ def main() -> None:
             roots = {"product": ROOT, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
             servers = {name: start_server("app.py", env, root / f"{name}.out", path) for name, path in roots.items()}
             servers["minimal"] = start_server("benchmarks/minimal_app.py", minimal_env, root / "minimal.out")
-            buttons = {"minimal": "Login"}
+            buttons: dict[str, str | None] = {"minimal": "Login", "bare": None}
             try:
                 results: dict[str, list[float]] = {name: [] for name in servers}
                 forms_running: dict[str, list[float]] = {name: [] for name in servers}
@@ -237,6 +257,7 @@ def main() -> None:
                 for _ in range(args.repeat):
                     for name, (_, url) in servers.items():
                         form, overview = time_login(browser, url, buttons.get(name, "Log in"))
+                        assert overview is not None  # every running server is a product or the minimal app
                         forms_running[name].append(form)
                         results[name].append(overview)
             finally:
@@ -255,7 +276,11 @@ def main() -> None:
 
             scripts = {name: ("app.py", path, env) for name, path in roots.items()}
             scripts["minimal"] = ("benchmarks/minimal_app.py", ROOT, minimal_env)
-            print(f"\nfirst visitor after a fresh server start ({args.starts} starts each, in turns):")
+            scripts["bare"] = ("benchmarks/bare_form_app.py", ROOT, env)
+            print(
+                f"\nfirst visitor after a fresh server start ({args.starts} starts each, in turns;"
+                " bare = Streamlit's floor, bare_form_app.py):"
+            )
             print_starts(measure_starts(browser, scripts, buttons, root, args.starts, returning=False))
             print(
                 f"\nthe same, by a returning browser ({args.starts} starts each after one uncounted, same port;"
