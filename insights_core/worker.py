@@ -478,25 +478,28 @@ class SyncWorker:
         check_entity_ids(trees, request)  # an unknown id is refused before anything is leased
         needed = accounts_needed(trees, request)
         held: list[Lease] = []
-        try:
-            held += leases.claim(needed)
-            if len(held) < len(needed):
-                log.info("waiting for %d account(s) another worker is syncing", len(needed) - len(held))
-            deadline = time.monotonic() + LEASE_WAIT_SECONDS
-            while len(held) < len(needed) and time.monotonic() < deadline and not self.stop_event.is_set():
-                self.stop_event.wait(LEASE_WAIT_POLL_SECONDS)
+        # renewed while waiting too: the accounts leased first must not expire (and go to another
+        # worker) while this request waits minutes for one that another worker is syncing
+        with self._renewing_leases(leases):
+            try:
+                held += leases.claim(needed)
+                if len(held) < len(needed):
+                    log.info("waiting for %d account(s) another worker is syncing", len(needed) - len(held))
+                deadline = time.monotonic() + LEASE_WAIT_SECONDS
+                while len(held) < len(needed) and time.monotonic() < deadline and not self.stop_event.is_set():
+                    self.stop_event.wait(LEASE_WAIT_POLL_SECONDS)
+                    taken = {lease.account_id for lease in held}
+                    held += leases.claim([account_id for account_id in needed if account_id not in taken])
                 taken = {lease.account_id for lease in held}
-                held += leases.claim([account_id for account_id in needed if account_id not in taken])
-            taken = {lease.account_id for lease in held}
-            skipped = [account_id for account_id in needed if account_id not in taken]
-            skipped_lines = describe_skipped(skipped, leases.fetch_holders(skipped), dt.datetime.now(dt.timezone.utc))
-            if not held:
-                return new_failed_report(request, self.source.mode, "; ".join(skipped_lines) or "no ad account")
-            restricted, leased_trees = restrict_request(trees, request, taken)
-            with self._renewing_leases(leases):
+                skipped = [account_id for account_id in needed if account_id not in taken]
+                now = dt.datetime.now(dt.timezone.utc)
+                skipped_lines = describe_skipped(skipped, leases.fetch_holders(skipped), now)
+                if not held:
+                    return new_failed_report(request, self.source.mode, "; ".join(skipped_lines) or "no ad account")
+                restricted, leased_trees = restrict_request(trees, request, taken)
                 report = self.sync_and_publish(restricted, leased_trees, before_commit=lambda: leases.confirm(held))
-        finally:
-            leases.release(held)
+            finally:
+                leases.release(held)
         if skipped_lines:
             report.errors[:0] = skipped_lines
             report.status, report.success = "failed", False

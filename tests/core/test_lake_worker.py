@@ -355,6 +355,32 @@ def test_sync_now_waits_for_an_account_another_worker_is_syncing(tmp_path: Path,
     assert report.success and report.errors == [] and report.accounts == [stub_account(0).account_id]
 
 
+def test_accounts_leased_first_stay_leased_while_a_sync_now_waits_for_another(tmp_path: Path, catalog_url: str) -> None:
+    """`--once` (no heartbeat thread) waiting for an account another worker holds: the account it leased
+    at once is renewed meanwhile, so nobody takes it when its first lease period is over."""
+    settings = _lake_settings(tmp_path / "data", catalog_url, stub_accounts=2)
+    other = AccountLeases(catalog_url, "other-host:42:abc", 30)
+    held = other.claim([stub_account(1).account_id])
+    thief = AccountLeases(catalog_url, "thief:1:x", 30)
+    stolen: list[object] = []
+    worker = SyncWorker(settings, lease_seconds=2)
+    # 3.5 s in (well past the 2 s lease), a third worker tries the account this one leased; at 5 s the
+    # held account is released
+    attempt = threading.Timer(3.5, lambda: stolen.extend(thief.claim([stub_account(0).account_id])))
+    done = threading.Timer(5.0, other.release, args=(held,))
+    attempt.start()
+    done.start()
+    try:
+        report = worker.run_once(SyncRequest(days_back=2))
+    finally:
+        attempt.join()
+        done.join()
+        worker.close()
+    assert stolen == []
+    assert report.success and report.errors == []
+    assert sorted(report.accounts) == [stub_account(n).account_id for n in range(2)]
+
+
 def test_a_sync_whose_lease_was_taken_over_commits_nothing(tmp_path: Path, catalog_url: str) -> None:
     """The fencing check before the commit: another worker took the account mid-sync (this one stalled
     past its lease), so this sync rolls back and says why."""
