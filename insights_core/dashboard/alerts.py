@@ -14,7 +14,7 @@ Performance alerts compare each campaign's ratio with the previous period of the
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -144,13 +144,20 @@ def _slow_run(latest: pd.Series, done: pd.DataFrame, named: bool) -> str | None:
     )
 
 
-def slow_sync_alert(runs: pd.DataFrame) -> Alert | None:
-    """The latest sync against the average of earlier syncs of the same type and scope (and accounts)."""
+def _judge_latest_runs(
+    runs: pd.DataFrame, code: str, judge: Callable[[pd.Series, pd.DataFrame, bool], str | None]
+) -> Alert | None:
+    """A warning `code` saying what `judge` found in each latest run (`_latest_runs`); None if nothing."""
     done = _finished_runs(runs)
     if done.empty:
         return None
-    slow = [m for latest, scoped, named in _latest_runs(done) if (m := _slow_run(latest, scoped, named))]
-    return Alert("warning", "sync_slow", " ".join(slow[:MAX_LISTED])) if slow else None
+    found = [m for latest, scoped, named in _latest_runs(done) if (m := judge(latest, scoped, named))]
+    return Alert("warning", code, " ".join(found[:MAX_LISTED])) if found else None
+
+
+def slow_sync_alert(runs: pd.DataFrame) -> Alert | None:
+    """The latest sync against the average of earlier syncs of the same type and scope (and accounts)."""
+    return _judge_latest_runs(runs, "sync_slow", _slow_run)
 
 
 def peak_rate_limit_hits(runs: pd.DataFrame, now: dt.datetime) -> tuple[int, dt.datetime | None]:
@@ -183,7 +190,7 @@ def rate_limit_alert(runs: pd.DataFrame, now: dt.datetime) -> Alert | None:
     )
 
 
-def _entity_errors(latest: pd.Series, named: bool) -> str | None:
+def _entity_errors(latest: pd.Series, _runs: pd.DataFrame, named: bool) -> str | None:
     processed = sum(int(latest[f"{LEVEL_PLURAL[lvl]}_processed"]) for lvl in LEVELS)
     errors = sum(int(latest[f"{LEVEL_PLURAL[lvl]}_errors"]) for lvl in LEVELS)
     share = ratio(errors, processed)
@@ -196,11 +203,7 @@ def _entity_errors(latest: pd.Series, named: bool) -> str | None:
 
 
 def entity_error_alert(runs: pd.DataFrame) -> Alert | None:
-    done = _finished_runs(runs)
-    if done.empty:
-        return None
-    found = [m for latest, _, named in _latest_runs(done) if (m := _entity_errors(latest, named))]
-    return Alert("warning", "entity_errors", " ".join(found[:MAX_LISTED])) if found else None
+    return _judge_latest_runs(runs, "entity_errors", _entity_errors)
 
 
 def sync_alerts(runs: pd.DataFrame, now: dt.datetime) -> list[Alert]:
