@@ -88,8 +88,9 @@ def settle_the_heap() -> None:
     first visitor's run on a 2-core machine unless filled here. And Streamlit collects all garbage after
     every script run (`runner.postScriptGC`), walking every object the imports made (~160,000): ~0.12 s
     with the GIL held, so the run's last messages wait. Frozen, those objects are skipped by every later
-    collection (0.002 s); they live as long as the server anyway. Whatever a session builds stays
-    collectable.
+    collection (0.002 s); they live as long as the server anyway. Whatever sessions build afterwards
+    stays collectable; only a run that happened to be alive at this moment (a browser reconnecting as
+    the server came back) would keep its cyclic garbage, once.
     """
     import gc
     import inspect
