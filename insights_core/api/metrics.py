@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from insights_core.api.reads import SnapshotReader
 from insights_core.control import Control
+from insights_core.dashboard.alerts import longest_failure_streak
 from insights_core.dashboard.sync_health import entity_coverage
 from insights_core.errors import InsightsError
 from insights_core.levels import LEVEL_PLURAL, LEVELS
@@ -151,7 +152,10 @@ def sync_run_metrics(runs: pd.DataFrame, now: dt.datetime) -> Iterator[Metric]:
     )
     success = GaugeMetricFamily("meta_insights_sync_last_success", "1 when the latest finished sync succeeded")
     stamp = GaugeMetricFamily("meta_insights_sync_last_timestamp_seconds", "Unix time of the latest finished sync")
-    failures = GaugeMetricFamily("meta_insights_sync_consecutive_failures", "Finished syncs that failed in a row")
+    failures = GaugeMetricFamily(
+        "meta_insights_sync_consecutive_failures",
+        "Finished syncs that failed in a row (with many workers: the most for any one ad account)",
+    )
     if not done.empty:
         latest = done.iloc[0]
         for level in LEVELS:
@@ -160,8 +164,7 @@ def sync_run_metrics(runs: pd.DataFrame, now: dt.datetime) -> Iterator[Metric]:
             failed.add_metric([level], float(latest[f"{plural}_errors"]))
         success.add_metric([], 1.0 if latest["status"] == "succeeded" else 0.0)
         stamp.add_metric([], _utc(latest["sync_timestamp"]).timestamp())
-        statuses = done["status"].tolist()
-        failures.add_metric([], float(next((i for i, s in enumerate(statuses) if s != "failed"), len(statuses))))
+        failures.add_metric([], float(longest_failure_streak(done)))
     yield from (processed, failed, success, stamp, failures)
     hits = GaugeMetricFamily(
         "meta_insights_sync_rate_limit_hits_last_hour", "Rate-limit hits of the syncs that ran in the last hour"

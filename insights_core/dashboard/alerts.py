@@ -82,6 +82,13 @@ def _failure_streak(done: pd.DataFrame) -> int:
     return streak
 
 
+def longest_failure_streak(runs: pd.DataFrame) -> int:
+    """The most finished syncs in a row that failed, for any one account (`runs_by_account`): what
+    `consecutive_failures_alert` compares with MAX_CONSECUTIVE_FAILURES, for /metrics."""
+    done = _finished_runs(runs)
+    return 0 if done.empty else max(_failure_streak(scoped) for _, scoped in runs_by_account(done))
+
+
 def consecutive_failures_alert(runs: pd.DataFrame) -> Alert | None:
     done = _finished_runs(runs)
     if done.empty:

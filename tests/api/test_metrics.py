@@ -62,6 +62,28 @@ def test_sync_facts_equal_the_stored_runs(store: tuple[Settings, dict[str, str]]
     assert _value(samples, "meta_insights_worker_up") == 0  # no worker has written a heartbeat
 
 
+def test_failures_in_a_row_with_many_workers_are_counted_per_account() -> None:
+    """Two workers syncing one account each, in turns: act_1 failed its last three syncs while act_2's
+    succeeded in between; the gauge says 3 (what the dashboard's alert fires on), not 0."""
+    from insights_core.api.metrics import sync_run_metrics
+    from tests.dashboard.test_alerts import of, runs
+
+    table = runs(
+        *(
+            {
+                "ago": 60 - 10 * i,
+                "report_json": of(account),
+                "status": "failed" if account == "act_1" else "succeeded",
+                **{f"{plural}_success": 0 for plural in ("campaigns", "adsets", "ads")},
+            }
+            for i in range(6)
+            for account in [("act_1", "act_2")[i % 2]]
+        )
+    )
+    gauges = {m.name: m.samples for m in sync_run_metrics(table, dt.datetime.now(dt.timezone.utc))}
+    assert [s.value for s in gauges["meta_insights_sync_consecutive_failures"]] == [3.0]
+
+
 def test_worker_heartbeat_age(store: tuple[Settings, dict[str, str]], client: TestClient) -> None:
     control = ControlChannel(store[0].control_db_path)
     started = dt.datetime.now(dt.timezone.utc)
