@@ -9,11 +9,12 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from insights_core.api.metrics import PAGE_RUN
+from insights_core.api.metrics import PAGE_RUN, sync_run_metrics
 from insights_core.control import ControlChannel
 from insights_core.settings import Settings
 from tests.api.helpers import PREFIX, TestClient, api_client, bearer, build_api_data_dir, query_store, role_tokens
 from tests.dashboard.app_harness import AD, CAMPAIGN, new_app, use_data_dir
+from tests.sync_run_frames import NOW, of, runs
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +66,6 @@ def test_sync_facts_equal_the_stored_runs(store: tuple[Settings, dict[str, str]]
 def test_failures_in_a_row_with_many_workers_are_counted_per_account() -> None:
     """Two workers syncing one account each, in turns: act_1 failed its last three syncs while act_2's
     succeeded in between; the gauge says 3 (what the dashboard's alert fires on), not 0."""
-    from insights_core.api.metrics import sync_run_metrics
-    from tests.dashboard.test_alerts import of, runs
 
     table = runs(
         *(
@@ -80,7 +79,7 @@ def test_failures_in_a_row_with_many_workers_are_counted_per_account() -> None:
             for account in [("act_1", "act_2")[i % 2]]
         )
     )
-    gauges = {m.name: m.samples for m in sync_run_metrics(table, dt.datetime.now(dt.timezone.utc))}
+    gauges = {m.name: m.samples for m in sync_run_metrics(table, NOW)}
     assert [s.value for s in gauges["meta_insights_sync_consecutive_failures"]] == [3.0]
 
 
