@@ -56,6 +56,11 @@ def _finished_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return done.sort_values("sync_timestamp", ascending=False, kind="stable")
 
 
+def _account_sets(runs: pd.DataFrame) -> set[frozenset[str]]:
+    """The different sets of accounts the runs name (runs that name none left out)."""
+    return {accounts for r in runs["report_json"] if (accounts := frozenset(report_accounts(r)))}
+
+
 def runs_by_account(done: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]:
     """`done` (finished runs, newest first) as each ad account saw them: (account, the runs that synced it
     or named no account) when runs name different accounts (many workers, each with the accounts it
@@ -64,7 +69,7 @@ def runs_by_account(done: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]
     if done.empty or "report_json" not in done.columns:
         return [(None, done)]
     named = [frozenset(report_accounts(r)) for r in done["report_json"]]
-    kinds = {accounts for accounts in named if accounts}
+    kinds = _account_sets(done)
     if len(kinds) <= 1:
         return [(None, done)]
     return [
@@ -186,15 +191,33 @@ def peak_rate_limit_hits(runs: pd.DataFrame, now: dt.datetime) -> tuple[int, dt.
 
 
 def rate_limit_alert(runs: pd.DataFrame, now: dt.datetime) -> Alert | None:
+    """Hits are summed over every account (Meta also limits the app as a whole); with many workers the
+    accounts whose syncs were throttled in that hour are named, most hits first."""
     peak, at = peak_rate_limit_hits(runs, now)
-    if peak <= MAX_RATE_LIMIT_HITS_PER_HOUR:
+    if peak <= MAX_RATE_LIMIT_HITS_PER_HOUR or at is None:
         return None
     return Alert(
         "warning",
         "rate_limited",
         f"{peak} rate-limit hits within one hour (the hour up to {_when(at)}), above "
-        f"{MAX_RATE_LIMIT_HITS_PER_HOUR} per hour: syncs are being throttled by Meta.",
+        f"{MAX_RATE_LIMIT_HITS_PER_HOUR} per hour: syncs{_throttled_accounts(runs, at)} are being throttled by Meta.",
     )
+
+
+def _throttled_accounts(runs: pd.DataFrame, hour_end: dt.datetime) -> str:
+    """The accounts whose syncs hit rate limits in the hour up to `hour_end`, most hits first, as
+    ' of act_1 (9), act_2 (3)', when runs name different accounts (many workers); '' otherwise."""
+    if "report_json" not in runs.columns or len(_account_sets(runs)) <= 1:
+        return ""
+    end = pd.Timestamp(hour_end)
+    stamps = pd.to_datetime(runs["sync_timestamp"])
+    hour = runs[(stamps > end - pd.Timedelta(hours=1)) & (stamps <= end)]
+    hits: dict[str, int] = {}
+    for report, count in zip(hour["report_json"], hour["rate_limit_hits"].fillna(0)):
+        for account in report_accounts(report):
+            hits[account] = hits.get(account, 0) + int(count)
+    ranked = sorted((item for item in hits.items() if item[1]), key=lambda item: (-item[1], item[0]))
+    return f" of {', '.join(f'{account} ({n})' for account, n in ranked[:MAX_LISTED])}" if ranked else ""
 
 
 def _entity_errors(latest: pd.Series, _runs: pd.DataFrame, named: bool) -> str | None:

@@ -155,6 +155,23 @@ def test_with_many_workers_a_big_accounts_usual_sync_is_not_called_slow_against_
     assert alerts.slow_sync_alert(table) is None
 
 
+def test_with_many_workers_the_rate_limit_alert_names_the_throttled_accounts() -> None:
+    table = runs(
+        {"ago": 200, "report_json": of("act_3"), "rate_limit_hits": 5},  # hours before the peak hour
+        {"ago": 40, "report_json": of("act_1"), "rate_limit_hits": 4},
+        {"ago": 30, "report_json": of("act_2"), "rate_limit_hits": 7},
+        {"ago": 20, "report_json": of("act_3")},
+        {"ago": 10, "report_json": of("act_1"), "rate_limit_hits": 2},
+    )
+    alert = alerts.rate_limit_alert(table, NOW)
+    assert alert is not None and "13 rate-limit hits within one hour" in alert.message
+    assert "syncs of act_2 (7), act_1 (6) are being throttled by Meta" in alert.message
+    # one worker syncing every account: nothing to name
+    table = runs(*({"ago": 30 - i, "report_json": of("act_1", "act_2"), "rate_limit_hits": 4} for i in range(3)))
+    alert = alerts.rate_limit_alert(table, NOW)
+    assert alert is not None and alert.message.endswith("per hour: syncs are being throttled by Meta.")
+
+
 def test_with_many_workers_entity_errors_are_judged_on_each_accounts_latest_run() -> None:
     table = runs(
         {"ago": 30, "report_json": of("act_1"), "ads_errors": 300},
