@@ -66,7 +66,6 @@ def test_sync_facts_equal_the_stored_runs(store: tuple[Settings, dict[str, str]]
 def test_failures_in_a_row_with_many_workers_are_counted_per_account() -> None:
     """Two workers syncing one account each, in turns: act_1 failed its last three syncs while act_2's
     succeeded in between; the gauge says 3 (what the dashboard's alert fires on), not 0."""
-
     table = runs(
         *(
             {
