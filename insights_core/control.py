@@ -8,6 +8,7 @@ Connections are short-lived and per call, so any thread (Streamlit's included) c
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
@@ -147,6 +148,20 @@ def _create_schema(path: Path) -> None:
         con.close()
 
 
+@contextmanager
+def _holding_creation_lock(path: Path) -> Iterator[None]:
+    """Hold `<path>.lock` (an exclusive flock: other processes and threads wait) while `path` is checked
+    and created. Without it, a process that found no database removed the "stale" WAL and shared memory
+    another had just created for its new database, and that one's connections failed with "disk I/O
+    error" (the worker and the dashboard start together on a fresh data dir)."""
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def new_worker_id() -> str:
     """host:pid plus a random suffix: a pid reused on the same host after a kill is another worker."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -185,23 +200,24 @@ class ControlChannel:
     def _ensure_schema(self) -> None:
         if self._schema_ready and self.path.exists():
             return
-        if not self.path.exists():
-            # a WAL left by a deleted database must not be replayed into the new one
-            for suffix in ("-wal", "-shm"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         ensure_private_dir(self.path.parent)
-        for attempt in range(_SCHEMA_ATTEMPTS):
-            try:
-                _create_schema(self.path)
-                break
-            except sqlite3.OperationalError as exc:
-                # switching a new file to WAL while another process (the app, the worker) does the same
-                # fails at once with "database is locked": SQLite does not wait on its busy handler there
-                if "locked" not in str(exc) or attempt == _SCHEMA_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
-        for suffix in ("", "-wal", "-shm"):
-            make_private(Path(f"{self.path}{suffix}"))  # sqlite gives its wal and shm the database file's mode
+        with _holding_creation_lock(self.path):
+            if not self.path.exists():
+                # a WAL left by a deleted database must not be replayed into the new one
+                for suffix in ("-wal", "-shm"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            for attempt in range(_SCHEMA_ATTEMPTS):
+                try:
+                    _create_schema(self.path)
+                    break
+                except sqlite3.OperationalError as exc:
+                    # switching a new file to WAL while another process (the app, the worker) does the same
+                    # fails at once with "database is locked": SQLite does not wait on its busy handler there
+                    if "locked" not in str(exc) or attempt == _SCHEMA_ATTEMPTS - 1:
+                        raise
+                    time.sleep(0.05 * (attempt + 1))
+            for suffix in ("", "-wal", "-shm"):
+                make_private(Path(f"{self.path}{suffix}"))  # sqlite gives its wal and shm the database file's mode
         self._schema_ready = True
 
     def _failure(self, exc: Exception) -> ControlChannelError:

@@ -7,7 +7,9 @@ Each behaviour runs on both backends: SQLite in the data dir (one worker) and th
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -198,6 +200,40 @@ def test_heartbeat_goes_stale(open_control: OpenControl) -> None:
     assert not status.is_alive(status.heartbeat_at + dt.timedelta(seconds=STALE_AFTER_SECONDS + 1))
     control.save_heartbeat(mode="stub", state="stopped", started_at=start, interval_minutes=30, sync_enabled=True)
     assert not control.fetch_worker_status().is_alive()
+
+
+def test_an_opener_waits_for_a_database_being_created_and_leaves_its_wal_alone(tmp_path: Path) -> None:
+    """Another process is creating the control database (its creation lock held, its WAL in use): an
+    opener that found no file waits, then uses that database; it does not clear the WAL as stale
+    (which failed the creator's connections with "disk I/O error", 3 of 400 openings in one CI run)."""
+    path = tmp_path / "control.sqlite"
+    lock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # the other process, mid-creation
+    failures: list[Exception] = []
+
+    def open_channel() -> None:
+        try:
+            ControlChannel(path)
+        except Exception as exc:
+            failures.append(exc)
+
+    opener = threading.Thread(target=open_channel)
+    opener.start()
+    opener.join(0.5)
+    assert opener.is_alive() and not path.exists()  # it waits; it did not create a file of its own
+    creator = sqlite3.connect(path, isolation_level=None)
+    creator.execute("PRAGMA journal_mode=WAL")
+    creator.execute("CREATE TABLE mine (x INTEGER)")
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    os.close(lock)
+    opener.join(10)
+    creator.execute("INSERT INTO mine VALUES (1)")  # the creator's WAL is still there
+    assert creator.execute("SELECT count(*) FROM mine").fetchone() == (1,)
+    creator.close()
+    assert failures == []
+    with sqlite3.connect(path) as con:  # one database, with the creator's table and the channel's
+        tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "mine" in tables and "sync_requests" in tables
 
 
 def test_processes_creating_the_control_db_at_once_all_get_it(tmp_path: Path) -> None:
