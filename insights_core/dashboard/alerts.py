@@ -49,16 +49,20 @@ class Alert:
 
 
 def _finished_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Succeeded or failed runs, newest first (cancelled runs say nothing about health)."""
+    """Succeeded or failed runs, newest first (cancelled runs say nothing about health), each with the
+    accounts its report names as `_accounts` (a tuple; the reports are parsed here, once)."""
     if runs.empty:
         return runs
-    done = runs[runs["status"].isin(_FINISHED)]
-    return done.sort_values("sync_timestamp", ascending=False, kind="stable")
+    done = runs[runs["status"].isin(_FINISHED)].sort_values("sync_timestamp", ascending=False, kind="stable")
+    reports = done["report_json"] if "report_json" in done.columns else [None] * len(done)
+    return done.assign(
+        _accounts=pd.Series([tuple(report_accounts(r)) for r in reports], index=done.index, dtype=object)
+    )
 
 
-def _account_sets(runs: pd.DataFrame) -> set[frozenset[str]]:
-    """The different sets of accounts the runs name (runs that name none left out)."""
-    return {accounts for r in runs["report_json"] if (accounts := frozenset(report_accounts(r)))}
+def _account_sets(named: Iterable[Sequence[str]]) -> set[frozenset[str]]:
+    """The different sets of accounts that runs name (runs that name none left out)."""
+    return {accounts for names in named if (accounts := frozenset(names))}
 
 
 def runs_by_account(done: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]:
@@ -66,14 +70,13 @@ def runs_by_account(done: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]
     or named no account) when runs name different accounts (many workers, each with the accounts it
     leased: one account's successes must not break another's streak of failures); else one
     (None, `done`), and nothing is said per account (one worker syncs every account each run)."""
-    if done.empty or "report_json" not in done.columns:
+    if done.empty:
         return [(None, done)]
-    named = [frozenset(report_accounts(r)) for r in done["report_json"]]
-    kinds = _account_sets(done)
+    kinds = _account_sets(done["_accounts"])
     if len(kinds) <= 1:
         return [(None, done)]
     return [
-        (account, done[[not accounts or account in accounts for accounts in named]])
+        (account, done[[not accounts or account in accounts for accounts in done["_accounts"]]])
         for account in sorted(frozenset().union(*kinds))
     ]
 
@@ -133,16 +136,15 @@ def _latest_runs(done: pd.DataFrame) -> list[tuple[pd.Series, pd.DataFrame, bool
 
 
 def _of_accounts(run: pd.Series, named: bool) -> str:
-    accounts = report_accounts(run.get("report_json")) if named else []
-    return f" of {', '.join(accounts)}" if accounts else ""
+    return f" of {', '.join(run['_accounts'])}" if named and run["_accounts"] else ""
 
 
 def _slow_run(latest: pd.Series, done: pd.DataFrame, named: bool) -> str | None:
     scoped = done["entity_type"].notna() & (done["entity_type"].astype(str) != "")
     same = (done["sync_type"] == latest["sync_type"]) & (scoped == scoped.iloc[0])
     if named:  # a run of one account is not compared with a run of five
-        accounts = set(report_accounts(latest.get("report_json")))
-        same &= np.array([set(report_accounts(r)) == accounts for r in done["report_json"]], dtype=bool)
+        accounts = set(latest["_accounts"])
+        same &= np.array([set(names) == accounts for names in done["_accounts"]], dtype=bool)
     history = done[same].iloc[1:]
     if len(history) < MIN_HISTORY:
         return None
@@ -207,7 +209,7 @@ def rate_limit_alert(runs: pd.DataFrame, now: dt.datetime) -> Alert | None:
 def _throttled_accounts(runs: pd.DataFrame, hour_end: dt.datetime) -> str:
     """The accounts whose syncs hit rate limits in the hour up to `hour_end`, most hits first, as
     ' of act_1 (9), act_2 (3)', when runs name different accounts (many workers); '' otherwise."""
-    if "report_json" not in runs.columns or len(_account_sets(runs)) <= 1:
+    if "report_json" not in runs.columns or len(_account_sets(map(report_accounts, runs["report_json"]))) <= 1:
         return ""
     end = pd.Timestamp(hour_end)
     stamps = pd.to_datetime(runs["sync_timestamp"])
